@@ -1,0 +1,1 @@
+//! The chaos harness: namespaces and links, the nemesis, clients, the recorded history and its checkers.

@@ -1,0 +1,1 @@
+//! The gRPC contracts (raft, inventory, admin) and their generated code.

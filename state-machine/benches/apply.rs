@@ -1,0 +1,113 @@
+//! Apply throughput of single-unit `PlaceOrder`s: one hot SKU and 10,000 SKUs, in batches of
+//! 1, 64 and 1024 commands per log entry, with and without a sled flush per batch.
+//! Run with `cargo bench -p state-machine`; it prints a table, it asserts nothing.
+
+use state_machine::{Batch, Command, Item, Items, OrderId, Qty, SkuId, Store, UserId};
+use std::time::{Duration, Instant};
+
+const SKU_COUNT_WIDE: usize = 10_000;
+
+fn sku_name(i: usize) -> String {
+    format!("sku-{i:05}")
+}
+
+fn place(n: u64, skus: usize) -> Command {
+    Command::PlaceOrder {
+        order_id: OrderId::new(format!("order-{n:012}")).unwrap(),
+        user_id: UserId::new(format!("user-{}", n % 100_003)).unwrap(),
+        items: Items::new(vec![Item {
+            sku: SkuId::new(sku_name(n as usize % skus)).unwrap(),
+            qty: Qty::new(1).unwrap(),
+        }])
+        .unwrap(),
+        ttl_ms: 900_000,
+    }
+}
+
+struct Run {
+    skus: usize,
+    batch: usize,
+    flush: bool,
+}
+
+fn measure(run: &Run) -> (f64, u64) {
+    // On the project's disk, not /tmp (which may be memory-backed), so flushes are real.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let db = sled::Config::new().path(dir.path()).open().unwrap();
+    let store = Store::open(&db).unwrap();
+    let setup: Vec<Command> = (0..run.skus)
+        .map(|i| Command::CreateSku {
+            sku: SkuId::new(sku_name(i)).unwrap(),
+            stock: 1 << 40,
+            per_user_limit: None,
+            sale_window: None,
+        })
+        .collect();
+    store
+        .apply(
+            &[(
+                1,
+                &Batch {
+                    now_ms: 1,
+                    commands: setup,
+                },
+            )],
+            None,
+        )
+        .unwrap();
+    store.flush().unwrap();
+
+    // Enough work for a stable figure, bounded in time.
+    let budget = Duration::from_secs(if run.flush { 3 } else { 4 });
+    let mut index = 1;
+    let mut orders = 0u64;
+    let started = Instant::now();
+    while started.elapsed() < budget {
+        let commands = (0..run.batch).map(|_| {
+            orders += 1;
+            place(orders, run.skus)
+        });
+        let batch = Batch {
+            now_ms: 1_000 + index,
+            commands: commands.collect(),
+        };
+        index += 1;
+        store
+            .apply(&[(index, &batch)], Some(&index.to_be_bytes()))
+            .unwrap();
+        if run.flush {
+            store.flush().unwrap();
+        }
+    }
+    (orders as f64 / started.elapsed().as_secs_f64(), orders)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; any other argument filters nothing here.
+    println!("state-machine apply: single-unit PlaceOrder, sled store, one thread");
+    println!(
+        "{:<12} {:>6} {:>6} {:>14} {:>10}",
+        "skus", "batch", "flush", "orders/s", "orders"
+    );
+    for skus in [1, SKU_COUNT_WIDE] {
+        for flush in [false, true] {
+            for batch in [1, 64, 1024] {
+                let run = Run { skus, batch, flush };
+                let (rate, orders) = measure(&run);
+                let label = if skus == 1 {
+                    "1 (hot)".to_string()
+                } else {
+                    skus.to_string()
+                };
+                println!(
+                    "{:<12} {:>6} {:>6} {:>14.0} {:>10}",
+                    label,
+                    batch,
+                    if flush { "yes" } else { "no" },
+                    rate,
+                    orders
+                );
+            }
+        }
+    }
+}

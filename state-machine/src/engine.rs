@@ -1,0 +1,438 @@
+//! The rules of every command, applied to one transaction's working set. Deterministic:
+//! only the state, the command, the log index and the state machine's clock decide.
+
+use crate::command::{Command, Effect, Outcome, Refusal};
+use crate::model::{Items, Order, OrderStatus, SaleWindow, Sku, SkuCreation};
+use crate::store::{tx::Tx, StoreError, MAX_EXPIRE_PER_COMMAND};
+use crate::validation::{OrderId, PaymentRef, RequestId, SkuId, UserId, MAX_COUNT};
+
+type Applied = Result<Outcome, StoreError>;
+
+fn refuse(refusal: Refusal) -> Applied {
+    Ok(Outcome::Refused(refusal))
+}
+
+/// Arithmetic on counters the invariants say cannot fail; failing means corrupt state.
+fn checked(value: Option<u64>, what: &str, sku: &SkuId) -> Result<u64, StoreError> {
+    value.ok_or_else(|| StoreError::Invariant(format!("sku {sku}: {what} out of range")))
+}
+
+pub(crate) fn apply_command(tx: &mut Tx, index: u64, command: &Command) -> Applied {
+    if let Err(e) = command.validate() {
+        return refuse(Refusal::Invalid(e));
+    }
+    match command {
+        Command::CreateSku {
+            sku,
+            stock,
+            per_user_limit,
+            sale_window,
+        } => create_sku(tx, index, sku, *stock, *per_user_limit, *sale_window),
+        Command::Restock {
+            sku,
+            request_id,
+            delta,
+        } => restock(tx, index, sku, request_id, *delta),
+        Command::UpdateSku {
+            sku,
+            per_user_limit,
+            sale_window,
+        } => update_sku(tx, index, sku, *per_user_limit, *sale_window),
+        Command::PlaceOrder {
+            order_id,
+            user_id,
+            items,
+            ttl_ms,
+        } => place_order(tx, index, order_id, user_id, items, *ttl_ms),
+        Command::Pay {
+            order_id,
+            payment_ref,
+        } => pay(tx, index, order_id, payment_ref.as_ref()),
+        Command::Cancel { order_id } => cancel(tx, index, order_id),
+        Command::Refund { order_id, restock } => refund(tx, index, order_id, *restock),
+        Command::Expire => expire(tx, index),
+    }
+}
+
+fn create_sku(
+    tx: &mut Tx,
+    index: u64,
+    sku: &SkuId,
+    stock: u64,
+    per_user_limit: Option<u64>,
+    sale_window: Option<SaleWindow>,
+) -> Applied {
+    let created = SkuCreation {
+        stock,
+        per_user_limit,
+        sale_window,
+    };
+    if let Some(existing) = tx.sku(sku)? {
+        return if existing.created == created {
+            Ok(Outcome::Sku {
+                sku: existing,
+                effect: Effect::Unchanged,
+            })
+        } else {
+            refuse(Refusal::SkuExists { sku: sku.clone() })
+        };
+    }
+    let new = Sku {
+        sku: sku.clone(),
+        total: stock,
+        available: stock,
+        reserved: 0,
+        sold: 0,
+        refunded: 0,
+        per_user_limit,
+        sale_window,
+        revision: index,
+        created,
+    };
+    tx.put_sku(new.clone());
+    Ok(Outcome::Sku {
+        sku: new,
+        effect: Effect::Applied,
+    })
+}
+
+fn restock(tx: &mut Tx, index: u64, sku_id: &SkuId, request_id: &RequestId, delta: i64) -> Applied {
+    let Some(mut sku) = tx.sku(sku_id)? else {
+        return refuse(Refusal::SkuNotFound {
+            sku: sku_id.clone(),
+        });
+    };
+    if let Some(applied_delta) = tx.restock(sku_id, request_id)? {
+        return if applied_delta == delta {
+            Ok(Outcome::Sku {
+                sku,
+                effect: Effect::Unchanged,
+            })
+        } else {
+            refuse(Refusal::RequestIdConflict {
+                sku: sku_id.clone(),
+                request_id: request_id.clone(),
+                applied_delta,
+            })
+        };
+    }
+    let magnitude = delta.unsigned_abs();
+    if delta > 0 {
+        match sku.total.checked_add(magnitude) {
+            Some(total) if total <= MAX_COUNT => {
+                sku.total = total;
+                sku.available = checked(sku.available.checked_add(magnitude), "available", sku_id)?;
+            }
+            _ => {
+                return refuse(Refusal::TotalOverflow {
+                    sku: sku_id.clone(),
+                    total: sku.total,
+                })
+            }
+        }
+    } else {
+        if sku.available < magnitude {
+            return refuse(Refusal::InsufficientAvailable {
+                sku: sku_id.clone(),
+                available: sku.available,
+                requested: magnitude,
+            });
+        }
+        sku.available -= magnitude;
+        sku.total = checked(sku.total.checked_sub(magnitude), "total", sku_id)?;
+    }
+    sku.revision = index;
+    tx.put_restock(sku_id, request_id, delta);
+    tx.put_sku(sku.clone());
+    Ok(Outcome::Sku {
+        sku,
+        effect: Effect::Applied,
+    })
+}
+
+fn update_sku(
+    tx: &mut Tx,
+    index: u64,
+    sku_id: &SkuId,
+    per_user_limit: Option<Option<u64>>,
+    sale_window: Option<Option<SaleWindow>>,
+) -> Applied {
+    let Some(mut sku) = tx.sku(sku_id)? else {
+        return refuse(Refusal::SkuNotFound {
+            sku: sku_id.clone(),
+        });
+    };
+    let limit = per_user_limit.unwrap_or(sku.per_user_limit);
+    let window = sale_window.unwrap_or(sku.sale_window);
+    if limit == sku.per_user_limit && window == sku.sale_window {
+        return Ok(Outcome::Sku {
+            sku,
+            effect: Effect::Unchanged,
+        });
+    }
+    sku.per_user_limit = limit;
+    sku.sale_window = window;
+    sku.revision = index;
+    tx.put_sku(sku.clone());
+    Ok(Outcome::Sku {
+        sku,
+        effect: Effect::Applied,
+    })
+}
+
+fn place_order(
+    tx: &mut Tx,
+    index: u64,
+    order_id: &OrderId,
+    user_id: &UserId,
+    items: &Items,
+    ttl_ms: u64,
+) -> Applied {
+    if let Some(existing) = tx.order(order_id)? {
+        return if existing.user_id == *user_id && existing.items.same_content(items) {
+            Ok(Outcome::Order {
+                order: existing,
+                effect: Effect::Unchanged,
+            })
+        } else {
+            refuse(Refusal::OrderIdConflict {
+                order_id: order_id.clone(),
+            })
+        };
+    }
+    let clock = tx.clock;
+    // Every item is checked before any is reserved: all or nothing.
+    let mut reserved = Vec::with_capacity(items.as_slice().len());
+    for item in items.as_slice() {
+        let qty = item.qty.get();
+        let Some(sku) = tx.sku(&item.sku)? else {
+            return refuse(Refusal::SkuNotFound {
+                sku: item.sku.clone(),
+            });
+        };
+        if let Some(window) = sku.sale_window {
+            if !window.contains(clock) {
+                return refuse(Refusal::SaleNotActive {
+                    sku: item.sku.clone(),
+                    start_ms: window.start_ms,
+                    end_ms: window.end_ms,
+                });
+            }
+        }
+        let held = tx.hold(&item.sku, user_id)?;
+        if let Some(limit) = sku.per_user_limit {
+            if held.saturating_add(qty) > limit {
+                return refuse(Refusal::PerUserLimitExceeded {
+                    sku: item.sku.clone(),
+                    limit,
+                    held,
+                    requested: qty,
+                });
+            }
+        }
+        if sku.available < qty {
+            return refuse(Refusal::OutOfStock {
+                sku: item.sku.clone(),
+                available: sku.available,
+                requested: qty,
+            });
+        }
+        reserved.push((sku, held, qty));
+    }
+    let Some(expires_ms) = clock.checked_add(ttl_ms) else {
+        return refuse(Refusal::Invalid(crate::ValidationError::new(
+            "reservation_ttl_ms",
+            "deadline overflows the clock",
+        )));
+    };
+    for (mut sku, held, qty) in reserved {
+        sku.available -= qty;
+        sku.reserved = checked(sku.reserved.checked_add(qty), "reserved", &sku.sku)?;
+        sku.revision = index;
+        tx.put_hold(&sku.sku, user_id, held + qty);
+        tx.put_sku(sku);
+    }
+    let order = Order {
+        order_id: order_id.clone(),
+        user_id: user_id.clone(),
+        items: items.clone(),
+        status: OrderStatus::Reserved,
+        created_ms: clock,
+        expires_ms,
+        updated_ms: clock,
+        payment_ref: None,
+        revision: index,
+    };
+    tx.add_deadline(expires_ms, order_id);
+    tx.add_user_order(user_id, clock, order_id);
+    tx.put_order(order.clone());
+    Ok(Outcome::Order {
+        order,
+        effect: Effect::Applied,
+    })
+}
+
+/// How a status change moves one item's units between a SKU's counters.
+#[derive(Clone, Copy)]
+enum Movement {
+    /// reserved -> available (cancel, expire)
+    Release,
+    /// reserved -> sold (pay)
+    Sell,
+    /// sold -> available (refund with restock)
+    RefundRestock,
+    /// sold -> out of stock: total shrinks (refund without restock)
+    RefundWithdraw,
+}
+
+/// Moves every item's units and, where the user stops holding them, releases the holds.
+fn move_units(
+    tx: &mut Tx,
+    index: u64,
+    order: &Order,
+    movement: Movement,
+) -> Result<(), StoreError> {
+    for item in order.items.as_slice() {
+        let qty = item.qty.get();
+        let mut sku = tx.sku(&item.sku)?.ok_or_else(|| {
+            StoreError::Invariant(format!(
+                "order {} names missing sku {}",
+                order.order_id, item.sku
+            ))
+        })?;
+        let id = sku.sku.clone();
+        match movement {
+            Movement::Release => {
+                sku.reserved = checked(sku.reserved.checked_sub(qty), "reserved", &id)?;
+                sku.available = checked(sku.available.checked_add(qty), "available", &id)?;
+            }
+            Movement::Sell => {
+                sku.reserved = checked(sku.reserved.checked_sub(qty), "reserved", &id)?;
+                sku.sold = checked(sku.sold.checked_add(qty), "sold", &id)?;
+            }
+            Movement::RefundRestock | Movement::RefundWithdraw => {
+                sku.sold = checked(sku.sold.checked_sub(qty), "sold", &id)?;
+                sku.refunded = sku.refunded.saturating_add(qty);
+                if matches!(movement, Movement::RefundRestock) {
+                    sku.available = checked(sku.available.checked_add(qty), "available", &id)?;
+                } else {
+                    sku.total = checked(sku.total.checked_sub(qty), "total", &id)?;
+                }
+            }
+        }
+        if !matches!(movement, Movement::Sell) {
+            let held = tx.hold(&id, &order.user_id)?;
+            let left = checked(held.checked_sub(qty), "hold", &id)?;
+            tx.put_hold(&id, &order.user_id, left);
+        }
+        sku.revision = index;
+        tx.put_sku(sku);
+    }
+    Ok(())
+}
+
+fn transition(
+    tx: &mut Tx,
+    index: u64,
+    mut order: Order,
+    movement: Movement,
+    status: OrderStatus,
+) -> Applied {
+    move_units(tx, index, &order, movement)?;
+    if order.status == OrderStatus::Reserved {
+        tx.remove_deadline(order.expires_ms, &order.order_id);
+    }
+    order.status = status;
+    order.updated_ms = tx.clock;
+    order.revision = index;
+    tx.put_order(order.clone());
+    Ok(Outcome::Order {
+        order,
+        effect: Effect::Applied,
+    })
+}
+
+fn find_order(tx: &mut Tx, order_id: &OrderId) -> Result<Result<Order, Refusal>, StoreError> {
+    Ok(tx.order(order_id)?.ok_or_else(|| Refusal::OrderNotFound {
+        order_id: order_id.clone(),
+    }))
+}
+
+fn unchanged(order: Order) -> Applied {
+    Ok(Outcome::Order {
+        order,
+        effect: Effect::Unchanged,
+    })
+}
+
+fn invalid_transition(order: &Order) -> Applied {
+    refuse(Refusal::InvalidTransition {
+        order_id: order.order_id.clone(),
+        status: order.status,
+    })
+}
+
+fn pay(tx: &mut Tx, index: u64, order_id: &OrderId, payment_ref: Option<&PaymentRef>) -> Applied {
+    let mut order = match find_order(tx, order_id)? {
+        Ok(order) => order,
+        Err(refusal) => return refuse(refusal),
+    };
+    match order.status {
+        OrderStatus::Reserved => {
+            order.payment_ref = payment_ref.cloned();
+            transition(tx, index, order, Movement::Sell, OrderStatus::Paid)
+        }
+        OrderStatus::Paid => unchanged(order),
+        _ => invalid_transition(&order),
+    }
+}
+
+fn cancel(tx: &mut Tx, index: u64, order_id: &OrderId) -> Applied {
+    let order = match find_order(tx, order_id)? {
+        Ok(order) => order,
+        Err(refusal) => return refuse(refusal),
+    };
+    match order.status {
+        OrderStatus::Reserved => {
+            transition(tx, index, order, Movement::Release, OrderStatus::Cancelled)
+        }
+        OrderStatus::Cancelled | OrderStatus::Expired => unchanged(order),
+        _ => invalid_transition(&order),
+    }
+}
+
+fn refund(tx: &mut Tx, index: u64, order_id: &OrderId, restock: bool) -> Applied {
+    let order = match find_order(tx, order_id)? {
+        Ok(order) => order,
+        Err(refusal) => return refuse(refusal),
+    };
+    let movement = if restock {
+        Movement::RefundRestock
+    } else {
+        Movement::RefundWithdraw
+    };
+    match order.status {
+        OrderStatus::Paid => transition(tx, index, order, movement, OrderStatus::Refunded),
+        OrderStatus::Refunded => unchanged(order),
+        _ => invalid_transition(&order),
+    }
+}
+
+fn expire(tx: &mut Tx, index: u64) -> Applied {
+    let due = tx.due(MAX_EXPIRE_PER_COMMAND)?;
+    let mut expired = 0u64;
+    for order_id in due {
+        let order = tx.order(&order_id)?.ok_or_else(|| {
+            StoreError::Invariant(format!("deadline of missing order {order_id}"))
+        })?;
+        if order.status != OrderStatus::Reserved {
+            return Err(StoreError::Invariant(format!(
+                "deadline of {} order {order_id}",
+                order.status.as_str()
+            )));
+        }
+        transition(tx, index, order, Movement::Release, OrderStatus::Expired)?;
+        expired += 1;
+    }
+    Ok(Outcome::Expired { orders: expired })
+}

@@ -1,0 +1,247 @@
+//! The sled-backed store: atomic batch apply, recovery on open, snapshots and the read
+//! helpers the node answers linearisable reads with (after its own read-index check).
+//!
+//! One writer at a time (the apply path) holds `writer`; readers never block it. The store
+//! shares the node's `sled::Db` (sled wants one per process) and touches only trees whose
+//! names start with `sm.`.
+
+mod keys;
+mod snapshot;
+mod trees;
+pub(crate) mod tx;
+
+use crate::command::{Batch, Outcome, MAX_BATCH_COMMANDS};
+use crate::engine;
+use crate::model::{Order, Sku};
+use crate::validation::{OrderId, SkuId, UserId};
+pub use snapshot::SnapshotInfo;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use trees::Trees;
+use tx::{decode, Tx};
+
+pub(crate) const CLOCK_KEY: &[u8] = b"clock";
+pub(crate) const MARKER_KEY: &[u8] = b"marker";
+
+/// Most orders one `Expire` command expires; the leader's ticker proposes again while the
+/// earliest deadline is still past, so a backlog drains in bounded entries.
+pub const MAX_EXPIRE_PER_COMMAND: usize = 10_000;
+/// Largest page a list read returns.
+pub const MAX_PAGE: usize = 1_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+    #[error("invariant broken: {0}")]
+    Invariant(String),
+    #[error("bad snapshot: {0}")]
+    Snapshot(String),
+    #[error("batch of {0} commands exceeds the limit of {MAX_BATCH_COMMANDS}")]
+    BatchTooLarge(usize),
+}
+
+pub struct Store {
+    db: sled::Db,
+    trees: RwLock<Arc<Trees>>,
+    writer: Mutex<()>,
+}
+
+impl Store {
+    /// Opens (or creates) the state in `db`, recovering exactly what the last committed
+    /// apply or install wrote.
+    pub fn open(db: &sled::Db) -> Result<Self, StoreError> {
+        let meta = db.open_tree(trees::META_TREE)?;
+        let generation = match meta.get(trees::GENERATION_KEY)? {
+            Some(raw) => u64::from_be_bytes(
+                raw.as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("sm.meta: generation".into()))?,
+            ),
+            None => 0,
+        };
+        trees::drop_other_generations(db, generation)?;
+        let trees = Trees::open(db, generation)?;
+        Ok(Self {
+            db: db.clone(),
+            trees: RwLock::new(Arc::new(trees)),
+            writer: Mutex::new(()),
+        })
+    }
+
+    fn current(&self) -> Arc<Trees> {
+        self.trees
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    fn lock_writer(&self) -> MutexGuard<'_, ()> {
+        self.writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Applies log entries `(index, batch)` in order and records `marker` (the caller's
+    /// encoding of the last applied log id and membership) in the same atomic write.
+    /// Returns one outcome per command of each batch.
+    pub fn apply(
+        &self,
+        entries: &[(u64, &Batch)],
+        marker: Option<&[u8]>,
+    ) -> Result<Vec<Vec<Outcome>>, StoreError> {
+        if let Some((_, too_big)) = entries
+            .iter()
+            .find(|(_, b)| b.commands.len() > MAX_BATCH_COMMANDS)
+        {
+            return Err(StoreError::BatchTooLarge(too_big.commands.len()));
+        }
+        let _writer = self.lock_writer();
+        let trees = self.current();
+        let mut tx = Tx::new(&trees, read_clock(&trees)?);
+        let mut results = Vec::with_capacity(entries.len());
+        for (index, batch) in entries {
+            tx.clock = tx.clock.max(batch.now_ms);
+            let mut outcomes = Vec::with_capacity(batch.commands.len());
+            for command in &batch.commands {
+                outcomes.push(engine::apply_command(&mut tx, *index, command)?);
+            }
+            results.push(outcomes);
+        }
+        tx.commit(marker)?;
+        Ok(results)
+    }
+
+    /// Records a new marker with no commands (Raft's blank and membership entries).
+    pub fn set_marker(&self, marker: &[u8]) -> Result<(), StoreError> {
+        self.apply(&[], Some(marker)).map(|_| ())
+    }
+
+    /// Makes everything applied so far durable.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The marker written with the last apply or install.
+    pub fn marker(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.current().applied.get(MARKER_KEY)?.map(|v| v.to_vec()))
+    }
+
+    /// The state machine's clock: the largest `now_ms` applied so far.
+    pub fn clock(&self) -> Result<u64, StoreError> {
+        read_clock(&self.current())
+    }
+
+    /// The earliest deadline of a reserved order, if any: the leader's ticker proposes
+    /// `Expire` once its clock passes it.
+    pub fn earliest_deadline(&self) -> Result<Option<u64>, StoreError> {
+        match self.current().deadlines.first()? {
+            Some((key, _)) => keys::deadline_ms(&key)
+                .map(Some)
+                .ok_or_else(|| StoreError::Corrupt("deadlines: short key".into())),
+            None => Ok(None),
+        }
+    }
+
+    /// Units `user` holds of `sku` in reserved or paid orders.
+    pub fn held(&self, sku: &SkuId, user: &UserId) -> Result<u64, StoreError> {
+        match self.current().holds.get(keys::hold(sku, user))? {
+            Some(bytes) => decode("holds", &bytes),
+            None => Ok(0),
+        }
+    }
+
+    pub fn get_sku(&self, sku: &SkuId) -> Result<Option<Sku>, StoreError> {
+        match self.current().skus.get(sku.as_str())? {
+            Some(bytes) => Ok(Some(decode_sku(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn get_order(&self, order_id: &OrderId) -> Result<Option<Order>, StoreError> {
+        match self.current().orders.get(order_id.as_str())? {
+            Some(bytes) => Ok(Some(decode("orders", &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// SKUs in byte order after `after` (exclusive), at most `limit` (capped at
+    /// `MAX_PAGE`); `next` is the page's last SKU when more follow.
+    pub fn list_skus(
+        &self,
+        after: Option<&SkuId>,
+        limit: usize,
+    ) -> Result<(Vec<Sku>, Option<SkuId>), StoreError> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let trees = self.current();
+        let iter = match after {
+            Some(after) => trees.skus.range::<&[u8], _>((
+                std::ops::Bound::Excluded(after.as_str().as_bytes()),
+                std::ops::Bound::Unbounded,
+            )),
+            None => trees.skus.iter(),
+        };
+        let mut page = Vec::with_capacity(limit.min(64));
+        let mut more = false;
+        for entry in iter {
+            let (_, bytes) = entry?;
+            if page.len() == limit {
+                more = true;
+                break;
+            }
+            page.push(decode_sku(&bytes)?);
+        }
+        let next = if more {
+            page.last().map(|s: &Sku| s.sku.clone())
+        } else {
+            None
+        };
+        Ok((page, next))
+    }
+
+    /// A user's orders, newest `created_ms` first, ties by order id ascending.
+    pub fn list_user_orders(&self, user: &UserId, limit: usize) -> Result<Vec<Order>, StoreError> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let trees = self.current();
+        let prefix = keys::user_prefix(user);
+        let mut orders = Vec::with_capacity(limit.min(64));
+        for entry in trees.user_orders.scan_prefix(&prefix).take(limit) {
+            let (key, _) = entry?;
+            let id = keys::user_order_id(&key, prefix.len())
+                .ok_or_else(|| StoreError::Corrupt("user_orders: bad key".into()))?;
+            let bytes = trees
+                .orders
+                .get(id.as_bytes())?
+                .ok_or_else(|| StoreError::Corrupt(format!("user_orders: {id} missing")))?;
+            orders.push(decode("orders", &bytes)?);
+        }
+        Ok(orders)
+    }
+}
+
+fn read_clock(trees: &Trees) -> Result<u64, StoreError> {
+    match trees.applied.get(CLOCK_KEY)? {
+        Some(raw) => {
+            Ok(u64::from_be_bytes(raw.as_ref().try_into().map_err(
+                |_| StoreError::Corrupt("applied: clock".into()),
+            )?))
+        }
+        None => Ok(0),
+    }
+}
+
+/// Decodes a SKU and checks its balance where it is read, pairing the check on write.
+fn decode_sku(bytes: &[u8]) -> Result<Sku, StoreError> {
+    let sku: Sku = decode("skus", bytes)?;
+    if !sku.is_balanced() {
+        return Err(StoreError::Invariant(format!(
+            "sku {} read unbalanced",
+            sku.sku
+        )));
+    }
+    Ok(sku)
+}

@@ -1,0 +1,265 @@
+//! Snapshot export and install in a versioned, checksummed byte stream.
+//!
+//! Layout: `INVSNAP\0`, version (u32 BE), then one record per key of every state tree in
+//! tree order and key order — tag (u8, 1 + the tree's position), key length (u32 BE), key,
+//! value length (u32 BE), value — then `0xFF`, the record count (u64 BE) and a CRC-32 of
+//! everything before it. Export streams from the trees; install streams into a fresh
+//! generation and switches to it only after every record decoded and the checksum matched.
+
+use super::trees::{self, tree_name, Trees, NAMES};
+use super::tx::decode;
+use super::{decode_sku, Store, StoreError, CLOCK_KEY, MARKER_KEY};
+use crate::model::Order;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::sync::Arc;
+
+const MAGIC: &[u8; 8] = b"INVSNAP\0";
+const VERSION: u32 = 1;
+const END_TAG: u8 = 0xFF;
+/// Record size bounds: far above any real key or value (an order of 64 items is a few KiB),
+/// low enough that a corrupt length cannot make install allocate gigabytes.
+const MAX_KEY_LEN: usize = 64 * 1024;
+const MAX_VALUE_LEN: usize = 4 * 1024 * 1024;
+/// Records per sled batch while installing: bounds install's memory.
+const INSTALL_BATCH: usize = 8_192;
+
+/// What an export wrote or an install read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    /// The applied marker the snapshot carries (last applied log id and membership).
+    pub marker: Option<Vec<u8>>,
+    pub records: u64,
+    pub bytes: u64,
+}
+
+struct Crc<T> {
+    inner: T,
+    hasher: crc32fast::Hasher,
+    bytes: u64,
+}
+
+impl<T> Crc<T> {
+    fn new(inner: T) -> Self {
+        Self {
+            inner,
+            hasher: crc32fast::Hasher::new(),
+            bytes: 0,
+        }
+    }
+}
+
+impl<W: Write> Write for Crc<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<R: Read> Read for Crc<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+impl Store {
+    /// Writes a point-in-time snapshot of the state to `out`. Apply waits while it runs,
+    /// because sled iterators are not a consistent view of trees that are being written.
+    pub fn export_snapshot<W: Write>(&self, out: W) -> Result<SnapshotInfo, StoreError> {
+        let _writer = self.lock_writer();
+        let trees = self.current();
+        let mut w = Crc::new(BufWriter::new(out));
+        w.write_all(MAGIC)?;
+        w.write_all(&VERSION.to_be_bytes())?;
+        let mut records: u64 = 0;
+        for (position, tree) in trees.in_order().into_iter().enumerate() {
+            let tag = position as u8 + 1;
+            for entry in tree.iter() {
+                let (key, value) = entry?;
+                w.write_all(&[tag])?;
+                w.write_all(&(key.len() as u32).to_be_bytes())?;
+                w.write_all(&key)?;
+                w.write_all(&(value.len() as u32).to_be_bytes())?;
+                w.write_all(&value)?;
+                records += 1;
+            }
+        }
+        w.write_all(&[END_TAG])?;
+        w.write_all(&records.to_be_bytes())?;
+        let crc = w.hasher.clone().finalize();
+        w.inner.write_all(&crc.to_be_bytes())?;
+        w.inner.flush()?;
+        Ok(SnapshotInfo {
+            marker: trees.applied.get(MARKER_KEY)?.map(|v| v.to_vec()),
+            records,
+            bytes: w.bytes + 4,
+        })
+    }
+
+    /// Replaces the whole state with the snapshot read from `input`, atomically: on any
+    /// error the current state stays as it was.
+    pub fn install_snapshot<R: Read>(&self, input: R) -> Result<SnapshotInfo, StoreError> {
+        let _writer = self.lock_writer();
+        let old = self.current();
+        let generation = old.generation + 1;
+        for name in NAMES {
+            self.db.drop_tree(tree_name(generation, name))?;
+        }
+        let fresh = Trees::open(&self.db, generation)?;
+        let info = match read_into(&fresh, input) {
+            Ok(info) => info,
+            Err(e) => {
+                drop(fresh);
+                for name in NAMES {
+                    self.db.drop_tree(tree_name(generation, name))?;
+                }
+                return Err(e);
+            }
+        };
+        // The new generation must be durable before the pointer that makes it current.
+        self.db.flush()?;
+        self.db
+            .open_tree(trees::META_TREE)?
+            .insert(trees::GENERATION_KEY, &generation.to_be_bytes())?;
+        self.db.flush()?;
+        *self
+            .trees
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(fresh);
+        drop(old);
+        trees::drop_other_generations(&self.db, generation)?;
+        Ok(info)
+    }
+}
+
+fn read_exact<R: Read>(r: &mut R, buf: &mut [u8], what: &str) -> Result<(), StoreError> {
+    r.read_exact(buf)
+        .map_err(|e| StoreError::Snapshot(format!("truncated at {what}: {e}")))
+}
+
+fn read_u32<R: Read>(r: &mut R, what: &str) -> Result<u32, StoreError> {
+    let mut b = [0u8; 4];
+    read_exact(r, &mut b, what)?;
+    Ok(u32::from_be_bytes(b))
+}
+
+fn read_into<R: Read>(trees: &Trees, input: R) -> Result<SnapshotInfo, StoreError> {
+    let mut r = Crc::new(BufReader::new(input));
+    let mut magic = [0u8; 8];
+    read_exact(&mut r, &mut magic, "header")?;
+    if &magic != MAGIC {
+        return Err(StoreError::Snapshot("not an inventory snapshot".into()));
+    }
+    let version = read_u32(&mut r, "version")?;
+    if version != VERSION {
+        return Err(StoreError::Snapshot(format!(
+            "version {version} is not supported (this build reads {VERSION})"
+        )));
+    }
+    let targets = trees.in_order();
+    let mut batch = sled::Batch::default();
+    let mut pending = 0usize;
+    let mut current_tag = 0u8;
+    let mut last_key: Option<Vec<u8>> = None;
+    let mut records: u64 = 0;
+    let mut marker = None;
+    loop {
+        let mut tag = [0u8; 1];
+        read_exact(&mut r, &mut tag, "record tag")?;
+        let tag = tag[0];
+        if tag == END_TAG {
+            break;
+        }
+        if tag == 0 || tag as usize > targets.len() || tag < current_tag {
+            return Err(StoreError::Snapshot(format!("unexpected record tag {tag}")));
+        }
+        if tag != current_tag {
+            if pending > 0 {
+                targets[current_tag as usize - 1].apply_batch(std::mem::take(&mut batch))?;
+                pending = 0;
+            }
+            current_tag = tag;
+            last_key = None;
+        }
+        let key_len = read_u32(&mut r, "key length")? as usize;
+        if key_len > MAX_KEY_LEN {
+            return Err(StoreError::Snapshot(format!("key of {key_len} bytes")));
+        }
+        let mut key = vec![0u8; key_len];
+        read_exact(&mut r, &mut key, "key")?;
+        let value_len = read_u32(&mut r, "value length")? as usize;
+        if value_len > MAX_VALUE_LEN {
+            return Err(StoreError::Snapshot(format!("value of {value_len} bytes")));
+        }
+        let mut value = vec![0u8; value_len];
+        read_exact(&mut r, &mut value, "value")?;
+        if last_key.as_ref().is_some_and(|last| *last >= key) {
+            return Err(StoreError::Snapshot("keys out of order".into()));
+        }
+        check_record(NAMES[tag as usize - 1], &key, &value)?;
+        if NAMES[tag as usize - 1] == "applied" && key == MARKER_KEY {
+            marker = Some(value.clone());
+        }
+        batch.insert(key.as_slice(), value);
+        last_key = Some(key);
+        pending += 1;
+        records += 1;
+        if pending >= INSTALL_BATCH {
+            targets[current_tag as usize - 1].apply_batch(std::mem::take(&mut batch))?;
+            pending = 0;
+        }
+    }
+    if pending > 0 {
+        targets[current_tag as usize - 1].apply_batch(batch)?;
+    }
+    let mut count = [0u8; 8];
+    read_exact(&mut r, &mut count, "record count")?;
+    if u64::from_be_bytes(count) != records {
+        return Err(StoreError::Snapshot("record count does not match".into()));
+    }
+    let expected = r.hasher.clone().finalize();
+    let mut crc = [0u8; 4];
+    r.inner
+        .read_exact(&mut crc)
+        .map_err(|e| StoreError::Snapshot(format!("truncated at checksum: {e}")))?;
+    if u32::from_be_bytes(crc) != expected {
+        return Err(StoreError::Snapshot("checksum mismatch".into()));
+    }
+    let mut trailing = [0u8; 1];
+    if r.inner.read(&mut trailing)? != 0 {
+        return Err(StoreError::Snapshot("trailing bytes after checksum".into()));
+    }
+    Ok(SnapshotInfo {
+        marker,
+        records,
+        bytes: r.bytes,
+    })
+}
+
+/// Decodes every record as its tree's type, so a snapshot that would not read back is
+/// refused before it replaces anything.
+fn check_record(tree: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+    let ok = match tree {
+        "skus" => decode_sku(value)?.sku.as_str().as_bytes() == key,
+        "orders" => decode::<Order>(tree, value)?.order_id.as_str().as_bytes() == key,
+        "holds" => decode::<u64>(tree, value)? > 0,
+        "restocks" => decode::<i64>(tree, value)? != 0,
+        "deadlines" => value.is_empty() && key.len() > 8,
+        "user_orders" => value.is_empty() && key.len() > 9,
+        "applied" => key == MARKER_KEY || (key == CLOCK_KEY && value.len() == 8),
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Snapshot(format!("bad record in {tree}")))
+    }
+}

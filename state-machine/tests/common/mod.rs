@@ -1,0 +1,105 @@
+//! Builders shared by the state machine's integration tests.
+#![allow(dead_code)]
+
+use state_machine::{
+    Batch, Command, Item, Items, OrderId, Outcome, PaymentRef, Qty, RequestId, SaleWindow, SkuId,
+    Store, UserId,
+};
+
+pub fn temp_db() -> sled::Db {
+    sled::Config::new()
+        .temporary(true)
+        .open()
+        .expect("temporary sled db")
+}
+
+pub fn temp_store() -> Store {
+    Store::open(&temp_db()).expect("open store")
+}
+
+pub fn sku(s: &str) -> SkuId {
+    SkuId::new(s).unwrap()
+}
+
+pub fn oid(s: &str) -> OrderId {
+    OrderId::new(s).unwrap()
+}
+
+pub fn uid(s: &str) -> UserId {
+    UserId::new(s).unwrap()
+}
+
+pub fn items(list: &[(&str, u64)]) -> Items {
+    Items::new(
+        list.iter()
+            .map(|(s, q)| Item {
+                sku: sku(s),
+                qty: Qty::new(*q).unwrap(),
+            })
+            .collect(),
+    )
+    .unwrap()
+}
+
+pub fn create(s: &str, stock: u64) -> Command {
+    Command::CreateSku {
+        sku: sku(s),
+        stock,
+        per_user_limit: None,
+        sale_window: None,
+    }
+}
+
+pub fn create_with(s: &str, stock: u64, limit: Option<u64>, window: Option<(u64, u64)>) -> Command {
+    Command::CreateSku {
+        sku: sku(s),
+        stock,
+        per_user_limit: limit,
+        sale_window: window.map(|(a, b)| SaleWindow::new(a, b).unwrap()),
+    }
+}
+
+pub fn order(id: &str, user: &str, list: &[(&str, u64)], ttl_ms: u64) -> Command {
+    Command::PlaceOrder {
+        order_id: oid(id),
+        user_id: uid(user),
+        items: items(list),
+        ttl_ms,
+    }
+}
+
+pub fn pay(id: &str, reference: Option<&str>) -> Command {
+    Command::Pay {
+        order_id: oid(id),
+        payment_ref: reference.map(|r| PaymentRef::new(r).unwrap()),
+    }
+}
+
+pub fn cancel(id: &str) -> Command {
+    Command::Cancel { order_id: oid(id) }
+}
+
+pub fn refund(id: &str, restock: bool) -> Command {
+    Command::Refund {
+        order_id: oid(id),
+        restock,
+    }
+}
+
+pub fn restock(s: &str, request_id: &str, delta: i64) -> Command {
+    Command::Restock {
+        sku: sku(s),
+        request_id: RequestId::new(request_id).unwrap(),
+        delta,
+    }
+}
+
+/// Applies one command as its own log entry `index` at clock `now_ms`.
+pub fn run(store: &Store, index: u64, now_ms: u64, command: Command) -> Outcome {
+    let batch = Batch {
+        now_ms,
+        commands: vec![command],
+    };
+    let mut results = store.apply(&[(index, &batch)], None).expect("apply");
+    results.remove(0).remove(0)
+}

@@ -1,0 +1,19 @@
+//! The TOML schema for nodes and gateways, its validation, and sample configs.
+//!
+//! A node reads a [`NodeConfig`] and a gateway a [`GatewayConfig`]; both are
+//! parsed with unknown fields rejected and then validated, so a typo or an
+//! unworkable value stops the process at start-up with a [`ConfigError`] that
+//! names the offending field. The sample configs are embedded so binaries
+//! can write them out without any file on disk, and [`local_cluster`] builds
+//! a ready-to-run cluster on localhost for demos and tests.
+
+mod addr;
+mod error;
+mod gateway;
+mod node;
+mod samples;
+
+pub use error::ConfigError;
+pub use gateway::GatewayConfig;
+pub use node::{local_cluster, GroupCommit, NodeConfig, RaftTiming};
+pub use samples::{sample_five_node, sample_gateway, sample_three_node};

@@ -1,0 +1,313 @@
+//! The openraft state machine over the `state-machine` crate's sled store.
+//!
+//! Each `apply` call lands as one atomic store write together with the applied marker (last
+//! log id and membership), so a node killed at any instant restarts at a prefix of the log.
+//! Snapshots are files: built by streaming the store's export to disk, sent in chunks by
+//! openraft, installed by streaming into the store's next generation.
+
+use crate::types::Response;
+use crate::types::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{EntryPayload, RaftSnapshotBuilder, StorageIOError};
+use serde::{Deserialize, Serialize};
+use state_machine::{Batch, Store};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
+
+/// What the store's marker holds, as JSON (small, and readable when debugging a data dir).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Applied {
+    last: Option<LogId>,
+    membership: StoredMembership,
+}
+
+/// The current snapshot's metadata and the file holding it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CurrentSnapshot {
+    meta: SnapshotMeta,
+    file: String,
+}
+
+const CURRENT: &str = "current.json";
+
+#[derive(Clone)]
+pub struct StateMachine {
+    store: Arc<Store>,
+    files: Arc<SnapshotFiles>,
+    membership: StoredMembership,
+}
+
+struct SnapshotFiles {
+    dir: PathBuf,
+    next_id: AtomicU64,
+    /// Serialises switching `current.json` between a build and an install.
+    switch: std::sync::Mutex<()>,
+}
+
+fn sm_read(e: impl std::error::Error + 'static) -> StorageError {
+    StorageIOError::read_state_machine(&e).into()
+}
+
+fn sm_write(e: impl std::error::Error + 'static) -> StorageError {
+    StorageIOError::write_state_machine(&e).into()
+}
+
+fn snap_write(e: impl std::error::Error + 'static) -> StorageError {
+    StorageIOError::write_snapshot(None, &e).into()
+}
+
+fn snap_read(e: impl std::error::Error + 'static) -> StorageError {
+    StorageIOError::read_snapshot(None, &e).into()
+}
+
+fn decode_marker(marker: Option<Vec<u8>>) -> Result<Applied, StorageError> {
+    match marker {
+        Some(bytes) => serde_json::from_slice(&bytes).map_err(sm_read),
+        None => Ok(Applied::default()),
+    }
+}
+
+impl StateMachine {
+    /// Opens the state machine on `store`, keeping snapshot files in `snapshot_dir`.
+    pub fn open(store: Arc<Store>, snapshot_dir: &Path) -> Result<Self, StorageError> {
+        std::fs::create_dir_all(snapshot_dir).map_err(sm_read)?;
+        // Half-built or half-received files from before a crash are never current.
+        for entry in std::fs::read_dir(snapshot_dir).map_err(sm_read)? {
+            let entry = entry.map_err(sm_read)?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name.starts_with("building-") || name.starts_with("receiving-") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        let applied = decode_marker(store.marker().map_err(sm_read)?)?;
+        let next_id = current(snapshot_dir)?
+            .and_then(|c| c.meta.snapshot_id.rsplit('-').next()?.parse::<u64>().ok())
+            .map_or(1, |id| id + 1);
+        Ok(Self {
+            store,
+            files: Arc::new(SnapshotFiles {
+                dir: snapshot_dir.to_path_buf(),
+                next_id: AtomicU64::new(next_id),
+                switch: std::sync::Mutex::new(()),
+            }),
+            membership: applied.membership,
+        })
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+}
+
+fn current(dir: &Path) -> Result<Option<CurrentSnapshot>, StorageError> {
+    match std::fs::read(dir.join(CURRENT)) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(snap_read),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(snap_read(e)),
+    }
+}
+
+impl SnapshotFiles {
+    /// Makes `file` (already durable in `dir`) the current snapshot and deletes older ones.
+    fn make_current(&self, meta: &SnapshotMeta, file: &str) -> Result<(), StorageError> {
+        let _switch = self.switch.lock().unwrap_or_else(|p| p.into_inner());
+        let record = CurrentSnapshot {
+            meta: meta.clone(),
+            file: file.to_string(),
+        };
+        let tmp = self.dir.join("current.json.tmp");
+        let bytes = serde_json::to_vec(&record).map_err(snap_write)?;
+        let f = std::fs::File::create(&tmp).map_err(snap_write)?;
+        std::io::Write::write_all(&mut &f, &bytes).map_err(snap_write)?;
+        f.sync_all().map_err(snap_write)?;
+        std::fs::rename(&tmp, self.dir.join(CURRENT)).map_err(snap_write)?;
+        std::fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(snap_write)?;
+        for entry in std::fs::read_dir(&self.dir).map_err(snap_write)? {
+            let entry = entry.map_err(snap_write)?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name.starts_with("snapshot-") && name != file {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        Ok(())
+    }
+}
+
+pub struct SnapshotBuilder {
+    store: Arc<Store>,
+    files: Arc<SnapshotFiles>,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let id = self.files.next_id.fetch_add(1, Ordering::Relaxed);
+        let building = self.files.dir.join(format!("building-{id}.snap"));
+        let store = self.store.clone();
+        let path = building.clone();
+        // Export and fsync are blocking disk work: keep them off the async workers.
+        let info = tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::create(&path).map_err(snap_write)?;
+            let info = store.export_snapshot(&file).map_err(snap_write)?;
+            file.sync_all().map_err(snap_write)?;
+            // The store must be durable at least up to the snapshot before Raft purges
+            // the log behind it.
+            store.flush().map_err(sm_write)?;
+            Ok::<_, StorageError>(info)
+        })
+        .await
+        .map_err(snap_write)??;
+        let applied = decode_marker(info.marker)?;
+        let meta = SnapshotMeta {
+            last_log_id: applied.last,
+            last_membership: applied.membership,
+            snapshot_id: format!("{}-{id}", applied.last.map_or(0, |l| l.index)),
+        };
+        let name = format!("snapshot-{id}.snap");
+        let final_path = self.files.dir.join(&name);
+        std::fs::rename(&building, &final_path).map_err(snap_write)?;
+        self.files.make_current(&meta, &name)?;
+        tracing::info!(snapshot = %meta.snapshot_id, records = info.records, bytes = info.bytes, "snapshot built");
+        let file = tokio::fs::File::open(&final_path)
+            .await
+            .map_err(snap_read)?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(file),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        let applied = decode_marker(self.store.marker().map_err(sm_read)?)?;
+        Ok((applied.last, applied.membership))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        let Some(last) = entries.last().map(|e| e.log_id) else {
+            return Ok(Vec::new());
+        };
+        let mut batches: Vec<(u64, &Batch)> = Vec::new();
+        for entry in &entries {
+            match &entry.payload {
+                EntryPayload::Normal(batch) => batches.push((entry.log_id.index, batch)),
+                EntryPayload::Membership(m) => {
+                    self.membership = StoredMembership::new(Some(entry.log_id), m.clone());
+                }
+                EntryPayload::Blank => {}
+            }
+        }
+        let marker = serde_json::to_vec(&Applied {
+            last: Some(last),
+            membership: self.membership.clone(),
+        })
+        .map_err(sm_write)?;
+        let mut outcomes = self
+            .store
+            .apply(&batches, Some(&marker))
+            .map_err(|e| StorageError::from(StorageIOError::apply(last, &e)))?
+            .into_iter();
+        // One response per entry, blank and membership entries included.
+        Ok(entries
+            .iter()
+            .map(|entry| match entry.payload {
+                EntryPayload::Normal(_) => Response {
+                    outcomes: outcomes.next().unwrap_or_default(),
+                },
+                _ => Response::default(),
+            })
+            .collect())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder {
+            store: self.store.clone(),
+            files: self.files.clone(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError> {
+        let id = self.files.next_id.fetch_add(1, Ordering::Relaxed);
+        let path = self.files.dir.join(format!("receiving-{id}.snap"));
+        let file = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .await
+            .map_err(snap_write)?;
+        Ok(Box::new(file))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        mut snapshot: Box<tokio::fs::File>,
+    ) -> Result<(), StorageError> {
+        snapshot.flush().await.map_err(snap_write)?;
+        let file = snapshot.into_std().await;
+        let store = self.store.clone();
+        let id = self.files.next_id.fetch_add(1, Ordering::Relaxed);
+        let name = format!("snapshot-{id}.snap");
+        let keep = self.files.dir.join(&name);
+        let info = tokio::task::spawn_blocking(move || {
+            use std::io::{Seek, SeekFrom};
+            let mut file = file;
+            file.seek(SeekFrom::Start(0)).map_err(snap_read)?;
+            let info = store.install_snapshot(&file).map_err(snap_read)?;
+            // Keep the received bytes as our current snapshot, for lagging peers.
+            file.seek(SeekFrom::Start(0)).map_err(snap_read)?;
+            let mut out = std::fs::File::create(&keep).map_err(snap_write)?;
+            std::io::copy(&mut file, &mut out).map_err(snap_write)?;
+            out.sync_all().map_err(snap_write)?;
+            Ok::<_, StorageError>(info)
+        })
+        .await
+        .map_err(snap_write)??;
+        let applied = decode_marker(info.marker)?;
+        if applied.last != meta.last_log_id {
+            return Err(snap_read(std::io::Error::other(format!(
+                "snapshot {} holds state up to {:?}, its meta says {:?}",
+                meta.snapshot_id, applied.last, meta.last_log_id
+            ))));
+        }
+        self.membership = meta.last_membership.clone();
+        self.files.make_current(meta, &name)?;
+        for entry in std::fs::read_dir(&self.files.dir).map_err(snap_write)? {
+            let entry = entry.map_err(snap_write)?;
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with("receiving-")
+            {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        tracing::info!(snapshot = %meta.snapshot_id, records = info.records, "snapshot installed");
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        let Some(record) = current(&self.files.dir)? else {
+            return Ok(None);
+        };
+        let file = tokio::fs::File::open(self.files.dir.join(&record.file))
+            .await
+            .map_err(snap_read)?;
+        Ok(Some(Snapshot {
+            meta: record.meta,
+            snapshot: Box::new(file),
+        }))
+    }
+}

@@ -1,8 +1,20 @@
 //! A Raft replica of the inventory: openraft glue (sled log store, state-machine adapter,
 //! gRPC network), the gRPC services for peers, gateways and the admin CLI, the leader's group
-//! commit and expiry ticker, and the node binary. It knows nothing of HTTP.
+//! commit, read index and expiry ticker, and the node binary. It knows nothing of HTTP.
 
+// openraft's storage traits fix `StorageError` (a large enum) as the error type of every
+// storage call; boxing it in our helpers would only add conversions at each trait boundary.
+#![allow(clippy::result_large_err)]
+
+pub mod client;
 pub mod codec;
+pub mod expiry;
+pub mod group_commit;
+pub mod leader;
 pub mod log_store;
+pub mod network;
+pub mod read_index;
+pub mod server;
+pub mod services;
 pub mod state_machine_store;
 pub mod types;

@@ -1,3 +1,4 @@
+#![allow(clippy::result_large_err)] // openraft fixes StorageError as the storage error type
 //! openraft's own storage test suite against our sled log store and state machine.
 
 use node::log_store::LogStore;

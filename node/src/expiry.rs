@@ -1,0 +1,38 @@
+//! The leader's expiry ticker: proposes `Expire` when the earliest reservation deadline has
+//! passed by its clock, at most once per tick. Followers never act on their own clocks.
+
+use crate::group_commit::{now_ms, GroupCommit};
+use crate::types::Raft;
+use state_machine::{Command, Store};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Reservations expire within one second of their deadline (API.md); a 200 ms tick leaves
+/// room for a commit round.
+pub const TICK: Duration = Duration::from_millis(200);
+
+pub fn start(raft: Raft, store: Arc<Store>, proposer: GroupCommit) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tick.tick().await;
+            if !raft.metrics().borrow().state.is_leader() {
+                continue;
+            }
+            let due = match store.earliest_deadline() {
+                Ok(Some(deadline)) => deadline <= now_ms(),
+                Ok(None) => false,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the deadline index");
+                    false
+                }
+            };
+            if due {
+                if let Err(e) = proposer.submit(vec![Command::Expire]).await {
+                    tracing::debug!(?e, "expire proposal not committed; next tick retries");
+                }
+            }
+        }
+    });
+}

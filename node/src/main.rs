@@ -1,0 +1,45 @@
+//! The node binary: `node --config FILE`.
+
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(
+    about = "A flashstock Raft node",
+    after_help = "Example:\n  node --config cluster-config/samples/three-node/node1.toml"
+)]
+struct Args {
+    /// The node's TOML config.
+    #[arg(long)]
+    config: std::path::PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,openraft=warn".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let config = cluster_config::NodeConfig::load(&args.config)?;
+    node::server::run(config, shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => return ctrl_c.await.unwrap_or(()),
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    ctrl_c.await.unwrap_or(());
+}

@@ -1,0 +1,196 @@
+//! The Raft network over tonic. `new_client` is called per replication stream and per vote
+//! or read-index round, so it only clones a cached, lazily connected channel per address.
+//! A connect failure is `Unreachable` (openraft backs off); a peer that answers as another
+//! node id is refused the same way, since its address is wrong.
+
+use crate::codec::{decode, encode};
+use crate::types::{NodeId, TypeConfig};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable,
+};
+use openraft::network::{RPCOption, RPCTypes, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::{AnyError, BasicNode};
+use proto::raft::raft_client::RaftClient;
+use proto::raft::{raft_reply, RaftRequest};
+use serde::{de::DeserializeOwned, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tonic::transport::{Channel, Endpoint};
+
+/// Largest gRPC message between nodes: an AppendEntries of `max_payload_entries` full
+/// batches, or one snapshot chunk, stays well below it.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+
+/// Channels to peers, shared by all clients the factory makes.
+#[derive(Clone, Default)]
+pub struct Channels {
+    by_addr: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+impl Channels {
+    /// A lazily connected channel to `addr`, created once and reused.
+    pub fn get(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
+        let mut map = self.by_addr.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(ch) = map.get(addr) {
+            return Ok(ch.clone());
+        }
+        let ch = Endpoint::from_shared(format!("http://{addr}"))?
+            .connect_timeout(std::time::Duration::from_millis(500))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(std::time::Duration::from_secs(5))
+            .connect_lazy();
+        map.insert(addr.to_string(), ch.clone());
+        Ok(ch)
+    }
+}
+
+#[derive(Clone)]
+pub struct Network {
+    self_id: NodeId,
+    channels: Channels,
+}
+
+impl Network {
+    pub fn new(self_id: NodeId) -> Self {
+        Self {
+            self_id,
+            channels: Channels::default(),
+        }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
+        PeerClient {
+            self_id: self.self_id,
+            target,
+            channel: self.channels.get(&node.addr).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+pub struct PeerClient {
+    self_id: NodeId,
+    target: NodeId,
+    channel: Result<Channel, String>,
+}
+
+type RpcResult<T, E> = Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
+
+#[derive(Clone, Copy)]
+enum Method {
+    Append,
+    Vote,
+    Snapshot,
+}
+
+impl PeerClient {
+    async fn call<Req, Resp, E>(
+        &self,
+        method: Method,
+        req: &Req,
+        option: RPCOption,
+    ) -> RpcResult<Resp, E>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let channel = self
+            .channel
+            .clone()
+            .map_err(|e| RPCError::Unreachable(Unreachable::from(AnyError::error(e))))?;
+        let mut client = RaftClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let request = RaftRequest {
+            target: self.target,
+            from: self.self_id,
+            payload: encode(req),
+        };
+        let ttl = option.hard_ttl();
+        let call = async {
+            match method {
+                Method::Append => client.append_entries(request).await,
+                Method::Vote => client.vote(request).await,
+                Method::Snapshot => client.install_snapshot(request).await,
+            }
+        };
+        let reply = match tokio::time::timeout(ttl, call).await {
+            Err(_) => {
+                let action = match method {
+                    Method::Append => RPCTypes::AppendEntries,
+                    Method::Vote => RPCTypes::Vote,
+                    Method::Snapshot => RPCTypes::InstallSnapshot,
+                };
+                return Err(RPCError::Timeout(Timeout {
+                    action,
+                    id: self.self_id,
+                    target: self.target,
+                    timeout: ttl,
+                }));
+            }
+            Ok(Err(status)) if status.code() == tonic::Code::Unavailable => {
+                return Err(RPCError::Unreachable(Unreachable::new(&status)));
+            }
+            Ok(Err(status)) => return Err(RPCError::Network(NetworkError::new(&status))),
+            Ok(Ok(reply)) => reply.into_inner(),
+        };
+        let bad = |e: postcard::Error| RPCError::Network(NetworkError::new(&e));
+        match reply.result {
+            Some(raft_reply::Result::Ok(bytes)) => decode(&bytes).map_err(bad),
+            Some(raft_reply::Result::RaftError(bytes)) => {
+                let err: RaftError<NodeId, E> = decode(&bytes).map_err(bad)?;
+                Err(RPCError::RemoteError(RemoteError::new(self.target, err)))
+            }
+            Some(raft_reply::Result::WrongNode(w)) => {
+                tracing::warn!(
+                    target = self.target,
+                    actual = w.actual,
+                    "peer address answers as another node"
+                );
+                Err(RPCError::Unreachable(Unreachable::from(AnyError::error(
+                    format!(
+                        "node {} answered at the address of node {}",
+                        w.actual, self.target
+                    ),
+                ))))
+            }
+            None => Err(RPCError::Network(NetworkError::from(AnyError::error(
+                "empty raft reply",
+            )))),
+        }
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerClient {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<NodeId>, openraft::error::Infallible> {
+        self.call(Method::Append, &rpc, option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<NodeId>, InstallSnapshotError> {
+        self.call(Method::Snapshot, &rpc, option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<NodeId>, openraft::error::Infallible> {
+        self.call(Method::Vote, &rpc, option).await
+    }
+}

@@ -1,0 +1,134 @@
+//! Starts a node from its config: opens sled, builds Raft, serves the gRPC services,
+//! initialises a brand-new cluster (lowest-id initial member only, never on restart), and
+//! shuts down cleanly when asked.
+
+use crate::group_commit::GroupCommit;
+use crate::log_store::LogStore;
+use crate::network::{Network, MAX_MESSAGE_BYTES};
+use crate::read_index::ReadIndex;
+use crate::services::{admin::AdminService, inventory::InventoryService, raft::RaftService};
+use crate::state_machine_store::StateMachine;
+use crate::types::Raft;
+use anyhow::Context;
+use cluster_config::NodeConfig;
+use openraft::{BasicNode, SnapshotPolicy};
+use proto::admin::admin_server::AdminServer;
+use proto::inventory::inventory_server::InventoryServer;
+use proto::raft::raft_server::RaftServer;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+
+/// sled's page cache: enough to keep a flash sale's hot records in memory.
+const CACHE_BYTES: u64 = 256 * 1024 * 1024;
+/// Entries per AppendEntries: each may carry thousands of commands.
+const MAX_PAYLOAD_ENTRIES: u64 = 64;
+
+pub fn raft_config(config: &NodeConfig) -> anyhow::Result<openraft::Config> {
+    let t = &config.raft;
+    let raft = openraft::Config {
+        cluster_name: "flashstock".into(),
+        heartbeat_interval: t.heartbeat_ms,
+        election_timeout_min: t.election_timeout_min_ms,
+        election_timeout_max: t.election_timeout_max_ms,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(t.snapshot_logs_since_last),
+        max_in_snapshot_log_to_keep: t.max_in_snapshot_log_to_keep,
+        install_snapshot_timeout: t.install_snapshot_timeout_ms,
+        max_payload_entries: MAX_PAYLOAD_ENTRIES,
+        purge_batch_size: 64,
+        ..Default::default()
+    };
+    Ok(raft.validate()?)
+}
+
+/// Runs the node until `shutdown` completes.
+pub async fn run(
+    config: NodeConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    let db = sled::Config::new()
+        .path(config.data_dir.join("db"))
+        .cache_capacity(CACHE_BYTES)
+        .open()
+        .with_context(|| format!("cannot open sled in {}", config.data_dir.display()))?;
+    let log_store = LogStore::open(&db)?;
+    let store = Arc::new(state_machine::Store::open(&db)?);
+    let state_machine = StateMachine::open(store.clone(), &config.data_dir.join("snapshots"))?;
+    let raft = Raft::new(
+        config.id,
+        Arc::new(raft_config(&config)?),
+        Network::new(config.id),
+        log_store,
+        state_machine,
+    )
+    .await?;
+
+    let proposer = GroupCommit::start(raft.clone(), config.group_commit.max_batch);
+    let reads = ReadIndex::start(raft.clone());
+    crate::expiry::start(raft.clone(), store.clone(), proposer.clone());
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    tracing::info!(id = config.id, listen = %config.listen, advertise = %config.advertise, "node listening");
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tonic::transport::Server::builder()
+        .add_service(
+            RaftServer::new(RaftService::new(raft.clone(), config.id))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            InventoryServer::new(InventoryService::new(raft.clone(), store, proposer, reads))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(AdminServer::new(AdminService::new(
+            raft.clone(),
+            config.advertise.clone(),
+        )))
+        .serve_with_incoming_shutdown(incoming, async {
+            let _ = stop_rx.await;
+        });
+    let server = tokio::spawn(server);
+
+    initialise_if_new(&raft, &config).await?;
+
+    shutdown.await;
+    tracing::info!(id = config.id, "shutting down");
+    let _ = stop_tx.send(());
+    if let Err(e) = raft.shutdown().await {
+        tracing::warn!(error = %e, "raft shutdown");
+    }
+    let _ = server.await;
+    db.flush_async().await?;
+    Ok(())
+}
+
+async fn initialise_if_new(raft: &Raft, config: &NodeConfig) -> anyhow::Result<()> {
+    if !config.is_initialiser() || raft.is_initialized().await? {
+        return Ok(());
+    }
+    let members: BTreeMap<u64, BasicNode> = config
+        .initial_members
+        .iter()
+        .map(|(id, addr)| (*id, BasicNode::new(addr)))
+        .collect();
+    tracing::info!(?members, "initialising a new cluster");
+    match raft.initialize(members).await {
+        Ok(()) => Ok(()),
+        // Someone else's vote or log got here first: the cluster exists.
+        Err(e)
+            if matches!(
+                e.api_error(),
+                Some(openraft::error::InitializeError::NotAllowed(_))
+            ) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}

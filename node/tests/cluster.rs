@@ -1,0 +1,216 @@
+//! A real three- and five-node cluster on loopback: election, replication, leader loss,
+//! kill -9 and restart, snapshot catch-up, quorum loss, and no oversell under a leader kill.
+
+mod common;
+
+use common::*;
+use state_machine::{Effect, OrderId, OrderStatus, Outcome, SkuId};
+use std::time::Duration;
+
+async fn place_many(client: &node::client::Client, prefix: &str, n: usize) -> Vec<String> {
+    let mut acked = Vec::new();
+    for i in 0..n {
+        let id = format!("{prefix}-{i}");
+        let (outcomes, _) = client.submit(&[order(&id, "u", "A", 1)]).await.unwrap();
+        assert!(
+            matches!(
+                outcomes[0],
+                Outcome::Order {
+                    effect: Effect::Applied,
+                    ..
+                }
+            ),
+            "{outcomes:?}"
+        );
+        acked.push(id);
+    }
+    acked
+}
+
+fn assert_orders_on(cluster: &Cluster, ids: &[u64], acked: &[String]) {
+    for id in ids {
+        let (_db, store) = cluster.inspect(*id);
+        for o in acked {
+            let order = store.get_order(&OrderId::new(o.as_str()).unwrap()).unwrap();
+            assert!(order.is_some(), "node {id} lost acknowledged order {o}");
+        }
+        let sku = store.get_sku(&SkuId::new("A").unwrap()).unwrap().unwrap();
+        assert_eq!(
+            sku.reserved as usize,
+            acked.len(),
+            "node {id} reserved count"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_stop_elects_a_new_leader_and_keeps_every_acknowledged_order() {
+    let mut cluster = Cluster::start(3, |_| {});
+    let client = cluster.client();
+    cluster.leader(&[1, 2, 3]).await;
+    client.submit(&[create("A", 1_000)]).await.unwrap();
+    let mut acked = place_many(&client, "before", 30).await;
+
+    let old = cluster.leader(&[1, 2, 3]).await;
+    cluster.stop(old);
+    let survivors: Vec<u64> = (1..=3).filter(|i| *i != old).collect();
+    let new = cluster.leader(&survivors).await;
+    assert_ne!(new, old);
+    acked.extend(place_many(&client, "after", 30).await);
+
+    let (_, index) = client.submit(&[create("B", 1)]).await.unwrap();
+    cluster.wait_applied(&survivors, index).await;
+    cluster.stop_all();
+    assert_orders_on(&cluster, &survivors, &acked);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_restarts_with_its_entries_and_catches_up() {
+    let mut cluster = Cluster::start(3, |_| {});
+    let client = cluster.client();
+    let leader = cluster.leader(&[1, 2, 3]).await;
+    client.submit(&[create("A", 1_000)]).await.unwrap();
+    let mut acked = place_many(&client, "one", 20).await;
+    let victim = if leader == 3 { 2 } else { 3 };
+    cluster.kill(victim);
+    acked.extend(place_many(&client, "two", 20).await);
+    cluster.restart(victim);
+    acked.extend(place_many(&client, "three", 5).await);
+    let (_, index) = client.submit(&[create("B", 1)]).await.unwrap();
+    cluster.wait_applied(&[1, 2, 3], index).await;
+    cluster.stop_all();
+    assert_orders_on(&cluster, &[1, 2, 3], &acked);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_behind_the_purged_log_gets_a_snapshot() {
+    let mut cluster = Cluster::start(3, |c| {
+        c.raft.snapshot_logs_since_last = 20;
+        c.raft.max_in_snapshot_log_to_keep = 0;
+    });
+    let client = cluster.client();
+    let leader = cluster.leader(&[1, 2, 3]).await;
+    client.submit(&[create("A", 1_000)]).await.unwrap();
+    let lagging = if leader == 3 { 2 } else { 3 };
+    cluster.stop(lagging);
+    // Each sequential submit is its own log entry: enough to snapshot and purge several times.
+    let acked = place_many(&client, "o", 80).await;
+    let purged = loop {
+        let s = node::client::status(&cluster.addr(leader), Duration::from_secs(1))
+            .await
+            .unwrap();
+        if s.purged_index > 20 {
+            break s.purged_index;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    cluster.restart(lagging);
+    let (_, index) = client.submit(&[create("B", 1)]).await.unwrap();
+    assert!(index > purged);
+    cluster.wait_applied(&[lagging], index).await;
+    let s = node::client::status(&cluster.addr(lagging), Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(
+        s.snapshot_index > 0,
+        "the lagging node caught up without a snapshot: {s:?}"
+    );
+    cluster.stop_all();
+    assert_orders_on(&cluster, &[1, 2, 3], &acked);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_nodes_work_with_two_down_and_refuse_with_three_down() {
+    let mut cluster = Cluster::start(5, |_| {});
+    let client = cluster.client();
+    let leader = cluster.leader(&[1, 2, 3, 4, 5]).await;
+    client.submit(&[create("A", 100)]).await.unwrap();
+    let down: Vec<u64> = (1..=5).filter(|i| *i != leader).take(2).collect();
+    for id in &down {
+        cluster.kill(*id);
+    }
+    let acked = place_many(&client, "two-down", 5).await;
+    let third = (1..=5).find(|i| *i != leader && !down.contains(i)).unwrap();
+    cluster.kill(third);
+    let short = node::client::Client::new(cluster.addrs(), Duration::from_secs(3));
+    let refused = short.submit(&[order("three-down", "u", "A", 1)]).await;
+    assert!(refused.is_err(), "a minority answered success: {refused:?}");
+    for id in down.iter().chain([&third]) {
+        cluster.restart(*id);
+    }
+    // The refused order may or may not have committed; the acknowledged ones are all there.
+    let (_, index) = client.submit(&[create("B", 1)]).await.unwrap();
+    cluster.wait_applied(&[1, 2, 3, 4, 5], index).await;
+    cluster.stop_all();
+    for id in 1..=5 {
+        let (_db, store) = cluster.inspect(id);
+        for o in &acked {
+            assert!(store
+                .get_order(&OrderId::new(o.as_str()).unwrap())
+                .unwrap()
+                .is_some());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_the_stock_is_reserved_when_the_leader_dies_mid_sale() {
+    let mut cluster = Cluster::start(3, |_| {});
+    let client = cluster.client();
+    let leader = cluster.leader(&[1, 2, 3]).await;
+    client.submit(&[create("A", 10)]).await.unwrap();
+    let buyers: Vec<_> = (0..200)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(i % 40)).await;
+                let id = format!("buyer-{i}");
+                let result = client.submit(&[order(&id, &format!("u{i}"), "A", 1)]).await;
+                (id, result)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(15)).await;
+    cluster.kill(leader);
+    let mut won = Vec::new();
+    for b in buyers {
+        let (id, result) = b.await.unwrap();
+        if let Ok((outcomes, _)) = result {
+            if let Outcome::Order { order, .. } = &outcomes[0] {
+                assert_eq!(order.status, OrderStatus::Reserved);
+                won.push(id);
+            }
+        }
+    }
+    cluster.restart(leader);
+    let sku = client.get_sku("A").await.unwrap().unwrap();
+    assert_eq!((sku.available, sku.reserved), (0, 10), "{sku:?}");
+    assert!(won.len() <= 10, "{} buyers were told they won", won.len());
+    let (_, index) = client.submit(&[create("B", 1)]).await.unwrap();
+    cluster.wait_applied(&[1, 2, 3], index).await;
+    cluster.stop_all();
+    for id in 1..=3 {
+        let (_db, store) = cluster.inspect(id);
+        let sku = store.get_sku(&SkuId::new("A").unwrap()).unwrap().unwrap();
+        assert_eq!(
+            (sku.available, sku.reserved, sku.total),
+            (0, 10, 10),
+            "node {id}"
+        );
+        let reserved = (0..200)
+            .filter_map(|i| {
+                store
+                    .get_order(&OrderId::new(format!("buyer-{i}")).unwrap())
+                    .unwrap()
+            })
+            .filter(|o| o.status == OrderStatus::Reserved)
+            .count();
+        assert_eq!(reserved, 10, "node {id}");
+        for w in &won {
+            assert!(store
+                .get_order(&OrderId::new(w.as_str()).unwrap())
+                .unwrap()
+                .is_some());
+        }
+    }
+}

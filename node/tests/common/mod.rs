@@ -1,0 +1,203 @@
+//! A local cluster of real node processes for the integration tests: free loopback ports,
+//! one data dir each, kill -9 / SIGTERM / restart, and offline inspection of each node's
+//! state after it stopped.
+#![allow(dead_code)]
+
+use cluster_config::NodeConfig;
+use node::client::{status, Client};
+use state_machine::{Command, Item, Items, OrderId, Qty, SkuId, Store, UserId};
+use std::process::{Child, Command as Process, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub configs: Vec<NodeConfig>,
+    procs: Vec<Option<Child>>,
+}
+
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<_> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+impl Cluster {
+    /// Starts `n` nodes with fast test timings; `tweak` adjusts each config.
+    pub fn start(n: usize, tweak: impl Fn(&mut NodeConfig)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let ports = free_ports(n);
+        let mut configs = cluster_config::local_cluster(n, 20_000, dir.path());
+        let members: std::collections::BTreeMap<u64, String> = configs
+            .iter()
+            .zip(&ports)
+            .map(|(c, p)| (c.id, format!("127.0.0.1:{p}")))
+            .collect();
+        for (c, p) in configs.iter_mut().zip(&ports) {
+            c.listen = format!("127.0.0.1:{p}").parse().unwrap();
+            c.advertise = format!("127.0.0.1:{p}");
+            c.initial_members = members.clone();
+            c.raft.heartbeat_ms = 50;
+            c.raft.election_timeout_min_ms = 300;
+            c.raft.election_timeout_max_ms = 600;
+            tweak(c);
+            c.validate().unwrap();
+        }
+        let mut cluster = Self {
+            dir,
+            procs: configs.iter().map(|_| None).collect(),
+            configs,
+        };
+        for id in 1..=n as u64 {
+            cluster.spawn(id);
+        }
+        cluster
+    }
+
+    fn spawn(&mut self, id: u64) {
+        let i = id as usize - 1;
+        let path = self.dir.path().join(format!("node{id}.toml"));
+        std::fs::write(&path, self.configs[i].to_toml_string()).unwrap();
+        let log = std::fs::File::create(self.dir.path().join(format!("node{id}.log"))).unwrap();
+        let child = Process::new(env!("CARGO_BIN_EXE_node"))
+            .arg("--config")
+            .arg(&path)
+            .env("RUST_LOG", "info,openraft=warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start node");
+        self.procs[i] = Some(child);
+    }
+
+    pub fn addrs(&self) -> Vec<String> {
+        self.configs.iter().map(|c| c.advertise.clone()).collect()
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(self.addrs(), Duration::from_secs(15))
+    }
+
+    pub fn addr(&self, id: u64) -> String {
+        self.configs[id as usize - 1].advertise.clone()
+    }
+
+    /// kill -9: no chance to flush anything.
+    pub fn kill(&mut self, id: u64) {
+        if let Some(mut child) = self.procs[id as usize - 1].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self, id: u64) {
+        if let Some(mut child) = self.procs[id as usize - 1].take() {
+            let _ = Process::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn restart(&mut self, id: u64) {
+        self.spawn(id);
+    }
+
+    pub fn stop_all(&mut self) {
+        for id in 1..=self.configs.len() as u64 {
+            self.stop(id);
+        }
+    }
+
+    /// The id of a leader that the live nodes agree on.
+    pub async fn leader(&self, live: &[u64]) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let mut leaders = Vec::new();
+            for id in live {
+                if let Ok(s) = status(&self.addr(*id), Duration::from_millis(300)).await {
+                    leaders.push((s.role == "leader").then_some(s.node_id).or(s.leader_id));
+                }
+            }
+            if leaders.len() == live.len() {
+                if let Some(Some(l)) = leaders.first() {
+                    if leaders.iter().all(|x| *x == Some(*l)) && live.contains(l) {
+                        return *l;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "no agreed leader among {live:?}; logs in {}",
+            self.dir.path().display()
+        );
+    }
+
+    /// Waits until every node in `ids` has applied at least `index`.
+    pub async fn wait_applied(&self, ids: &[u64], index: u64) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for id in ids {
+            loop {
+                if let Ok(s) = status(&self.addr(*id), Duration::from_millis(300)).await {
+                    if s.last_applied >= index {
+                        break;
+                    }
+                }
+                assert!(Instant::now() < deadline, "node {id} never applied {index}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    /// Opens a stopped node's data dir and reads its state directly.
+    pub fn inspect(&self, id: u64) -> (sled::Db, Store) {
+        let db = sled::open(self.configs[id as usize - 1].data_dir.join("db")).unwrap();
+        let store = Store::open(&db).unwrap();
+        (db, store)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for p in self.procs.iter_mut().flatten() {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+    }
+}
+
+pub fn create(sku: &str, stock: u64) -> Command {
+    Command::CreateSku {
+        sku: SkuId::new(sku).unwrap(),
+        stock,
+        per_user_limit: None,
+        sale_window: None,
+    }
+}
+
+pub fn order(id: &str, user: &str, sku: &str, qty: u64) -> Command {
+    Command::PlaceOrder {
+        order_id: OrderId::new(id).unwrap(),
+        user_id: UserId::new(user).unwrap(),
+        items: Items::new(vec![Item {
+            sku: SkuId::new(sku).unwrap(),
+            qty: Qty::new(qty).unwrap(),
+        }])
+        .unwrap(),
+        ttl_ms: 86_400_000,
+    }
+}

@@ -1,1 +1,33 @@
-//! The stateless HTTP gateway: validation, the API error model, leader following, retries and admission control.
+//! The stateless HTTP gateway: validation, the API error model, leader following, retries and
+//! admission control, in front of the cluster's `inventory` gRPC service.
+//!
+//! It implements `shared/design/API.md`. It keeps no inventory state: every command is
+//! validated with the `state-machine` crate's rules, proposed to the leader (batched with
+//! concurrent commands) and answered with the leader's outcome; every read is served by the
+//! leader. Any number of gateways can run side by side.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! let config = cluster_config::GatewayConfig::with_nodes(vec!["127.0.0.1:7001".into()]);
+//! let gateway = gateway::Gateway::bind(config).await?;
+//! println!("listening on {}", gateway.local_addr());
+//! gateway.run(async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(()) }
+//! ```
+
+mod admission;
+mod body;
+mod cluster;
+mod error;
+mod ids;
+mod metrics;
+mod requests;
+mod routes;
+mod server;
+mod views;
+
+pub use error::ApiError;
+pub use server::{app, serve, Gateway, StartError, SHUTDOWN_GRACE};
+
+/// Re-exported so callers need not depend on `cluster-config` for the one type.
+pub use cluster_config::GatewayConfig;

@@ -1,0 +1,83 @@
+//! The `gateway` binary: parses flags, sets up logging (`RUST_LOG`) and runs the library's
+//! server until SIGTERM or Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use gateway::GatewayConfig;
+
+/// The HTTP gateway in front of the inventory cluster.
+#[derive(Debug, Parser)]
+#[command(name = "gateway", version)]
+struct Args {
+    /// Gateway TOML config (see cluster-config/samples/gateway.toml).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Cluster nodes' gRPC addresses, `host:port,host:port`; overrides the config's list.
+    #[arg(long, value_name = "ADDRS", value_delimiter = ',')]
+    nodes: Option<Vec<String>>,
+    /// HTTP listen address; overrides the config's.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+}
+
+fn config(args: Args) -> anyhow::Result<GatewayConfig> {
+    let mut config = match (&args.config, &args.nodes) {
+        (Some(path), _) => {
+            GatewayConfig::load(path).with_context(|| format!("reading {}", path.display()))?
+        }
+        (None, Some(nodes)) => GatewayConfig::with_nodes(nodes.clone()),
+        (None, None) => bail!("give --config FILE or --nodes host:port,host:port"),
+    };
+    if let Some(nodes) = args.nodes {
+        config.nodes = nodes;
+    }
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let config = config(Args::parse())?;
+    tracing::info!(nodes = ?config.nodes, listen = %config.listen, "starting gateway");
+    gateway::serve(config, shutdown_signal()).await
+}

@@ -1,0 +1,461 @@
+//! The request shapes of API.md and their translation into `state_machine::Command`s.
+//!
+//! Bodies decode into plain strings and numbers (unknown fields refused), then every rule is
+//! checked with the state machine's own constructors (`SkuId::parse`, `Qty::parse`,
+//! `Items::new`, `SaleWindow::new`, `Command::validate`), so the gateway and the log can never
+//! disagree about what is valid. Nothing here talks to the cluster.
+
+use serde::{Deserialize, Deserializer};
+use state_machine::{
+    Command, Item, Items, OrderId, PaymentRef, Qty, RequestId, SaleWindow, SkuId, UserId,
+    ValidationError, DEFAULT_TTL_MS,
+};
+
+/// Largest `limit` of a list read (API.md: 1–1000).
+pub const MAX_PAGE_LIMIT: u32 = 1_000;
+/// `limit` when the query leaves it out.
+pub const DEFAULT_PAGE_LIMIT: u32 = 100;
+
+/// Deserializes a field that is present (possibly `null`) as `Some(..)`; with
+/// `#[serde(default)]` an absent field stays `None`. PATCH needs the difference.
+fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a JSON object with start_ms and end_ms"
+)]
+pub struct SaleWindowBody {
+    pub start_ms: u64,
+    pub end_ms: u64,
+}
+
+impl SaleWindowBody {
+    fn validate(&self) -> Result<SaleWindow, ValidationError> {
+        SaleWindow::new(self.start_ms, self.end_ms)
+    }
+}
+
+/// `POST /v1/skus`. Explicit `null` equals leaving an optional field out.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
+pub struct CreateSkuBody {
+    pub sku: String,
+    pub stock: u64,
+    #[serde(default)]
+    pub per_user_limit: Option<u64>,
+    #[serde(default)]
+    pub sale_window: Option<SaleWindowBody>,
+}
+
+impl CreateSkuBody {
+    pub fn into_command(self) -> Result<Command, ValidationError> {
+        let sku = SkuId::parse("sku", self.sku)?;
+        let sale_window = self
+            .sale_window
+            .as_ref()
+            .map(SaleWindowBody::validate)
+            .transpose()?;
+        checked(Command::CreateSku {
+            sku,
+            stock: self.stock,
+            per_user_limit: self.per_user_limit,
+            sale_window,
+        })
+    }
+}
+
+/// `POST /v1/skus/{sku}/restock`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
+pub struct RestockBody {
+    pub request_id: String,
+    pub delta: i64,
+}
+
+impl RestockBody {
+    pub fn into_command(self, sku: SkuId) -> Result<Command, ValidationError> {
+        let request_id = RequestId::parse("request_id", self.request_id)?;
+        checked(Command::Restock {
+            sku,
+            request_id,
+            delta: self.delta,
+        })
+    }
+}
+
+/// `PATCH /v1/skus/{sku}`: an absent field stays as it is, `null` clears the setting.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
+pub struct PatchSkuBody {
+    #[serde(default, deserialize_with = "present")]
+    pub per_user_limit: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "present")]
+    pub sale_window: Option<Option<SaleWindowBody>>,
+}
+
+impl PatchSkuBody {
+    pub fn into_command(self, sku: SkuId) -> Result<Command, ValidationError> {
+        let sale_window = match self.sale_window {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(w)) => Some(Some(w.validate()?)),
+        };
+        checked(Command::UpdateSku {
+            sku,
+            per_user_limit: self.per_user_limit,
+            sale_window,
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a JSON object with sku and qty")]
+pub struct ItemBody {
+    pub sku: String,
+    pub qty: u64,
+}
+
+/// `POST /v1/orders`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
+pub struct PlaceOrderBody {
+    #[serde(default)]
+    pub order_id: Option<String>,
+    pub user_id: String,
+    pub items: Vec<ItemBody>,
+    #[serde(default)]
+    pub reservation_ttl_ms: Option<u64>,
+}
+
+impl PlaceOrderBody {
+    /// `generated` stands in when the body has no `order_id`; the caller makes it once per
+    /// HTTP request so that its retries carry the same id.
+    pub fn into_command(self, generated: Option<OrderId>) -> Result<Command, ValidationError> {
+        let order_id = match (self.order_id, generated) {
+            (Some(id), _) => OrderId::parse("order_id", id)?,
+            (None, Some(id)) => id,
+            (None, None) => return Err(ValidationError::new("order_id", "is required")),
+        };
+        let user_id = UserId::parse("user_id", self.user_id)?;
+        // A 64 KiB body bounds the lines; `Items::new` then checks count and duplicates.
+        let mut items = Vec::with_capacity(self.items.len());
+        for (i, item) in self.items.into_iter().enumerate() {
+            items.push(Item {
+                sku: SkuId::parse(&format!("items[{i}].sku"), item.sku)?,
+                qty: Qty::parse(&format!("items[{i}].qty"), item.qty)?,
+            });
+        }
+        let items = Items::new(items)?;
+        checked(Command::PlaceOrder {
+            order_id,
+            user_id,
+            items,
+            ttl_ms: self.reservation_ttl_ms.unwrap_or(DEFAULT_TTL_MS),
+        })
+    }
+}
+
+/// `POST /v1/orders/{order_id}/pay`; the body is optional, `null` equals absent.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
+pub struct PayBody {
+    #[serde(default)]
+    pub payment_ref: Option<String>,
+}
+
+impl PayBody {
+    pub fn into_command(self, order_id: OrderId) -> Result<Command, ValidationError> {
+        let payment_ref = self
+            .payment_ref
+            .map(|p| PaymentRef::parse("payment_ref", p))
+            .transpose()?;
+        checked(Command::Pay {
+            order_id,
+            payment_ref,
+        })
+    }
+}
+
+/// `POST /v1/orders/{order_id}/cancel`; the body is optional and has no fields.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
+pub struct CancelBody {}
+
+/// `POST /v1/orders/{order_id}/refund`; the body is optional, `restock` defaults to true.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
+pub struct RefundBody {
+    #[serde(default)]
+    pub restock: Option<bool>,
+}
+
+impl RefundBody {
+    pub fn into_command(self, order_id: OrderId) -> Result<Command, ValidationError> {
+        checked(Command::Refund {
+            order_id,
+            restock: self.restock.unwrap_or(true),
+        })
+    }
+}
+
+/// Runs the command's own range checks, the same `apply` runs again on every replica.
+fn checked(command: Command) -> Result<Command, ValidationError> {
+    command.validate()?;
+    Ok(command)
+}
+
+/// `GET /v1/skus?after=&limit=`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ListSkusQuery {
+    pub after: Option<SkuId>,
+    pub limit: u32,
+}
+
+/// `GET /v1/orders?user_id=&limit=`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ListOrdersQuery {
+    pub user_id: UserId,
+    pub limit: u32,
+}
+
+/// Query parameters are fields too: unknown or repeated ones are refused like unknown body
+/// fields.
+fn query_pairs(
+    raw: Option<&str>,
+    known: &[&str],
+) -> Result<Vec<(String, String)>, ValidationError> {
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        if !known.contains(&k.as_ref()) {
+            return Err(ValidationError::new(
+                k.as_ref(),
+                format!(
+                    "unknown query parameter; expected one of {}",
+                    known.join(", ")
+                ),
+            ));
+        }
+        if pairs.iter().any(|(seen, _)| *seen == k) {
+            return Err(ValidationError::new(k.as_ref(), "given more than once"));
+        }
+        pairs.push((k.into_owned(), v.into_owned()));
+    }
+    Ok(pairs)
+}
+
+fn get<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+fn parse_limit(value: Option<&str>) -> Result<u32, ValidationError> {
+    let Some(raw) = value else {
+        return Ok(DEFAULT_PAGE_LIMIT);
+    };
+    match raw.parse::<u64>() {
+        Ok(n) if (1..=MAX_PAGE_LIMIT as u64).contains(&n) => Ok(n as u32),
+        _ => Err(ValidationError::new(
+            "limit",
+            format!("must be an integer between 1 and {MAX_PAGE_LIMIT}, got {raw:?}"),
+        )),
+    }
+}
+
+impl ListSkusQuery {
+    pub fn parse(raw: Option<&str>) -> Result<Self, ValidationError> {
+        let pairs = query_pairs(raw, &["after", "limit"])?;
+        // An empty `after` is the first page, as in the node's contract.
+        let after = match get(&pairs, "after") {
+            None | Some("") => None,
+            Some(a) => Some(SkuId::parse("after", a)?),
+        };
+        let limit = parse_limit(get(&pairs, "limit"))?;
+        Ok(Self { after, limit })
+    }
+}
+
+impl ListOrdersQuery {
+    pub fn parse(raw: Option<&str>) -> Result<Self, ValidationError> {
+        let pairs = query_pairs(raw, &["user_id", "limit"])?;
+        let user_id = match get(&pairs, "user_id") {
+            Some(u) => UserId::parse("user_id", u)?,
+            None => return Err(ValidationError::new("user_id", "is required")),
+        };
+        let limit = parse_limit(get(&pairs, "limit"))?;
+        Ok(Self { user_id, limit })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::body::decode;
+
+    fn place(json: &str) -> Result<Command, String> {
+        let body: PlaceOrderBody = decode(json.as_bytes()).map_err(|e| e.message().to_owned())?;
+        body.into_command(Some(OrderId::new("gw-x").unwrap()))
+            .map_err(|e| e.field)
+    }
+
+    #[test]
+    fn order_fields_are_named_like_the_api() {
+        let items = |n: usize| {
+            (0..n)
+                .map(|i| format!(r#"{{"sku": "s{i}", "qty": 1}}"#))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        assert_eq!(
+            place(r#"{"user_id": "u", "items": [{"sku": "a", "qty": 1}, {"sku": "b", "qty": 0}]}"#),
+            Err("items[1].qty".into())
+        );
+        assert_eq!(
+            place(r#"{"user_id": "u", "items": [{"sku": "a b", "qty": 1}]}"#),
+            Err("items[0].sku".into())
+        );
+        assert_eq!(
+            place(r#"{"user_id": "u", "items": [{"sku": "a", "qty": 1}, {"sku": "a", "qty": 2}]}"#),
+            Err("items[1].sku".into())
+        );
+        assert_eq!(
+            place(r#"{"user_id": "u", "items": []}"#),
+            Err("items".into())
+        );
+        assert_eq!(
+            place(&format!(r#"{{"user_id": "u", "items": [{}]}}"#, items(65))),
+            Err("items".into())
+        );
+        assert!(place(&format!(r#"{{"user_id": "u", "items": [{}]}}"#, items(64))).is_ok());
+        assert_eq!(
+            place(r#"{"user_id": "", "items": [{"sku": "a", "qty": 1}]}"#),
+            Err("user_id".into())
+        );
+        assert_eq!(
+            place(r#"{"order_id": "o/1", "user_id": "u", "items": [{"sku": "a", "qty": 1}]}"#),
+            Err("order_id".into())
+        );
+        assert_eq!(
+            place(
+                r#"{"user_id": "u", "items": [{"sku": "a", "qty": 1}], "reservation_ttl_ms": 999}"#
+            ),
+            Err("reservation_ttl_ms".into())
+        );
+    }
+
+    #[test]
+    fn order_defaults_ttl_and_makes_an_id_only_when_absent() {
+        let Ok(Command::PlaceOrder {
+            order_id, ttl_ms, ..
+        }) = place(r#"{"user_id": "u", "items": [{"sku": "a", "qty": 1}], "order_id": null}"#)
+        else {
+            panic!("expected an order")
+        };
+        assert_eq!(order_id.as_str(), "gw-x");
+        assert_eq!(ttl_ms, DEFAULT_TTL_MS);
+        let Ok(Command::PlaceOrder { order_id, .. }) =
+            place(r#"{"order_id": "o-1", "user_id": "u", "items": [{"sku": "a", "qty": 1}]}"#)
+        else {
+            panic!("expected an order")
+        };
+        assert_eq!(order_id.as_str(), "o-1");
+    }
+
+    #[test]
+    fn patch_tells_absent_from_null() {
+        let body: PatchSkuBody = decode(br#"{"sale_window": null}"#).unwrap();
+        let cmd = body.into_command(SkuId::new("A1").unwrap()).unwrap();
+        assert_eq!(
+            cmd,
+            Command::UpdateSku {
+                sku: SkuId::new("A1").unwrap(),
+                per_user_limit: None,
+                sale_window: Some(None),
+            }
+        );
+        let body: PatchSkuBody = decode(br#"{"per_user_limit": 0}"#).unwrap();
+        let err = body.into_command(SkuId::new("A1").unwrap()).unwrap_err();
+        assert_eq!(err.field, "per_user_limit");
+    }
+
+    #[test]
+    fn create_checks_ranges_and_window() {
+        let create = |json: &str| {
+            decode::<CreateSkuBody>(json.as_bytes())
+                .unwrap()
+                .into_command()
+                .map_err(|e| e.field)
+        };
+        assert_eq!(
+            create(r#"{"sku": "A1", "stock": 9007199254740992}"#),
+            Err("stock".into())
+        );
+        assert!(create(r#"{"sku": "A1", "stock": 9007199254740991}"#).is_ok());
+        assert_eq!(
+            create(r#"{"sku": "A1", "stock": 1, "per_user_limit": 0}"#),
+            Err("per_user_limit".into())
+        );
+        assert_eq!(
+            create(r#"{"sku": "A1", "stock": 1, "sale_window": {"start_ms": 5, "end_ms": 5}}"#),
+            Err("sale_window.start_ms".into())
+        );
+        assert!(create(
+            r#"{"sku": "A1", "stock": 0, "per_user_limit": null, "sale_window": null}"#
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn restock_delta_must_be_non_zero() {
+        let body: RestockBody = decode(br#"{"request_id": "r", "delta": 0}"#).unwrap();
+        let err = body.into_command(SkuId::new("A1").unwrap()).unwrap_err();
+        assert_eq!(err.field, "delta");
+    }
+
+    #[test]
+    fn list_queries() {
+        assert_eq!(
+            ListSkusQuery::parse(None).unwrap(),
+            ListSkusQuery {
+                after: None,
+                limit: 100
+            }
+        );
+        assert_eq!(
+            ListSkusQuery::parse(Some("after=A1&limit=1000")).unwrap(),
+            ListSkusQuery {
+                after: Some(SkuId::new("A1").unwrap()),
+                limit: 1000
+            }
+        );
+        for bad in ["limit=0", "limit=1001", "limit=x", "limit=-1", "limit="] {
+            assert_eq!(
+                ListSkusQuery::parse(Some(bad)).unwrap_err().field,
+                "limit",
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            ListSkusQuery::parse(Some("after=a%20b")).unwrap_err().field,
+            "after"
+        );
+        assert_eq!(
+            ListSkusQuery::parse(Some("page=2")).unwrap_err().field,
+            "page"
+        );
+        assert_eq!(ListOrdersQuery::parse(None).unwrap_err().field, "user_id");
+        assert_eq!(
+            ListOrdersQuery::parse(Some("user_id=u-9&limit=5")).unwrap(),
+            ListOrdersQuery {
+                user_id: UserId::new("u-9").unwrap(),
+                limit: 5
+            }
+        );
+    }
+}

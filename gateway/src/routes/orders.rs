@@ -1,0 +1,96 @@
+//! `/v1/orders`: place, pay, cancel, refund, get and list orders.
+
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use state_machine::{Command, Order};
+
+use super::extract::OrderPath;
+use super::{json, order_answer, submit, OnApplied, Shared};
+use crate::body::{JsonBody, OptionalJsonBody};
+use crate::cluster::Read;
+use crate::error::ApiError;
+use crate::ids::new_order_id;
+use crate::requests::{CancelBody, ListOrdersQuery, PayBody, PlaceOrderBody, RefundBody};
+use crate::views::{OrderList, OrderView};
+
+pub async fn place(
+    State(state): State<Shared>,
+    JsonBody(body): JsonBody<PlaceOrderBody>,
+) -> Result<Response, ApiError> {
+    // Made once, before the first attempt: every retry below re-sends the same command,
+    // so a reservation that "may have been applied" is replayed, never doubled.
+    let generated = if body.order_id.is_none() {
+        Some(
+            new_order_id()
+                .map_err(|e| ApiError::internal(format!("no randomness for an order id: {e}")))?,
+        )
+    } else {
+        None
+    };
+    let command = body.into_command(generated)?;
+    order_answer(submit(&state, &command).await?, OnApplied::Created)
+}
+
+pub async fn pay(
+    State(state): State<Shared>,
+    OrderPath(order_id): OrderPath,
+    OptionalJsonBody(body): OptionalJsonBody<PayBody>,
+) -> Result<Response, ApiError> {
+    let command = body.unwrap_or_default().into_command(order_id)?;
+    order_answer(submit(&state, &command).await?, OnApplied::Ok)
+}
+
+pub async fn cancel(
+    State(state): State<Shared>,
+    OrderPath(order_id): OrderPath,
+    // Only an empty object or no body: any field is unknown.
+    OptionalJsonBody(_body): OptionalJsonBody<CancelBody>,
+) -> Result<Response, ApiError> {
+    let command = Command::Cancel { order_id };
+    order_answer(submit(&state, &command).await?, OnApplied::Ok)
+}
+
+pub async fn refund(
+    State(state): State<Shared>,
+    OrderPath(order_id): OrderPath,
+    OptionalJsonBody(body): OptionalJsonBody<RefundBody>,
+) -> Result<Response, ApiError> {
+    let command = body.unwrap_or_default().into_command(order_id)?;
+    order_answer(submit(&state, &command).await?, OnApplied::Ok)
+}
+
+pub async fn get(
+    State(state): State<Shared>,
+    OrderPath(order_id): OrderPath,
+) -> Result<Response, ApiError> {
+    let found: Option<Order> = state
+        .cluster
+        .read(
+            Read::Order(order_id.as_str().to_owned()),
+            state.cluster.deadline(),
+        )
+        .await?;
+    match found {
+        Some(order) => Ok(json(StatusCode::OK, OrderView::from(&order))),
+        None => Err(ApiError::order_not_found(order_id.as_str())),
+    }
+}
+
+pub async fn list(
+    State(state): State<Shared>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let query = ListOrdersQuery::parse(query.as_deref())?;
+    let read = Read::Orders {
+        user_id: query.user_id.into_string(),
+        limit: query.limit,
+    };
+    let orders: Vec<Order> = state.cluster.read(read, state.cluster.deadline()).await?;
+    Ok(json(
+        StatusCode::OK,
+        OrderList {
+            orders: orders.iter().map(OrderView::from).collect(),
+        },
+    ))
+}

@@ -1,0 +1,157 @@
+//! Starting and stopping a gateway: build the shared state from the config, bind the
+//! listener, serve until the shutdown signal, then let in-flight requests finish (bounded).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::serve::ListenerExt;
+use axum::Router;
+use cluster_config::{ConfigError, GatewayConfig};
+use tokio::net::{TcpListener, TcpSocket};
+
+use crate::admission::Admission;
+use crate::cluster::{Batcher, Cluster, ClusterOptions};
+use crate::metrics::Metrics;
+use crate::routes::{self, AppState};
+
+/// How long in-flight requests may take to finish after the shutdown signal: twice the
+/// default request deadline, so a request that started just before it can still complete.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Connections the kernel may hold before they are accepted (it caps this at
+/// `net.core.somaxconn`). A flash sale opens thousands at once; the usual 1,024 would drop
+/// SYNs and cost buyers a one-second retransmit.
+const LISTEN_BACKLOG: u32 = 16_384;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The gateway's HTTP application, without a listener: for serving it yourself or calling
+/// it in-process in tests. Must be called inside a Tokio runtime (it starts the batcher).
+pub fn app(config: &GatewayConfig) -> Result<Router, StartError> {
+    config.validate()?;
+    let metrics = Arc::new(Metrics::default());
+    let cluster = Arc::new(Cluster::new(
+        ClusterOptions {
+            nodes: config.nodes.clone(),
+            request_deadline: Duration::from_millis(config.request_deadline_ms),
+            backoff_initial: Duration::from_millis(config.backoff_initial_ms),
+            backoff_max: Duration::from_millis(config.backoff_max_ms),
+        },
+        metrics.clone(),
+    ));
+    let batcher = Batcher::spawn(cluster.clone(), config.max_in_flight);
+    let state = Arc::new(AppState {
+        cluster,
+        batcher,
+        admission: Admission::new(
+            config.max_in_flight,
+            config.rate_limit_per_sec,
+            config.rate_limit_burst,
+        ),
+        metrics,
+    });
+    Ok(routes::router(state))
+}
+
+/// A gateway bound to its listen address, not yet serving.
+pub struct Gateway {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    app: Router,
+}
+
+impl Gateway {
+    /// Validates the config and binds `config.listen` (port 0 picks a free port; see
+    /// [`Gateway::local_addr`]).
+    pub async fn bind(config: GatewayConfig) -> Result<Gateway, StartError> {
+        let app = app(&config)?;
+        let listener = listen(config.listen).map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        Ok(Gateway {
+            listener,
+            local_addr,
+            app,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting connections and waits up to
+    /// [`SHUTDOWN_GRACE`] for in-flight requests before returning.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        // Answers are small and latency-bound: do not let Nagle hold them back.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
+        let server = axum::serve(listener, self.app).with_graceful_shutdown(async move {
+            let _ = stop_rx.await;
+        });
+        let mut server = tokio::spawn(std::future::IntoFuture::into_future(server));
+        tracing::info!(addr = %self.local_addr, "gateway listening");
+        tokio::select! {
+            ended = &mut server => {
+                // The server stopped without being asked: an accept loop error.
+                ended??;
+                return Ok(());
+            }
+            () = shutdown => {}
+        }
+        tracing::info!("shutting down: no new connections, finishing in-flight requests");
+        let _ = stop_tx.send(());
+        match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+            Ok(ended) => ended??,
+            Err(_) => {
+                server.abort();
+                tracing::warn!(grace = ?SHUTDOWN_GRACE, "in-flight requests did not finish in time; dropped");
+            }
+        }
+        tracing::info!("gateway stopped");
+        Ok(())
+    }
+}
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // A restarted gateway can bind while the old one's connections sit in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// Binds `config.listen` and serves until `shutdown` completes.
+pub async fn serve(
+    config: GatewayConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    Gateway::bind(config).await?.run(shutdown).await
+}

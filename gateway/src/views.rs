@@ -1,0 +1,165 @@
+//! The JSON shapes of successful answers: the SKU body, the order body and the list pages,
+//! exactly the fields API.md lists. Optional settings (`per_user_limit`, `sale_window`,
+//! `payment_ref`) are always present, `null` when unset.
+//!
+//! Views borrow the state machine's records; they never add or compute state of their own.
+
+use serde::Serialize;
+use state_machine::{Order, SaleWindow, Sku};
+
+#[derive(Debug, Serialize)]
+pub struct SkuView<'a> {
+    pub sku: &'a str,
+    pub total: u64,
+    pub available: u64,
+    pub reserved: u64,
+    pub sold: u64,
+    pub refunded: u64,
+    pub per_user_limit: Option<u64>,
+    pub sale_window: Option<SaleWindowView>,
+    pub revision: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SaleWindowView {
+    pub start_ms: u64,
+    pub end_ms: u64,
+}
+
+impl From<&SaleWindow> for SaleWindowView {
+    fn from(w: &SaleWindow) -> Self {
+        Self {
+            start_ms: w.start_ms,
+            end_ms: w.end_ms,
+        }
+    }
+}
+
+impl<'a> From<&'a Sku> for SkuView<'a> {
+    fn from(s: &'a Sku) -> Self {
+        Self {
+            sku: s.sku.as_str(),
+            total: s.total,
+            available: s.available,
+            reserved: s.reserved,
+            sold: s.sold,
+            refunded: s.refunded,
+            per_user_limit: s.per_user_limit,
+            sale_window: s.sale_window.as_ref().map(SaleWindowView::from),
+            revision: s.revision,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ItemView<'a> {
+    pub sku: &'a str,
+    pub qty: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OrderView<'a> {
+    pub order_id: &'a str,
+    pub user_id: &'a str,
+    pub items: Vec<ItemView<'a>>,
+    pub status: &'static str,
+    pub created_ms: u64,
+    pub expires_ms: u64,
+    pub updated_ms: u64,
+    pub payment_ref: Option<&'a str>,
+    pub revision: u64,
+}
+
+impl<'a> From<&'a Order> for OrderView<'a> {
+    fn from(o: &'a Order) -> Self {
+        Self {
+            order_id: o.order_id.as_str(),
+            user_id: o.user_id.as_str(),
+            items: o
+                .items
+                .as_slice()
+                .iter()
+                .map(|i| ItemView {
+                    sku: i.sku.as_str(),
+                    qty: i.qty.get(),
+                })
+                .collect(),
+            status: o.status.as_str(),
+            created_ms: o.created_ms,
+            expires_ms: o.expires_ms,
+            updated_ms: o.updated_ms,
+            payment_ref: o.payment_ref.as_ref().map(|p| p.as_str()),
+            revision: o.revision,
+        }
+    }
+}
+
+/// `GET /v1/skus`: one page and the cursor of the next (`null` at the end).
+#[derive(Debug, Serialize)]
+pub struct SkuPage<'a> {
+    pub skus: Vec<SkuView<'a>>,
+    pub next: Option<&'a str>,
+}
+
+/// `GET /v1/orders?user_id=`.
+#[derive(Debug, Serialize)]
+pub struct OrderList<'a> {
+    pub orders: Vec<OrderView<'a>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use state_machine::{Item, Items, OrderId, OrderStatus, Qty, SkuCreation, SkuId, UserId};
+
+    #[test]
+    fn sku_body_has_exactly_the_api_fields_with_nulls() {
+        let sku = Sku {
+            sku: SkuId::new("A1").unwrap(),
+            total: 10,
+            available: 7,
+            reserved: 2,
+            sold: 1,
+            refunded: 0,
+            per_user_limit: None,
+            sale_window: None,
+            revision: 4,
+            created: SkuCreation {
+                stock: 10,
+                per_user_limit: None,
+                sale_window: None,
+            },
+        };
+        assert_eq!(
+            serde_json::to_value(SkuView::from(&sku)).unwrap(),
+            json!({"sku": "A1", "total": 10, "available": 7, "reserved": 2, "sold": 1,
+                   "refunded": 0, "per_user_limit": null, "sale_window": null, "revision": 4})
+        );
+    }
+
+    #[test]
+    fn order_body_has_exactly_the_api_fields() {
+        let order = Order {
+            order_id: OrderId::new("o-1").unwrap(),
+            user_id: UserId::new("u-9").unwrap(),
+            items: Items::new(vec![Item {
+                sku: SkuId::new("A1").unwrap(),
+                qty: Qty::new(2).unwrap(),
+            }])
+            .unwrap(),
+            status: OrderStatus::Reserved,
+            created_ms: 1,
+            expires_ms: 900_001,
+            updated_ms: 1,
+            payment_ref: None,
+            revision: 7,
+        };
+        assert_eq!(
+            serde_json::to_value(OrderView::from(&order)).unwrap(),
+            json!({"order_id": "o-1", "user_id": "u-9", "items": [{"sku": "A1", "qty": 2}],
+                   "status": "reserved", "created_ms": 1, "expires_ms": 900001,
+                   "updated_ms": 1, "payment_ref": null, "revision": 7})
+        );
+    }
+}

@@ -1,0 +1,798 @@
+//! The gateway against fake nodes: every route's statuses and bodies, validation before the
+//! cluster, outcome mapping, leader following, retries, deadlines, admission control, the
+//! operations endpoints and graceful shutdown.
+
+mod support;
+
+use std::time::Duration;
+
+use axum::body::Body;
+use serde_json::{json, Value};
+use state_machine::{
+    Command, OrderId, OrderStatus, Outcome, Refusal, RequestId, SaleWindow, ValidationError,
+};
+use support::{
+    closed_addr, config, get, patch_json, post_json, send, sku_id, wait_until, FakeNode, Script,
+    NOW_MS,
+};
+
+async fn one_node() -> (FakeNode, axum::Router) {
+    let node = FakeNode::start(1).await;
+    let app = gateway::app(&config(vec![node.addr.clone()])).unwrap();
+    (node, app)
+}
+
+fn order_body(order_id: &str, user: &str, sku: &str, qty: u64) -> Value {
+    json!({"order_id": order_id, "user_id": user, "items": [{"sku": sku, "qty": qty}]})
+}
+
+#[tokio::test]
+async fn create_sku_is_201_then_idempotent_200_then_409_for_other_settings() {
+    let (node, app) = one_node().await;
+    let body = json!({"sku": "A1", "stock": 10, "per_user_limit": 1,
+                      "sale_window": {"start_ms": 1, "end_ms": 2}});
+    let a = post_json(&app, "/v1/skus", body.clone()).await;
+    assert_eq!(a.status, 201, "{}", a.text());
+    assert_eq!(a.headers["content-type"], "application/json");
+    assert_eq!(
+        a.json(),
+        json!({"sku": "A1", "total": 10, "available": 10, "reserved": 0, "sold": 0,
+               "refunded": 0, "per_user_limit": 1,
+               "sale_window": {"start_ms": 1, "end_ms": 2}, "revision": 1})
+    );
+    let b = post_json(&app, "/v1/skus", body).await;
+    assert_eq!(b.status, 200, "{}", b.text());
+    assert_eq!(b.json()["revision"], 1);
+    let c = post_json(&app, "/v1/skus", json!({"sku": "A1", "stock": 11})).await;
+    let err = c.assert_error(409, "sku_exists");
+    assert_eq!(err["error"]["sku"], "A1");
+    // Explicit nulls equal absent fields in a create.
+    let d = post_json(
+        &app,
+        "/v1/skus",
+        json!({"sku": "B2", "stock": 0, "per_user_limit": null, "sale_window": null}),
+    )
+    .await;
+    assert_eq!(d.status, 201, "{}", d.text());
+    assert_eq!(d.json()["per_user_limit"], Value::Null);
+    assert_eq!(node.commands().len(), 4);
+}
+
+#[tokio::test]
+async fn sku_restock_patch_get_and_list() {
+    let (node, app) = one_node().await;
+    for sku in ["A1", "B2", "C3"] {
+        let a = post_json(
+            &app,
+            "/v1/skus",
+            json!({"sku": sku, "stock": 5, "per_user_limit": 2}),
+        )
+        .await;
+        assert_eq!(a.status, 201);
+    }
+    let r = post_json(
+        &app,
+        "/v1/skus/A1/restock",
+        json!({"request_id": "r-17", "delta": 5}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["total"], 10);
+    let r = post_json(
+        &app,
+        "/v1/skus/A1/restock",
+        json!({"request_id": "r-17", "delta": 5}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "replay");
+    assert_eq!(r.json()["total"], 10);
+    post_json(
+        &app,
+        "/v1/skus/A1/restock",
+        json!({"request_id": "r-17", "delta": 6}),
+    )
+    .await
+    .assert_error(409, "request_id_conflict");
+    let e = post_json(
+        &app,
+        "/v1/skus/A1/restock",
+        json!({"request_id": "r-18", "delta": -11}),
+    )
+    .await
+    .assert_error(409, "insufficient_available");
+    assert_eq!(e["error"]["available"], 10);
+    post_json(
+        &app,
+        "/v1/skus/ZZ/restock",
+        json!({"request_id": "r-1", "delta": 1}),
+    )
+    .await
+    .assert_error(404, "sku_not_found");
+
+    // PATCH: present-null clears, absent stays.
+    let p = patch_json(&app, "/v1/skus/A1", json!({"sale_window": null})).await;
+    assert_eq!(p.status, 200, "{}", p.text());
+    assert_eq!(p.json()["per_user_limit"], 2);
+    let p = patch_json(
+        &app,
+        "/v1/skus/A1",
+        json!({"per_user_limit": null,
+        "sale_window": {"start_ms": 5, "end_ms": 9}}),
+    )
+    .await;
+    assert_eq!(p.json()["per_user_limit"], Value::Null);
+    assert_eq!(p.json()["sale_window"], json!({"start_ms": 5, "end_ms": 9}));
+    let commands = node.commands();
+    let patches: Vec<&Command> = commands
+        .iter()
+        .filter(|c| matches!(c, Command::UpdateSku { .. }))
+        .collect();
+    assert_eq!(
+        patches[0],
+        &Command::UpdateSku {
+            sku: sku_id("A1"),
+            per_user_limit: None,
+            sale_window: Some(None),
+        }
+    );
+    assert_eq!(
+        patches[1],
+        &Command::UpdateSku {
+            sku: sku_id("A1"),
+            per_user_limit: Some(None),
+            sale_window: Some(Some(SaleWindow::new(5, 9).unwrap())),
+        }
+    );
+
+    let g = get(&app, "/v1/skus/A1").await;
+    assert_eq!(g.status, 200);
+    assert_eq!(g.json()["sku"], "A1");
+    let missing = get(&app, "/v1/skus/NOPE")
+        .await
+        .assert_error(404, "sku_not_found");
+    assert_eq!(missing["error"]["sku"], "NOPE");
+
+    let page = get(&app, "/v1/skus?limit=2").await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    let page = page.json();
+    assert_eq!(page["skus"].as_array().unwrap().len(), 2);
+    assert_eq!(page["next"], "B2");
+    let last = get(&app, "/v1/skus?after=B2&limit=2").await.json();
+    assert_eq!(last["skus"][0]["sku"], "C3");
+    assert_eq!(last["next"], Value::Null);
+}
+
+#[tokio::test]
+async fn order_lifecycle_and_idempotent_replay() {
+    let (_node, app) = one_node().await;
+    post_json(&app, "/v1/skus", json!({"sku": "A1", "stock": 3})).await;
+    let placed = post_json(&app, "/v1/orders", order_body("o-1", "u-9", "A1", 1)).await;
+    assert_eq!(placed.status, 201, "{}", placed.text());
+    assert_eq!(
+        placed.json(),
+        json!({"order_id": "o-1", "user_id": "u-9", "items": [{"sku": "A1", "qty": 1}],
+               "status": "reserved", "created_ms": NOW_MS, "expires_ms": NOW_MS + 900_000,
+               "updated_ms": NOW_MS, "payment_ref": null, "revision": 2})
+    );
+    let replay = post_json(&app, "/v1/orders", order_body("o-1", "u-9", "A1", 1)).await;
+    assert_eq!(replay.status, 200, "{}", replay.text());
+    post_json(&app, "/v1/orders", order_body("o-1", "u-9", "A1", 2))
+        .await
+        .assert_error(409, "order_id_conflict");
+    let oos = post_json(&app, "/v1/orders", order_body("o-2", "u-9", "A1", 3))
+        .await
+        .assert_error(409, "out_of_stock");
+    assert_eq!(oos["error"]["sku"], "A1");
+    assert_eq!(oos["error"]["available"], 2);
+
+    let paid = post_json(&app, "/v1/orders/o-1/pay", json!({"payment_ref": "pay-1"})).await;
+    assert_eq!(paid.status, 200, "{}", paid.text());
+    assert_eq!(paid.json()["status"], "paid");
+    assert_eq!(paid.json()["payment_ref"], "pay-1");
+    // Paying again is a no-op 200, whatever the payment_ref; an empty body is fine.
+    let again = send(&app, "POST", "/v1/orders/o-1/pay", None, Body::empty()).await;
+    assert_eq!(again.status, 200, "{}", again.text());
+    let bad = post_json(&app, "/v1/orders/o-1/cancel", json!({}))
+        .await
+        .assert_error(409, "invalid_transition");
+    assert_eq!(bad["error"]["status"], "paid");
+    // Empty body with a foreign content type is accepted where the body is optional.
+    let refunded = send(
+        &app,
+        "POST",
+        "/v1/orders/o-1/refund",
+        Some("text/plain"),
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(refunded.status, 200, "{}", refunded.text());
+    assert_eq!(refunded.json()["status"], "refunded");
+
+    let got = get(&app, "/v1/orders/o-1").await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.json()["status"], "refunded");
+    let missing = get(&app, "/v1/orders/o-404")
+        .await
+        .assert_error(404, "order_not_found");
+    assert_eq!(missing["error"]["order_id"], "o-404");
+    post_json(&app, "/v1/orders/o-404/pay", json!({}))
+        .await
+        .assert_error(404, "order_not_found");
+
+    let list = get(&app, "/v1/orders?user_id=u-9&limit=10").await;
+    assert_eq!(list.status, 200, "{}", list.text());
+    assert_eq!(list.json()["orders"][0]["order_id"], "o-1");
+    assert_eq!(
+        get(&app, "/v1/orders?user_id=nobody").await.json(),
+        json!({"orders": []})
+    );
+}
+
+#[tokio::test]
+async fn every_refusal_maps_to_its_status_code_and_fields() {
+    let (node, app) = one_node().await;
+    let sku = sku_id("A1");
+    let order_id = OrderId::new("o-1").unwrap();
+    let cases: Vec<(Refusal, u16, Value)> = vec![
+        (
+            Refusal::SkuNotFound { sku: sku.clone() },
+            404,
+            json!({"sku": "A1"}),
+        ),
+        (
+            Refusal::OrderNotFound {
+                order_id: order_id.clone(),
+            },
+            404,
+            json!({"order_id": "o-1"}),
+        ),
+        (
+            Refusal::OutOfStock {
+                sku: sku.clone(),
+                available: 0,
+                requested: 1,
+            },
+            409,
+            json!({"sku": "A1", "available": 0}),
+        ),
+        (
+            Refusal::PerUserLimitExceeded {
+                sku: sku.clone(),
+                limit: 2,
+                held: 2,
+                requested: 1,
+            },
+            409,
+            json!({"sku": "A1", "limit": 2, "held": 2}),
+        ),
+        (
+            Refusal::SaleNotActive {
+                sku: sku.clone(),
+                start_ms: 10,
+                end_ms: 20,
+            },
+            409,
+            json!({"sku": "A1", "start_ms": 10, "end_ms": 20}),
+        ),
+        (
+            Refusal::OrderIdConflict {
+                order_id: order_id.clone(),
+            },
+            409,
+            json!({"order_id": "o-1"}),
+        ),
+        (
+            Refusal::SkuExists { sku: sku.clone() },
+            409,
+            json!({"sku": "A1"}),
+        ),
+        (
+            Refusal::InvalidTransition {
+                order_id: order_id.clone(),
+                status: OrderStatus::Expired,
+            },
+            409,
+            json!({"status": "expired"}),
+        ),
+        (
+            Refusal::InsufficientAvailable {
+                sku: sku.clone(),
+                available: 4,
+                requested: 5,
+            },
+            409,
+            json!({"sku": "A1", "available": 4}),
+        ),
+        (
+            Refusal::RequestIdConflict {
+                sku: sku.clone(),
+                request_id: RequestId::new("r-1").unwrap(),
+                applied_delta: 1,
+            },
+            409,
+            json!({}),
+        ),
+        (
+            Refusal::TotalOverflow {
+                sku: sku.clone(),
+                total: 1,
+            },
+            400,
+            json!({}),
+        ),
+        (
+            Refusal::Invalid(ValidationError::new("items[0].qty", "bad")),
+            400,
+            json!({"field": "items[0].qty"}),
+        ),
+    ];
+    for (refusal, status, fields) in cases {
+        node.refuse_next(Outcome::Refused(refusal.clone()));
+        let a = post_json(&app, "/v1/orders", order_body("o-1", "u-1", "A1", 1)).await;
+        let body = a.assert_error(status, refusal.code());
+        for (k, v) in fields.as_object().unwrap() {
+            assert_eq!(&body["error"][k], v, "{refusal:?}: {body}");
+        }
+    }
+    // An outcome of the wrong kind is the cluster's bug, not the client's.
+    node.refuse_next(Outcome::Expired { orders: 1 });
+    post_json(&app, "/v1/orders", order_body("o-1", "u-1", "A1", 1))
+        .await
+        .assert_error(500, "internal");
+}
+
+/// (method, uri, content type, body, status, code, field the message must name).
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    String,
+    u16,
+    &'a str,
+    Option<&'a str>,
+);
+
+#[tokio::test]
+async fn invalid_requests_are_refused_before_the_cluster() {
+    let (node, app) = one_node().await;
+    let json_ct = Some("application/json");
+    let long_sku = "a".repeat(65);
+    let long_sku_path = format!("/v1/skus/{long_sku}");
+    let cases: Vec<Case> = vec![
+        ("POST", "/v1/skus", json_ct, r#"{"sku": "a b", "stock": 1}"#.into(), 400, "invalid_request", Some("sku")),
+        ("POST", "/v1/skus", json_ct, format!(r#"{{"sku": "{long_sku}", "stock": 1}}"#), 400, "invalid_request", Some("sku")),
+        ("POST", "/v1/skus", json_ct, r#"{"sku": "A1"}"#.into(), 400, "invalid_request", Some("stock")),
+        ("POST", "/v1/skus", json_ct, r#"{"sku": "A1", "stock": 1, "colour": "red"}"#.into(), 400, "invalid_request", Some("colour")),
+        ("POST", "/v1/skus", json_ct, r#"{"sku": "A1", "stock": -1}"#.into(), 400, "invalid_request", Some("stock")),
+        ("POST", "/v1/skus", json_ct, r#"{"sku": "A1", "stock": 9007199254740992}"#.into(), 400, "invalid_request", Some("stock")),
+        ("POST", "/v1/skus", json_ct, r#"{"sku": "A1", "stock": 1, "per_user_limit": 0}"#.into(), 400, "invalid_request", Some("per_user_limit")),
+        ("POST", "/v1/skus", json_ct, r#"{"sku": "A1", "stock": 1, "sale_window": {"start_ms": 9, "end_ms": 9}}"#.into(), 400, "invalid_request", Some("sale_window.start_ms")),
+        ("POST", "/v1/skus", json_ct, r#"{"sku": "A1", "stock": 1, "sale_window": {"start_ms": 9}}"#.into(), 400, "invalid_request", Some("end_ms")),
+        ("POST", "/v1/skus", json_ct, r#"{"sku": "A1", "stock": 1, "sale_window": {"start_ms": 1, "end_ms": 2, "tz": 0}}"#.into(), 400, "invalid_request", Some("sale_window")),
+        ("POST", "/v1/skus", json_ct, r#"{"sku": "A1", "stock": 1"#.into(), 400, "invalid_request", None),
+        ("POST", "/v1/skus", json_ct, "[1, 2]".into(), 400, "invalid_request", None),
+        ("POST", "/v1/skus", json_ct, String::new(), 400, "invalid_request", None),
+        ("POST", "/v1/skus", None, r#"{"sku": "A1", "stock": 1}"#.into(), 415, "unsupported_media_type", None),
+        ("POST", "/v1/skus", Some("text/plain"), r#"{"sku": "A1", "stock": 1}"#.into(), 415, "unsupported_media_type", None),
+        ("POST", "/v1/skus", Some("application/jsonp"), r#"{"sku": "A1", "stock": 1}"#.into(), 415, "unsupported_media_type", None),
+        ("POST", "/v1/skus/A1/restock", json_ct, r#"{"request_id": "r-1", "delta": 0}"#.into(), 400, "invalid_request", Some("delta")),
+        ("POST", "/v1/skus/A1/restock", json_ct, r#"{"request_id": "", "delta": 1}"#.into(), 400, "invalid_request", Some("request_id")),
+        ("POST", "/v1/skus/A1/restock", json_ct, r#"{"request_id": "r", "delta": 9007199254740992}"#.into(), 400, "invalid_request", Some("delta")),
+        ("POST", "/v1/skus/a%20b/restock", json_ct, r#"{"request_id": "r-1", "delta": 1}"#.into(), 400, "invalid_request", Some("sku")),
+        ("PATCH", "/v1/skus/A1", json_ct, r#"{"per_user_limit": 0}"#.into(), 400, "invalid_request", Some("per_user_limit")),
+        ("PATCH", "/v1/skus/A1", json_ct, r#"{"sale_window": {"start_ms": 3, "end_ms": 1}}"#.into(), 400, "invalid_request", Some("sale_window.start_ms")),
+        ("PATCH", "/v1/skus/A1", json_ct, r#"{"stock": 3}"#.into(), 400, "invalid_request", Some("stock")),
+        ("GET", "/v1/skus/a%20b", None, String::new(), 400, "invalid_request", Some("sku")),
+        ("GET", &long_sku_path, None, String::new(), 400, "invalid_request", Some("sku")),
+        ("GET", "/v1/skus/%FF", None, String::new(), 400, "invalid_request", Some("sku")),
+        ("GET", "/v1/orders/o%2F1", None, String::new(), 400, "invalid_request", Some("order_id")),
+        ("GET", "/v1/skus?limit=0", None, String::new(), 400, "invalid_request", Some("limit")),
+        ("GET", "/v1/skus?limit=1001", None, String::new(), 400, "invalid_request", Some("limit")),
+        ("GET", "/v1/skus?limit=ten", None, String::new(), 400, "invalid_request", Some("limit")),
+        ("GET", "/v1/skus?after=a%20b", None, String::new(), 400, "invalid_request", Some("after")),
+        ("GET", "/v1/orders", None, String::new(), 400, "invalid_request", Some("user_id")),
+        ("GET", "/v1/orders?user_id=u&limit=0", None, String::new(), 400, "invalid_request", Some("limit")),
+        ("GET", "/v1/orders?user_id=a%20b", None, String::new(), 400, "invalid_request", Some("user_id")),
+        ("POST", "/v1/orders", json_ct, r#"{"user_id": "u", "items": [{"sku": "a", "qty": 1}, {"sku": "b", "qty": 1}, {"sku": "c", "qty": 1}, {"sku": "d", "qty": 0}]}"#.into(), 400, "invalid_request", Some("items[3].qty")),
+        ("POST", "/v1/orders", json_ct, r#"{"user_id": "u", "items": [{"sku": "a", "qty": 1000001}]}"#.into(), 400, "invalid_request", Some("items[0].qty")),
+        ("POST", "/v1/orders", json_ct, r#"{"user_id": "u", "items": [{"sku": "a", "qty": "1"}]}"#.into(), 400, "invalid_request", Some("items[0].qty")),
+        ("POST", "/v1/orders", json_ct, r#"{"user_id": "u", "items": [{"sku": "a", "qty": 1}, {"sku": "a", "qty": 1}]}"#.into(), 400, "invalid_request", Some("items[1].sku")),
+        ("POST", "/v1/orders", json_ct, r#"{"user_id": "u", "items": [{"sku": "a", "qty": 1, "price": 3}]}"#.into(), 400, "invalid_request", Some("price")),
+        ("POST", "/v1/orders", json_ct, r#"{"user_id": "u", "items": []}"#.into(), 400, "invalid_request", Some("items")),
+        ("POST", "/v1/orders", json_ct, r#"{"items": [{"sku": "a", "qty": 1}]}"#.into(), 400, "invalid_request", Some("user_id")),
+        ("POST", "/v1/orders", json_ct, r#"{"order_id": "", "user_id": "u", "items": [{"sku": "a", "qty": 1}]}"#.into(), 400, "invalid_request", Some("order_id")),
+        ("POST", "/v1/orders", json_ct, r#"{"user_id": "u", "items": [{"sku": "a", "qty": 1}], "reservation_ttl_ms": 86400001}"#.into(), 400, "invalid_request", Some("reservation_ttl_ms")),
+        ("POST", "/v1/orders/o-1/pay", json_ct, r#"{"payment_ref": "p 1"}"#.into(), 400, "invalid_request", Some("payment_ref")),
+        ("POST", "/v1/orders/o-1/pay", None, r#"{"payment_ref": "p1"}"#.into(), 415, "unsupported_media_type", None),
+        ("POST", "/v1/orders/o-1/cancel", json_ct, r#"{"reason": "x"}"#.into(), 400, "invalid_request", Some("reason")),
+        ("POST", "/v1/orders/o-1/refund", json_ct, r#"{"restock": "yes"}"#.into(), 400, "invalid_request", Some("restock")),
+        ("POST", "/v1/orders/o%201/refund", None, String::new(), 400, "invalid_request", Some("order_id")),
+        ("GET", "/v1/nothing", None, String::new(), 404, "not_found", None),
+        ("GET", "/", None, String::new(), 404, "not_found", None),
+        ("DELETE", "/v1/skus/A1", None, String::new(), 405, "method_not_allowed", None),
+        ("PUT", "/v1/orders", None, String::new(), 405, "method_not_allowed", None),
+        ("GET", "/v1/orders/o-1/pay", None, String::new(), 405, "method_not_allowed", None),
+        ("POST", "/healthz", None, String::new(), 405, "method_not_allowed", None),
+    ];
+    for (method, uri, ct, body, status, code, field) in cases {
+        let a = send(&app, method, uri, ct, body.clone()).await;
+        let got = a.assert_error(status, code);
+        if let Some(field) = field {
+            let message = got["error"]["message"].as_str().unwrap();
+            assert!(
+                message.contains(field),
+                "{method} {uri} {body}: {message} lacks {field}"
+            );
+        }
+    }
+    assert!(
+        node.submits().is_empty(),
+        "nothing invalid may reach the cluster"
+    );
+    assert_eq!(node.reads(), 0, "nothing invalid may reach the cluster");
+}
+
+#[tokio::test]
+async fn bodies_over_64_kib_are_413_and_exactly_64_kib_is_fine() {
+    let (node, app) = one_node().await;
+    let json = r#"{"sku": "A1", "stock": 1}"#;
+    let pad = |len: usize| format!("{json}{}", " ".repeat(len - json.len()));
+    let ok = send(
+        &app,
+        "POST",
+        "/v1/skus",
+        Some("application/json"),
+        pad(65_536),
+    )
+    .await;
+    assert_eq!(ok.status, 201, "{}", ok.text());
+    send(
+        &app,
+        "POST",
+        "/v1/skus",
+        Some("application/json"),
+        pad(65_537),
+    )
+    .await
+    .assert_error(413, "payload_too_large");
+    // Without a Content-Length (a stream), the limit holds while reading.
+    let chunks: Vec<Result<String, std::io::Error>> =
+        (0..70).map(|_| Ok(" ".repeat(1_000))).collect();
+    let streamed = Body::from_stream(futures::stream::iter(chunks));
+    send(&app, "POST", "/v1/skus", Some("application/json"), streamed)
+        .await
+        .assert_error(413, "payload_too_large");
+    assert_eq!(node.commands().len(), 1);
+}
+
+#[tokio::test]
+async fn content_type_parameters_are_accepted() {
+    let (_node, app) = one_node().await;
+    let a = send(
+        &app,
+        "POST",
+        "/v1/skus",
+        Some("application/json; charset=utf-8"),
+        r#"{"sku": "A1", "stock": 1}"#,
+    )
+    .await;
+    assert_eq!(a.status, 201, "{}", a.text());
+}
+
+#[tokio::test]
+async fn gateway_made_order_id_is_kept_across_a_retry() {
+    let (node, app) = one_node().await;
+    post_json(&app, "/v1/skus", json!({"sku": "A1", "stock": 3})).await;
+    node.script(Script::Unavailable);
+    let placed = post_json(
+        &app,
+        "/v1/orders",
+        json!({"user_id": "u-1", "items": [{"sku": "A1", "qty": 1}]}),
+    )
+    .await;
+    assert_eq!(placed.status, 201, "{}", placed.text());
+    let order_id = placed.json()["order_id"].as_str().unwrap().to_owned();
+    assert!(
+        order_id.starts_with("gw-") && order_id.len() == 27,
+        "{order_id}"
+    );
+    OrderId::new(order_id.clone()).expect("follows the identifier rule");
+    let ids: Vec<String> = node
+        .submits()
+        .iter()
+        .skip(1)
+        .flatten()
+        .map(|c| c.order_id().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![order_id.clone(), order_id],
+        "both attempts carry the same id"
+    );
+    let metrics = get(&app, "/metrics").await.text();
+    assert!(metrics.contains("gateway_retries_total 1"), "{metrics}");
+}
+
+#[tokio::test]
+async fn not_leader_hint_is_followed_and_remembered() {
+    let leader = FakeNode::start(2).await;
+    let follower = FakeNode::start(1).await;
+    follower.follow(&leader.addr);
+    // The gateway knows only the follower; the leader it learns from the hint.
+    let app = gateway::app(&config(vec![follower.addr.clone()])).unwrap();
+    let a = post_json(&app, "/v1/skus", json!({"sku": "A1", "stock": 1})).await;
+    assert_eq!(a.status, 201, "{}", a.text());
+    assert_eq!(follower.submits().len(), 1);
+    assert_eq!(leader.submits().len(), 1);
+    // Reads go to the leader too, and the next call goes straight there.
+    assert_eq!(get(&app, "/v1/skus/A1").await.status, 200);
+    assert_eq!(follower.submits().len(), 1);
+    assert_eq!(leader.reads(), 1);
+}
+
+#[tokio::test]
+async fn unreachable_nodes_try_the_others_and_count_leader_changes() {
+    let first = FakeNode::start(1).await;
+    let second = FakeNode::start(2).await;
+    let app = gateway::app(&config(vec![
+        closed_addr().await,
+        first.addr.clone(),
+        second.addr.clone(),
+    ]))
+    .unwrap();
+    for i in 0..3 {
+        let a = post_json(
+            &app,
+            "/v1/skus",
+            json!({"sku": format!("S{i}"), "stock": 1}),
+        )
+        .await;
+        assert_eq!(a.status, 201, "{}", a.text());
+    }
+    // The leader moves: the first node now names the second.
+    first.follow(&second.addr);
+    let a = post_json(&app, "/v1/skus", json!({"sku": "S9", "stock": 1})).await;
+    assert_eq!(a.status, 201, "{}", a.text());
+    assert_eq!(second.commands().len(), 1);
+    let metrics = get(&app, "/metrics").await.text();
+    assert!(
+        metrics.contains("gateway_leader_changes_total 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn no_answer_within_the_deadline_is_503_with_retry_after() {
+    let mut c = config(vec![closed_addr().await, closed_addr().await]);
+    c.request_deadline_ms = 200;
+    let app = gateway::app(&c).unwrap();
+    let a = post_json(&app, "/v1/orders", order_body("o-1", "u", "A1", 1)).await;
+    a.assert_error(503, "unavailable");
+    assert_eq!(a.headers["retry-after"], "1");
+    let r = get(&app, "/v1/skus/A1").await;
+    r.assert_error(503, "unavailable");
+    assert_eq!(r.headers["retry-after"], "1");
+
+    // A reachable node without quorum: the same answer.
+    let node = FakeNode::start(1).await;
+    node.set_always_unavailable(true);
+    let mut c = config(vec![node.addr.clone()]);
+    c.request_deadline_ms = 200;
+    let app = gateway::app(&c).unwrap();
+    post_json(&app, "/v1/skus", json!({"sku": "A1", "stock": 1}))
+        .await
+        .assert_error(503, "unavailable");
+    assert!(node.submits().len() > 1, "retried until the deadline");
+    let metrics = get(&app, "/metrics").await.text();
+    assert!(!metrics.contains("gateway_retries_total 0"), "{metrics}");
+}
+
+#[tokio::test]
+async fn in_flight_bound_answers_429_at_once() {
+    let node = FakeNode::start(1).await;
+    let mut c = config(vec![node.addr.clone()]);
+    c.max_in_flight = 1;
+    let app = gateway::app(&c).unwrap();
+    node.close_gate().await;
+    let held = tokio::spawn({
+        let app = app.clone();
+        async move { post_json(&app, "/v1/skus", json!({"sku": "A1", "stock": 1})).await }
+    });
+    wait_until("the first request reaches the node", || {
+        node.submits().len() == 1
+    })
+    .await;
+    let refused = post_json(&app, "/v1/skus", json!({"sku": "B1", "stock": 1})).await;
+    refused.assert_error(429, "rate_limited");
+    assert_eq!(refused.headers["retry-after"], "1");
+    // Operations endpoints are not subject to admission control.
+    assert_eq!(get(&app, "/healthz").await.status, 200);
+    node.open_gate();
+    assert_eq!(held.await.unwrap().status, 201);
+    let again = post_json(&app, "/v1/skus", json!({"sku": "B1", "stock": 1})).await;
+    assert_eq!(again.status, 201, "the slot is free again");
+}
+
+#[tokio::test]
+async fn empty_token_bucket_answers_429_with_whole_seconds() {
+    let node = FakeNode::start(1).await;
+    let mut c = config(vec![node.addr.clone()]);
+    c.rate_limit_per_sec = Some(1);
+    c.rate_limit_burst = Some(1);
+    let app = gateway::app(&c).unwrap();
+    assert_eq!(
+        post_json(&app, "/v1/skus", json!({"sku": "A1", "stock": 1}))
+            .await
+            .status,
+        201
+    );
+    let refused = post_json(&app, "/v1/skus", json!({"sku": "B1", "stock": 1})).await;
+    refused.assert_error(429, "rate_limited");
+    let secs: u64 = refused.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(secs >= 1);
+}
+
+#[tokio::test]
+async fn concurrent_orders_are_batched_and_each_gets_its_own_outcome() {
+    let (node, app) = one_node().await;
+    post_json(&app, "/v1/skus", json!({"sku": "A1", "stock": 1000})).await;
+    node.close_gate().await;
+    let spawn_order = |i: usize| {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let id = format!("o-{i}");
+            let a = post_json(
+                &app,
+                "/v1/orders",
+                order_body(&id, &format!("u-{i}"), "A1", 1),
+            )
+            .await;
+            (id, a)
+        })
+    };
+    // Fill the batcher's submit slots one by one, then queue more behind them.
+    let mut tasks = Vec::new();
+    for i in 0..4 {
+        tasks.push(spawn_order(i));
+        wait_until("the order's submit is in flight", || {
+            node.submits().len() == 2 + i
+        })
+        .await;
+    }
+    tasks.extend((4..60).map(spawn_order));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    node.open_gate();
+    for task in tasks {
+        let (id, a) = task.await.unwrap();
+        assert_eq!(a.status, 201, "{}", a.text());
+        assert_eq!(a.json()["order_id"], id, "each caller gets its own outcome");
+    }
+    let submits = node.submits();
+    let orders: usize = submits.iter().skip(1).map(Vec::len).sum();
+    assert_eq!(orders, 60);
+    assert!(
+        submits.len() - 1 < 60,
+        "commands were coalesced: {} submits",
+        submits.len() - 1
+    );
+}
+
+#[tokio::test]
+async fn healthz_readyz_and_metrics() {
+    let (_node, app) = one_node().await;
+    assert_eq!(get(&app, "/healthz").await.status, 200);
+    // An idle gateway asks the leader itself.
+    let ready = get(&app, "/readyz").await;
+    assert_eq!(ready.status, 200, "{}", ready.text());
+    post_json(&app, "/v1/skus", json!({"sku": "A1", "stock": 1})).await;
+    get(&app, "/v1/nothing").await;
+    let metrics = get(&app, "/metrics").await;
+    assert_eq!(metrics.status, 200);
+    assert!(metrics.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = metrics.text();
+    for name in [
+        "gateway_requests_total{route=\"POST /v1/skus\",status=\"201\"} 1",
+        "gateway_requests_total{route=\"unmatched\",status=\"404\"} 1",
+        "gateway_request_duration_seconds_bucket{route=\"POST /v1/skus\",le=\"+Inf\"} 1",
+        "gateway_request_duration_seconds_count{route=\"POST /v1/skus\"} 1",
+        "gateway_retries_total 0",
+        "gateway_leader_changes_total 0",
+    ] {
+        assert!(text.contains(name), "missing {name} in\n{text}");
+    }
+
+    let mut c = config(vec![closed_addr().await]);
+    c.request_deadline_ms = 200;
+    let down = gateway::app(&c).unwrap();
+    let not_ready = get(&down, "/readyz").await;
+    not_ready.assert_error(503, "unavailable");
+    assert_eq!(get(&down, "/healthz").await.status, 200);
+}
+
+#[tokio::test]
+async fn cluster_view_lists_reachable_and_unreachable_nodes() {
+    let node = FakeNode::start(7).await;
+    let dead = closed_addr().await;
+    let app = gateway::app(&config(vec![node.addr.clone(), dead.clone()])).unwrap();
+    let a = get(&app, "/v1/cluster").await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let view = a.json();
+    assert_eq!(view["leader"], 7);
+    assert_eq!(view["term"], 3);
+    let nodes = view["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2);
+    let live = nodes
+        .iter()
+        .find(|n| n["addr"] == node.addr.as_str())
+        .unwrap();
+    assert_eq!(live["id"], 7);
+    assert_eq!(live["role"], "leader");
+    assert_eq!(live["reachable"], true);
+    let gone = nodes.iter().find(|n| n["addr"] == dead.as_str()).unwrap();
+    assert_eq!(gone["role"], "unreachable");
+    assert_eq!(gone["reachable"], false);
+    assert!(gone["id"].is_u64());
+    for key in ["last_log_index", "last_applied"] {
+        assert!(live[key].is_u64(), "{key}");
+    }
+}
+
+/// A raw HTTP/1.1 exchange over TCP; `Connection: close` makes the server end the stream.
+async fn http(addr: std::net::SocketAddr, request: String) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    stream.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+#[tokio::test]
+async fn binds_port_zero_and_finishes_in_flight_requests_on_shutdown() {
+    let node = FakeNode::start(1).await;
+    let gw = gateway::Gateway::bind(config(vec![node.addr.clone()]))
+        .await
+        .unwrap();
+    let addr = gw.local_addr();
+    assert_ne!(addr.port(), 0);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(gw.run(async move {
+        let _ = stopped.await;
+    }));
+    let health = http(
+        addr,
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".into(),
+    )
+    .await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+
+    node.close_gate().await;
+    let body = r#"{"sku": "A1", "stock": 1}"#;
+    let slow = tokio::spawn(http(
+        addr,
+        format!(
+            "POST /v1/skus HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    ));
+    wait_until("the request reaches the node", || node.submits().len() == 1).await;
+    stop.send(()).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!running.is_finished(), "waits for the in-flight request");
+    node.open_gate();
+    let answer = slow.await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    running.await.unwrap().unwrap();
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "no longer accepting"
+    );
+}

@@ -1,1 +1,69 @@
 //! The chaos harness: namespaces and links, the nemesis, clients, the recorded history and its checkers.
+//!
+//! This crate's pure-logic half (no root, no network, no clock other than the checker's own
+//! time budget) lives in:
+//! - [`history`]: what the clients observed, one record per operation, as `history.jsonl` and text;
+//! - [`model`]: the sequential specification of one SKU and its orders;
+//! - [`linearizability`]: a Porcupine-style WGL search of each SKU's history against the model;
+//! - [`invariants`]: cheap whole-history checks that still answer when the search times out;
+//! - [`report`]: per-run statistics and verdicts, and the `jepsen: N passed, N failed` line.
+//!
+//! It depends on no other workspace crate on purpose: the history records HTTP-level
+//! observations against the API contract, so a bug shared with the server's own types cannot
+//! hide itself from the checker.
+
+pub mod history;
+pub mod invariants;
+pub mod linearizability;
+pub mod model;
+pub mod report;
+
+pub use history::{
+    classify, classify_transport, Completion, History, HistoryError, Input, Op, OpKind, Output,
+    TransportError,
+};
+pub use invariants::{InvariantReport, NodeFinal, Violation};
+pub use linearizability::{check, CheckError, LinearizabilityReport};
+pub use report::{RunReport, Summary};
+
+/// The answer of one checker.
+///
+/// `Unknown` (the search ran out of time or memory) is not a pass: a run whose checker could
+/// not decide has shown nothing, and a harness that let it through would pass every run it
+/// made too big to check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    Pass,
+    Fail,
+    Unknown,
+}
+
+impl Verdict {
+    /// Only `Pass` passes; `Unknown` counts as a failure.
+    pub fn is_pass(self) -> bool {
+        self == Verdict::Pass
+    }
+
+    /// Combines verdicts of independent parts: any failure fails, then any unknown is unknown.
+    pub fn combine(self, other: Verdict) -> Verdict {
+        match (self, other) {
+            (Verdict::Fail, _) | (_, Verdict::Fail) => Verdict::Fail,
+            (Verdict::Unknown, _) | (_, Verdict::Unknown) => Verdict::Unknown,
+            _ => Verdict::Pass,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "FAIL",
+            Verdict::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -6,10 +6,13 @@
 // storage call; boxing it in our helpers would only add conversions at each trait boundary.
 #![allow(clippy::result_large_err)]
 
+pub mod bench;
+pub mod cli;
 pub mod client;
 pub mod codec;
 pub mod expiry;
 pub mod group_commit;
+pub mod launcher;
 pub mod leader;
 pub mod log_store;
 pub mod network;

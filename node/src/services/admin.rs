@@ -3,7 +3,7 @@
 
 use crate::leader::LeaderHint;
 use crate::types::{NodeId, Raft};
-use openraft::{BasicNode, ServerState};
+use openraft::{BasicNode, ChangeMembers, ServerState};
 use proto::admin::admin_server;
 use proto::admin::{
     admin_reply, AddLearnerRequest, AdminReply, ChangeMembershipRequest, Member, MetricsReply,
@@ -130,6 +130,20 @@ impl admin_server::Admin for AdminService {
         req: Request<ChangeMembershipRequest>,
     ) -> Result<Response<AdminReply>, Status> {
         let req = req.into_inner();
+        if !req.remove_learners.is_empty() {
+            let learners: BTreeSet<NodeId> = req.remove_learners.into_iter().collect();
+            return match self
+                .raft
+                .change_membership(ChangeMembers::RemoveNodes(learners.clone()), false)
+                .await
+            {
+                Ok(resp) => Ok(ok(format!(
+                    "learners {learners:?} removed (log {})",
+                    resp.log_id
+                ))),
+                Err(e) => Ok(failed(&e, e.forward_to_leader())),
+            };
+        }
         let voters: BTreeSet<NodeId> = req.voters.into_iter().collect();
         if voters.is_empty() {
             return Ok(Response::new(AdminReply {

@@ -73,6 +73,40 @@ impl Cluster {
         self.procs[i] = Some(child);
     }
 
+    /// Starts one more node (id = next) with no initial members: it waits to be added.
+    pub fn spawn_extra(&mut self, tweak: impl Fn(&mut NodeConfig)) -> u64 {
+        let id = self.configs.len() as u64 + 1;
+        let port = free_ports(1)[0];
+        let mut c = self.configs[0].clone();
+        c.id = id;
+        c.listen = format!("127.0.0.1:{port}").parse().unwrap();
+        c.advertise = format!("127.0.0.1:{port}");
+        c.data_dir = self.dir.path().join(format!("node{id}"));
+        c.initial_members.clear();
+        tweak(&mut c);
+        c.validate().unwrap();
+        self.configs.push(c);
+        self.procs.push(None);
+        self.spawn(id);
+        id
+    }
+
+    /// Deletes a stopped node's data dir.
+    pub fn wipe(&self, id: u64) {
+        let _ = std::fs::remove_dir_all(&self.configs[id as usize - 1].data_dir);
+    }
+
+    /// Runs `invctl` with `args` plus `--nodes` of the given live nodes.
+    pub fn invctl(&self, args: &[&str], via: &[u64]) -> std::process::Output {
+        let nodes: Vec<String> = via.iter().map(|id| self.addr(*id)).collect();
+        Process::new(env!("CARGO_BIN_EXE_invctl"))
+            .args(args)
+            .arg("--nodes")
+            .arg(nodes.join(","))
+            .output()
+            .expect("run invctl")
+    }
+
     pub fn addrs(&self) -> Vec<String> {
         self.configs.iter().map(|c| c.advertise.clone()).collect()
     }

@@ -1,0 +1,167 @@
+//! `invctl`: run a local demo, benchmark the Raft layer, and inspect and change a running
+//! cluster (status, add-node, remove-node, snapshot).
+
+use clap::{Parser, Subcommand};
+use node::bench::{self, Workload};
+use node::cli::{demo, membership, status};
+use node::launcher::LocalCluster;
+use std::time::Duration;
+
+const DEFAULT_NODES: &str = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003";
+
+#[derive(Parser)]
+#[command(name = "invctl", about = "Run and operate a flashstock cluster")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Start a local 3-node cluster and a gateway on 127.0.0.1:8080; Ctrl-C stops them.
+    #[command(
+        after_help = "Examples:\n  cargo run --release --bin invctl -- demo\n  cargo run --release --bin invctl -- demo --flash-sale"
+    )]
+    Demo {
+        /// Also run the flash sale: 10 units, 10,000 concurrent buyers.
+        #[arg(long)]
+        flash_sale: bool,
+        /// Stop right after the flash sale instead of waiting for Ctrl-C.
+        #[arg(long)]
+        exit: bool,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        gateway: String,
+        /// First of three consecutive ports for the nodes.
+        #[arg(long, default_value_t = 7001)]
+        base_port: u16,
+    },
+    /// Every member and learner with its role, log position and lag. Exit code 0 only
+    /// when a leader is known and a quorum of voters answers.
+    #[command(
+        after_help = "Examples:\n  invctl status\n  invctl status --nodes 10.0.0.1:7001 --json"
+    )]
+    Status {
+        /// Any node(s) of the cluster, comma-separated.
+        #[arg(long, default_value = DEFAULT_NODES, value_delimiter = ',')]
+        nodes: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a running node: as a learner first, then, once caught up, as a voter.
+    #[command(after_help = "Example:\n  invctl add-node --id 4 --addr 127.0.0.1:7004")]
+    AddNode {
+        #[arg(long)]
+        id: u64,
+        #[arg(long)]
+        addr: String,
+        #[arg(long, default_value = DEFAULT_NODES, value_delimiter = ',')]
+        nodes: Vec<String>,
+    },
+    /// Remove a voter or learner (the leader too) through joint consensus.
+    #[command(after_help = "Example:\n  invctl remove-node --id 2")]
+    RemoveNode {
+        #[arg(long)]
+        id: u64,
+        /// Remove even if the remaining voters that answer now are not a quorum.
+        #[arg(long)]
+        force: bool,
+        #[arg(long, default_value = DEFAULT_NODES, value_delimiter = ',')]
+        nodes: Vec<String>,
+    },
+    /// Build a snapshot on the leader (or --node) and wait until it is done.
+    #[command(after_help = "Example:\n  invctl snapshot --node 2")]
+    Snapshot {
+        #[arg(long)]
+        node: Option<u64>,
+        #[arg(long, default_value = DEFAULT_NODES, value_delimiter = ',')]
+        nodes: Vec<String>,
+    },
+    /// Benchmark Submit over gRPC against a fresh local 3-node cluster (fsync on).
+    #[command(after_help = "Example:\n  cargo run --release --bin invctl -- bench --seconds 10")]
+    Bench {
+        /// Seconds per workload.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// First of three consecutive loopback ports for the nodes.
+        #[arg(long, default_value_t = 17101)]
+        base_port: u16,
+    },
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let result = match Cli::parse().command {
+        Cmd::Demo {
+            flash_sale,
+            exit,
+            gateway,
+            base_port,
+        } => {
+            demo::run(demo::DemoOptions {
+                gateway,
+                base_port,
+                flash_sale,
+                exit,
+            })
+            .await
+        }
+        Cmd::Status { nodes, json } => match status::collect(&nodes).await {
+            Ok(s) => {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
+                } else {
+                    status::print(&s);
+                }
+                if !s.healthy {
+                    std::process::exit(2);
+                }
+                Ok(())
+            }
+            Err(e) => Err(e),
+        },
+        Cmd::AddNode { id, addr, nodes } => membership::add_node(&nodes, id, &addr).await,
+        Cmd::RemoveNode { id, force, nodes } => membership::remove_node(&nodes, id, force).await,
+        Cmd::Snapshot { node, nodes } => membership::snapshot(&nodes, node).await,
+        Cmd::Bench { seconds, base_port } => run_bench(seconds, base_port).await,
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run_bench(seconds: u64, base_port: u16) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut cluster = LocalCluster::start(3, base_port, dir.path(), "warn")?;
+    cluster.wait_for_leader(Duration::from_secs(30)).await?;
+    let client = bench::arc_client(cluster.addrs());
+    println!(
+        "raft bench: 3 nodes on 127.0.0.1, sled with fsync per entry, data in {}",
+        dir.path().display()
+    );
+    bench::prepare(&client, 10_000).await?;
+    bench::print_header();
+    let duration = Duration::from_secs(seconds);
+    for (name, skus, callers) in [
+        ("hot sku", 1, 64),
+        ("hot sku", 1, 256),
+        ("10,000 skus", 10_000, 256),
+    ] {
+        let w = Workload {
+            name: name.to_string(),
+            skus,
+            callers,
+            duration,
+        };
+        let run_id = format!("{}-{callers}", name.replace([' ', ','], ""));
+        let figures = bench::run(&client, &w, &run_id).await;
+        bench::print_row(&w, &figures);
+    }
+    cluster.stop();
+    Ok(())
+}

@@ -1,0 +1,7 @@
+//! The `invctl` subcommands. Each talks gRPC to the nodes' admin service; calls that need
+//! the leader follow its "not leader" hint.
+
+pub mod admin;
+pub mod demo;
+pub mod membership;
+pub mod status;

@@ -1,0 +1,129 @@
+//! `invctl status`: one table of every member and learner, and whether the cluster can
+//! serve (a leader is known and a quorum of voters answers).
+
+use super::admin;
+use proto::admin::StatusReply;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Serialize)]
+pub struct NodeRow {
+    pub id: u64,
+    pub addr: String,
+    pub voter: bool,
+    /// leader, follower, candidate, learner or unreachable
+    pub role: String,
+    pub term: Option<u64>,
+    pub last_log_index: Option<u64>,
+    pub last_applied: Option<u64>,
+    /// Entries behind the leader's log, as the leader's replication state says.
+    pub lag: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClusterStatus {
+    pub leader: Option<u64>,
+    pub term: u64,
+    /// "uniform", or "joint" while a membership change is between its two configs.
+    pub membership: String,
+    pub nodes: Vec<NodeRow>,
+    pub voters_answering: usize,
+    pub voters: usize,
+    pub healthy: bool,
+}
+
+pub async fn collect(addrs: &[String]) -> anyhow::Result<ClusterStatus> {
+    let first = admin::any_status(addrs).await?;
+    // The leader knows the replication state; prefer its view of the membership.
+    let view = match (first.role.as_str(), first.leader_addr.as_str()) {
+        ("leader", _) | (_, "") => first,
+        (_, leader) => admin::status(leader).await.unwrap_or(first),
+    };
+    let mut answers: BTreeMap<u64, StatusReply> = BTreeMap::new();
+    for m in &view.members {
+        if let Ok(s) = admin::status(&m.addr).await {
+            if s.node_id == m.id {
+                answers.insert(m.id, s);
+            }
+        }
+    }
+    let leader = answers.values().find(|s| s.role == "leader").cloned();
+    let matched: BTreeMap<u64, Option<u64>> = leader
+        .as_ref()
+        .map(|l| {
+            l.replication
+                .iter()
+                .map(|r| (r.id, r.matched_index))
+                .collect()
+        })
+        .unwrap_or_default();
+    let leader_last = leader.as_ref().map(|l| l.last_log_index);
+    let nodes: Vec<NodeRow> = view
+        .members
+        .iter()
+        .map(|m| {
+            let s = answers.get(&m.id);
+            let lag = match (leader_last, matched.get(&m.id)) {
+                (Some(last), Some(Some(at))) => Some(last.saturating_sub(*at)),
+                (Some(last), Some(None)) => Some(last),
+                _ => None,
+            };
+            NodeRow {
+                id: m.id,
+                addr: m.addr.clone(),
+                voter: m.voter,
+                role: s.map_or("unreachable".into(), |s| s.role.clone()),
+                term: s.map(|s| s.term),
+                last_log_index: s.map(|s| s.last_log_index),
+                last_applied: s.map(|s| s.last_applied),
+                lag,
+            }
+        })
+        .collect();
+    let voters = nodes.iter().filter(|n| n.voter).count();
+    let voters_answering = nodes
+        .iter()
+        .filter(|n| n.voter && n.role != "unreachable")
+        .count();
+    Ok(ClusterStatus {
+        leader: leader.as_ref().map(|l| l.node_id),
+        term: answers.values().map(|s| s.term).max().unwrap_or(view.term),
+        membership: if view.joint { "joint" } else { "uniform" }.into(),
+        healthy: leader.is_some() && voters_answering * 2 > voters,
+        nodes,
+        voters_answering,
+        voters,
+    })
+}
+
+pub fn print(status: &ClusterStatus) {
+    println!(
+        "leader: {}   term: {}   membership: {}   voters answering: {}/{}",
+        status.leader.map_or("none".into(), |l| l.to_string()),
+        status.term,
+        status.membership,
+        status.voters_answering,
+        status.voters
+    );
+    println!(
+        "{:>4}  {:<22} {:<12} {:<6} {:>6} {:>10} {:>10} {:>8}",
+        "id", "address", "role", "voter", "term", "last log", "applied", "lag"
+    );
+    let dash = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
+    for n in &status.nodes {
+        println!(
+            "{:>4}  {:<22} {:<12} {:<6} {:>6} {:>10} {:>10} {:>8}",
+            n.id,
+            n.addr,
+            n.role,
+            if n.voter { "yes" } else { "no" },
+            dash(n.term),
+            dash(n.last_log_index),
+            dash(n.last_applied),
+            dash(n.lag)
+        );
+    }
+    if !status.healthy {
+        println!("NOT HEALTHY: no leader, or fewer than a majority of voters answer");
+    }
+}

@@ -70,3 +70,11 @@ fn invalid_value_in_file_names_the_field() {
     let err = GatewayConfig::load(&path).unwrap_err();
     assert_eq!(err.field(), Some("backoff_initial_ms"));
 }
+
+#[test]
+fn the_joining_sample_waits_to_be_added() {
+    let config = NodeConfig::load(&samples_dir().join("join").join("node4.toml")).unwrap();
+    assert_eq!(config.id, 4);
+    assert!(config.initial_members.is_empty());
+    assert!(!config.is_initialiser());
+}

@@ -20,6 +20,7 @@ mod body;
 mod cluster;
 mod error;
 mod ids;
+pub mod loadgen;
 mod metrics;
 mod requests;
 mod routes;

@@ -1,0 +1,197 @@
+//! The `loadgen` binary: HTTP load against a gateway (see `gateway::loadgen`).
+//!
+//! Exit status: 0 on success, 1 when a flash sale did not sell exactly its stock, 2 when a
+//! workload could not run (bad URL, no gateway, a set-up call refused).
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use gateway::loadgen::{
+    run_bench, run_flash_sale, run_sustained, Bench, FlashSale, HttpClient, LoadgenError,
+    Sustained, Target,
+};
+
+/// HTTP load generator for the flashstock gateway (API.md): flash sales and sustained order
+/// load over a fixed pool of keep-alive connections.
+#[derive(Debug, Parser)]
+#[command(
+    name = "loadgen",
+    version,
+    after_help = "\
+Examples:
+  loadgen flash-sale --stock 10 --buyers 10000
+  loadgen sustained --clients 64 --seconds 10
+  loadgen bench --url http://127.0.0.1:8080
+
+Latency is per request, from its send on a connection to the end of its answer; waiting
+for a free connection in the pool is not included (a flash sale's wall time includes it)."
+)]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Connection")]
+struct Common {
+    /// The gateway's base URL (plain HTTP).
+    #[arg(long, global = true, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Keep-alive connections in the pool: the most requests in flight at once.
+    #[arg(long, global = true, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    connections: u32,
+    /// A request without a complete answer after this many seconds counts as failed.
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    timeout: u64,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// W1: create a SKU with STOCK units, then BUYERS single-unit orders all at once; fails
+    /// (exit 1) unless exactly min(stock, buyers) succeed and the SKU holds that many reserved.
+    #[command(after_help = "\
+Example:
+  loadgen flash-sale --stock 10 --buyers 10000 --connections 256
+
+Buyer n is user buyer-<n> with order id <sku>-fs-<n>. Prints buyers, succeeded (201),
+out_of_stock (409), other answers by status and code, wall time, p50/p99/max latency and the
+SKU's final available/reserved/sold.")]
+    FlashSale(FlashSaleArgs),
+    /// W2/W3: closed-loop clients placing single-unit orders for a duration, against one hot
+    /// SKU or many (stock 2^50 each).
+    #[command(after_help = "\
+Examples:
+  loadgen sustained --clients 64 --seconds 10              # W2: one hot SKU
+  loadgen sustained --clients 256 --seconds 10 --skus 10000  # W3: 10,000 SKUs
+
+Prints orders/s (2xx answers), p50/p99/max latency and the answers by status and code.
+Non-2xx answers are counted, not fatal. Use --connections >= --clients.")]
+    Sustained(SustainedArgs),
+    /// W1, W2 at 64 and 256 clients, and W3 (10,000 SKUs at 256 clients), one after another,
+    /// in one table.
+    #[command(after_help = "\
+Example:
+  loadgen bench --seconds 10 --url http://127.0.0.1:8080
+
+Exits 1 if the W1 flash sale did not sell exactly its stock.")]
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+struct FlashSaleArgs {
+    /// Units on sale.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=(1u64 << 53) - 1))]
+    stock: u64,
+    /// Buyers, each ordering one unit, all at once.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    buyers: u64,
+    /// SKU name [default: flash-<unix ms>].
+    #[arg(long)]
+    sku: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct SustainedArgs {
+    /// Closed-loop clients, each with one order in flight at a time.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    clients: u32,
+    /// How long to run.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
+    seconds: Duration,
+    /// SKUs to spread the orders over (1: one hot SKU).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    skus: u32,
+    /// Concurrent SKU creates while setting up.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    create_concurrency: u32,
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// How long each sustained workload (W2, W3) runs.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
+    seconds: Duration,
+}
+
+/// A positive number of seconds, fractions allowed.
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let seconds: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| "must be a positive number of seconds".to_string())
+}
+
+/// Runs the command; `Ok(false)` when a check failed.
+async fn run(cli: Cli) -> Result<bool, LoadgenError> {
+    let target = Target::parse(&cli.common.url)?;
+    let connections = cli.common.connections as usize;
+    let client = HttpClient::new(target, connections, Duration::from_secs(cli.common.timeout));
+    match cli.command {
+        Command::FlashSale(args) => {
+            let mut sale = FlashSale::new(args.stock, args.buyers);
+            if let Some(sku) = args.sku {
+                sale.sku = sku;
+            }
+            eprintln!(
+                "flash sale: SKU {} with stock {}, {} buyers over {connections} connections to {}",
+                sale.sku, sale.stock, sale.buyers, cli.common.url
+            );
+            let report = run_flash_sale(&client, &sale).await?;
+            print!("{report}");
+            Ok(report.passed())
+        }
+        Command::Sustained(args) => {
+            let clients = args.clients as usize;
+            if clients > connections {
+                eprintln!(
+                    "warning: {clients} clients share {connections} connections; \
+                     raise --connections to run them all at once"
+                );
+            }
+            let run = Sustained {
+                create_concurrency: args.create_concurrency as usize,
+                ..Sustained::new(clients, args.seconds, args.skus as usize)
+            };
+            eprintln!(
+                "sustained: creating {} SKU(s), then {clients} clients for {:.1} s against {}",
+                run.skus,
+                args.seconds.as_secs_f64(),
+                cli.common.url
+            );
+            let report = run_sustained(&client, &run).await?;
+            print!("{report}");
+            Ok(true)
+        }
+        Command::Bench(args) => {
+            let bench = Bench {
+                duration: args.seconds,
+                ..Bench::default()
+            };
+            let report = run_bench(&client, &bench, |step| eprintln!("running {step}")).await?;
+            println!();
+            print!("{}", report.table());
+            let problems = report.problems();
+            for p in &problems {
+                println!("FAIL (W1): {p}");
+            }
+            Ok(problems.is_empty())
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

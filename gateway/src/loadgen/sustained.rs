@@ -1,0 +1,195 @@
+//! W2/W3: sustained closed-loop load. A fixed number of clients, each sending its next
+//! single-unit order as soon as the last one is answered, against one hot SKU (W2) or many
+//! (W3) with effectively unlimited stock.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use hyper::body::Bytes;
+use hyper::Method;
+use serde_json::json;
+
+use super::api::{create_sku, unix_ms, LoadgenError, UNLIMITED_STOCK};
+use super::client::HttpClient;
+use super::stats::{Counts, LatencySummary, Recorder};
+use super::table::{self, Table};
+
+/// A sustained run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sustained {
+    /// Closed-loop clients (each at most one order in flight).
+    pub clients: usize,
+    pub duration: Duration,
+    /// SKUs to spread the orders over, round robin.
+    pub skus: usize,
+    /// Concurrent `POST /v1/skus` while creating them.
+    pub create_concurrency: usize,
+    /// Prefix of this run's SKU names and order ids; unique per run.
+    pub run_id: String,
+}
+
+impl Sustained {
+    pub fn new(clients: usize, duration: Duration, skus: usize) -> Sustained {
+        Sustained {
+            clients,
+            duration,
+            skus,
+            create_concurrency: 64,
+            run_id: format!("ld-{}", unix_ms()),
+        }
+    }
+
+    /// The SKU names: `<run>-hot` for one, `<run>-<i>` for many.
+    pub fn sku_names(&self) -> Vec<String> {
+        if self.skus == 1 {
+            vec![format!("{}-hot", self.run_id)]
+        } else {
+            (0..self.skus)
+                .map(|i| format!("{}-{i}", self.run_id))
+                .collect()
+        }
+    }
+}
+
+/// What a sustained run came to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SustainedReport {
+    pub run: Sustained,
+    /// From the first send to the last answer (the in-flight tail after the duration
+    /// included).
+    pub elapsed: Duration,
+    pub counts: Counts,
+    pub latency: LatencySummary,
+}
+
+impl SustainedReport {
+    /// 2xx answers per second.
+    pub fn orders_per_sec(&self) -> f64 {
+        per_sec(self.counts.ok(), self.elapsed)
+    }
+
+    /// Answers of any kind (and failures) per second.
+    pub fn requests_per_sec(&self) -> f64 {
+        per_sec(self.counts.total(), self.elapsed)
+    }
+}
+
+fn per_sec(n: u64, elapsed: Duration) -> f64 {
+    if elapsed.is_zero() {
+        0.0
+    } else {
+        n as f64 / elapsed.as_secs_f64()
+    }
+}
+
+impl fmt::Display for SustainedReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = &self.run;
+        writeln!(
+            f,
+            "sustained: {} clients, {} SKU{}, {:.1} s (measured {:.2} s)",
+            r.clients,
+            table::int(r.skus as u64),
+            if r.skus == 1 { "" } else { "s" },
+            r.duration.as_secs_f64(),
+            self.elapsed.as_secs_f64()
+        )?;
+        writeln!(f)?;
+        writeln!(
+            f,
+            "orders/s      {}  (2xx; all requests {}/s)",
+            table::rate(self.orders_per_sec()),
+            table::rate(self.requests_per_sec())
+        )?;
+        let l = &self.latency;
+        if l.count > 0 {
+            writeln!(
+                f,
+                "latency ms    p50 {}   p99 {}   max {}  ({} answers)",
+                table::ms(l.p50),
+                table::ms(l.p99),
+                table::ms(l.max),
+                table::int(l.count as u64)
+            )?;
+        } else {
+            writeln!(f, "latency ms    - (no answers)")?;
+        }
+        writeln!(f)?;
+        let mut t = Table::new(["outcome", "requests"]);
+        for (outcome, n) in self.counts.iter() {
+            t.row([outcome.to_string(), table::int(n)]);
+        }
+        t.row(["total".to_string(), table::int(self.counts.total())]);
+        write!(f, "{t}")
+    }
+}
+
+/// Creates `names` with `stock` each, at most `concurrency` creates at a time.
+pub async fn create_skus(
+    client: &HttpClient,
+    names: &[String],
+    stock: u64,
+    concurrency: usize,
+) -> Result<(), LoadgenError> {
+    futures::stream::iter(names)
+        .map(|name| create_sku(client, name, stock))
+        .buffer_unordered(concurrency.max(1))
+        .try_collect::<()>()
+        .await
+}
+
+/// Creates the run's SKUs (stock 2^50 each), then runs `clients` closed-loop clients for
+/// the duration. Order `n` (counted across clients) is `<run>-o-<n>` for one unit of SKU
+/// `n mod skus`, user `<run>-u-<client>`. Every client sends at least one order; one in
+/// flight when the duration ends is waited for. Errors only when set-up fails; non-2xx
+/// answers and failures are counted.
+pub async fn run_sustained(
+    client: &HttpClient,
+    run: &Sustained,
+) -> Result<SustainedReport, LoadgenError> {
+    let names = Arc::new(run.sku_names());
+    create_skus(client, &names, UNLIMITED_STOCK, run.create_concurrency).await?;
+    let next = Arc::new(AtomicU64::new(0));
+    let end = Instant::now() + run.duration;
+    let tasks: Vec<_> = (0..run.clients.max(1))
+        .map(|c| {
+            let client = client.clone();
+            let names = names.clone();
+            let next = next.clone();
+            let run_id = run.run_id.clone();
+            tokio::spawn(async move {
+                let user = format!("{run_id}-u-{c}");
+                let mut recorder = Recorder::default();
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    let sku = &names[(n % names.len() as u64) as usize];
+                    let body = json!({
+                        "order_id": format!("{run_id}-o-{n}"),
+                        "user_id": user,
+                        "items": [{"sku": sku, "qty": 1}],
+                    });
+                    let body = Bytes::from(serde_json::to_vec(&body).expect("serialisable"));
+                    let result = client.send(Method::POST, "/v1/orders", body).await;
+                    recorder.record(&result);
+                    if Instant::now() >= end {
+                        return recorder;
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut recorder = Recorder::default();
+    for task in tasks {
+        recorder.merge(task.await.expect("a client task panicked"));
+    }
+    let (counts, latency, elapsed) = recorder.into_summary();
+    Ok(SustainedReport {
+        run: run.clone(),
+        elapsed,
+        counts,
+        latency,
+    })
+}

@@ -1,0 +1,369 @@
+//! The workloads against a fake gateway: an in-process axum server with just the three
+//! routes they use, stock kept in an atomic counter per SKU, and knobs to misbehave (sell
+//! more than the stock, answer some orders `503`). It also counts connections and requests
+//! without `Content-Type: application/json`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+use super::*;
+
+struct FakeSku {
+    total: u64,
+    /// Units that may still be reserved (the stock, plus `oversell`).
+    left: AtomicU64,
+    reserved: AtomicU64,
+}
+
+#[derive(Default)]
+struct Fake {
+    /// Units sold beyond the stock of every SKU: a broken store.
+    oversell: u64,
+    /// Answer every `fail_every`-th order `503 unavailable` (0: never).
+    fail_every: u64,
+    skus: Mutex<HashMap<String, Arc<FakeSku>>>,
+    orders: AtomicU64,
+    order_ids: Mutex<HashSet<String>>,
+    duplicate_order_ids: AtomicU64,
+    connections: AtomicU64,
+    without_json_type: AtomicU64,
+}
+
+impl Fake {
+    fn check_content_type(&self, headers: &HeaderMap) {
+        if headers.get("content-type").and_then(|v| v.to_str().ok()) != Some("application/json") {
+            self.without_json_type.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn sku(&self, name: &str) -> Option<Arc<FakeSku>> {
+        self.skus.lock().unwrap().get(name).cloned()
+    }
+}
+
+fn error(status: StatusCode, code: &str, extra: Value) -> Response {
+    let mut error = json!({"code": code, "message": code});
+    if let (Some(e), Value::Object(extra)) = (error.as_object_mut(), extra) {
+        e.extend(extra);
+    }
+    (status, Json(json!({ "error": error }))).into_response()
+}
+
+fn sku_body(name: &str, sku: &FakeSku) -> Value {
+    let reserved = sku.reserved.load(Ordering::SeqCst);
+    json!({"sku": name, "total": sku.total, "available": sku.total.saturating_sub(reserved),
+           "reserved": reserved, "sold": 0, "refunded": 0, "per_user_limit": null,
+           "sale_window": null, "revision": 1})
+}
+
+async fn create_sku_route(
+    State(fake): State<Arc<Fake>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    fake.check_content_type(&headers);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    let name = body["sku"].as_str().unwrap().to_string();
+    let stock = body["stock"].as_u64().unwrap();
+    let mut skus = fake.skus.lock().unwrap();
+    if let Some(sku) = skus.get(&name) {
+        return if sku.total == stock {
+            (StatusCode::OK, Json(sku_body(&name, sku))).into_response()
+        } else {
+            error(StatusCode::CONFLICT, "sku_exists", json!({"sku": name}))
+        };
+    }
+    let sku = Arc::new(FakeSku {
+        total: stock,
+        left: AtomicU64::new(stock + fake.oversell),
+        reserved: AtomicU64::new(0),
+    });
+    let answer = (StatusCode::CREATED, Json(sku_body(&name, &sku))).into_response();
+    skus.insert(name, sku);
+    answer
+}
+
+async fn read_sku_route(
+    State(fake): State<Arc<Fake>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    fake.check_content_type(&headers);
+    match fake.sku(&name) {
+        Some(sku) => (StatusCode::OK, Json(sku_body(&name, &sku))).into_response(),
+        None => error(StatusCode::NOT_FOUND, "sku_not_found", json!({"sku": name})),
+    }
+}
+
+async fn order_route(State(fake): State<Arc<Fake>>, headers: HeaderMap, body: Bytes) -> Response {
+    fake.check_content_type(&headers);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    let order_id = body["order_id"].as_str().unwrap().to_string();
+    if !fake.order_ids.lock().unwrap().insert(order_id.clone()) {
+        fake.duplicate_order_ids.fetch_add(1, Ordering::Relaxed);
+    }
+    let n = fake.orders.fetch_add(1, Ordering::SeqCst) + 1;
+    if fake.fail_every > 0 && n % fake.fail_every == 0 {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", json!({}));
+    }
+    let name = body["items"][0]["sku"].as_str().unwrap().to_string();
+    let Some(sku) = fake.sku(&name) else {
+        return error(StatusCode::NOT_FOUND, "sku_not_found", json!({"sku": name}));
+    };
+    match sku
+        .left
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |l| l.checked_sub(1))
+    {
+        Ok(_) => {
+            sku.reserved.fetch_add(1, Ordering::SeqCst);
+            let order = json!({"order_id": order_id, "user_id": body["user_id"],
+                               "items": body["items"], "status": "reserved"});
+            (StatusCode::CREATED, Json(order)).into_response()
+        }
+        Err(_) => error(
+            StatusCode::CONFLICT,
+            "out_of_stock",
+            json!({"sku": name, "available": 0}),
+        ),
+    }
+}
+
+/// Serves `fake` on a free loopback port; returns the base URL.
+async fn serve(fake: Arc<Fake>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let counter = fake.clone();
+    let listener = listener.tap_io(move |_| {
+        counter.connections.fetch_add(1, Ordering::SeqCst);
+    });
+    let app = Router::new()
+        .route("/v1/skus", post(create_sku_route))
+        .route("/v1/skus/{sku}", get(read_sku_route))
+        .route("/v1/orders", post(order_route))
+        .with_state(fake);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+async fn client_for(fake: &Arc<Fake>, connections: usize) -> HttpClient {
+    let url = serve(fake.clone()).await;
+    HttpClient::new(
+        Target::parse(&url).unwrap(),
+        connections,
+        Duration::from_secs(30),
+    )
+}
+
+fn sale(sku: &str, stock: u64, buyers: u64) -> FlashSale {
+    FlashSale {
+        sku: sku.to_string(),
+        stock,
+        buyers,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flash_sale_sells_exactly_the_stock_over_a_bounded_pool() {
+    let fake = Arc::new(Fake::default());
+    let client = client_for(&fake, 16).await;
+    let report = run_flash_sale(&client, &sale("phone", 10, 300))
+        .await
+        .unwrap();
+    assert_eq!(report.succeeded(), 10, "{report}");
+    assert_eq!(report.out_of_stock(), 290, "{report}");
+    assert!(report.others().is_empty(), "{report}");
+    assert_eq!(report.counts.total(), 300);
+    assert_eq!(report.latency.count, 300);
+    assert!(report.latency.p50 <= report.latency.p99);
+    assert!(report.latency.p99 <= report.latency.max);
+    assert!(report.wall >= report.latency.max);
+    assert_eq!(
+        report.levels,
+        SkuLevels {
+            total: 10,
+            available: 0,
+            reserved: 10,
+            sold: 0
+        }
+    );
+    assert!(report.passed(), "{report}");
+    let text = report.to_string();
+    assert!(text.contains("PASS: sold exactly 10 units"), "{text}");
+    assert!(text.contains("out_of_stock (409)"), "{text}");
+    // Every buyer had its own order id; every request said it was JSON.
+    assert_eq!(fake.order_ids.lock().unwrap().len(), 300);
+    assert!(fake.order_ids.lock().unwrap().contains("phone-fs-300"));
+    assert_eq!(fake.duplicate_order_ids.load(Ordering::SeqCst), 0);
+    assert_eq!(fake.without_json_type.load(Ordering::SeqCst), 0);
+    // Keep-alive over at most 16 connections, however many buyers.
+    assert!(client.connections_opened() <= 16);
+    let accepted = fake.connections.load(Ordering::SeqCst);
+    assert!((1..=16).contains(&accepted), "{accepted} connections");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flash_sale_fails_when_the_store_oversells() {
+    let fake = Arc::new(Fake {
+        oversell: 1,
+        ..Fake::default()
+    });
+    let client = client_for(&fake, 8).await;
+    let report = run_flash_sale(&client, &sale("phone", 10, 200))
+        .await
+        .unwrap();
+    assert_eq!(report.succeeded(), 11, "{report}");
+    assert_eq!(report.levels.reserved, 11);
+    assert!(!report.passed());
+    let problems = report.problems();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].contains("11 buyers succeeded, expected exactly 10"),
+        "{problems:?}"
+    );
+    assert!(report.to_string().contains("FAIL: 11 buyers succeeded"));
+}
+
+#[tokio::test]
+async fn flash_sale_with_fewer_buyers_than_stock_sells_one_each() {
+    let fake = Arc::new(Fake::default());
+    let client = client_for(&fake, 4).await;
+    let report = run_flash_sale(&client, &sale("tv", 10, 4)).await.unwrap();
+    assert_eq!((report.succeeded(), report.out_of_stock()), (4, 0));
+    assert_eq!(report.levels.available, 6);
+    assert!(report.passed(), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_answers_are_counted_by_status_and_code() {
+    let fake = Arc::new(Fake {
+        fail_every: 10,
+        ..Fake::default()
+    });
+    let client = client_for(&fake, 8).await;
+    let report = run_flash_sale(&client, &sale("console", 5, 100))
+        .await
+        .unwrap();
+    assert_eq!(
+        report.others(),
+        vec![(Outcome::status(503, Some("unavailable")), 10)]
+    );
+    assert_eq!(report.succeeded(), 5);
+    assert_eq!(report.out_of_stock(), 85);
+    assert_eq!(report.counts.other(), 10);
+    assert!(report.passed(), "{report}");
+    assert!(report.to_string().contains("other: 503 unavailable"));
+}
+
+#[tokio::test]
+async fn flash_sale_stops_when_the_sku_cannot_be_created() {
+    let fake = Arc::new(Fake::default());
+    let client = client_for(&fake, 2).await;
+    create_sku(&client, "taken", 3).await.unwrap();
+    let err = run_flash_sale(&client, &sale("taken", 10, 5))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, LoadgenError::Gateway(m) if m.contains("409") && m.contains("sku_exists")),
+        "{err}"
+    );
+    assert_eq!(fake.orders.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn no_gateway_is_an_error_not_a_result() {
+    let addr = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let client = HttpClient::new(
+        Target::parse(&format!("http://{addr}")).unwrap(),
+        2,
+        Duration::from_secs(5),
+    );
+    let err = run_flash_sale(&client, &sale("x", 1, 1)).await.unwrap_err();
+    assert!(
+        matches!(err, LoadgenError::Client(ClientError::Connect { .. })),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sustained_clients_spread_unique_orders_over_the_skus() {
+    let fake = Arc::new(Fake::default());
+    let client = client_for(&fake, 8).await;
+    let run = Sustained {
+        create_concurrency: 2,
+        run_id: "t1".to_string(),
+        ..Sustained::new(4, Duration::from_millis(50), 5)
+    };
+    let report = run_sustained(&client, &run).await.unwrap();
+    let skus = fake.skus.lock().unwrap();
+    let mut names: Vec<&String> = skus.keys().collect();
+    names.sort();
+    assert_eq!(names, ["t1-0", "t1-1", "t1-2", "t1-3", "t1-4"]);
+    assert!(skus.values().all(|s| s.total == UNLIMITED_STOCK));
+    let reserved: u64 = skus
+        .values()
+        .map(|s| s.reserved.load(Ordering::SeqCst))
+        .sum();
+    // Every client sends at least once; every order was answered 201 and reserved one unit.
+    assert!(report.counts.ok() >= 4, "{report}");
+    assert_eq!(report.counts.ok(), report.counts.total(), "{report}");
+    assert_eq!(reserved, report.counts.ok());
+    assert_eq!(report.latency.count as u64, report.counts.total());
+    assert_eq!(fake.duplicate_order_ids.load(Ordering::SeqCst), 0);
+    assert_eq!(fake.without_json_type.load(Ordering::SeqCst), 0);
+    assert!(report.orders_per_sec() > 0.0);
+    assert!(fake.connections.load(Ordering::SeqCst) <= 8);
+    assert!(report.to_string().contains("orders/s"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_runs_every_workload_into_one_table() {
+    let fake = Arc::new(Fake::default());
+    let client = client_for(&fake, 8).await;
+    let bench = Bench {
+        duration: Duration::from_millis(20),
+        flash_stock: 3,
+        flash_buyers: 40,
+        hot_clients: vec![2, 4],
+        spread_skus: 7,
+        spread_clients: 3,
+        create_concurrency: 2,
+    };
+    let mut steps = Vec::new();
+    let report = run_bench(&client, &bench, |s| steps.push(s.to_string()))
+        .await
+        .unwrap();
+    assert_eq!(steps.len(), 4, "{steps:?}");
+    assert!(report.problems().is_empty());
+    let rows = &report.rows;
+    assert_eq!(rows.len(), 4);
+    assert_eq!(
+        (rows[0].clients, rows[0].ok, rows[0].refused, rows[0].other),
+        (40, 3, 37, 0)
+    );
+    assert!(matches!(rows[0].throughput, Throughput::Wall(_)));
+    let clients: Vec<u64> = rows.iter().map(|r| r.clients).collect();
+    assert_eq!(clients, [40, 2, 4, 3]);
+    assert!(rows[1..]
+        .iter()
+        .all(|r| matches!(r.throughput, Throughput::OrdersPerSec(_)) && r.ok > 0));
+    // 1 flash sale SKU + 2 hot + 7 spread.
+    assert_eq!(fake.skus.lock().unwrap().len(), 1 + 2 + 7);
+    let table = report.table();
+    assert_eq!(table.lines().count(), 6, "{table}");
+    assert!(table.contains("W3 7 SKUs"), "{table}");
+}

@@ -55,3 +55,14 @@ pub(crate) fn read_file(path: &std::path::Path) -> Result<String, ConfigError> {
         source,
     })
 }
+
+/// Parses TOML into `T`, naming `path` (when there is one) in the error.
+pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    path: Option<&std::path::Path>,
+) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|source| ConfigError::Parse {
+        path: path.map(|p| p.to_path_buf()),
+        source,
+    })
+}

@@ -5,7 +5,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::addr::check_host_port;
-use crate::error::read_file;
+use crate::error::{parse_toml, read_file};
 use crate::node::fits_toml_integer;
 use crate::ConfigError;
 
@@ -75,19 +75,14 @@ impl GatewayConfig {
 
     /// Parses and validates a gateway config.
     pub fn from_toml_str(text: &str) -> Result<GatewayConfig, ConfigError> {
-        let config: GatewayConfig =
-            toml::from_str(text).map_err(|source| ConfigError::Parse { path: None, source })?;
+        let config: GatewayConfig = parse_toml(text, None)?;
         config.validate()?;
         Ok(config)
     }
 
     /// Reads, parses and validates a gateway config file.
     pub fn load(path: &Path) -> Result<GatewayConfig, ConfigError> {
-        let text = read_file(path)?;
-        let config: GatewayConfig = toml::from_str(&text).map_err(|source| ConfigError::Parse {
-            path: Some(path.to_path_buf()),
-            source,
-        })?;
+        let config: GatewayConfig = parse_toml(&read_file(path)?, Some(path))?;
         config.validate()?;
         Ok(config)
     }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::addr::check_host_port;
-use crate::error::read_file;
+use crate::error::{parse_toml, read_file};
 use crate::ConfigError;
 
 /// Configuration of one Raft node.
@@ -114,19 +114,14 @@ impl Default for GroupCommit {
 impl NodeConfig {
     /// Parses and validates a node config.
     pub fn from_toml_str(text: &str) -> Result<NodeConfig, ConfigError> {
-        let config: NodeConfig =
-            toml::from_str(text).map_err(|source| ConfigError::Parse { path: None, source })?;
+        let config: NodeConfig = parse_toml(text, None)?;
         config.validate()?;
         Ok(config)
     }
 
     /// Reads, parses and validates a node config file.
     pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
-        let text = read_file(path)?;
-        let config: NodeConfig = toml::from_str(&text).map_err(|source| ConfigError::Parse {
-            path: Some(path.to_path_buf()),
-            source,
-        })?;
+        let config: NodeConfig = parse_toml(&read_file(path)?, Some(path))?;
         config.validate()?;
         Ok(config)
     }

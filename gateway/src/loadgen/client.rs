@@ -20,8 +20,6 @@ use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
-use super::stats::Outcome;
-
 /// How often a request that was never written (its connection turned out closed) moves to
 /// another connection before giving up.
 const UNSENT_RETRIES: usize = 3;
@@ -47,19 +45,6 @@ pub enum ClientError {
     Http(#[source] hyper::Error),
     #[error("no answer within {0:?}")]
     Timeout(Duration),
-}
-
-impl ClientError {
-    /// The outcome this failure is counted as.
-    pub fn outcome(&self) -> Outcome {
-        Outcome::NoAnswer(match self {
-            ClientError::BadUrl { .. } => "bad_url",
-            ClientError::Connect { .. } => "connect",
-            ClientError::Handshake { .. } => "handshake",
-            ClientError::Http(_) => "http",
-            ClientError::Timeout(_) => "timeout",
-        })
-    }
 }
 
 /// Where requests go: an `http://host:port` base URL.
@@ -140,18 +125,6 @@ impl Answer {
     pub fn error_code(&self) -> Option<String> {
         let body = self.json()?;
         body.get("error")?.get("code")?.as_str().map(str::to_string)
-    }
-
-    /// The status, and for a non-2xx answer the API error code.
-    pub fn outcome(&self) -> Outcome {
-        Outcome::Status {
-            status: self.status,
-            code: if self.is_success() {
-                None
-            } else {
-                self.error_code()
-            },
-        }
     }
 
     /// A short description for error messages: status and (truncated) body.

@@ -16,6 +16,33 @@ pub enum Outcome {
     NoAnswer(&'static str),
 }
 
+impl From<&ClientError> for Outcome {
+    /// A failed request counts as "no answer", by the kind of failure.
+    fn from(e: &ClientError) -> Outcome {
+        Outcome::NoAnswer(match e {
+            ClientError::BadUrl { .. } => "bad_url",
+            ClientError::Connect { .. } => "connect",
+            ClientError::Handshake { .. } => "handshake",
+            ClientError::Http(_) => "http",
+            ClientError::Timeout(_) => "timeout",
+        })
+    }
+}
+
+impl From<&Answer> for Outcome {
+    /// The status, and for a non-2xx answer the API error code.
+    fn from(answer: &Answer) -> Outcome {
+        Outcome::Status {
+            status: answer.status,
+            code: if answer.is_success() {
+                None
+            } else {
+                answer.error_code()
+            },
+        }
+    }
+}
+
 impl Outcome {
     pub fn status(status: u16, code: Option<&str>) -> Outcome {
         Outcome::Status {
@@ -152,13 +179,13 @@ impl Recorder {
     pub fn record(&mut self, result: &Result<Answer, ClientError>) {
         match result {
             Ok(answer) => {
-                self.counts.add(answer.outcome());
+                self.counts.add(Outcome::from(answer));
                 self.latencies.push(answer.latency());
                 self.first_sent = min_instant(self.first_sent, answer.sent);
                 self.last_done = max_instant(self.last_done, answer.answered);
             }
             Err(e) => {
-                self.counts.add(e.outcome());
+                self.counts.add(Outcome::from(e));
                 self.last_done = max_instant(self.last_done, Instant::now());
             }
         }

@@ -6,6 +6,10 @@ use crate::validation::{OrderId, RequestId, SkuId, UserId};
 
 const SEP: u8 = 0;
 
+/// Keys of the `applied` tree: the state machine's clock and the caller's applied marker.
+pub(crate) const CLOCK_KEY: &[u8] = b"clock";
+pub(crate) const MARKER_KEY: &[u8] = b"marker";
+
 /// `sku \0 user`: the units a user holds of a SKU.
 pub fn hold(sku: &SkuId, user: &UserId) -> Vec<u8> {
     join(sku.as_str().as_bytes(), user.as_str().as_bytes())

@@ -5,6 +5,7 @@
 //! shares the node's `sled::Db` (sled wants one per process) and touches only trees whose
 //! names start with `sm.`.
 
+pub(crate) mod error;
 mod keys;
 mod snapshot;
 mod trees;
@@ -12,37 +13,18 @@ pub(crate) mod tx;
 
 use crate::command::{Batch, Outcome, MAX_BATCH_COMMANDS};
 use crate::engine;
+pub use crate::engine::MAX_EXPIRE_PER_COMMAND;
 use crate::model::{Order, Sku};
 use crate::validation::{OrderId, SkuId, UserId};
+pub use error::StoreError;
+use keys::{CLOCK_KEY, MARKER_KEY};
 pub use snapshot::SnapshotInfo;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use trees::Trees;
 use tx::{decode, Tx};
 
-pub(crate) const CLOCK_KEY: &[u8] = b"clock";
-pub(crate) const MARKER_KEY: &[u8] = b"marker";
-
-/// Most orders one `Expire` command expires; the leader's ticker proposes again while the
-/// earliest deadline is still past, so a backlog drains in bounded entries.
-pub const MAX_EXPIRE_PER_COMMAND: usize = 10_000;
 /// Largest page a list read returns.
 pub const MAX_PAGE: usize = 1_000;
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("storage: {0}")]
-    Sled(#[from] sled::Error),
-    #[error("io: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("corrupt record: {0}")]
-    Corrupt(String),
-    #[error("invariant broken: {0}")]
-    Invariant(String),
-    #[error("bad snapshot: {0}")]
-    Snapshot(String),
-    #[error("batch of {0} commands exceeds the limit of {MAX_BATCH_COMMANDS}")]
-    BatchTooLarge(usize),
-}
 
 pub struct Store {
     db: sled::Db,

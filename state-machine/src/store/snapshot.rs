@@ -6,9 +6,11 @@
 //! everything before it. Export streams from the trees; install streams into a fresh
 //! generation and switches to it only after every record decoded and the checksum matched.
 
+use super::error::StoreError;
+use super::keys::{CLOCK_KEY, MARKER_KEY};
 use super::trees::{self, tree_name, Trees, NAMES};
 use super::tx::decode;
-use super::{decode_sku, Store, StoreError, CLOCK_KEY, MARKER_KEY};
+use super::{decode_sku, Store};
 use crate::model::Order;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::sync::Arc;

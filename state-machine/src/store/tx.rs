@@ -2,9 +2,9 @@
 //! until `commit` turns them into one atomic sled transaction with the new applied marker.
 //! Nothing is written half-way: a batch either lands whole with its marker or not at all.
 
+use super::error::StoreError;
 use super::keys;
 use super::trees::Trees;
-use super::StoreError;
 use crate::model::{Order, Sku};
 use crate::validation::{OrderId, RequestId, SkuId, UserId};
 use serde::{de::DeserializeOwned, Serialize};
@@ -200,11 +200,11 @@ impl<'a> Tx<'a> {
         let deadlines = index_writes(&self.deadlines);
         let user_orders = index_writes(&self.user_orders);
         let mut applied: Writes = vec![(
-            super::CLOCK_KEY.to_vec(),
+            keys::CLOCK_KEY.to_vec(),
             Some(self.clock.to_be_bytes().to_vec()),
         )];
         if let Some(marker) = marker {
-            applied.push((super::MARKER_KEY.to_vec(), Some(marker.to_vec())));
+            applied.push((keys::MARKER_KEY.to_vec(), Some(marker.to_vec())));
         }
         let t = self.trees;
         let all = [

@@ -1,22 +1,45 @@
 //! The chaos harness: namespaces and links, the nemesis, clients, the recorded history and its checkers.
 //!
-//! This crate's pure-logic half (no root, no network, no clock other than the checker's own
+//! The harness half (root, network namespaces, real processes), behind the `jepsen` binary:
+//! - [`topology`]: the bridge and one namespace per node, nftables fault tables, cleanup of
+//!   stale namespaces at start, on drop, on panic and on Ctrl-C;
+//! - [`cluster`]: node, gateway and delay-proxy processes per namespace, admin `Status`;
+//! - [`proxy`]: the TCP proxy that adds delay and jitter (this kernel has no `tc netem`);
+//! - [`nemesis`]: the seeded fault schedule (partitions, loss, delay, pause, kill);
+//! - [`workload`] and [`clients`] (over [`http`]): two clients per gateway recording every op;
+//! - [`run`]: the phases of one run and its report; [`ci`]: the CI suite; [`cli`]: the CLI.
+//!
+//! The checker half (no root, no network, no clock other than the checker's own
 //! time budget) lives in:
 //! - [`history`]: what the clients observed, one record per operation, as `history.jsonl` and text;
 //! - [`model`]: the sequential specification of one SKU and its orders;
 //! - [`linearizability`]: a Porcupine-style WGL search of each SKU's history against the model;
 //! - [`invariants`]: cheap whole-history checks that still answer when the search times out;
-//! - [`report`]: per-run statistics and verdicts, and the `jepsen: N passed, N failed` line.
+//! - [`report`]: per-run statistics and verdicts, and the `jepsen: N passed, N failed` line;
+//! - [`atomicity`]: the multi-item check that every order answer shows all its items.
 //!
-//! It depends on no other workspace crate on purpose: the history records HTTP-level
-//! observations against the API contract, so a bug shared with the server's own types cannot
-//! hide itself from the checker.
+//! The checker half depends on no other workspace crate on purpose: the history records
+//! HTTP-level observations against the API contract, so a bug shared with the server's own
+//! types cannot hide itself from the checker. The harness uses `cluster-config` (to write the
+//! configs the binaries read) and `proto` (only the admin `Status` call).
 
+pub mod atomicity;
+pub mod ci;
+pub mod cli;
+pub mod clients;
+pub mod cluster;
 pub mod history;
+pub mod http;
 pub mod invariants;
 pub mod linearizability;
 pub mod model;
+pub mod nemesis;
+pub mod proxy;
 pub mod report;
+pub mod rng;
+pub mod run;
+pub mod topology;
+pub mod workload;
 
 pub use history::{
     classify, classify_transport, Completion, History, HistoryError, Input, Op, OpKind, Output,

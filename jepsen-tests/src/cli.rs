@@ -1,0 +1,317 @@
+//! The `jepsen` command line: one run (the default), `jepsen ci`, and the hidden
+//! `jepsen proxy` the harness starts inside namespaces.
+//!
+//! Exit codes: 0 every run passed; 1 some run failed; 2 usage error; 77 skipped because this
+//! machine cannot run the harness (not root, no network namespaces, no nftables). CI must treat
+//! 77 as a failure: it runs as root, so a skip there means the harness did not run.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::ci::{ci, CiOptions};
+use crate::nemesis::{Fault, Schedule};
+use crate::report::Summary;
+use crate::rng::Rng;
+use crate::run::{run, RunOptions};
+use crate::workload::Workload;
+
+/// Exit code of a skipped run (the automake convention for "skipped").
+pub const EXIT_SKIPPED: u8 = 77;
+
+#[derive(Parser)]
+#[command(
+    name = "jepsen",
+    about = "Chaos harness for the inventory cluster: real processes in network namespaces, \
+             partitions, loss, delay, pauses and kills, a recorded history, and a \
+             linearizability checker.",
+    args_conflicts_with_subcommands = true,
+    after_help = "Examples:\n  \
+        jepsen --nodes 3 --workload register --faults partition --time-limit 60\n  \
+        jepsen --nodes 5 --workload flash-sale --faults all --time-limit 600 --seed 42\n  \
+        jepsen ci\n\n\
+        Exit codes: 0 passed, 1 failed, 2 usage, 77 skipped (not root / no namespaces)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// The CI suite: partitions, pauses, kills, a mix, a five-node ring, and the broken node.
+    Ci(CiArgs),
+    /// (internal) the delay proxy run inside a namespace.
+    #[command(hide = true)]
+    Proxy {
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        #[arg(long)]
+        upstream: std::net::SocketAddr,
+    },
+}
+
+#[derive(Args)]
+struct Binaries {
+    /// The node binary [default: `node` next to this binary].
+    #[arg(long, value_name = "PATH")]
+    node_bin: Option<PathBuf>,
+    /// The gateway binary [default: `gateway` next to this binary].
+    #[arg(long, value_name = "PATH")]
+    gateway_bin: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Cluster size.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(3..=5))]
+    nodes: u32,
+    /// register, flash-sale, retry or multi-item.
+    #[arg(long, default_value = "register")]
+    workload: String,
+    /// Comma-separated: families partition, pause, kill, loss, delay, all; or single faults
+    /// partition-one, partition-leader, partition-halves, partition-bridge, majorities-ring,
+    /// pause-one, pause-leader, kill-one, kill-leader, kill-majority, kill-all.
+    #[arg(long, default_value = "partition")]
+    faults: String,
+    /// Seconds of clients and faults.
+    #[arg(long, default_value_t = 60)]
+    time_limit: u64,
+    /// Seed of the fault schedule and the workload [default: random, printed first].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Where to put history, logs and report [default: $TMPDIR/jepsen/<time>-<nodes>n-<workload>-s<seed>].
+    #[arg(long, value_name = "DIR")]
+    run_dir: Option<PathBuf>,
+    #[command(flatten)]
+    binaries: Binaries,
+    /// Time budget of the linearizability search, seconds (exhausted = failure).
+    #[arg(long, default_value_t = 60)]
+    check_budget: u64,
+    /// Minimum ok ops for a run to count [default: 10 per second of --time-limit, at least 50].
+    #[arg(long)]
+    min_ok: Option<usize>,
+    /// The gateways' request deadline, ms (the client timeout is one second more).
+    #[arg(long, default_value_t = 2000)]
+    request_deadline_ms: u64,
+}
+
+#[derive(Args)]
+struct CiArgs {
+    /// Seconds per run.
+    #[arg(long, default_value_t = 60)]
+    time_limit: u64,
+    /// Seconds of the broken-node run.
+    #[arg(long, default_value_t = 30)]
+    broken_time_limit: u64,
+    /// Parent of the suite's run dirs [default: $TMPDIR/jepsen].
+    #[arg(long, value_name = "DIR")]
+    run_dir: Option<PathBuf>,
+    #[command(flatten)]
+    binaries: Binaries,
+    /// The workspace the broken node is built from [default: the one this binary was built in].
+    #[arg(long, value_name = "DIR")]
+    workspace: Option<PathBuf>,
+    /// Target dir of the broken node's build [default: `stale-reads/` beside this binary's
+    /// profile dir, e.g. target/stale-reads].
+    #[arg(long, value_name = "DIR")]
+    broken_target_dir: Option<PathBuf>,
+    /// Use this stale-reads node instead of building one.
+    #[arg(long, value_name = "PATH")]
+    broken_node_bin: Option<PathBuf>,
+    /// Time budget of each linearizability search, seconds.
+    #[arg(long, default_value_t = 45)]
+    check_budget: u64,
+}
+
+fn self_bin() -> PathBuf {
+    std::env::current_exe().unwrap_or_else(|_| PathBuf::from("jepsen"))
+}
+
+fn beside_self(name: &str) -> PathBuf {
+    self_bin()
+        .parent()
+        .map_or_else(|| PathBuf::from(name), |dir| dir.join(name))
+}
+
+impl Binaries {
+    fn resolve(&self) -> (PathBuf, PathBuf) {
+        (
+            self.node_bin.clone().unwrap_or_else(|| beside_self("node")),
+            self.gateway_bin
+                .clone()
+                .unwrap_or_else(|| beside_self("gateway")),
+        )
+    }
+}
+
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn default_base() -> PathBuf {
+    std::env::temp_dir().join("jepsen")
+}
+
+/// Prints the closing summary and maps it to the exit code.
+fn finish(summary: &Summary) -> ExitCode {
+    println!(
+        "jepsen: {} passed, {} failed",
+        summary.passed(),
+        summary.failed()
+    );
+    if summary.all_passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn skip_if_unsupported() -> Option<ExitCode> {
+    match crate::topology::preflight() {
+        Ok(()) => None,
+        Err(reason) => {
+            println!("jepsen: SKIPPED: {reason}");
+            println!(
+                "jepsen: this is not a pass; run as root on Linux with iproute2 and nftables \
+                 (exit code {EXIT_SKIPPED})"
+            );
+            Some(ExitCode::from(EXIT_SKIPPED))
+        }
+    }
+}
+
+async fn single_run(args: RunArgs) -> ExitCode {
+    let seed = args.seed.unwrap_or_else(Rng::fresh_seed);
+    let Some(workload) = Workload::parse(&args.workload) else {
+        eprintln!(
+            "jepsen: unknown workload {:?}; use register, flash-sale, retry or multi-item",
+            args.workload
+        );
+        return ExitCode::from(2);
+    };
+    let faults = match Fault::parse_list(&args.faults, args.nodes) {
+        Ok(faults) => faults,
+        Err(e) => {
+            eprintln!("jepsen: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(code) = skip_if_unsupported() {
+        return code;
+    }
+    let (node_bin, gateway_bin) = args.binaries.resolve();
+    let time_limit = Duration::from_secs(args.time_limit);
+    let run_dir = args.run_dir.unwrap_or_else(|| {
+        default_base().join(format!(
+            "{}-{}n-{}-s{seed}",
+            unix_secs(),
+            args.nodes,
+            workload.name()
+        ))
+    });
+    let options = RunOptions {
+        name: format!("{}n-{}-{}", args.nodes, workload.name(), args.faults),
+        nodes: args.nodes,
+        workload,
+        faults,
+        time_limit,
+        seed,
+        run_dir,
+        node_bin,
+        gateway_bin,
+        self_bin: self_bin(),
+        request_deadline: Duration::from_millis(args.request_deadline_ms),
+        check_budget: Duration::from_secs(args.check_budget),
+        min_ok_ops: args
+            .min_ok
+            .unwrap_or_else(|| RunOptions::default_min_ok(time_limit)),
+        schedule: Schedule::default(),
+    };
+    let outcome = run(&options).await;
+    finish(&Summary {
+        runs: vec![outcome.report],
+    })
+}
+
+async fn ci_run(args: CiArgs) -> ExitCode {
+    if let Some(code) = skip_if_unsupported() {
+        return code;
+    }
+    let (node_bin, gateway_bin) = args.binaries.resolve();
+    let workspace = args.workspace.unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .map_or_else(|| PathBuf::from("."), PathBuf::from)
+    });
+    let broken_target_dir = args.broken_target_dir.unwrap_or_else(|| {
+        // target/release/jepsen -> target/stale-reads
+        let exe = self_bin();
+        exe.parent()
+            .and_then(|release| release.parent())
+            .map_or_else(
+                || PathBuf::from("target-stale-reads"),
+                |t| t.join("stale-reads"),
+            )
+    });
+    let options = CiOptions {
+        time_limit: Duration::from_secs(args.time_limit),
+        broken_time_limit: Duration::from_secs(args.broken_time_limit),
+        base_dir: args.run_dir.unwrap_or_else(default_base),
+        node_bin,
+        gateway_bin,
+        self_bin: self_bin(),
+        workspace,
+        cargo: std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()),
+        broken_target_dir,
+        broken_node_bin: args.broken_node_bin,
+        check_budget: Duration::from_secs(args.check_budget),
+    };
+    let summary = ci(&options).await;
+    finish(&summary)
+}
+
+/// The whole program; `src/bin/jepsen.rs` only calls this.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // One thread for the harness: children are spawned from it, so their PR_SET_PDEATHSIG
+    // (which follows the spawning thread) lasts as long as the harness; the checkers run on
+    // a blocking thread so Ctrl-C is still handled.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("jepsen: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Some(Cmd::Proxy { listen, upstream }) => {
+                match crate::proxy::serve(listen, upstream).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("proxy: {e:#}");
+                        ExitCode::from(1)
+                    }
+                }
+            }
+            Some(Cmd::Ci(args)) => {
+                crate::topology::install_cleanup_handlers();
+                ci_run(args).await
+            }
+            None => {
+                crate::topology::install_cleanup_handlers();
+                single_run(cli.run).await
+            }
+        }
+    })
+}

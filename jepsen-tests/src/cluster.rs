@@ -1,0 +1,487 @@
+//! The processes of one run: per node, the `node` binary, its gateway, and (for runs with the
+//! `delay` fault) its delay proxy, all inside the node's namespace. Configs are written with
+//! the `cluster-config` schema the binaries read. The harness asks each node's admin `Status`
+//! directly (role, term, leader, last_applied) over the bridge.
+//!
+//! Ports inside namespace I (address 10.77.0.I): node gRPC 7000 (bound on 0.0.0.0), proxy
+//! 7001 (advertised instead of 7000 when present), gateway HTTP 8080.
+
+use std::net::{SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use cluster_config::{GatewayConfig, NodeConfig, RaftTiming};
+use proto::admin::admin_client::AdminClient;
+use proto::admin::{StatusReply, StatusRequest};
+use tokio::time::Instant;
+
+use crate::http::HttpConn;
+use crate::proxy::Control;
+use crate::topology::{self, node_ip, ns_name, Topology};
+
+pub const NODE_PORT: u16 = 7000;
+pub const PROXY_PORT: u16 = 7001;
+pub const GATEWAY_PORT: u16 = 8080;
+/// How long one admin `Status` call may take (a paused node never answers).
+const STATUS_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// What the cluster is built from.
+#[derive(Clone, Debug)]
+pub struct ClusterSpec {
+    pub nodes: u32,
+    pub node_bin: PathBuf,
+    pub gateway_bin: PathBuf,
+    /// The `jepsen` binary, run as `jepsen proxy`; `None`: no delay proxies.
+    pub proxy_bin: Option<PathBuf>,
+    pub dir: PathBuf,
+    pub request_deadline_ms: u64,
+    pub raft: RaftTiming,
+}
+
+struct Proc {
+    child: Child,
+    /// Killed by the nemesis (or by us at the end): its exit is expected.
+    expected_exit: bool,
+}
+
+impl Proc {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+struct NodeProcs {
+    id: u32,
+    node: Option<Proc>,
+    gateway: Option<Proc>,
+    proxy: Option<(Proc, ChildStdin)>,
+    paused: bool,
+}
+
+/// A process that exited without being told to.
+#[derive(Clone, Debug)]
+pub struct Crash {
+    pub what: String,
+    pub status: String,
+    pub log: PathBuf,
+}
+
+/// The running cluster. Dropping it kills everything (through the topology).
+pub struct Cluster {
+    pub spec: ClusterSpec,
+    pub topology: Topology,
+    procs: Vec<NodeProcs>,
+    pub crashes: Vec<Crash>,
+}
+
+impl Cluster {
+    /// Creates the namespaces, writes configs and starts every process.
+    pub fn start(spec: ClusterSpec) -> anyhow::Result<Cluster> {
+        let topology = Topology::create(spec.nodes)?;
+        let mut cluster = Cluster {
+            procs: (1..=spec.nodes)
+                .map(|id| NodeProcs {
+                    id,
+                    node: None,
+                    gateway: None,
+                    proxy: None,
+                    paused: false,
+                })
+                .collect(),
+            spec,
+            topology,
+            crashes: Vec::new(),
+        };
+        for id in 1..=cluster.spec.nodes {
+            std::fs::create_dir_all(cluster.node_dir(id).join("data"))?;
+            cluster.write_configs(id)?;
+        }
+        for id in 1..=cluster.spec.nodes {
+            if cluster.spec.proxy_bin.is_some() {
+                cluster.start_proxy(id)?;
+            }
+            cluster.start_node(id)?;
+            cluster.start_gateway(id)?;
+        }
+        Ok(cluster)
+    }
+
+    pub fn ids(&self) -> Vec<u32> {
+        (1..=self.spec.nodes).collect()
+    }
+
+    pub fn node_dir(&self, id: u32) -> PathBuf {
+        self.spec.dir.join(format!("n{id}"))
+    }
+
+    /// The node's gRPC address, bypassing any proxy (admin status).
+    pub fn node_addr(id: u32) -> SocketAddr {
+        SocketAddr::V4(SocketAddrV4::new(node_ip(id), NODE_PORT))
+    }
+
+    /// What peers and gateways dial.
+    pub fn advertise(&self, id: u32) -> String {
+        let port = if self.spec.proxy_bin.is_some() {
+            PROXY_PORT
+        } else {
+            NODE_PORT
+        };
+        format!("{}:{port}", node_ip(id))
+    }
+
+    pub fn gateway_addr(id: u32) -> SocketAddr {
+        SocketAddr::V4(SocketAddrV4::new(node_ip(id), GATEWAY_PORT))
+    }
+
+    fn write_configs(&self, id: u32) -> anyhow::Result<()> {
+        let members = self
+            .ids()
+            .into_iter()
+            .map(|m| (u64::from(m), self.advertise(m)));
+        let node = NodeConfig {
+            id: u64::from(id),
+            listen: SocketAddr::from(([0, 0, 0, 0], NODE_PORT)),
+            advertise: self.advertise(id),
+            data_dir: self.node_dir(id).join("data"),
+            initial_members: members.collect(),
+            raft: self.spec.raft.clone(),
+            group_commit: Default::default(),
+        };
+        node.validate().context("node config")?;
+        std::fs::write(self.node_dir(id).join("node.toml"), node.to_toml_string())?;
+        // The local node first: with no leader known the gateway starts there.
+        let mut nodes = vec![self.advertise(id)];
+        nodes.extend(
+            self.ids()
+                .into_iter()
+                .filter(|&m| m != id)
+                .map(|m| self.advertise(m)),
+        );
+        let mut gateway = GatewayConfig::with_nodes(nodes);
+        gateway.listen = Self::gateway_addr(id);
+        gateway.request_deadline_ms = self.spec.request_deadline_ms;
+        gateway.validate().context("gateway config")?;
+        std::fs::write(
+            self.node_dir(id).join("gateway.toml"),
+            gateway.to_toml_string(),
+        )?;
+        Ok(())
+    }
+
+    fn procs(&mut self, id: u32) -> &mut NodeProcs {
+        &mut self.procs[(id - 1) as usize]
+    }
+
+    fn start_node(&mut self, id: u32) -> anyhow::Result<()> {
+        let dir = self.node_dir(id);
+        let child = topology::spawn_in_ns(
+            &ns_name(id),
+            &self.spec.node_bin,
+            &[
+                "--config".into(),
+                dir.join("node.toml").display().to_string(),
+            ],
+            &[("RUST_LOG", "info,openraft=warn")],
+            &dir.join("node.log"),
+            Stdio::null(),
+        )?;
+        let procs = self.procs(id);
+        procs.node = Some(Proc {
+            child,
+            expected_exit: false,
+        });
+        procs.paused = false;
+        Ok(())
+    }
+
+    fn start_gateway(&mut self, id: u32) -> anyhow::Result<()> {
+        let dir = self.node_dir(id);
+        let child = topology::spawn_in_ns(
+            &ns_name(id),
+            &self.spec.gateway_bin,
+            &[
+                "--config".into(),
+                dir.join("gateway.toml").display().to_string(),
+            ],
+            &[("RUST_LOG", "info")],
+            &dir.join("gateway.log"),
+            Stdio::null(),
+        )?;
+        self.procs(id).gateway = Some(Proc {
+            child,
+            expected_exit: false,
+        });
+        Ok(())
+    }
+
+    fn start_proxy(&mut self, id: u32) -> anyhow::Result<()> {
+        let bin = self.spec.proxy_bin.clone().expect("proxies enabled");
+        let dir = self.node_dir(id);
+        let mut child = topology::spawn_in_ns(
+            &ns_name(id),
+            &bin,
+            &[
+                "proxy".into(),
+                "--listen".into(),
+                format!("{}:{PROXY_PORT}", node_ip(id)),
+                "--upstream".into(),
+                format!("127.0.0.1:{NODE_PORT}"),
+            ],
+            &[],
+            &dir.join("proxy.log"),
+            Stdio::piped(),
+        )?;
+        let stdin = child.stdin.take().context("proxy stdin")?;
+        self.procs(id).proxy = Some((
+            Proc {
+                child,
+                expected_exit: false,
+            },
+            stdin,
+        ));
+        Ok(())
+    }
+
+    pub fn has_proxies(&self) -> bool {
+        self.spec.proxy_bin.is_some()
+    }
+
+    /// Sets every proxy's delay (`None`: clear).
+    pub fn set_delay(&mut self, delay: Option<(u64, u64)>) -> anyhow::Result<()> {
+        use std::io::Write;
+        let control = match delay {
+            Some((ms, jitter_ms)) => Control::Delay { ms, jitter_ms },
+            None => Control::Clear,
+        };
+        for procs in &mut self.procs {
+            if let Some((_, stdin)) = &mut procs.proxy {
+                stdin.write_all(control.line().as_bytes())?;
+                stdin.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// SIGKILL the node process and reap it.
+    pub fn kill(&mut self, id: u32) {
+        if let Some(mut proc) = self.procs(id).node.take() {
+            proc.expected_exit = true;
+            topology::signal(proc.pid(), libc::SIGKILL);
+            let _ = proc.child.wait();
+            topology::unregister_pid(proc.pid());
+        }
+        self.procs(id).paused = false;
+    }
+
+    pub fn is_running(&mut self, id: u32) -> bool {
+        self.procs(id).node.is_some()
+    }
+
+    /// Restarts a killed node on its data dir.
+    pub fn restart(&mut self, id: u32) -> anyhow::Result<()> {
+        if self.procs(id).node.is_some() {
+            return Ok(());
+        }
+        self.start_node(id)
+    }
+
+    pub fn pause(&mut self, id: u32) {
+        if let Some(proc) = &self.procs(id).node {
+            if topology::signal(proc.pid(), libc::SIGSTOP) {
+                self.procs(id).paused = true;
+            }
+        }
+    }
+
+    pub fn resume(&mut self, id: u32) {
+        let procs = self.procs(id);
+        if let Some(proc) = &procs.node {
+            topology::signal(proc.pid(), libc::SIGCONT);
+        }
+        procs.paused = false;
+    }
+
+    /// Records processes that exited on their own since the last call.
+    pub fn check_crashes(&mut self) -> Vec<Crash> {
+        let dir = self.spec.dir.clone();
+        let mut found = Vec::new();
+        for procs in &mut self.procs {
+            let id = procs.id;
+            let slots: [(&str, Option<&mut Proc>); 3] = [
+                ("node", procs.node.as_mut()),
+                ("gateway", procs.gateway.as_mut()),
+                ("proxy", procs.proxy.as_mut().map(|(p, _)| p)),
+            ];
+            for (what, proc) in slots {
+                let Some(proc) = proc else { continue };
+                if proc.expected_exit {
+                    continue;
+                }
+                if let Ok(Some(status)) = proc.child.try_wait() {
+                    proc.expected_exit = true;
+                    topology::unregister_pid(proc.pid());
+                    found.push(Crash {
+                        what: format!("{what} n{id}"),
+                        status: status.to_string(),
+                        log: dir.join(format!("n{id}")).join(format!("{what}.log")),
+                    });
+                }
+            }
+            // A crashed node is gone: let the nemesis restart it like a killed one.
+            if procs.node.as_ref().is_some_and(|p| p.expected_exit) {
+                procs.node = None;
+            }
+        }
+        self.crashes.extend(found.iter().cloned());
+        found
+    }
+
+    /// Kills every process (SIGCONT first for paused ones) and reaps them.
+    pub fn stop_all(&mut self) {
+        for procs in &mut self.procs {
+            let mut all: Vec<Proc> = Vec::new();
+            all.extend(procs.gateway.take());
+            all.extend(procs.node.take());
+            if let Some((proxy, stdin)) = procs.proxy.take() {
+                drop(stdin);
+                all.push(proxy);
+            }
+            for mut proc in all {
+                topology::signal(proc.pid(), libc::SIGCONT);
+                topology::signal(proc.pid(), libc::SIGKILL);
+                let _ = proc.child.wait();
+                topology::unregister_pid(proc.pid());
+            }
+            procs.paused = false;
+        }
+    }
+
+    /// The admin status of one node, or `None` if it does not answer in time.
+    pub async fn status(id: u32) -> Option<StatusReply> {
+        let fetch = async {
+            let channel =
+                tonic::transport::Endpoint::from_shared(format!("http://{}", Self::node_addr(id)))
+                    .ok()?
+                    .connect_timeout(STATUS_TIMEOUT)
+                    .timeout(STATUS_TIMEOUT)
+                    .connect()
+                    .await
+                    .ok()?;
+            AdminClient::new(channel)
+                .status(StatusRequest {})
+                .await
+                .ok()
+                .map(|r| r.into_inner())
+        };
+        tokio::time::timeout(STATUS_TIMEOUT * 2, fetch)
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Every node's status, polled concurrently.
+    pub async fn statuses(&self) -> Vec<(u32, Option<StatusReply>)> {
+        let mut set = tokio::task::JoinSet::new();
+        for id in self.ids() {
+            set.spawn(async move { (id, Cluster::status(id).await) });
+        }
+        let mut all = Vec::new();
+        while let Some(result) = set.join_next().await {
+            if let Ok(pair) = result {
+                all.push(pair);
+            }
+        }
+        all.sort_by_key(|(id, _)| *id);
+        all
+    }
+
+    /// The node that reports itself leader with the highest term, if any answers.
+    pub async fn leader(&self) -> Option<u32> {
+        leader_of(&self.statuses().await)
+    }
+
+    /// Waits until every gateway answers `/readyz` 200 and a leader has applied something.
+    pub async fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<u32> {
+        let deadline = Instant::now() + timeout;
+        let mut conns: Vec<HttpConn> = self
+            .ids()
+            .into_iter()
+            .map(|id| HttpConn::new(Self::gateway_addr(id)))
+            .collect();
+        loop {
+            let crashed = self.check_crashes();
+            if let Some(crash) = crashed.first() {
+                bail!(
+                    "{} exited ({}) during start-up; see {}",
+                    crash.what,
+                    crash.status,
+                    crash.log.display()
+                );
+            }
+            let statuses = self.statuses().await;
+            let leader = leader_of(&statuses).filter(|&l| {
+                statuses
+                    .iter()
+                    .any(|(id, s)| *id == l && s.as_ref().is_some_and(|s| s.last_applied > 0))
+            });
+            if let Some(leader) = leader {
+                let mut ready = true;
+                for conn in &mut conns {
+                    let ok = conn
+                        .request(hyper::Method::GET, "/readyz", None, STATUS_TIMEOUT)
+                        .await
+                        .is_ok_and(|(status, _)| status == 200);
+                    ready &= ok;
+                }
+                if ready {
+                    return Ok(leader);
+                }
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the cluster was not ready within {timeout:?} (leader: {leader:?}); see the logs in {}",
+                    self.spec.dir.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub fn log_paths(&self) -> Vec<PathBuf> {
+        let mut paths = Vec::new();
+        for id in self.ids() {
+            for name in ["node.log", "gateway.log", "proxy.log"] {
+                let path = self.node_dir(id).join(name);
+                if path.exists() {
+                    paths.push(path);
+                }
+            }
+        }
+        paths
+    }
+
+    /// Removes the nodes' data dirs (kept when a run fails).
+    pub fn remove_data(dir: &Path, nodes: u32) {
+        for id in 1..=nodes {
+            let _ = std::fs::remove_dir_all(dir.join(format!("n{id}")).join("data"));
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
+
+/// The node claiming leadership with the highest term.
+pub fn leader_of(statuses: &[(u32, Option<StatusReply>)]) -> Option<u32> {
+    statuses
+        .iter()
+        .filter_map(|(id, s)| s.as_ref().map(|s| (*id, s)))
+        .filter(|(_, s)| s.role == "leader")
+        .max_by_key(|(_, s)| s.term)
+        .map(|(id, _)| id)
+}

@@ -1,0 +1,352 @@
+//! What the clients ask: four workloads over small sets of SKUs that rotate, so no SKU's
+//! history grows past what the linearizability search handles in seconds.
+//!
+//! - `register`: 4 SKUs of stock 5–8; single-item orders (qty 1–2), pay, cancel, refund,
+//!   restock (mostly positive, sometimes a withdrawal), and many SKU and order reads.
+//! - `flash-sale`: 2 SKUs of stock 10 and demand far beyond it (mostly orders of 1).
+//! - `retry`: `register`, and a write that ended `info` is resent with the same ids
+//!   (order id, restock request id) by the client's next process, up to 4 times.
+//! - `multi-item`: 3 SKUs of stock 20; orders of 2–3 items across them; atomicity is checked
+//!   on final reads (the per-SKU linearizability search needs single-SKU ops).
+//!
+//! SKUs of generation G are `gG-sK`; a generation ends after a number of ops or 10 s. A client
+//! about to use a SKU no client has yet seen exist creates it first, with a recorded
+//! (idempotent) `create_sku`. A client cut off from the majority still reads SKUs the others
+//! created: a correct cluster refuses (503), a stale one answers "not found" or old counters.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::history::{Input, Item, Op, Output};
+use crate::model::OrderStatus;
+use crate::rng::Rng;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    Register,
+    FlashSale,
+    Retry,
+    MultiItem,
+}
+
+impl Workload {
+    pub const ALL: [Workload; 4] = [
+        Workload::Register,
+        Workload::FlashSale,
+        Workload::Retry,
+        Workload::MultiItem,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Register => "register",
+            Workload::FlashSale => "flash-sale",
+            Workload::Retry => "retry",
+            Workload::MultiItem => "multi-item",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Workload> {
+        Workload::ALL.into_iter().find(|w| w.name() == s)
+    }
+
+    /// Whether every op touches one SKU, so the per-SKU linearizability search applies.
+    pub fn single_sku(self) -> bool {
+        self != Workload::MultiItem
+    }
+
+    /// Whether an `info` write is resent with the same ids.
+    pub fn retries(self) -> bool {
+        self == Workload::Retry
+    }
+
+    fn skus_per_generation(self) -> usize {
+        match self {
+            Workload::Register | Workload::Retry => 4,
+            Workload::FlashSale => 2,
+            Workload::MultiItem => 3,
+        }
+    }
+
+    fn ops_per_generation(self) -> u64 {
+        match self {
+            Workload::Register | Workload::Retry => 600,
+            Workload::FlashSale => 300,
+            Workload::MultiItem => 600,
+        }
+    }
+
+    fn stock(self, rng: &mut Rng) -> u64 {
+        match self {
+            Workload::Register | Workload::Retry => rng.range(5, 8),
+            Workload::FlashSale => 10,
+            Workload::MultiItem => 20,
+        }
+    }
+}
+
+impl fmt::Display for Workload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The longest a SKU generation lasts.
+const GENERATION_TIME: Duration = Duration::from_secs(10);
+/// Reservation TTL in every order: a day, so nothing expires during a run (the model has
+/// no expiry).
+pub const RESERVATION_TTL_MS: u64 = 86_400_000;
+
+/// What the clients know about an order (from answers), to pick sensible transitions.
+#[derive(Clone, Debug)]
+struct KnownOrder {
+    id: String,
+    /// The SKU the order's transitions and reads are filed under (its first item's).
+    sku: String,
+    status: Option<OrderStatus>,
+}
+
+/// State shared by all clients of a run.
+pub struct Shared {
+    workload: Workload,
+    rng: Rng,
+    generation: u64,
+    generation_started: Instant,
+    generation_ops: u64,
+    skus: Vec<String>,
+    stock: HashMap<String, u64>,
+    orders: HashMap<String, Vec<KnownOrder>>,
+    order_index: HashMap<String, (String, usize)>,
+    /// SKUs some client saw exist (a 2xx on them): nobody needs to create them again.
+    confirmed: HashSet<String>,
+    next_id: u64,
+}
+
+impl Shared {
+    pub fn new(workload: Workload, seed: u64) -> Shared {
+        let mut shared = Shared {
+            workload,
+            rng: Rng::fork(seed, 0x776f_726b),
+            generation: 0,
+            generation_started: Instant::now(),
+            generation_ops: 0,
+            skus: Vec::new(),
+            stock: HashMap::new(),
+            orders: HashMap::new(),
+            order_index: HashMap::new(),
+            confirmed: HashSet::new(),
+            next_id: 0,
+        };
+        shared.new_generation();
+        shared
+    }
+
+    fn new_generation(&mut self) {
+        self.generation += 1;
+        self.generation_started = Instant::now();
+        self.generation_ops = 0;
+        self.skus = (1..=self.workload.skus_per_generation())
+            .map(|k| format!("g{}-s{k}", self.generation))
+            .collect();
+        for sku in &self.skus {
+            let stock = self.workload.stock(&mut self.rng);
+            self.stock.insert(sku.clone(), stock);
+        }
+    }
+
+    /// The stock every client creates `sku` with (a create with other stock would conflict).
+    pub fn stock_of(&self, sku: &str) -> u64 {
+        self.stock.get(sku).copied().unwrap_or(0)
+    }
+
+    fn fresh(&mut self, prefix: &str) -> String {
+        self.next_id += 1;
+        format!("{prefix}{}", self.next_id)
+    }
+
+    /// Chooses the next op of client `client`.
+    pub fn next_op(&mut self, rng: &mut Rng, client: u32) -> Input {
+        self.generation_ops += 1;
+        if self.generation_ops > self.workload.ops_per_generation()
+            || self.generation_started.elapsed() > GENERATION_TIME
+        {
+            self.new_generation();
+        }
+        let user = format!("u{client}");
+        let sku = rng.pick(&self.skus).clone();
+        let roll = rng.below(100);
+        match self.workload {
+            Workload::Register | Workload::Retry => match roll {
+                0..=34 => Input::read_sku(&sku),
+                35..=44 => self.order_op(rng, &sku, OpChoice::Read),
+                45..=69 => {
+                    let id = self.fresh("o");
+                    Input::order(&id, &user, &sku, rng.range(1, 2))
+                }
+                70..=79 => self.order_op(rng, &sku, OpChoice::Pay),
+                80..=86 => self.order_op(rng, &sku, OpChoice::Cancel),
+                87..=91 => self.order_op(rng, &sku, OpChoice::Refund),
+                _ => {
+                    let id = self.fresh("r");
+                    let delta = if rng.percent(20) {
+                        -1
+                    } else {
+                        rng.range(1, 3) as i64
+                    };
+                    Input::restock(&sku, &id, delta)
+                }
+            },
+            Workload::FlashSale => match roll {
+                0..=64 => {
+                    let id = self.fresh("o");
+                    Input::order(&id, &user, &sku, 1)
+                }
+                65..=79 => Input::read_sku(&sku),
+                80..=89 => self.order_op(rng, &sku, OpChoice::Pay),
+                90..=93 => self.order_op(rng, &sku, OpChoice::Cancel),
+                _ => self.order_op(rng, &sku, OpChoice::Read),
+            },
+            Workload::MultiItem => match roll {
+                0..=24 => Input::read_sku(&sku),
+                25..=34 => self.order_op(rng, &sku, OpChoice::Read),
+                35..=69 => {
+                    let id = self.fresh("o");
+                    let mut skus = self.skus.clone();
+                    rng.shuffle(&mut skus);
+                    skus.truncate(rng.range(2, skus.len() as u64) as usize);
+                    Input::Order {
+                        order_id: id,
+                        user_id: user,
+                        items: skus
+                            .into_iter()
+                            .map(|sku| Item {
+                                sku,
+                                qty: rng.range(1, 2),
+                            })
+                            .collect(),
+                    }
+                }
+                70..=81 => self.order_op(rng, &sku, OpChoice::Pay),
+                82..=91 => self.order_op(rng, &sku, OpChoice::Cancel),
+                _ => self.order_op(rng, &sku, OpChoice::Refund),
+            },
+        }
+    }
+
+    /// A transition or read of a known order on `sku`, preferring orders whose last known
+    /// status allows the transition; with no order known yet, a SKU read.
+    fn order_op(&mut self, rng: &mut Rng, sku: &str, choice: OpChoice) -> Input {
+        let Some(orders) = self.orders.get(sku).filter(|o| !o.is_empty()) else {
+            return Input::read_sku(sku);
+        };
+        let wanted = match choice {
+            OpChoice::Pay | OpChoice::Cancel => Some(OrderStatus::Reserved),
+            OpChoice::Refund => Some(OrderStatus::Paid),
+            OpChoice::Read => None,
+        };
+        // Mostly a fitting order among the recent ones; sometimes any (exercises refusals).
+        let recent = &orders[orders.len().saturating_sub(64)..];
+        let fitting: Vec<&KnownOrder> = recent
+            .iter()
+            .filter(|o| wanted.is_none() || o.status == wanted)
+            .collect();
+        let order = if !fitting.is_empty() && rng.percent(85) {
+            (*rng.pick(&fitting)).clone()
+        } else {
+            rng.pick(recent).clone()
+        };
+        match choice {
+            OpChoice::Read => Input::read_order(&order.sku, &order.id),
+            OpChoice::Pay => Input::pay(&order.sku, &order.id),
+            OpChoice::Cancel => Input::cancel(&order.sku, &order.id),
+            OpChoice::Refund => Input::refund(&order.sku, &order.id, rng.percent(70)),
+        }
+    }
+
+    /// Whether some client saw `sku` exist.
+    pub fn is_confirmed(&self, sku: &str) -> bool {
+        self.confirmed.contains(sku)
+    }
+
+    /// Learns from a completed op: SKUs that exist, orders that may exist, and their last
+    /// known status.
+    pub fn observe(&mut self, op: &Op) {
+        if op.is_success() {
+            for sku in op.input.skus() {
+                if !self.confirmed.contains(sku) {
+                    self.confirmed.insert(sku.to_owned());
+                }
+            }
+        }
+        if let Input::Order {
+            order_id, items, ..
+        } = &op.input
+        {
+            let may_exist = op.completion != crate::history::Completion::Fail
+                && !matches!(op.output, Some(Output::Error { .. }));
+            if may_exist && !self.order_index.contains_key(order_id) {
+                let sku = items[0].sku.clone();
+                let list = self.orders.entry(sku.clone()).or_default();
+                list.push(KnownOrder {
+                    id: order_id.clone(),
+                    sku: sku.clone(),
+                    status: None,
+                });
+                self.order_index
+                    .insert(order_id.clone(), (sku, list.len() - 1));
+            }
+        }
+        if let (Some(order_id), Some(Output::Order(view))) = (op.input.order_id(), &op.output) {
+            if let Some((sku, i)) = self.order_index.get(order_id) {
+                if let Some(known) = self.orders.get_mut(sku).and_then(|l| l.get_mut(*i)) {
+                    known.status = Some(view.status);
+                }
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum OpChoice {
+    Read,
+    Pay,
+    Cancel,
+    Refund,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ops_stay_on_the_current_generation_and_orders_keep_their_sku() {
+        for workload in Workload::ALL {
+            let mut shared = Shared::new(workload, 1);
+            let mut rng = Rng::new(2);
+            for i in 0..2_000u64 {
+                let input = shared.next_op(&mut rng, 1);
+                let skus = input.skus();
+                assert!(!skus.is_empty());
+                if workload.single_sku() {
+                    assert_eq!(skus.len(), 1, "{input}");
+                }
+                for sku in &skus {
+                    assert!(shared.stock_of(sku) > 0, "{sku}");
+                }
+                // Pretend every order was created.
+                let op = Op::ok(0, input, i, i, 201, None);
+                shared.observe(&op);
+            }
+            assert!(shared.generation > 1, "{workload}: SKUs rotated");
+        }
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for w in Workload::ALL {
+            assert_eq!(Workload::parse(w.name()), Some(w));
+        }
+        assert_eq!(Workload::parse("bank"), None);
+    }
+}

@@ -601,6 +601,12 @@ fn read_anomalies_of(
                 .and_then(|c| c.window.last())
                 .filter(|op| op.kind().is_read());
             if let Some(op) = culprit {
+                // The history's column padding, squeezed for a one-line summary.
+                let op = op
+                    .to_string()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ");
                 found.push(format!("non-linearizable read on {}: {op}", sku.sku));
             }
         }

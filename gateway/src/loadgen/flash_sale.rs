@@ -136,18 +136,7 @@ impl fmt::Display for FlashSaleReport {
             "wall time     {} ms  (first send to last answer)",
             table::ms(self.wall)
         )?;
-        if l.count > 0 {
-            writeln!(
-                f,
-                "latency ms    p50 {}   p99 {}   max {}  ({} answers)",
-                table::ms(l.p50),
-                table::ms(l.p99),
-                table::ms(l.max),
-                table::int(l.count as u64)
-            )?;
-        } else {
-            writeln!(f, "latency ms    - (no answers)")?;
-        }
+        writeln!(f, "{}", table::latency_line(l))?;
         let s = &self.levels;
         writeln!(
             f,

@@ -105,18 +105,7 @@ impl fmt::Display for SustainedReport {
             table::rate(self.requests_per_sec())
         )?;
         let l = &self.latency;
-        if l.count > 0 {
-            writeln!(
-                f,
-                "latency ms    p50 {}   p99 {}   max {}  ({} answers)",
-                table::ms(l.p50),
-                table::ms(l.p99),
-                table::ms(l.max),
-                table::int(l.count as u64)
-            )?;
-        } else {
-            writeln!(f, "latency ms    - (no answers)")?;
-        }
+        writeln!(f, "{}", table::latency_line(l))?;
         writeln!(f)?;
         let mut t = Table::new(["outcome", "requests"]);
         for (outcome, n) in self.counts.iter() {

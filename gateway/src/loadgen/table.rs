@@ -98,6 +98,20 @@ pub fn ms(d: Duration) -> String {
     }
 }
 
+/// The one-line latency summary both reports print.
+pub fn latency_line(l: &super::stats::LatencySummary) -> String {
+    if l.count == 0 {
+        return "latency ms    - (no answers)".to_string();
+    }
+    format!(
+        "latency ms    p50 {}   p99 {}   max {}  ({} answers)",
+        ms(l.p50),
+        ms(l.p99),
+        ms(l.max),
+        int(l.count as u64)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

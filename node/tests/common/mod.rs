@@ -88,7 +88,22 @@ impl Cluster {
         self.configs.push(c);
         self.procs.push(None);
         self.spawn(id);
+        self.wait_listening(id);
         id
+    }
+
+    /// Blocks until node `id` accepts TCP connections: a fresh process needs a moment to
+    /// open sled and bind, and `add-node` rightly refuses an address nobody answers at.
+    pub fn wait_listening(&self, id: u64) {
+        let addr = self.configs[id as usize - 1].listen;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "node {id} never listened on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Deletes a stopped node's data dir.

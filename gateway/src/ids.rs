@@ -1,4 +1,5 @@
-//! Order ids the gateway makes when a client leaves `order_id` out.
+//! Order ids the gateway makes when a client leaves `order_id` out, and the tag that names
+//! one HTTP request across the gateway's own resends.
 //!
 //! Gateways are stateless and many, so an id must be unique without coordination: 96 random
 //! bits from the OS make a collision (which would turn a new order into a replay of someone
@@ -20,9 +21,31 @@ pub fn new_order_id() -> Result<OrderId, getrandom::Error> {
     Ok(OrderId::new(id).expect("gateway-made order ids follow the identifier rule"))
 }
 
+/// A random, non-zero request tag (0 means "untagged" to the state machine). Made once per
+/// create request, before the first attempt: when the first attempt committed but its answer
+/// was lost, the resend carries the same tag and the state machine reports "created", so the
+/// client gets `201`, not the `200` of someone else's replay. 64 random bits make two
+/// requests for the same id sharing a tag negligible.
+pub fn new_request_tag() -> Result<u64, getrandom::Error> {
+    loop {
+        let tag = getrandom::u64()?;
+        if tag != 0 {
+            return Ok(tag);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_tags_are_never_untagged_and_differ() {
+        let tags: Vec<u64> = (0..64).map(|_| new_request_tag().unwrap()).collect();
+        assert!(tags.iter().all(|t| *t != 0));
+        let distinct: std::collections::BTreeSet<_> = tags.iter().collect();
+        assert_eq!(distinct.len(), tags.len());
+    }
 
     #[test]
     fn ids_follow_the_rule_and_differ() {

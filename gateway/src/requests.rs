@@ -7,8 +7,8 @@
 
 use serde::{Deserialize, Deserializer};
 use state_machine::{
-    Command, Item, Items, OrderId, PaymentRef, Qty, RequestId, SaleWindow, SkuId, UserId,
-    ValidationError, DEFAULT_TTL_MS,
+    Command, Item, Items, OrderId, PaymentRef, Qty, RequestId, RequestTag, SaleWindow, SkuId,
+    UserId, ValidationError, DEFAULT_TTL_MS,
 };
 
 /// Largest `limit` of a list read (API.md: 1–1000).
@@ -53,7 +53,8 @@ pub struct CreateSkuBody {
 }
 
 impl CreateSkuBody {
-    pub fn into_command(self) -> Result<Command, ValidationError> {
+    /// `request_tag` names this HTTP request across the gateway's own resends.
+    pub fn into_command(self, request_tag: RequestTag) -> Result<Command, ValidationError> {
         let sku = SkuId::parse("sku", self.sku)?;
         let sale_window = self
             .sale_window
@@ -65,6 +66,7 @@ impl CreateSkuBody {
             stock: self.stock,
             per_user_limit: self.per_user_limit,
             sale_window,
+            request_tag,
         })
     }
 }
@@ -133,9 +135,13 @@ pub struct PlaceOrderBody {
 }
 
 impl PlaceOrderBody {
-    /// `generated` stands in when the body has no `order_id`; the caller makes it once per
-    /// HTTP request so that its retries carry the same id.
-    pub fn into_command(self, generated: Option<OrderId>) -> Result<Command, ValidationError> {
+    /// `generated` stands in when the body has no `order_id`; the caller makes it, and
+    /// `request_tag`, once per HTTP request so that its retries carry the same values.
+    pub fn into_command(
+        self,
+        generated: Option<OrderId>,
+        request_tag: RequestTag,
+    ) -> Result<Command, ValidationError> {
         let order_id = match (self.order_id, generated) {
             (Some(id), _) => OrderId::parse("order_id", id)?,
             (None, Some(id)) => id,
@@ -156,6 +162,7 @@ impl PlaceOrderBody {
             user_id,
             items,
             ttl_ms: self.reservation_ttl_ms.unwrap_or(DEFAULT_TTL_MS),
+            request_tag,
         })
     }
 }
@@ -300,7 +307,7 @@ mod tests {
 
     fn place(json: &str) -> Result<Command, String> {
         let body: PlaceOrderBody = decode(json.as_bytes()).map_err(|e| e.message().to_owned())?;
-        body.into_command(Some(OrderId::new("gw-x").unwrap()))
+        body.into_command(Some(OrderId::new("gw-x").unwrap()), 1)
             .map_err(|e| e.field)
     }
 
@@ -389,7 +396,7 @@ mod tests {
         let create = |json: &str| {
             decode::<CreateSkuBody>(json.as_bytes())
                 .unwrap()
-                .into_command()
+                .into_command(1)
                 .map_err(|e| e.field)
         };
         assert_eq!(

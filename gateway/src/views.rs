@@ -130,6 +130,8 @@ mod tests {
                 per_user_limit: None,
                 sale_window: None,
             },
+            // Internal: must not show in the body.
+            request_tag: 99,
         };
         assert_eq!(
             serde_json::to_value(SkuView::from(&sku)).unwrap(),
@@ -154,6 +156,7 @@ mod tests {
             updated_ms: 1,
             payment_ref: None,
             revision: 7,
+            request_tag: 99,
         };
         assert_eq!(
             serde_json::to_value(OrderView::from(&order)).unwrap(),

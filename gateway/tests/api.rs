@@ -514,6 +514,28 @@ async fn gateway_made_order_id_is_kept_across_a_retry() {
 }
 
 #[tokio::test]
+async fn a_create_whose_first_answer_was_lost_is_still_answered_201() {
+    let (node, app) = one_node().await;
+    node.script(Script::AppliedButLost);
+    let created = post_json(&app, "/v1/skus", json!({"sku": "A1", "stock": 3})).await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    node.script(Script::AppliedButLost);
+    let body = json!({"order_id": "o-1", "user_id": "u-1", "items": [{"sku": "A1", "qty": 1}]});
+    let placed = post_json(&app, "/v1/orders", body.clone()).await;
+    assert_eq!(placed.status, 201, "{}", placed.text());
+    assert_eq!(node.submits().len(), 4, "each create was sent twice");
+    // The order was reserved once, and a client's own resend is a replay.
+    let sku = get(&app, "/v1/skus/A1").await.json();
+    assert_eq!(
+        (sku["available"].clone(), sku["reserved"].clone()),
+        (json!(2), json!(1))
+    );
+    assert_eq!(post_json(&app, "/v1/orders", body).await.status, 200);
+    let again = post_json(&app, "/v1/skus", json!({"sku": "A1", "stock": 3})).await;
+    assert_eq!(again.status, 200, "{}", again.text());
+}
+
+#[tokio::test]
 async fn not_leader_hint_is_followed_and_remembered() {
     let leader = FakeNode::start(2).await;
     let follower = FakeNode::start(1).await;

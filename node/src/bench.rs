@@ -36,6 +36,7 @@ pub async fn prepare(client: &Client, skus: usize) -> anyhow::Result<()> {
             stock: 1 << 50,
             per_user_limit: None,
             sale_window: None,
+            request_tag: i as u64 + 1,
         })
         .collect();
     for chunk in creates.chunks(1_000) {
@@ -68,6 +69,8 @@ pub async fn run(client: &Client, workload: &Workload, run_id: &str) -> Figures 
                         }])
                         .expect("items"),
                         ttl_ms: 86_400_000,
+                        // Unique per order, as a gateway's would be.
+                        request_tag: ((caller as u64) << 32) | n as u64,
                     };
                     let t = Instant::now();
                     match client.submit(std::slice::from_ref(&command)).await {

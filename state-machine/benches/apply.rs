@@ -21,6 +21,7 @@ fn place(n: u64, skus: usize) -> Command {
         }])
         .unwrap(),
         ttl_ms: 900_000,
+        request_tag: n + 1,
     }
 }
 
@@ -41,6 +42,7 @@ fn measure(run: &Run) -> (f64, u64) {
             stock: 1 << 40,
             per_user_limit: None,
             sale_window: None,
+            request_tag: i as u64 + 1,
         })
         .collect();
     store

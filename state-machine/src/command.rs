@@ -19,6 +19,7 @@ pub enum Command {
         stock: u64,
         per_user_limit: Option<u64>,
         sale_window: Option<SaleWindow>,
+        request_tag: RequestTag,
     },
     Restock {
         sku: SkuId,
@@ -36,6 +37,7 @@ pub enum Command {
         user_id: UserId,
         items: Items,
         ttl_ms: u64,
+        request_tag: RequestTag,
     },
     Pay {
         order_id: OrderId,
@@ -95,6 +97,14 @@ impl Command {
         }
     }
 }
+
+/// Names one request of a caller across that caller's own resends (0: untagged).
+///
+/// A gateway that resends a create whose first answer was lost must still answer "created"
+/// when the first send is what created the record. The record keeps the tag of the request
+/// that created it, so a replay carrying that same tag reports [`Effect::Applied`], while a
+/// replay from any other request (another tag, or untagged) reports [`Effect::Unchanged`].
+pub type RequestTag = u64;
 
 /// One log entry's payload: commands applied in order with the clock the leader stamped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,7 +1,7 @@
 //! The rules of every command, applied to one transaction's working set. Deterministic:
 //! only the state, the command, the log index and the state machine's clock decide.
 
-use crate::command::{Command, Effect, Outcome, Refusal};
+use crate::command::{Command, Effect, Outcome, Refusal, RequestTag};
 use crate::model::{Items, Order, OrderStatus, SaleWindow, Sku, SkuCreation};
 use crate::store::error::StoreError;
 use crate::store::tx::Tx;
@@ -32,7 +32,18 @@ pub(crate) fn apply_command(tx: &mut Tx, index: u64, command: &Command) -> Appli
             stock,
             per_user_limit,
             sale_window,
-        } => create_sku(tx, index, sku, *stock, *per_user_limit, *sale_window),
+            request_tag,
+        } => create_sku(
+            tx,
+            index,
+            sku,
+            SkuCreation {
+                stock: *stock,
+                per_user_limit: *per_user_limit,
+                sale_window: *sale_window,
+            },
+            *request_tag,
+        ),
         Command::Restock {
             sku,
             request_id,
@@ -48,7 +59,8 @@ pub(crate) fn apply_command(tx: &mut Tx, index: u64, command: &Command) -> Appli
             user_id,
             items,
             ttl_ms,
-        } => place_order(tx, index, order_id, user_id, items, *ttl_ms),
+            request_tag,
+        } => place_order(tx, index, order_id, user_id, items, *ttl_ms, *request_tag),
         Command::Pay {
             order_id,
             payment_ref,
@@ -59,24 +71,28 @@ pub(crate) fn apply_command(tx: &mut Tx, index: u64, command: &Command) -> Appli
     }
 }
 
+/// A replay of a create is the creating request's own resend when the tags match.
+fn replay_effect(stored: RequestTag, replayed: RequestTag) -> Effect {
+    if replayed != 0 && stored == replayed {
+        Effect::Applied
+    } else {
+        Effect::Unchanged
+    }
+}
+
 fn create_sku(
     tx: &mut Tx,
     index: u64,
     sku: &SkuId,
-    stock: u64,
-    per_user_limit: Option<u64>,
-    sale_window: Option<SaleWindow>,
+    created: SkuCreation,
+    request_tag: RequestTag,
 ) -> Applied {
-    let created = SkuCreation {
-        stock,
-        per_user_limit,
-        sale_window,
-    };
     if let Some(existing) = tx.sku(sku)? {
         return if existing.created == created {
+            let effect = replay_effect(existing.request_tag, request_tag);
             Ok(Outcome::Sku {
                 sku: existing,
-                effect: Effect::Unchanged,
+                effect,
             })
         } else {
             refuse(Refusal::SkuExists { sku: sku.clone() })
@@ -84,15 +100,16 @@ fn create_sku(
     }
     let new = Sku {
         sku: sku.clone(),
-        total: stock,
-        available: stock,
+        total: created.stock,
+        available: created.stock,
         reserved: 0,
         sold: 0,
         refunded: 0,
-        per_user_limit,
-        sale_window,
+        per_user_limit: created.per_user_limit,
+        sale_window: created.sale_window,
         revision: index,
         created,
+        request_tag,
     };
     tx.put_sku(new.clone());
     Ok(Outcome::Sku {
@@ -192,12 +209,14 @@ fn place_order(
     user_id: &UserId,
     items: &Items,
     ttl_ms: u64,
+    request_tag: RequestTag,
 ) -> Applied {
     if let Some(existing) = tx.order(order_id)? {
         return if existing.user_id == *user_id && existing.items.same_content(items) {
+            let effect = replay_effect(existing.request_tag, request_tag);
             Ok(Outcome::Order {
                 order: existing,
-                effect: Effect::Unchanged,
+                effect,
             })
         } else {
             refuse(Refusal::OrderIdConflict {
@@ -267,6 +286,7 @@ fn place_order(
         updated_ms: clock,
         payment_ref: None,
         revision: index,
+        request_tag,
     };
     tx.add_deadline(expires_ms, order_id);
     tx.add_user_order(user_id, clock, order_id);

@@ -15,7 +15,7 @@ mod engine;
 #[cfg(feature = "store")]
 pub mod store;
 
-pub use command::{Batch, Command, Effect, Outcome, Refusal, MAX_BATCH_COMMANDS};
+pub use command::{Batch, Command, Effect, Outcome, Refusal, RequestTag, MAX_BATCH_COMMANDS};
 pub use model::{Item, Items, Order, OrderStatus, SaleWindow, Sku, SkuCreation};
 pub use validation::{
     OrderId, PaymentRef, Qty, RequestId, SkuId, UserId, ValidationError, DEFAULT_TTL_MS, MAX_COUNT,

@@ -65,6 +65,9 @@ pub struct Sku {
     /// Log index of the SKU's last change.
     pub revision: u64,
     pub created: SkuCreation,
+    /// The tag of the request that created it (see `command::RequestTag`); never shown to
+    /// clients.
+    pub request_tag: u64,
 }
 
 impl Sku {
@@ -156,6 +159,9 @@ pub struct Order {
     pub payment_ref: Option<PaymentRef>,
     /// Log index of the order's last change.
     pub revision: u64,
+    /// The tag of the request that placed it (see `command::RequestTag`); never shown to
+    /// clients.
+    pub request_tag: u64,
 }
 
 /// Validates an optional `per_user_limit`.

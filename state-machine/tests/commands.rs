@@ -248,6 +248,48 @@ fn place_order_replay_returns_the_current_order_and_conflicts_on_other_content()
 }
 
 #[test]
+fn a_resend_by_the_creating_request_reports_applied_and_reserves_once() {
+    let store = temp_store();
+    run(&store, 1, 0, create("A", 5));
+    let place = || tagged(order("o1", "u1", &[("A", 2)], 5_000), 42);
+    let (first, effect) = order_of(run(&store, 2, 0, place()));
+    assert_eq!((effect, first.revision), (Effect::Applied, 2));
+    // The gateway lost the first answer and resent the same command: still "created".
+    let (again, effect) = order_of(run(&store, 3, 0, place()));
+    assert_eq!((effect, again), (Effect::Applied, first));
+    // Another request for the same order (another tag, or none) is a replay.
+    for other in [
+        tagged(order("o1", "u1", &[("A", 2)], 5_000), 43),
+        order("o1", "u1", &[("A", 2)], 5_000),
+    ] {
+        assert_eq!(order_of(run(&store, 4, 0, other)).1, Effect::Unchanged);
+    }
+    let a = store.get_sku(&sku("A")).unwrap().unwrap();
+    assert_eq!((a.available, a.reserved), (3, 2));
+}
+
+#[test]
+fn an_untagged_create_never_claims_a_record_made_by_another_untagged_one() {
+    let store = temp_store();
+    let (_, effect) = sku_of(run(&store, 1, 0, create("A", 5)));
+    assert_eq!(effect, Effect::Applied);
+    assert_eq!(
+        sku_of(run(&store, 2, 0, create("A", 5))).1,
+        Effect::Unchanged
+    );
+    let (_, effect) = sku_of(run(&store, 3, 0, tagged(create("B", 5), 7)));
+    assert_eq!(effect, Effect::Applied);
+    assert_eq!(
+        sku_of(run(&store, 4, 0, tagged(create("B", 5), 7))).1,
+        Effect::Applied
+    );
+    assert_eq!(
+        sku_of(run(&store, 5, 0, tagged(create("B", 5), 8))).1,
+        Effect::Unchanged
+    );
+}
+
+#[test]
 fn sale_window_is_half_open_on_the_state_machine_clock() {
     let store = temp_store();
     run(

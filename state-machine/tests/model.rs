@@ -44,6 +44,7 @@ impl Model {
                 stock,
                 per_user_limit,
                 sale_window,
+                request_tag,
             } => {
                 let created = SkuCreation {
                     stock: *stock,
@@ -52,9 +53,14 @@ impl Model {
                 };
                 if let Some(s) = self.skus.get(sku.as_str()) {
                     if s.created == created {
+                        let own = *request_tag != 0 && s.request_tag == *request_tag;
                         return Outcome::Sku {
                             sku: s.clone(),
-                            effect: Effect::Unchanged,
+                            effect: if own {
+                                Effect::Applied
+                            } else {
+                                Effect::Unchanged
+                            },
                         };
                     }
                     return Outcome::Refused(Refusal::SkuExists { sku: sku.clone() });
@@ -70,6 +76,7 @@ impl Model {
                     sale_window: *sale_window,
                     revision: rev,
                     created,
+                    request_tag: *request_tag,
                 };
                 self.skus.insert(sku.to_string(), s.clone());
                 Outcome::Sku {
@@ -147,6 +154,7 @@ impl Model {
                 user_id,
                 items,
                 ttl_ms,
+                request_tag,
             } => {
                 if let Some(o) = self.orders.get(order_id.as_str()) {
                     let mut a: Vec<_> = o.items.as_slice().to_vec();
@@ -154,9 +162,14 @@ impl Model {
                     a.sort_by(|x, y| x.sku.cmp(&y.sku));
                     b.sort_by(|x, y| x.sku.cmp(&y.sku));
                     if o.user_id == *user_id && a == b {
+                        let own = *request_tag != 0 && o.request_tag == *request_tag;
                         return Outcome::Order {
                             order: o.clone(),
-                            effect: Effect::Unchanged,
+                            effect: if own {
+                                Effect::Applied
+                            } else {
+                                Effect::Unchanged
+                            },
                         };
                     }
                     return Outcome::Refused(Refusal::OrderIdConflict {
@@ -213,6 +226,7 @@ impl Model {
                     updated_ms: clock,
                     payment_ref: None,
                     revision: rev,
+                    request_tag: *request_tag,
                 };
                 self.orders.insert(order_id.to_string(), o.clone());
                 Outcome::Order {
@@ -374,14 +388,14 @@ fn arb_command() -> impl Strategy<Value = Command> {
     let user = prop::sample::select(USERS.to_vec());
     let order_id = (0..ORDERS).prop_map(|i| format!("o{i}"));
     prop_oneof![
-        1 => (sku_.clone(), 0u64..15, prop::option::weighted(0.4, 1u64..4), arb_window())
-            .prop_map(|(s, stock, limit, window)| Command::CreateSku { sku: sku(s), stock, per_user_limit: limit, sale_window: window }),
+        1 => (sku_.clone(), 0u64..15, prop::option::weighted(0.4, 1u64..4), arb_window(), 0u64..3)
+            .prop_map(|(s, stock, limit, window, tag)| Command::CreateSku { sku: sku(s), stock, per_user_limit: limit, sale_window: window, request_tag: tag }),
         1 => (sku_.clone(), 0u8..4, prop_oneof![-6i64..0, 1i64..8])
             .prop_map(|(s, r, delta)| restock(s, &format!("r{r}"), delta)),
         1 => (sku_.clone(), prop::option::of(prop::option::of(1u64..4)), prop::option::of(arb_window()))
             .prop_map(|(s, limit, window)| Command::UpdateSku { sku: sku(s), per_user_limit: limit, sale_window: window }),
-        6 => (order_id.clone(), user, arb_items(), 1_000u64..3_000)
-            .prop_map(|(id, u, items, ttl_ms)| Command::PlaceOrder { order_id: oid(&id), user_id: uid(u), items, ttl_ms }),
+        6 => (order_id.clone(), user, arb_items(), 1_000u64..3_000, 0u64..3)
+            .prop_map(|(id, u, items, ttl_ms, tag)| Command::PlaceOrder { order_id: oid(&id), user_id: uid(u), items, ttl_ms, request_tag: tag }),
         2 => (order_id.clone(), prop::option::of("p[0-9]")).prop_map(|(id, r)| pay(&id, r.as_deref())),
         2 => order_id.clone().prop_map(|id| cancel(&id)),
         2 => (order_id, any::<bool>()).prop_map(|(id, r)| refund(&id, r)),

@@ -127,6 +127,11 @@ async fn submit(state: &AppState, command: &Command) -> Result<Outcome, ApiError
     Ok(outcome)
 }
 
+/// The OS refused the gateway random bits for an id or a tag.
+fn no_randomness(e: getrandom::Error) -> ApiError {
+    ApiError::internal(format!("no randomness for an id: {e}"))
+}
+
 fn json<T: Serialize>(status: StatusCode, body: T) -> Response {
     (status, Json(body)).into_response()
 }

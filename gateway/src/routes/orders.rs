@@ -6,11 +6,11 @@ use axum::response::Response;
 use state_machine::{Command, Order};
 
 use super::extract::OrderPath;
-use super::{json, order_answer, submit, OnApplied, Shared};
+use super::{json, no_randomness, order_answer, submit, OnApplied, Shared};
 use crate::body::{JsonBody, OptionalJsonBody};
 use crate::cluster::Read;
 use crate::error::ApiError;
-use crate::ids::new_order_id;
+use crate::ids::{new_order_id, new_request_tag};
 use crate::requests::{CancelBody, ListOrdersQuery, PayBody, PlaceOrderBody, RefundBody};
 use crate::views::{OrderList, OrderView};
 
@@ -19,16 +19,14 @@ pub async fn place(
     JsonBody(body): JsonBody<PlaceOrderBody>,
 ) -> Result<Response, ApiError> {
     // Made once, before the first attempt: every retry below re-sends the same command,
-    // so a reservation that "may have been applied" is replayed, never doubled.
+    // so a reservation that "may have been applied" is replayed, never doubled, and is
+    // still answered 201 when it was this request's first attempt that made it.
     let generated = if body.order_id.is_none() {
-        Some(
-            new_order_id()
-                .map_err(|e| ApiError::internal(format!("no randomness for an order id: {e}")))?,
-        )
+        Some(new_order_id().map_err(no_randomness)?)
     } else {
         None
     };
-    let command = body.into_command(generated)?;
+    let command = body.into_command(generated, new_request_tag().map_err(no_randomness)?)?;
     order_answer(submit(&state, &command).await?, OnApplied::Created)
 }
 

@@ -6,10 +6,11 @@ use axum::response::Response;
 use state_machine::{Sku, SkuId};
 
 use super::extract::SkuPath;
-use super::{json, sku_answer, submit, OnApplied, Shared};
+use super::{json, no_randomness, sku_answer, submit, OnApplied, Shared};
 use crate::body::JsonBody;
 use crate::cluster::Read;
 use crate::error::ApiError;
+use crate::ids::new_request_tag;
 use crate::requests::{CreateSkuBody, ListSkusQuery, PatchSkuBody, RestockBody};
 use crate::views::{SkuPage, SkuView};
 
@@ -17,7 +18,7 @@ pub async fn create(
     State(state): State<Shared>,
     JsonBody(body): JsonBody<CreateSkuBody>,
 ) -> Result<Response, ApiError> {
-    let command = body.into_command()?;
+    let command = body.into_command(new_request_tag().map_err(no_randomness)?)?;
     sku_answer(submit(&state, &command).await?, OnApplied::Created)
 }
 

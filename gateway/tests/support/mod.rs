@@ -40,6 +40,9 @@ use tower::ServiceExt;
 pub enum Script {
     NotLeader(String),
     Unavailable,
+    /// Commit the commands, then answer `Unavailable`: the answer of a write that landed is
+    /// lost, as when a leader's reply times out.
+    AppliedButLost,
 }
 
 #[derive(Default)]
@@ -142,6 +145,27 @@ impl FakeNode {
         let _permit = self.gate.acquire().await.unwrap();
     }
 
+    /// Applies one Submit's commands as one log entry.
+    fn commit(&self, commands: &[Command]) -> submit_reply::Result {
+        let mut s = self.state();
+        s.model.index += 1;
+        let mut outcomes = Vec::new();
+        for c in commands {
+            let outcome = match s.refusals.pop_front() {
+                Some(o) => o,
+                None => {
+                    let index = s.model.index;
+                    s.model.apply(c, index)
+                }
+            };
+            outcomes.push(postcard::to_allocvec(&outcome).unwrap());
+        }
+        submit_reply::Result::Outcomes(Outcomes {
+            outcomes,
+            log_index: s.model.index,
+        })
+    }
+
     /// The scripted or standing misbehaviour for this call, if any.
     fn misbehave(&self) -> Option<Script> {
         let mut s = self.state();
@@ -160,9 +184,11 @@ impl FakeNode {
                 leader_id: None,
                 leader_addr: addr,
             }),
-            Some(Script::Unavailable) => read_reply::Result::Unavailable(Unavailable {
-                message: "no quorum".into(),
-            }),
+            Some(Script::Unavailable | Script::AppliedButLost) => {
+                read_reply::Result::Unavailable(Unavailable {
+                    message: "no quorum".into(),
+                })
+            }
             None => {
                 let mut s = self.state();
                 s.reads += 1;
@@ -201,25 +227,13 @@ impl Inventory for FakeNode {
             Some(Script::Unavailable) => submit_reply::Result::Unavailable(Unavailable {
                 message: "no quorum".into(),
             }),
-            None => {
-                let mut s = self.state();
-                s.model.index += 1;
-                let mut outcomes = Vec::new();
-                for c in &commands {
-                    let outcome = match s.refusals.pop_front() {
-                        Some(o) => o,
-                        None => {
-                            let index = s.model.index;
-                            s.model.apply(c, index)
-                        }
-                    };
-                    outcomes.push(postcard::to_allocvec(&outcome).unwrap());
-                }
-                submit_reply::Result::Outcomes(Outcomes {
-                    outcomes,
-                    log_index: s.model.index,
+            Some(Script::AppliedButLost) => {
+                self.commit(&commands);
+                submit_reply::Result::Unavailable(Unavailable {
+                    message: "answer lost".into(),
                 })
             }
+            None => self.commit(&commands),
         };
         Ok(GrpcResponse::new(SubmitReply {
             result: Some(result),
@@ -353,6 +367,15 @@ impl Admin for FakeNode {
 /// Fixed clock of the fake: orders are created at this time.
 pub const NOW_MS: u64 = 1_700_000_000_000;
 
+/// The state machine's rule: a create resent by the request that made it reports Applied.
+fn replay_effect(stored: u64, replayed: u64) -> Effect {
+    if replayed != 0 && stored == replayed {
+        Effect::Applied
+    } else {
+        Effect::Unchanged
+    }
+}
+
 impl Model {
     fn apply(&mut self, command: &Command, index: u64) -> Outcome {
         match command.clone() {
@@ -361,6 +384,7 @@ impl Model {
                 stock,
                 per_user_limit,
                 sale_window,
+                request_tag,
             } => {
                 let created = SkuCreation {
                     stock,
@@ -370,7 +394,7 @@ impl Model {
                 match self.skus.get(sku.as_str()) {
                     Some(existing) if existing.created == created => Outcome::Sku {
                         sku: existing.clone(),
-                        effect: Effect::Unchanged,
+                        effect: replay_effect(existing.request_tag, request_tag),
                     },
                     Some(_) => Outcome::Refused(Refusal::SkuExists { sku }),
                     None => {
@@ -385,6 +409,7 @@ impl Model {
                             sale_window,
                             revision: index,
                             created,
+                            request_tag,
                         };
                         self.skus.insert(sku.into_string(), record.clone());
                         Outcome::Sku {
@@ -458,12 +483,13 @@ impl Model {
                 user_id,
                 items,
                 ttl_ms,
+                request_tag,
             } => {
                 if let Some(existing) = self.orders.get(order_id.as_str()) {
                     return if existing.user_id == user_id && existing.items.same_content(&items) {
                         Outcome::Order {
                             order: existing.clone(),
-                            effect: Effect::Unchanged,
+                            effect: replay_effect(existing.request_tag, request_tag),
                         }
                     } else {
                         Outcome::Refused(Refusal::OrderIdConflict { order_id })
@@ -499,6 +525,7 @@ impl Model {
                     updated_ms: NOW_MS,
                     payment_ref: None,
                     revision: index,
+                    request_tag,
                 };
                 self.orders.insert(order_id.into_string(), order.clone());
                 Outcome::Order {

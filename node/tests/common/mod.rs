@@ -235,6 +235,7 @@ pub fn create(sku: &str, stock: u64) -> Command {
         stock,
         per_user_limit: None,
         sale_window: None,
+        request_tag: 0,
     }
 }
 
@@ -248,5 +249,6 @@ pub fn order(id: &str, user: &str, sku: &str, qty: u64) -> Command {
         }])
         .unwrap(),
         ttl_ms: 86_400_000,
+        request_tag: 0,
     }
 }

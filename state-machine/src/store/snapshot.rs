@@ -16,7 +16,8 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::sync::Arc;
 
 const MAGIC: &[u8; 8] = b"INVSNAP\0";
-const VERSION: u32 = 1;
+// 2: orders and SKUs carry the tag of the request that created them.
+const VERSION: u32 = 2;
 const END_TAG: u8 = 0xFF;
 /// Record size bounds: far above any real key or value (an order of 64 items is a few KiB),
 /// low enough that a corrupt length cannot make install allocate gigabytes.

@@ -47,6 +47,7 @@ pub fn create(s: &str, stock: u64) -> Command {
         stock,
         per_user_limit: None,
         sale_window: None,
+        request_tag: 0,
     }
 }
 
@@ -56,6 +57,7 @@ pub fn create_with(s: &str, stock: u64, limit: Option<u64>, window: Option<(u64,
         stock,
         per_user_limit: limit,
         sale_window: window.map(|(a, b)| SaleWindow::new(a, b).unwrap()),
+        request_tag: 0,
     }
 }
 
@@ -65,7 +67,19 @@ pub fn order(id: &str, user: &str, list: &[(&str, u64)], ttl_ms: u64) -> Command
         user_id: uid(user),
         items: items(list),
         ttl_ms,
+        request_tag: 0,
     }
+}
+
+/// `command` (a create or an order) stamped with a caller's request tag.
+pub fn tagged(mut command: Command, tag: u64) -> Command {
+    match &mut command {
+        Command::CreateSku { request_tag, .. } | Command::PlaceOrder { request_tag, .. } => {
+            *request_tag = tag
+        }
+        other => panic!("{other:?} carries no request tag"),
+    }
+    command
 }
 
 pub fn pay(id: &str, reference: Option<&str>) -> Command {

@@ -80,12 +80,18 @@ pub struct RestockBody {
 }
 
 impl RestockBody {
-    pub fn into_command(self, sku: SkuId) -> Result<Command, ValidationError> {
+    /// `request_tag` names this HTTP request across the gateway's own resends.
+    pub fn into_command(
+        self,
+        sku: SkuId,
+        request_tag: RequestTag,
+    ) -> Result<Command, ValidationError> {
         let request_id = RequestId::parse("request_id", self.request_id)?;
         checked(Command::Restock {
             sku,
             request_id,
             delta: self.delta,
+            request_tag,
         })
     }
 }
@@ -421,7 +427,7 @@ mod tests {
     #[test]
     fn restock_delta_must_be_non_zero() {
         let body: RestockBody = decode(br#"{"request_id": "r", "delta": 0}"#).unwrap();
-        let err = body.into_command(SkuId::new("A1").unwrap()).unwrap_err();
+        let err = body.into_command(SkuId::new("A1").unwrap(), 1).unwrap_err();
         assert_eq!(err.field, "delta");
     }
 

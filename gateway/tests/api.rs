@@ -9,7 +9,8 @@ use std::time::Duration;
 use axum::body::Body;
 use serde_json::{json, Value};
 use state_machine::{
-    Command, OrderId, OrderStatus, Outcome, Refusal, RequestId, SaleWindow, ValidationError,
+    Command, Item, Items, OrderId, OrderStatus, Outcome, Qty, Refusal, RequestId, SaleWindow,
+    UserId, ValidationError,
 };
 use support::{
     closed_addr, config, get, patch_json, post_json, send, sku_id, wait_until, FakeNode, Script,
@@ -516,10 +517,10 @@ async fn gateway_made_order_id_is_kept_across_a_retry() {
 #[tokio::test]
 async fn a_create_whose_first_answer_was_lost_is_still_answered_201() {
     let (node, app) = one_node().await;
-    node.script(Script::AppliedButLost);
+    node.script(Script::AppliedButLost(vec![]));
     let created = post_json(&app, "/v1/skus", json!({"sku": "A1", "stock": 3})).await;
     assert_eq!(created.status, 201, "{}", created.text());
-    node.script(Script::AppliedButLost);
+    node.script(Script::AppliedButLost(vec![]));
     let body = json!({"order_id": "o-1", "user_id": "u-1", "items": [{"sku": "A1", "qty": 1}]});
     let placed = post_json(&app, "/v1/orders", body.clone()).await;
     assert_eq!(placed.status, 201, "{}", placed.text());
@@ -533,6 +534,46 @@ async fn a_create_whose_first_answer_was_lost_is_still_answered_201() {
     assert_eq!(post_json(&app, "/v1/orders", body).await.status, 200);
     let again = post_json(&app, "/v1/skus", json!({"sku": "A1", "stock": 3})).await;
     assert_eq!(again.status, 200, "{}", again.text());
+}
+
+#[tokio::test]
+async fn a_restock_whose_first_answer_was_lost_answers_with_the_sku_it_left() {
+    let (node, app) = one_node().await;
+    post_json(&app, "/v1/skus", json!({"sku": "A1", "stock": 0})).await;
+    // The first attempt commits, its answer is lost, and an order takes the new units
+    // before the resend: the restock must still answer with the SKU as it left it.
+    let other = Command::PlaceOrder {
+        order_id: OrderId::new("o-1").unwrap(),
+        user_id: UserId::new("u-1").unwrap(),
+        items: Items::new(vec![Item {
+            sku: sku_id("A1"),
+            qty: Qty::new(2).unwrap(),
+        }])
+        .unwrap(),
+        ttl_ms: 60_000,
+        request_tag: 7,
+    };
+    node.script(Script::AppliedButLost(vec![other]));
+    let body = json!({"request_id": "r-1", "delta": 2});
+    let answer = post_json(&app, "/v1/skus/A1/restock", body.clone()).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let sku = answer.json();
+    assert_eq!(
+        (
+            &sku["total"],
+            &sku["available"],
+            &sku["reserved"],
+            &sku["revision"]
+        ),
+        (&json!(2), &json!(2), &json!(0), &json!(2)),
+        "the answer of the first attempt, not the state after the order"
+    );
+    // A client's own replay is another request: it sees the SKU as it stands.
+    let replay = post_json(&app, "/v1/skus/A1/restock", body).await.json();
+    assert_eq!(
+        (&replay["available"], &replay["reserved"]),
+        (&json!(0), &json!(2))
+    );
 }
 
 #[tokio::test]

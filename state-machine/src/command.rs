@@ -25,6 +25,7 @@ pub enum Command {
         sku: SkuId,
         request_id: RequestId,
         delta: i64,
+        request_tag: RequestTag,
     },
     /// Only the fields that are `Some` change; `Some(None)` clears a setting.
     UpdateSku {

@@ -2,7 +2,7 @@
 //! only the state, the command, the log index and the state machine's clock decide.
 
 use crate::command::{Command, Effect, Outcome, Refusal, RequestTag};
-use crate::model::{Items, Order, OrderStatus, SaleWindow, Sku, SkuCreation};
+use crate::model::{Items, Order, OrderStatus, RestockRecord, SaleWindow, Sku, SkuCreation};
 use crate::store::error::StoreError;
 use crate::store::tx::Tx;
 use crate::validation::{OrderId, PaymentRef, RequestId, SkuId, UserId, MAX_COUNT};
@@ -48,7 +48,8 @@ pub(crate) fn apply_command(tx: &mut Tx, index: u64, command: &Command) -> Appli
             sku,
             request_id,
             delta,
-        } => restock(tx, index, sku, request_id, *delta),
+            request_tag,
+        } => restock(tx, index, sku, request_id, *delta, *request_tag),
         Command::UpdateSku {
             sku,
             per_user_limit,
@@ -118,25 +119,39 @@ fn create_sku(
     })
 }
 
-fn restock(tx: &mut Tx, index: u64, sku_id: &SkuId, request_id: &RequestId, delta: i64) -> Applied {
+fn restock(
+    tx: &mut Tx,
+    index: u64,
+    sku_id: &SkuId,
+    request_id: &RequestId,
+    delta: i64,
+    request_tag: RequestTag,
+) -> Applied {
     let Some(mut sku) = tx.sku(sku_id)? else {
         return refuse(Refusal::SkuNotFound {
             sku: sku_id.clone(),
         });
     };
-    if let Some(applied_delta) = tx.restock(sku_id, request_id)? {
-        return if applied_delta == delta {
-            Ok(Outcome::Sku {
-                sku,
-                effect: Effect::Unchanged,
-            })
-        } else {
-            refuse(Refusal::RequestIdConflict {
+    if let Some(applied) = tx.restock(sku_id, request_id)? {
+        if applied.delta != delta {
+            return refuse(Refusal::RequestIdConflict {
                 sku: sku_id.clone(),
                 request_id: request_id.clone(),
-                applied_delta,
-            })
-        };
+                applied_delta: applied.delta,
+            });
+        }
+        // The applying request's own resend gets the answer its first attempt carried;
+        // anyone else's replay sees the SKU as it stands.
+        return Ok(match replay_effect(applied.request_tag, request_tag) {
+            Effect::Applied => Outcome::Sku {
+                sku: applied.sku_after,
+                effect: Effect::Applied,
+            },
+            Effect::Unchanged => Outcome::Sku {
+                sku,
+                effect: Effect::Unchanged,
+            },
+        });
     }
     let magnitude = delta.unsigned_abs();
     if delta > 0 {
@@ -164,7 +179,14 @@ fn restock(tx: &mut Tx, index: u64, sku_id: &SkuId, request_id: &RequestId, delt
         sku.total = checked(sku.total.checked_sub(magnitude), "total", sku_id)?;
     }
     sku.revision = index;
-    tx.put_restock(sku_id, request_id, delta);
+    tx.put_restock(
+        request_id,
+        RestockRecord {
+            delta,
+            request_tag,
+            sku_after: sku.clone(),
+        },
+    );
     tx.put_sku(sku.clone());
     Ok(Outcome::Sku {
         sku,

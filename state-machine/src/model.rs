@@ -80,6 +80,16 @@ impl Sku {
     }
 }
 
+/// An applied restock, kept per SKU for dedup: its delta, the request that applied it and the
+/// SKU as that restock left it. A resend by the same request answers with `sku_after`, the
+/// answer its lost first attempt carried, not a state later commands have since changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestockRecord {
+    pub delta: i64,
+    pub request_tag: u64,
+    pub sku_after: Sku,
+}
+
 /// One line of an order.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Item {

@@ -269,6 +269,22 @@ fn a_resend_by_the_creating_request_reports_applied_and_reserves_once() {
 }
 
 #[test]
+fn a_restock_resent_by_its_request_answers_as_it_first_did() {
+    let store = temp_store();
+    run(&store, 1, 0, create("A", 0));
+    let (first, _) = sku_of(run(&store, 2, 0, tagged(restock("A", "r1", 2), 5)));
+    // Someone reserves the new units before the lost answer's resend arrives.
+    run(&store, 3, 0, order("o1", "u1", &[("A", 2)], 5_000));
+    let (again, effect) = sku_of(run(&store, 4, 0, tagged(restock("A", "r1", 2), 5)));
+    assert_eq!((effect, &again), (Effect::Applied, &first));
+    assert_eq!((again.available, again.revision), (2, 2));
+    // Another request's replay sees the SKU as it stands; nothing is added twice.
+    let (now, effect) = sku_of(run(&store, 5, 0, tagged(restock("A", "r1", 2), 6)));
+    assert_eq!(effect, Effect::Unchanged);
+    assert_eq!((now.total, now.available, now.reserved), (2, 0, 2));
+}
+
+#[test]
 fn an_untagged_create_never_claims_a_record_made_by_another_untagged_one() {
     let store = temp_store();
     let (_, effect) = sku_of(run(&store, 1, 0, create("A", 5)));

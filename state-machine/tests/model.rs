@@ -21,7 +21,8 @@ struct Model {
     clock: u64,
     skus: BTreeMap<String, Sku>,
     orders: BTreeMap<String, Order>,
-    restocks: BTreeMap<(String, String), i64>,
+    /// Applied restocks: delta, the applying request's tag and the SKU it left.
+    restocks: BTreeMap<(String, String), (i64, u64, Sku)>,
 }
 
 impl Model {
@@ -88,13 +89,21 @@ impl Model {
                 sku,
                 request_id,
                 delta,
+                request_tag,
             } => {
                 let Some(s) = self.skus.get_mut(sku.as_str()) else {
                     return Outcome::Refused(Refusal::SkuNotFound { sku: sku.clone() });
                 };
                 let key = (sku.to_string(), request_id.to_string());
-                if let Some(&applied) = self.restocks.get(&key) {
+                if let Some((applied, tag, after)) = self.restocks.get(&key) {
+                    let applied = *applied;
                     if applied == *delta {
+                        if *request_tag != 0 && tag == request_tag {
+                            return Outcome::Sku {
+                                sku: after.clone(),
+                                effect: Effect::Applied,
+                            };
+                        }
                         return Outcome::Sku {
                             sku: s.clone(),
                             effect: Effect::Unchanged,
@@ -116,7 +125,7 @@ impl Model {
                 s.total = (s.total as i64 + delta) as u64;
                 s.available = (s.available as i64 + delta) as u64;
                 s.revision = rev;
-                self.restocks.insert(key, *delta);
+                self.restocks.insert(key, (*delta, *request_tag, s.clone()));
                 Outcome::Sku {
                     sku: s.clone(),
                     effect: Effect::Applied,
@@ -390,8 +399,8 @@ fn arb_command() -> impl Strategy<Value = Command> {
     prop_oneof![
         1 => (sku_.clone(), 0u64..15, prop::option::weighted(0.4, 1u64..4), arb_window(), 0u64..3)
             .prop_map(|(s, stock, limit, window, tag)| Command::CreateSku { sku: sku(s), stock, per_user_limit: limit, sale_window: window, request_tag: tag }),
-        1 => (sku_.clone(), 0u8..4, prop_oneof![-6i64..0, 1i64..8])
-            .prop_map(|(s, r, delta)| restock(s, &format!("r{r}"), delta)),
+        1 => (sku_.clone(), 0u8..4, prop_oneof![-6i64..0, 1i64..8], 0u64..3)
+            .prop_map(|(s, r, delta, tag)| tagged(restock(s, &format!("r{r}"), delta), tag)),
         1 => (sku_.clone(), prop::option::of(prop::option::of(1u64..4)), prop::option::of(arb_window()))
             .prop_map(|(s, limit, window)| Command::UpdateSku { sku: sku(s), per_user_limit: limit, sale_window: window }),
         6 => (order_id.clone(), user, arb_items(), 1_000u64..3_000, 0u64..3)

@@ -27,7 +27,7 @@ pub async fn restock(
     SkuPath(sku): SkuPath,
     JsonBody(body): JsonBody<RestockBody>,
 ) -> Result<Response, ApiError> {
-    let command = body.into_command(sku)?;
+    let command = body.into_command(sku, new_request_tag().map_err(no_randomness)?)?;
     sku_answer(submit(&state, &command).await?, OnApplied::Ok)
 }
 

@@ -40,16 +40,18 @@ use tower::ServiceExt;
 pub enum Script {
     NotLeader(String),
     Unavailable,
-    /// Commit the commands, then answer `Unavailable`: the answer of a write that landed is
-    /// lost, as when a leader's reply times out.
-    AppliedButLost,
+    /// Commit the commands, then the given other clients' commands as the next entry, then
+    /// answer `Unavailable`: the answer of a write that landed is lost, as when a leader's
+    /// reply times out, and others write before the gateway resends.
+    AppliedButLost(Vec<Command>),
 }
 
 #[derive(Default)]
 struct Model {
     skus: BTreeMap<String, Sku>,
     orders: BTreeMap<String, Order>,
-    restocks: BTreeMap<(String, String), i64>,
+    /// Applied restocks: delta, the applying request's tag and the SKU it left.
+    restocks: BTreeMap<(String, String), (i64, u64, Sku)>,
     index: u64,
 }
 
@@ -184,7 +186,7 @@ impl FakeNode {
                 leader_id: None,
                 leader_addr: addr,
             }),
-            Some(Script::Unavailable | Script::AppliedButLost) => {
+            Some(Script::Unavailable | Script::AppliedButLost(_)) => {
                 read_reply::Result::Unavailable(Unavailable {
                     message: "no quorum".into(),
                 })
@@ -227,8 +229,11 @@ impl Inventory for FakeNode {
             Some(Script::Unavailable) => submit_reply::Result::Unavailable(Unavailable {
                 message: "no quorum".into(),
             }),
-            Some(Script::AppliedButLost) => {
+            Some(Script::AppliedButLost(others)) => {
                 self.commit(&commands);
+                if !others.is_empty() {
+                    self.commit(&others);
+                }
                 submit_reply::Result::Unavailable(Unavailable {
                     message: "answer lost".into(),
                 })
@@ -423,23 +428,29 @@ impl Model {
                 sku,
                 request_id,
                 delta,
+                request_tag,
             } => {
                 let Some(record) = self.skus.get_mut(sku.as_str()) else {
                     return Outcome::Refused(Refusal::SkuNotFound { sku });
                 };
                 let key = (sku.as_str().to_owned(), request_id.as_str().to_owned());
-                if let Some(applied) = self.restocks.get(&key) {
-                    return if *applied == delta {
-                        Outcome::Sku {
-                            sku: record.clone(),
-                            effect: Effect::Unchanged,
-                        }
-                    } else {
+                if let Some((applied, tag, after)) = self.restocks.get(&key) {
+                    return if *applied != delta {
                         Outcome::Refused(Refusal::RequestIdConflict {
                             sku,
                             request_id,
                             applied_delta: *applied,
                         })
+                    } else if replay_effect(*tag, request_tag) == Effect::Applied {
+                        Outcome::Sku {
+                            sku: after.clone(),
+                            effect: Effect::Applied,
+                        }
+                    } else {
+                        Outcome::Sku {
+                            sku: record.clone(),
+                            effect: Effect::Unchanged,
+                        }
                     };
                 }
                 if delta < 0 && record.available < delta.unsigned_abs() {
@@ -452,7 +463,8 @@ impl Model {
                 record.total = record.total.checked_add_signed(delta).unwrap();
                 record.available = record.available.checked_add_signed(delta).unwrap();
                 record.revision = index;
-                self.restocks.insert(key, delta);
+                self.restocks
+                    .insert(key, (delta, request_tag, record.clone()));
                 Outcome::Sku {
                     sku: record.clone(),
                     effect: Effect::Applied,

@@ -11,12 +11,12 @@ use super::keys::{CLOCK_KEY, MARKER_KEY};
 use super::trees::{self, tree_name, Trees, NAMES};
 use super::tx::decode;
 use super::{decode_sku, Store};
-use crate::model::Order;
+use crate::model::{Order, RestockRecord};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::sync::Arc;
 
 const MAGIC: &[u8; 8] = b"INVSNAP\0";
-// 2: orders and SKUs carry the tag of the request that created them.
+// 2: orders, SKUs and restock records carry the tag of the request that made them.
 const VERSION: u32 = 2;
 const END_TAG: u8 = 0xFF;
 /// Record size bounds: far above any real key or value (an order of 64 items is a few KiB),
@@ -254,7 +254,7 @@ fn check_record(tree: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> 
         "skus" => decode_sku(value)?.sku.as_str().as_bytes() == key,
         "orders" => decode::<Order>(tree, value)?.order_id.as_str().as_bytes() == key,
         "holds" => decode::<u64>(tree, value)? > 0,
-        "restocks" => decode::<i64>(tree, value)? != 0,
+        "restocks" => decode::<RestockRecord>(tree, value)?.delta != 0,
         "deadlines" => value.is_empty() && key.len() > 8,
         "user_orders" => value.is_empty() && key.len() > 9,
         "applied" => key == MARKER_KEY || (key == CLOCK_KEY && value.len() == 8),

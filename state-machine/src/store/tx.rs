@@ -5,7 +5,7 @@
 use super::error::StoreError;
 use super::keys;
 use super::trees::Trees;
-use crate::model::{Order, Sku};
+use crate::model::{Order, RestockRecord, Sku};
 use crate::validation::{OrderId, RequestId, SkuId, UserId};
 use serde::{de::DeserializeOwned, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -64,7 +64,7 @@ pub(crate) struct Tx<'a> {
     skus: Slots<Sku>,
     orders: Slots<Order>,
     holds: Slots<u64>,
-    restocks: Slots<i64>,
+    restocks: Slots<RestockRecord>,
     /// Index keys to insert (`true`) or remove (`false`).
     deadlines: BTreeMap<Vec<u8>, bool>,
     user_orders: BTreeMap<Vec<u8>, bool>,
@@ -124,14 +124,16 @@ impl<'a> Tx<'a> {
         &mut self,
         sku: &SkuId,
         request_id: &RequestId,
-    ) -> Result<Option<i64>, StoreError> {
+    ) -> Result<Option<RestockRecord>, StoreError> {
         self.restocks
             .get(&self.trees.restocks, keys::restock(sku, request_id))
     }
 
-    pub fn put_restock(&mut self, sku: &SkuId, request_id: &RequestId, delta: i64) {
-        self.restocks
-            .set(keys::restock(sku, request_id), Some(delta));
+    pub fn put_restock(&mut self, request_id: &RequestId, record: RestockRecord) {
+        self.restocks.set(
+            keys::restock(&record.sku_after.sku, request_id),
+            Some(record),
+        );
     }
 
     pub fn add_deadline(&mut self, expires_ms: u64, order_id: &OrderId) {

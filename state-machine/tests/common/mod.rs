@@ -71,12 +71,12 @@ pub fn order(id: &str, user: &str, list: &[(&str, u64)], ttl_ms: u64) -> Command
     }
 }
 
-/// `command` (a create or an order) stamped with a caller's request tag.
+/// `command` (a create, a restock or an order) stamped with a caller's request tag.
 pub fn tagged(mut command: Command, tag: u64) -> Command {
     match &mut command {
-        Command::CreateSku { request_tag, .. } | Command::PlaceOrder { request_tag, .. } => {
-            *request_tag = tag
-        }
+        Command::CreateSku { request_tag, .. }
+        | Command::Restock { request_tag, .. }
+        | Command::PlaceOrder { request_tag, .. } => *request_tag = tag,
         other => panic!("{other:?} carries no request tag"),
     }
     command
@@ -105,6 +105,7 @@ pub fn restock(s: &str, request_id: &str, delta: i64) -> Command {
         sku: sku(s),
         request_id: RequestId::new(request_id).unwrap(),
         delta,
+        request_tag: 0,
     }
 }
 

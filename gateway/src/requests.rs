@@ -182,7 +182,12 @@ pub struct PayBody {
 }
 
 impl PayBody {
-    pub fn into_command(self, order_id: OrderId) -> Result<Command, ValidationError> {
+    /// `request_tag` names this HTTP request across the gateway's own resends.
+    pub fn into_command(
+        self,
+        order_id: OrderId,
+        request_tag: RequestTag,
+    ) -> Result<Command, ValidationError> {
         let payment_ref = self
             .payment_ref
             .map(|p| PaymentRef::parse("payment_ref", p))
@@ -190,6 +195,7 @@ impl PayBody {
         checked(Command::Pay {
             order_id,
             payment_ref,
+            request_tag,
         })
     }
 }

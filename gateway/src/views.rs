@@ -157,6 +157,7 @@ mod tests {
             payment_ref: None,
             revision: 7,
             request_tag: 99,
+            paid: None,
         };
         assert_eq!(
             serde_json::to_value(OrderView::from(&order)).unwrap(),

@@ -577,6 +577,28 @@ async fn a_restock_whose_first_answer_was_lost_answers_with_the_sku_it_left() {
 }
 
 #[tokio::test]
+async fn a_payment_whose_answer_was_lost_is_not_refused_after_a_refund() {
+    let (node, app) = one_node().await;
+    post_json(&app, "/v1/skus", json!({"sku": "A1", "stock": 1})).await;
+    let body = json!({"order_id": "o-1", "user_id": "u-1", "items": [{"sku": "A1", "qty": 1}]});
+    post_json(&app, "/v1/orders", body).await;
+    let refund = Command::Refund {
+        order_id: OrderId::new("o-1").unwrap(),
+        restock: true,
+    };
+    node.script(Script::AppliedButLost(vec![refund]));
+    let paid = post_json(&app, "/v1/orders/o-1/pay", json!({"payment_ref": "p-1"})).await;
+    assert_eq!(paid.status, 200, "{}", paid.text());
+    assert_eq!(paid.json()["status"], "paid");
+    let now = get(&app, "/v1/orders/o-1").await.json();
+    assert_eq!(now["status"], "refunded");
+    // A client's own second payment is another request: the refunded order refuses it.
+    post_json(&app, "/v1/orders/o-1/pay", json!({"payment_ref": "p-1"}))
+        .await
+        .assert_error(409, "invalid_transition");
+}
+
+#[tokio::test]
 async fn not_leader_hint_is_followed_and_remembered() {
     let leader = FakeNode::start(2).await;
     let follower = FakeNode::start(1).await;

@@ -45,6 +45,7 @@ fn start_writer(client: Client) -> (Arc<AtomicBool>, tokio::task::JoinHandle<Vec
                     let pay = Command::Pay {
                         order_id: OrderId::new(id.as_str()).unwrap(),
                         payment_ref: None,
+                        request_tag: 0,
                     };
                     if client.submit(&[pay]).await.is_ok() {
                         acked.push(id);

@@ -43,6 +43,7 @@ pub enum Command {
     Pay {
         order_id: OrderId,
         payment_ref: Option<PaymentRef>,
+        request_tag: RequestTag,
     },
     Cancel {
         order_id: OrderId,

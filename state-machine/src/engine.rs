@@ -2,7 +2,9 @@
 //! only the state, the command, the log index and the state machine's clock decide.
 
 use crate::command::{Command, Effect, Outcome, Refusal, RequestTag};
-use crate::model::{Items, Order, OrderStatus, RestockRecord, SaleWindow, Sku, SkuCreation};
+use crate::model::{
+    Items, Order, OrderStatus, Payment, RestockRecord, SaleWindow, Sku, SkuCreation,
+};
 use crate::store::error::StoreError;
 use crate::store::tx::Tx;
 use crate::validation::{OrderId, PaymentRef, RequestId, SkuId, UserId, MAX_COUNT};
@@ -65,7 +67,8 @@ pub(crate) fn apply_command(tx: &mut Tx, index: u64, command: &Command) -> Appli
         Command::Pay {
             order_id,
             payment_ref,
-        } => pay(tx, index, order_id, payment_ref.as_ref()),
+            request_tag,
+        } => pay(tx, index, order_id, payment_ref.as_ref(), *request_tag),
         Command::Cancel { order_id } => cancel(tx, index, order_id),
         Command::Refund { order_id, restock } => refund(tx, index, order_id, *restock),
         Command::Expire => expire(tx, index),
@@ -309,6 +312,7 @@ fn place_order(
         payment_ref: None,
         revision: index,
         request_tag,
+        paid: None,
     };
     tx.add_deadline(expires_ms, order_id);
     tx.add_user_order(user_id, clock, order_id);
@@ -419,14 +423,39 @@ fn invalid_transition(order: &Order) -> Applied {
     })
 }
 
-fn pay(tx: &mut Tx, index: u64, order_id: &OrderId, payment_ref: Option<&PaymentRef>) -> Applied {
+fn pay(
+    tx: &mut Tx,
+    index: u64,
+    order_id: &OrderId,
+    payment_ref: Option<&PaymentRef>,
+    request_tag: RequestTag,
+) -> Applied {
     let mut order = match find_order(tx, order_id)? {
         Ok(order) => order,
         Err(refusal) => return refuse(refusal),
     };
+    let paid_by_this_request = order
+        .paid
+        .as_ref()
+        .is_some_and(|p| replay_effect(p.request_tag, request_tag) == Effect::Applied);
+    if paid_by_this_request {
+        // The paying request's resend after a lost answer: it answers as the payment did,
+        // even if a refund came in between (it would otherwise be refused).
+        if let Some(as_paid) = order.as_paid() {
+            return Ok(Outcome::Order {
+                order: as_paid,
+                effect: Effect::Applied,
+            });
+        }
+    }
     match order.status {
         OrderStatus::Reserved => {
             order.payment_ref = payment_ref.cloned();
+            order.paid = Some(Payment {
+                request_tag,
+                at_ms: tx.clock,
+                revision: index,
+            });
             transition(tx, index, order, Movement::Sell, OrderStatus::Paid)
         }
         OrderStatus::Paid => unchanged(order),

@@ -16,7 +16,9 @@ mod engine;
 pub mod store;
 
 pub use command::{Batch, Command, Effect, Outcome, Refusal, RequestTag, MAX_BATCH_COMMANDS};
-pub use model::{Item, Items, Order, OrderStatus, RestockRecord, SaleWindow, Sku, SkuCreation};
+pub use model::{
+    Item, Items, Order, OrderStatus, Payment, RestockRecord, SaleWindow, Sku, SkuCreation,
+};
 pub use validation::{
     OrderId, PaymentRef, Qty, RequestId, SkuId, UserId, ValidationError, DEFAULT_TTL_MS, MAX_COUNT,
     MAX_ITEMS, MAX_QTY, MAX_TTL_MS, MIN_TTL_MS,

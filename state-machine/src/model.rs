@@ -172,6 +172,30 @@ pub struct Order {
     /// The tag of the request that placed it (see `command::RequestTag`); never shown to
     /// clients.
     pub request_tag: u64,
+    /// Set by the payment; a refund later overwrites status, `updated_ms` and `revision`, so
+    /// this keeps what the paying request's resend must answer.
+    pub paid: Option<Payment>,
+}
+
+/// The request that paid an order, with the clock and log index of the payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payment {
+    pub request_tag: u64,
+    pub at_ms: u64,
+    pub revision: u64,
+}
+
+impl Order {
+    /// The order as its payment left it: what the paying request answered.
+    pub fn as_paid(&self) -> Option<Order> {
+        let paid = self.paid.as_ref()?;
+        Some(Order {
+            status: OrderStatus::Paid,
+            updated_ms: paid.at_ms,
+            revision: paid.revision,
+            ..self.clone()
+        })
+    }
 }
 
 /// Validates an optional `per_user_limit`.

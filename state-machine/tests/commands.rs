@@ -285,6 +285,30 @@ fn a_restock_resent_by_its_request_answers_as_it_first_did() {
 }
 
 #[test]
+fn a_payment_resent_after_a_refund_answers_as_the_payment_did() {
+    let store = temp_store();
+    run(&store, 1, 0, create("A", 5));
+    run(&store, 2, 10, order("o1", "u1", &[("A", 1)], 5_000));
+    let (paid, _) = order_of(run(&store, 3, 20, tagged(pay("o1", Some("p1")), 9)));
+    // Someone refunds the order before the payment's lost answer is resent.
+    run(&store, 4, 30, refund("o1", true));
+    let (again, effect) = order_of(run(&store, 5, 40, tagged(pay("o1", Some("p1")), 9)));
+    assert_eq!((effect, &again), (Effect::Applied, &paid));
+    assert_eq!(
+        (again.status, again.updated_ms, again.revision),
+        (OrderStatus::Paid, 20, 3)
+    );
+    // The store still holds the refund; another request's payment is refused.
+    let stored = store.get_order(&oid("o1")).unwrap().unwrap();
+    assert_eq!((stored.status, stored.revision), (OrderStatus::Refunded, 4));
+    assert!(matches!(
+        refusal(run(&store, 6, 50, tagged(pay("o1", Some("p1")), 10))),
+        Refusal::InvalidTransition { .. }
+    ));
+    assert_eq!(store.get_sku(&sku("A")).unwrap().unwrap().sold, 0);
+}
+
+#[test]
 fn an_untagged_create_never_claims_a_record_made_by_another_untagged_one() {
     let store = temp_store();
     let (_, effect) = sku_of(run(&store, 1, 0, create("A", 5)));

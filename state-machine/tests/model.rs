@@ -7,8 +7,8 @@ mod common;
 use common::*;
 use proptest::prelude::*;
 use state_machine::{
-    Batch, Command, Effect, Item, Items, Order, OrderStatus, Outcome, Qty, Refusal, SaleWindow,
-    Sku, SkuCreation, Store,
+    Batch, Command, Effect, Item, Items, Order, OrderStatus, Outcome, Payment, Qty, Refusal,
+    SaleWindow, Sku, SkuCreation, Store,
 };
 use std::collections::BTreeMap;
 
@@ -236,6 +236,7 @@ impl Model {
                     payment_ref: None,
                     revision: rev,
                     request_tag: *request_tag,
+                    paid: None,
                 };
                 self.orders.insert(order_id.to_string(), o.clone());
                 Outcome::Order {
@@ -246,11 +247,43 @@ impl Model {
             Command::Pay {
                 order_id,
                 payment_ref,
-            } => self.transition(rev, order_id.as_str(), |o| match o.status {
-                OrderStatus::Reserved => Ok(Some((OrderStatus::Paid, payment_ref.clone()))),
-                OrderStatus::Paid => Ok(None),
-                _ => Err(()),
-            }),
+                request_tag,
+            } => {
+                if let Some(o) = self.orders.get(order_id.as_str()) {
+                    if let Some(p) = o
+                        .paid
+                        .as_ref()
+                        .filter(|p| *request_tag != 0 && p.request_tag == *request_tag)
+                    {
+                        let mut answer = o.clone();
+                        answer.status = OrderStatus::Paid;
+                        answer.updated_ms = p.at_ms;
+                        answer.revision = p.revision;
+                        return Outcome::Order {
+                            order: answer,
+                            effect: Effect::Applied,
+                        };
+                    }
+                }
+                let mut outcome = self.transition(rev, order_id.as_str(), |o| match o.status {
+                    OrderStatus::Reserved => Ok(Some((OrderStatus::Paid, payment_ref.clone()))),
+                    OrderStatus::Paid => Ok(None),
+                    _ => Err(()),
+                });
+                if let Outcome::Order {
+                    order,
+                    effect: Effect::Applied,
+                } = &mut outcome
+                {
+                    order.paid = Some(Payment {
+                        request_tag: *request_tag,
+                        at_ms: clock,
+                        revision: rev,
+                    });
+                    self.orders.insert(order_id.to_string(), order.clone());
+                }
+                outcome
+            }
             Command::Cancel { order_id } => {
                 self.transition(rev, order_id.as_str(), |o| match o.status {
                     OrderStatus::Reserved => {
@@ -405,7 +438,7 @@ fn arb_command() -> impl Strategy<Value = Command> {
             .prop_map(|(s, limit, window)| Command::UpdateSku { sku: sku(s), per_user_limit: limit, sale_window: window }),
         6 => (order_id.clone(), user, arb_items(), 1_000u64..3_000, 0u64..3)
             .prop_map(|(id, u, items, ttl_ms, tag)| Command::PlaceOrder { order_id: oid(&id), user_id: uid(u), items, ttl_ms, request_tag: tag }),
-        2 => (order_id.clone(), prop::option::of("p[0-9]")).prop_map(|(id, r)| pay(&id, r.as_deref())),
+        2 => (order_id.clone(), prop::option::of("p[0-9]"), 0u64..3).prop_map(|(id, r, tag)| tagged(pay(&id, r.as_deref()), tag)),
         2 => order_id.clone().prop_map(|id| cancel(&id)),
         2 => (order_id, any::<bool>()).prop_map(|(id, r)| refund(&id, r)),
         1 => Just(Command::Expire),

@@ -35,7 +35,8 @@ pub async fn pay(
     OrderPath(order_id): OrderPath,
     OptionalJsonBody(body): OptionalJsonBody<PayBody>,
 ) -> Result<Response, ApiError> {
-    let command = body.unwrap_or_default().into_command(order_id)?;
+    let tag = new_request_tag().map_err(no_randomness)?;
+    let command = body.unwrap_or_default().into_command(order_id, tag)?;
     order_answer(submit(&state, &command).await?, OnApplied::Ok)
 }
 

@@ -28,7 +28,7 @@ use proto::inventory::{
 use serde::Serialize;
 use serde_json::Value;
 use state_machine::{
-    Command, Effect, Order, OrderStatus, Outcome, Refusal, Sku, SkuCreation, SkuId,
+    Command, Effect, Order, OrderStatus, Outcome, Payment, Refusal, Sku, SkuCreation, SkuId,
 };
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -538,6 +538,7 @@ impl Model {
                     payment_ref: None,
                     revision: index,
                     request_tag,
+                    paid: None,
                 };
                 self.orders.insert(order_id.into_string(), order.clone());
                 Outcome::Order {
@@ -548,15 +549,35 @@ impl Model {
             Command::Pay {
                 order_id,
                 payment_ref,
-            } => self.transition(order_id, index, |o| match o.status {
-                OrderStatus::Paid => Ok(false),
-                OrderStatus::Reserved => {
-                    o.status = OrderStatus::Paid;
-                    o.payment_ref = payment_ref;
-                    Ok(true)
+                request_tag,
+            } => {
+                let resend = self.orders.get(order_id.as_str()).and_then(|o| {
+                    let p = o.paid.as_ref()?;
+                    (replay_effect(p.request_tag, request_tag) == Effect::Applied)
+                        .then(|| o.as_paid())
+                        .flatten()
+                });
+                if let Some(order) = resend {
+                    return Outcome::Order {
+                        order,
+                        effect: Effect::Applied,
+                    };
                 }
-                other => Err(other),
-            }),
+                self.transition(order_id, index, |o| match o.status {
+                    OrderStatus::Paid => Ok(false),
+                    OrderStatus::Reserved => {
+                        o.status = OrderStatus::Paid;
+                        o.payment_ref = payment_ref;
+                        o.paid = Some(Payment {
+                            request_tag,
+                            at_ms: NOW_MS,
+                            revision: index,
+                        });
+                        Ok(true)
+                    }
+                    other => Err(other),
+                })
+            }
             Command::Cancel { order_id } => self.transition(order_id, index, |o| match o.status {
                 OrderStatus::Cancelled | OrderStatus::Expired => Ok(false),
                 OrderStatus::Reserved => {

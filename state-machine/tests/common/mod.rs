@@ -71,11 +71,12 @@ pub fn order(id: &str, user: &str, list: &[(&str, u64)], ttl_ms: u64) -> Command
     }
 }
 
-/// `command` (a create, a restock or an order) stamped with a caller's request tag.
+/// `command` (a create, a restock, an order or a payment) stamped with a caller's request tag.
 pub fn tagged(mut command: Command, tag: u64) -> Command {
     match &mut command {
         Command::CreateSku { request_tag, .. }
         | Command::Restock { request_tag, .. }
+        | Command::Pay { request_tag, .. }
         | Command::PlaceOrder { request_tag, .. } => *request_tag = tag,
         other => panic!("{other:?} carries no request tag"),
     }
@@ -86,6 +87,7 @@ pub fn pay(id: &str, reference: Option<&str>) -> Command {
     Command::Pay {
         order_id: oid(id),
         payment_ref: reference.map(|r| PaymentRef::new(r).unwrap()),
+        request_tag: 0,
     }
 }
 

@@ -132,6 +132,7 @@ mod tests {
             },
             // Internal: must not show in the body.
             request_tag: 99,
+            created_revision: 1,
         };
         assert_eq!(
             serde_json::to_value(SkuView::from(&sku)).unwrap(),

@@ -93,10 +93,17 @@ fn create_sku(
 ) -> Applied {
     if let Some(existing) = tx.sku(sku)? {
         return if existing.created == created {
-            let effect = replay_effect(existing.request_tag, request_tag);
-            Ok(Outcome::Sku {
-                sku: existing,
-                effect,
+            // The creating request's resend answers as the creation did, not with what
+            // orders and restocks made of the SKU since.
+            Ok(match replay_effect(existing.request_tag, request_tag) {
+                Effect::Applied => Outcome::Sku {
+                    sku: existing.as_created(),
+                    effect: Effect::Applied,
+                },
+                Effect::Unchanged => Outcome::Sku {
+                    sku: existing,
+                    effect: Effect::Unchanged,
+                },
             })
         } else {
             refuse(Refusal::SkuExists { sku: sku.clone() })
@@ -114,6 +121,7 @@ fn create_sku(
         revision: index,
         created,
         request_tag,
+        created_revision: index,
     };
     tx.put_sku(new.clone());
     Ok(Outcome::Sku {

@@ -68,9 +68,26 @@ pub struct Sku {
     /// The tag of the request that created it (see `command::RequestTag`); never shown to
     /// clients.
     pub request_tag: u64,
+    /// Log index of the creation: with `created`, what the creating request answered.
+    pub created_revision: u64,
 }
 
 impl Sku {
+    /// The SKU as its creation left it: what the creating request answered.
+    pub fn as_created(&self) -> Sku {
+        Sku {
+            total: self.created.stock,
+            available: self.created.stock,
+            reserved: 0,
+            sold: 0,
+            refunded: 0,
+            per_user_limit: self.created.per_user_limit,
+            sale_window: self.created.sale_window,
+            revision: self.created_revision,
+            ..self.clone()
+        }
+    }
+
     /// `available + reserved + sold == total`, computed without overflow.
     pub fn is_balanced(&self) -> bool {
         self.available

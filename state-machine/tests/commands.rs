@@ -309,6 +309,32 @@ fn a_payment_resent_after_a_refund_answers_as_the_payment_did() {
 }
 
 #[test]
+fn a_create_resent_after_orders_answers_with_the_sku_as_created() {
+    let store = temp_store();
+    let (first, _) = sku_of(run(
+        &store,
+        1,
+        0,
+        tagged(create_with("A", 5, Some(3), None), 4),
+    ));
+    run(&store, 2, 0, order("o1", "u1", &[("A", 2)], 5_000));
+    run(&store, 3, 0, restock("A", "r1", 1));
+    let (again, effect) = sku_of(run(
+        &store,
+        4,
+        0,
+        tagged(create_with("A", 5, Some(3), None), 4),
+    ));
+    assert_eq!((effect, &again), (Effect::Applied, &first));
+    let (now, effect) = sku_of(run(&store, 5, 0, create_with("A", 5, Some(3), None)));
+    assert_eq!(effect, Effect::Unchanged);
+    assert_eq!(
+        (now.total, now.available, now.reserved, now.revision),
+        (6, 4, 2, 3)
+    );
+}
+
+#[test]
 fn an_untagged_create_never_claims_a_record_made_by_another_untagged_one() {
     let store = temp_store();
     let (_, effect) = sku_of(run(&store, 1, 0, create("A", 5)));

@@ -54,14 +54,24 @@ impl Model {
                 };
                 if let Some(s) = self.skus.get(sku.as_str()) {
                     if s.created == created {
-                        let own = *request_tag != 0 && s.request_tag == *request_tag;
+                        if *request_tag != 0 && s.request_tag == *request_tag {
+                            let mut fresh = s.clone();
+                            fresh.total = *stock;
+                            fresh.available = *stock;
+                            fresh.reserved = 0;
+                            fresh.sold = 0;
+                            fresh.refunded = 0;
+                            fresh.per_user_limit = *per_user_limit;
+                            fresh.sale_window = *sale_window;
+                            fresh.revision = s.created_revision;
+                            return Outcome::Sku {
+                                sku: fresh,
+                                effect: Effect::Applied,
+                            };
+                        }
                         return Outcome::Sku {
                             sku: s.clone(),
-                            effect: if own {
-                                Effect::Applied
-                            } else {
-                                Effect::Unchanged
-                            },
+                            effect: Effect::Unchanged,
                         };
                     }
                     return Outcome::Refused(Refusal::SkuExists { sku: sku.clone() });
@@ -78,6 +88,7 @@ impl Model {
                     revision: rev,
                     created,
                     request_tag: *request_tag,
+                    created_revision: rev,
                 };
                 self.skus.insert(sku.to_string(), s.clone());
                 Outcome::Sku {

@@ -397,10 +397,18 @@ impl Model {
                     sale_window,
                 };
                 match self.skus.get(sku.as_str()) {
-                    Some(existing) if existing.created == created => Outcome::Sku {
-                        sku: existing.clone(),
-                        effect: replay_effect(existing.request_tag, request_tag),
-                    },
+                    Some(existing) if existing.created == created => {
+                        match replay_effect(existing.request_tag, request_tag) {
+                            Effect::Applied => Outcome::Sku {
+                                sku: existing.as_created(),
+                                effect: Effect::Applied,
+                            },
+                            Effect::Unchanged => Outcome::Sku {
+                                sku: existing.clone(),
+                                effect: Effect::Unchanged,
+                            },
+                        }
+                    }
                     Some(_) => Outcome::Refused(Refusal::SkuExists { sku }),
                     None => {
                         let record = Sku {
@@ -415,6 +423,7 @@ impl Model {
                             revision: index,
                             created,
                             request_tag,
+                            created_revision: index,
                         };
                         self.skus.insert(sku.into_string(), record.clone());
                         Outcome::Sku {

@@ -1,4 +1,4 @@
-//! A Raft replica of the inventory: openraft glue (sled log store, state-machine adapter,
+//! A Raft replica of the inventory: openraft glue (write-ahead log store, state-machine adapter,
 //! gRPC network), the gRPC services for peers, gateways and the admin CLI, the leader's group
 //! commit, read index and expiry ticker, and the node binary. It knows nothing of HTTP.
 
@@ -21,3 +21,4 @@ pub mod server;
 pub mod services;
 pub mod state_machine_store;
 pub mod types;
+pub mod wal;

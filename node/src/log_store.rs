@@ -1,75 +1,347 @@
-//! The Raft log and vote in sled. Durability rules of openraft: a vote and appended entries
-//! are reported saved only after sled has flushed them; purge records `last_purged` before it
-//! deletes, so the log state survives an empty log; truncate and purge never leave holes.
+//! The Raft log and vote, on the write-ahead log of `crate::wal`.
+//!
+//! Every change to the log is a record in the WAL: an entry (which also drops any entry at or
+//! after its index), a truncation, a purge point, the committed id. Replaying the records in
+//! order rebuilds the log. Entries since the last purge also stay in memory, so replication
+//! and apply never read the disk.
+//!
+//! Durability, as openraft asks: `append` returns once the entries are readable and reports
+//! them saved only after an `fdatasync` covered them; `save_vote` returns only after the vote
+//! file was replaced durably, which happens after every record queued before it was synced.
+//! A truncation or purge is queued like any record, so it is on disk before any later append
+//! is reported saved. The committed id is written without waiting: a lost one only means a
+//! restarted node re-applies less before it hears from the leader.
 
-use crate::codec::{decode, encode};
 use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
+use crate::wal::{self, frame, Request};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
-use openraft::{RaftLogReader, StorageIOError};
+use openraft::{ErrorSubject, ErrorVerb, RaftLogReader, StorageIOError};
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
 use std::fmt::Debug;
+use std::io;
 use std::ops::{Bound, RangeBounds};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-const LOG_TREE: &str = "raft.log";
-const META_TREE: &str = "raft.meta";
-const VOTE_KEY: &[u8] = b"vote";
-const PURGED_KEY: &[u8] = b"last_purged";
-const COMMITTED_KEY: &[u8] = b"committed";
+/// The vote's file in the log directory, replaced whole on every change.
+const VOTE_FILE: &str = "vote";
 
-#[derive(Clone)]
-pub struct LogStore {
-    db: sled::Db,
-    log: sled::Tree,
-    meta: sled::Tree,
+/// What the log directory is opened with.
+#[derive(Debug, Clone)]
+pub struct LogOptions {
+    pub segment_bytes: u64,
+    /// Test only (the chaos suite's `kill-lose-unsynced`): on open, throw away every byte
+    /// written after the last completed `fdatasync`, as a power cut would have.
+    pub lose_unsynced_on_open: bool,
 }
 
-impl LogStore {
-    pub fn open(db: &sled::Db) -> Result<Self, sled::Error> {
-        Ok(Self {
-            db: db.clone(),
-            log: db.open_tree(LOG_TREE)?,
-            meta: db.open_tree(META_TREE)?,
-        })
-    }
-
-    async fn flush(&self) -> Result<(), sled::Error> {
-        self.db.flush_async().await.map(|_| ())
-    }
-
-    fn read_meta<T: serde::de::DeserializeOwned>(
-        &self,
-        key: &[u8],
-    ) -> Result<Option<T>, StorageError> {
-        match self.meta.get(key).map_err(read_err)? {
-            Some(bytes) => decode(&bytes).map(Some).map_err(read_err),
-            None => Ok(None),
+impl Default for LogOptions {
+    fn default() -> Self {
+        Self {
+            segment_bytes: 64 * 1024 * 1024,
+            lose_unsynced_on_open: false,
         }
     }
 }
 
-fn read_err(e: impl std::error::Error + 'static) -> StorageError {
-    StorageIOError::read_logs(&e).into()
+/// A record as written: borrowed, so an entry is encoded straight from openraft's value.
+#[derive(Serialize)]
+enum RecordRef<'a> {
+    Entry(&'a Entry),
+    Truncate { from: u64 },
+    Purge(&'a LogId),
+    Committed(Option<&'a LogId>),
 }
 
-fn write_err(e: impl std::error::Error + 'static) -> StorageError {
-    StorageIOError::write_logs(&e).into()
+/// The same records as read back (the variants must stay in the same order).
+#[derive(Deserialize)]
+enum Record {
+    Entry(Entry),
+    Truncate { from: u64 },
+    Purge(LogId),
+    Committed(Option<LogId>),
 }
 
-fn key(index: u64) -> [u8; 8] {
-    index.to_be_bytes()
+fn encode_record(out: &mut Vec<u8>, record: &RecordRef<'_>) {
+    frame::encode_with(out, |buf| {
+        let taken = std::mem::take(buf);
+        *buf = postcard::to_extend(record, taken).expect("postcard encoding into memory");
+    });
 }
 
-fn bound_key(bound: Bound<&u64>) -> Bound<[u8; 8]> {
-    match bound {
-        Bound::Included(i) => Bound::Included(key(*i)),
-        Bound::Excluded(i) => Bound::Excluded(key(*i)),
-        Bound::Unbounded => Bound::Unbounded,
+/// The log as replay and appends leave it.
+#[derive(Default)]
+struct Log {
+    purged: Option<LogId>,
+    committed: Option<LogId>,
+    /// Contiguous entries after `purged`.
+    entries: VecDeque<Entry>,
+}
+
+impl Log {
+    fn first_index(&self) -> Option<u64> {
+        self.entries.front().map(|e| e.log_id.index)
+    }
+
+    fn last_log_id(&self) -> Option<LogId> {
+        self.entries.back().map(|e| e.log_id).or(self.purged)
+    }
+
+    fn truncate(&mut self, from: u64) {
+        while self.entries.back().is_some_and(|e| e.log_id.index >= from) {
+            self.entries.pop_back();
+        }
+    }
+
+    fn purge(&mut self, upto: LogId) {
+        while self
+            .entries
+            .front()
+            .is_some_and(|e| e.log_id.index <= upto.index)
+        {
+            self.entries.pop_front();
+        }
+        if self.purged.is_none_or(|p| p.index < upto.index) {
+            self.purged = Some(upto);
+        }
+    }
+
+    /// Adds an entry, dropping any at or after its index. Replay may meet an entry after a
+    /// gap: what lay before the gap was purged in segments already deleted, and a purge
+    /// record later in the log says so (`check` makes sure).
+    fn push(&mut self, entry: Entry) {
+        self.truncate(entry.log_id.index);
+        if let Some(last) = self.entries.back() {
+            if last.log_id.index + 1 != entry.log_id.index {
+                self.entries.clear();
+            }
+        }
+        self.entries.push_back(entry);
+    }
+
+    fn replay(&mut self, record: Record) -> u64 {
+        match record {
+            Record::Entry(entry) => {
+                let index = entry.log_id.index;
+                self.push(entry);
+                index
+            }
+            Record::Truncate { from } => {
+                self.truncate(from);
+                from
+            }
+            Record::Purge(upto) => {
+                self.purge(upto);
+                upto.index
+            }
+            Record::Committed(committed) => {
+                self.committed = committed;
+                committed.map_or(0, |c| c.index)
+            }
+        }
+    }
+
+    /// After replay: the entries follow the purge point without a hole.
+    fn check(&self) -> Result<(), String> {
+        if let (Some(purged), Some(first)) = (self.purged, self.first_index()) {
+            if first != purged.index + 1 {
+                return Err(format!(
+                    "the log resumes at index {first} after a purge up to {}",
+                    purged.index
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn range(&self, range: impl RangeBounds<u64>) -> Vec<Entry> {
+        let Some(first) = self.first_index() else {
+            return Vec::new();
+        };
+        let end = first + self.entries.len() as u64;
+        let from = match range.start_bound() {
+            Bound::Included(i) => *i,
+            Bound::Excluded(i) => i.saturating_add(1),
+            Bound::Unbounded => first,
+        }
+        .max(first);
+        let to = match range.end_bound() {
+            Bound::Included(i) => i.saturating_add(1),
+            Bound::Excluded(i) => *i,
+            Bound::Unbounded => end,
+        }
+        .min(end);
+        if from >= to {
+            return Vec::new();
+        }
+        self.entries
+            .range((from - first) as usize..(to - first) as usize)
+            .cloned()
+            .collect()
     }
 }
 
-/// Reads entries for openraft's replication tasks, concurrently with appends.
+#[derive(Clone, Default)]
+struct Shared(Arc<RwLock<Log>>);
+
+impl Shared {
+    fn read(&self) -> RwLockReadGuard<'_, Log> {
+        self.0
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Log> {
+        self.0
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+pub struct LogStore {
+    dir: PathBuf,
+    log: Shared,
+    vote: Option<Vote>,
+    io: mpsc::Sender<Request>,
+}
+
+fn log_error(verb: ErrorVerb, e: impl std::error::Error + 'static) -> StorageError {
+    StorageIOError::new(ErrorSubject::Logs, verb, openraft::AnyError::new(&e)).into()
+}
+
+fn io_gone() -> io::Error {
+    io::Error::other("the write-ahead log's IO thread has stopped")
+}
+
+impl LogStore {
+    /// Opens the log in `dir` (created if missing): checks every record, cuts a torn tail,
+    /// refuses a log damaged anywhere else, and starts the IO thread.
+    pub fn open(dir: &Path, options: LogOptions) -> Result<Self, wal::RecoverError> {
+        std::fs::create_dir_all(dir)?;
+        if options.lose_unsynced_on_open {
+            wal::lose_unsynced(dir)?;
+        }
+        let mut log = Log::default();
+        let segments = wal::recover(dir, |payload| {
+            let record: Record = postcard::from_bytes(payload).map_err(|e| e.to_string())?;
+            Ok(log.replay(record))
+        })?;
+        log.check().map_err(|why| wal::RecoverError::Corrupt {
+            file: dir.to_path_buf(),
+            offset: 0,
+            why,
+        })?;
+        let vote = read_vote_file(dir)?;
+        if let (Some(vote), Some(last)) = (vote, log.last_log_id()) {
+            // A vote is saved before a leader's entries are accepted; a log that ran ahead of
+            // the vote means one of them is not what was written.
+            if vote.leader_id.term < last.leader_id.term {
+                return Err(wal::RecoverError::Corrupt {
+                    file: dir.join(VOTE_FILE),
+                    offset: 0,
+                    why: format!(
+                        "the vote's term {} is behind the log's last entry {last}",
+                        vote.leader_id.term
+                    ),
+                });
+            }
+        }
+        let io = wal::start(
+            dir,
+            segments,
+            wal::Options {
+                segment_bytes: options.segment_bytes,
+                note_synced: options.lose_unsynced_on_open,
+            },
+        )?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            log: Shared(Arc::new(RwLock::new(log))),
+            vote,
+            io,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `append` with any completion: `done` runs once an `fdatasync` covered the entries.
+    /// openraft's callback is one such completion; tests and benchmarks pass their own.
+    pub fn append_with(
+        &mut self,
+        entries: impl IntoIterator<Item = Entry>,
+        done: wal::Done,
+    ) -> Result<(), StorageError> {
+        let mut bytes = Vec::new();
+        let mut max_index = 0;
+        {
+            let mut log = self.log.write();
+            for entry in entries {
+                if let Some(last) = log.entries.back() {
+                    if entry.log_id.index != last.log_id.index + 1 {
+                        return Err(log_error(
+                            ErrorVerb::Write,
+                            io::Error::other(format!(
+                                "append of {} does not follow the last entry {}",
+                                entry.log_id, last.log_id
+                            )),
+                        ));
+                    }
+                }
+                encode_record(&mut bytes, &RecordRef::Entry(&entry));
+                max_index = entry.log_id.index;
+                log.push(entry);
+            }
+        }
+        // Readable now; reported saved by the IO thread after its fdatasync.
+        self.io
+            .send(Request::Append {
+                bytes,
+                max_index,
+                done: Some(done),
+            })
+            .map_err(|_| log_error(ErrorVerb::Write, io_gone()))
+    }
+
+    fn queue(&self, bytes: Vec<u8>, max_index: u64) -> Result<(), StorageError> {
+        self.io
+            .send(Request::Append {
+                bytes,
+                max_index,
+                done: None,
+            })
+            .map_err(|_| log_error(ErrorVerb::Write, io_gone()))
+    }
+}
+
+fn read_vote_file(dir: &Path) -> Result<Option<Vote>, wal::RecoverError> {
+    let path = dir.join(VOTE_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let corrupt = |why: String| wal::RecoverError::Corrupt {
+        file: path.clone(),
+        offset: 0,
+        why,
+    };
+    match frame::read_at(&bytes, 0) {
+        frame::Read::Record { payload, next } if next == bytes.len() => {
+            postcard::from_bytes(payload)
+                .map(Some)
+                .map_err(|e| corrupt(e.to_string()))
+        }
+        _ => Err(corrupt("the vote file fails its checksum".into())),
+    }
+}
+
+/// Reads entries for openraft's replication tasks and apply, from memory.
 #[derive(Clone)]
 pub struct LogReader {
-    log: sled::Tree,
+    log: Shared,
 }
 
 impl RaftLogReader<TypeConfig> for LogReader {
@@ -77,21 +349,7 @@ impl RaftLogReader<TypeConfig> for LogReader {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
-        let range = (bound_key(range.start_bound()), bound_key(range.end_bound()));
-        let mut entries = Vec::new();
-        for item in self.log.range(range) {
-            let (k, v) = item.map_err(read_err)?;
-            let entry: Entry = decode(&v).map_err(read_err)?;
-            // Pair the check: the key an entry is stored under must be its own index.
-            if k.as_ref() != key(entry.log_id.index) {
-                return Err(read_err(std::io::Error::other(format!(
-                    "log entry {} stored under another index",
-                    entry.log_id.index
-                ))));
-            }
-            entries.push(entry);
-        }
-        Ok(entries)
+        Ok(self.log.read().range(range))
     }
 }
 
@@ -100,11 +358,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
-        LogReader {
-            log: self.log.clone(),
-        }
-        .try_get_log_entries(range)
-        .await
+        Ok(self.log.read().range(range))
     }
 }
 
@@ -112,14 +366,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogReader;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
-        let last_purged_log_id: Option<LogId> = self.read_meta(PURGED_KEY)?;
-        let last = match self.log.last().map_err(read_err)? {
-            Some((_, v)) => Some(decode::<Entry>(&v).map_err(read_err)?.log_id),
-            None => None,
-        };
+        let log = self.log.read();
         Ok(LogState {
-            last_purged_log_id,
-            last_log_id: last.or(last_purged_log_id),
+            last_purged_log_id: log.purged,
+            last_log_id: log.last_log_id(),
         })
     }
 
@@ -130,39 +380,41 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
-        self.meta
-            .insert(VOTE_KEY, encode(vote))
-            .map_err(|e| StorageIOError::write_vote(&e))?;
-        self.flush()
-            .await
-            .map_err(|e| StorageIOError::write_vote(&e))?;
-        Ok(())
-    }
-
-    async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
-        match self
-            .meta
-            .get(VOTE_KEY)
-            .map_err(|e| StorageIOError::read_vote(&e))?
-        {
-            Some(bytes) => Ok(Some(
-                decode(&bytes).map_err(|e| StorageIOError::read_vote(&e))?,
-            )),
-            None => Ok(None),
+        let mut bytes = Vec::new();
+        frame::encode_into(&mut bytes, &crate::codec::encode(vote));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.io
+            .send(Request::Replace {
+                name: VOTE_FILE,
+                bytes,
+                done: Box::new(move |result| {
+                    let _ = tx.send(result);
+                }),
+            })
+            .map_err(|_| StorageIOError::write_vote(&io_gone()))?;
+        match rx.await {
+            Ok(Ok(())) => {
+                self.vote = Some(*vote);
+                Ok(())
+            }
+            Ok(Err(e)) => Err(StorageIOError::write_vote(&e).into()),
+            Err(_) => Err(StorageIOError::write_vote(&io_gone()).into()),
         }
     }
 
-    // The committed id lets a restarted node re-apply what it had committed before it hears
-    // from a leader; it need not be flushed (a lost one only delays that).
+    async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
+        Ok(self.vote)
+    }
+
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        self.meta
-            .insert(COMMITTED_KEY, encode(&committed))
-            .map_err(write_err)?;
-        Ok(())
+        let mut bytes = Vec::new();
+        encode_record(&mut bytes, &RecordRef::Committed(committed.as_ref()));
+        self.log.write().committed = committed;
+        self.queue(bytes, committed.map_or(0, |c| c.index))
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
-        Ok(self.read_meta::<Option<LogId>>(COMMITTED_KEY)?.flatten())
+        Ok(self.log.read().committed)
     }
 
     async fn append<I>(
@@ -174,40 +426,28 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let mut batch = sled::Batch::default();
-        for entry in entries {
-            batch.insert(&key(entry.log_id.index), encode(&entry));
-        }
-        self.log.apply_batch(batch).map_err(write_err)?;
-        // Entries are readable now; they are durable only after the flush.
-        let flushed = self.flush().await.map_err(std::io::Error::other);
-        callback.log_io_completed(flushed);
-        Ok(())
+        self.append_with(
+            entries,
+            Box::new(move |result| callback.log_io_completed(result)),
+        )
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        let mut batch = sled::Batch::default();
-        for item in self.log.range(key(log_id.index)..) {
-            let (k, _) = item.map_err(write_err)?;
-            batch.remove(k);
-        }
-        self.log.apply_batch(batch).map_err(write_err)?;
-        // A truncation that did not survive a crash would bring conflicting entries back.
-        self.flush().await.map_err(write_err)?;
-        Ok(())
+        let mut bytes = Vec::new();
+        encode_record(&mut bytes, &RecordRef::Truncate { from: log_id.index });
+        self.log.write().truncate(log_id.index);
+        self.queue(bytes, log_id.index)
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        self.meta
-            .insert(PURGED_KEY, encode(&log_id))
-            .map_err(write_err)?;
-        self.flush().await.map_err(write_err)?;
-        let mut batch = sled::Batch::default();
-        for item in self.log.range(..=key(log_id.index)) {
-            let (k, _) = item.map_err(write_err)?;
-            batch.remove(k);
-        }
-        self.log.apply_batch(batch).map_err(write_err)?;
-        Ok(())
+        let mut bytes = Vec::new();
+        encode_record(&mut bytes, &RecordRef::Purge(&log_id));
+        self.log.write().purge(log_id);
+        self.queue(bytes, log_id.index)?;
+        self.io
+            .send(Request::Purge {
+                up_to: log_id.index,
+            })
+            .map_err(|_| log_error(ErrorVerb::Delete, io_gone()))
     }
 }

@@ -3,7 +3,7 @@
 //! shuts down cleanly when asked.
 
 use crate::group_commit::GroupCommit;
-use crate::log_store::LogStore;
+use crate::log_store::{LogOptions, LogStore};
 use crate::network::{Network, MAX_MESSAGE_BYTES};
 use crate::read_index::ReadIndex;
 use crate::services::{admin::AdminService, inventory::InventoryService, raft::RaftService};
@@ -41,6 +41,21 @@ pub fn raft_config(config: &NodeConfig) -> anyhow::Result<openraft::Config> {
     Ok(raft.validate()?)
 }
 
+/// The chaos suite's `kill-lose-unsynced` fault sets this variable on the nodes it starts:
+/// each restart then loses every log byte written after the last completed `fdatasync`.
+pub const LOSE_UNSYNCED_ENV: &str = "FLASHSTOCK_TEST_LOSE_UNSYNCED";
+
+fn log_options() -> LogOptions {
+    let lose_unsynced_on_open = std::env::var_os(LOSE_UNSYNCED_ENV).is_some_and(|v| v == "1");
+    if lose_unsynced_on_open {
+        tracing::warn!("test mode: the Raft log loses its unsynced tail at every start");
+    }
+    LogOptions {
+        lose_unsynced_on_open,
+        ..LogOptions::default()
+    }
+}
+
 /// Runs the node until `shutdown` completes.
 pub async fn run(
     config: NodeConfig,
@@ -48,13 +63,14 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    let sled_dir = config.data_dir.join("db");
     let db = sled::Config::new()
-        .path(config.data_dir.join("db"))
+        .path(&sled_dir)
         .cache_capacity(CACHE_BYTES)
         .open()
         .with_context(|| format!("cannot open sled in {}", config.data_dir.display()))?;
-    let log_store = LogStore::open(&db)?;
-    let store = Arc::new(state_machine::Store::open(&db)?);
+    let log_store = LogStore::open(&config.data_dir.join("raft-log"), log_options())?;
+    let store = Arc::new(state_machine::Store::open(&db)?.sync_on_flush(&sled_dir)?);
     let state_machine = StateMachine::open(store.clone(), &config.data_dir.join("snapshots"))?;
     let raft = Raft::new(
         config.id,

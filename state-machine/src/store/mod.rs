@@ -28,6 +28,9 @@ pub const MAX_PAGE: usize = 1_000;
 
 pub struct Store {
     db: sled::Db,
+    /// sled's data file, synced after each flush (see `flush`). `None` in tests that need no
+    /// durability.
+    data_file: Option<std::fs::File>,
     trees: RwLock<Arc<Trees>>,
     writer: Mutex<()>,
 }
@@ -49,6 +52,7 @@ impl Store {
         let trees = Trees::open(db, generation)?;
         Ok(Self {
             db: db.clone(),
+            data_file: None,
             trees: RwLock::new(Arc::new(trees)),
             writer: Mutex::new(()),
         })
@@ -105,7 +109,21 @@ impl Store {
     /// Makes everything applied so far durable.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
+        // sled's flush ends in `sync_file_range` on Linux: no barrier against power loss,
+        // and no flush of the drive's cache. Only an fsync of the file is.
+        if let Some(file) = &self.data_file {
+            file.sync_all()?;
+        }
         Ok(())
+    }
+
+    /// Makes every `flush` durable: after sled's own flush, `fsync` its data file (`db` in
+    /// the directory sled was opened on) and, once now, the directory itself.
+    pub fn sync_on_flush(mut self, sled_dir: &std::path::Path) -> Result<Self, StoreError> {
+        let file = std::fs::File::open(sled_dir.join("db"))?;
+        std::fs::File::open(sled_dir)?.sync_all()?;
+        self.data_file = Some(file);
+        Ok(self)
     }
 
     /// The marker written with the last apply or install.

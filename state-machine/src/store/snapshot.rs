@@ -128,11 +128,11 @@ impl Store {
             }
         };
         // The new generation must be durable before the pointer that makes it current.
-        self.db.flush()?;
+        self.flush()?;
         self.db
             .open_tree(trees::META_TREE)?
             .insert(trees::GENERATION_KEY, &generation.to_be_bytes())?;
-        self.db.flush()?;
+        self.flush()?;
         *self
             .trees
             .write()

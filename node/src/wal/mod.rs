@@ -1,0 +1,10 @@
+//! A write-ahead log of framed, checksummed records in append-only segment files, written by
+//! one IO thread that shares each `fdatasync` among everything queued meanwhile. It knows
+//! bytes and log indexes, not what the records mean (that is `log_store`'s business).
+
+pub mod frame;
+pub mod segments;
+pub mod writer;
+
+pub use segments::{recover, RecoverError, SegmentInfo};
+pub use writer::{lose_unsynced, start, Done, Options, Request};

@@ -1,0 +1,296 @@
+//! The log's one IO thread: group commit at the disk.
+//!
+//! Callers queue framed records and go on. The thread takes everything that queued while its
+//! previous `fdatasync` ran, writes it, calls `fdatasync` once, and only then reports each
+//! waiting request done. Requests are handled strictly in queue order, so a truncation or a
+//! purge queued before an append is on disk before that append is reported saved.
+//!
+//! Any write or sync error is final (fsyncgate: Linux may drop the failed pages and a retried
+//! `fsync` would "succeed"): every waiting and later request fails, and the node must stop.
+
+use super::segments::{self, SegmentInfo};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+/// Told once the request it came with is on disk, or never will be.
+pub type Done = Box<dyn FnOnce(io::Result<()>) + Send>;
+
+pub enum Request {
+    /// Framed records; `max_index` is the highest log index they mention. `done`, if any,
+    /// runs after an `fdatasync` covered them. Without `done` they are written now and synced
+    /// with the next request that waits.
+    Append {
+        bytes: Vec<u8>,
+        max_index: u64,
+        done: Option<Done>,
+    },
+    /// Delete whole segments (never the one being written) whose records all lie at or below
+    /// `up_to`, once the records queued before this request are synced.
+    Purge { up_to: u64 },
+    /// Replace the small file `name` in the log's directory atomically and durably (write a
+    /// temporary file, `fdatasync`, rename, `fsync` the directory), after syncing the log.
+    Replace {
+        name: &'static str,
+        bytes: Vec<u8>,
+        done: Done,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// A segment that has reached this size is closed and a new one started.
+    pub segment_bytes: u64,
+    /// Test only: after each `fdatasync`, note how far the log was synced, so that a harness
+    /// can later throw away everything after it (see `lose_unsynced`).
+    pub note_synced: bool,
+}
+
+/// Where the test-only note of the synced length lives.
+pub const SYNCED_NOTE: &str = "synced.note";
+
+struct Segment {
+    seq: u64,
+    max_index: u64,
+}
+
+struct State {
+    dir: PathBuf,
+    options: Options,
+    /// Closed segments, oldest first.
+    closed: Vec<Segment>,
+    active: Segment,
+    file: File,
+    len: u64,
+    /// Bytes written to `file` since its last `fdatasync`.
+    unsynced: bool,
+    purge_up_to: Option<u64>,
+    failed: Option<(io::ErrorKind, String)>,
+}
+
+/// Starts the IO thread over the segments recovery found (or a first, empty segment).
+pub fn start(
+    dir: &Path,
+    recovered: Vec<SegmentInfo>,
+    options: Options,
+) -> io::Result<mpsc::Sender<Request>> {
+    let mut closed: Vec<Segment> = recovered
+        .iter()
+        .map(|s| Segment {
+            seq: s.seq,
+            max_index: s.max_index,
+        })
+        .collect();
+    let (active, len, file) = match recovered.last() {
+        Some(last) => {
+            closed.pop();
+            let file = OpenOptions::new()
+                .append(true)
+                .open(dir.join(segments::file_name(last.seq)))?;
+            (
+                Segment {
+                    seq: last.seq,
+                    max_index: last.max_index,
+                },
+                last.len,
+                file,
+            )
+        }
+        None => {
+            let file = create_segment(dir, 1)?;
+            (
+                Segment {
+                    seq: 1,
+                    max_index: 0,
+                },
+                0,
+                file,
+            )
+        }
+    };
+    let mut state = State {
+        dir: dir.to_path_buf(),
+        options,
+        closed,
+        active,
+        file,
+        len,
+        unsynced: false,
+        purge_up_to: None,
+        failed: None,
+    };
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("wal-io".into())
+        .spawn(move || state.run(rx))?;
+    Ok(tx)
+}
+
+fn create_segment(dir: &Path, seq: u64) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .open(dir.join(segments::file_name(seq)))?;
+    // The new name must survive a crash before anything in the file is reported saved.
+    segments::sync_dir(dir)?;
+    Ok(file)
+}
+
+impl State {
+    fn run(&mut self, rx: mpsc::Receiver<Request>) {
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            batch.extend(rx.try_iter());
+            let mut waiting: Vec<Done> = Vec::new();
+            let result = self.handle(batch, &mut waiting);
+            if let Err(e) = &result {
+                tracing::error!(error = %e, dir = %self.dir.display(), "write-ahead log IO failed; the log accepts no more writes");
+                self.failed = Some((e.kind(), e.to_string()));
+            }
+            for done in waiting {
+                done(match &result {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+                });
+            }
+        }
+    }
+
+    fn handle(&mut self, batch: Vec<Request>, waiting: &mut Vec<Done>) -> io::Result<()> {
+        let mut replaces = Vec::new();
+        let mut must_sync = false;
+        let mut failure = None;
+        for request in batch {
+            match request {
+                Request::Append {
+                    bytes,
+                    max_index,
+                    done,
+                } => {
+                    if let Some(done) = done {
+                        waiting.push(done);
+                        must_sync = true;
+                    }
+                    if failure.is_none() && self.failed.is_none() {
+                        failure = self.write(&bytes, max_index).err();
+                    }
+                }
+                Request::Purge { up_to } => {
+                    self.purge_up_to = Some(self.purge_up_to.map_or(up_to, |p| p.max(up_to)));
+                    must_sync = true;
+                }
+                Request::Replace { name, bytes, done } => {
+                    waiting.push(done);
+                    replaces.push((name, bytes));
+                    must_sync = true;
+                }
+            }
+        }
+        if let Some((kind, message)) = &self.failed {
+            return Err(io::Error::new(
+                *kind,
+                format!("an earlier log write failed: {message}"),
+            ));
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if must_sync && self.unsynced {
+            self.file.sync_data()?;
+            self.unsynced = false;
+            if self.options.note_synced {
+                self.note_synced()?;
+            }
+        }
+        for (name, bytes) in replaces {
+            replace_file(&self.dir, name, &bytes)?;
+        }
+        if !self.unsynced {
+            self.delete_purged()?;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, bytes: &[u8], max_index: u64) -> io::Result<()> {
+        if self.len >= self.options.segment_bytes {
+            self.roll()?;
+        }
+        self.file.write_all(bytes)?;
+        self.len += bytes.len() as u64;
+        self.unsynced = true;
+        self.active.max_index = self.active.max_index.max(max_index);
+        Ok(())
+    }
+
+    fn roll(&mut self) -> io::Result<()> {
+        if self.unsynced {
+            self.file.sync_data()?;
+            self.unsynced = false;
+        }
+        let seq = self.active.seq + 1;
+        self.file = create_segment(&self.dir, seq)?;
+        let done = std::mem::replace(&mut self.active, Segment { seq, max_index: 0 });
+        self.closed.push(done);
+        self.len = 0;
+        Ok(())
+    }
+
+    fn delete_purged(&mut self) -> io::Result<()> {
+        let Some(up_to) = self.purge_up_to else {
+            return Ok(());
+        };
+        // Oldest first, and stop at the first one still needed: the log never has holes.
+        let keep_from = self
+            .closed
+            .iter()
+            .position(|s| s.max_index > up_to)
+            .unwrap_or(self.closed.len());
+        for segment in self.closed.drain(..keep_from) {
+            std::fs::remove_file(self.dir.join(segments::file_name(segment.seq)))?;
+        }
+        Ok(())
+    }
+
+    fn note_synced(&self) -> io::Result<()> {
+        std::fs::write(
+            self.dir.join(SYNCED_NOTE),
+            format!("{} {}", self.active.seq, self.len),
+        )
+    }
+}
+
+fn replace_file(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut file = File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_data()?;
+    std::fs::rename(&tmp, dir.join(name))?;
+    segments::sync_dir(dir)
+}
+
+/// Test only: throws away every log byte written after the last completed `fdatasync`, as a
+/// power cut would, using the note that `Options::note_synced` keeps.
+pub fn lose_unsynced(dir: &Path) -> io::Result<()> {
+    let note = match std::fs::read_to_string(dir.join(SYNCED_NOTE)) {
+        Ok(note) => note,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let mut parts = note.split_whitespace().map(str::parse::<u64>);
+    let (Some(Ok(seq)), Some(Ok(len))) = (parts.next(), parts.next()) else {
+        return Err(io::Error::other(format!(
+            "unreadable {SYNCED_NOTE}: {note:?}"
+        )));
+    };
+    for (other, path) in segments::list(dir)? {
+        if other > seq {
+            std::fs::remove_file(path)?;
+        } else if other == seq {
+            let file = OpenOptions::new().write(true).open(path)?;
+            let synced_len = file.metadata()?.len().min(len);
+            file.set_len(synced_len)?;
+        }
+    }
+    Ok(())
+}

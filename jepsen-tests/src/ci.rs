@@ -61,7 +61,7 @@ const PLAN: [Planned; 5] = [
         label: "kills",
         nodes: 3,
         workload: Workload::MultiItem,
-        faults: "kill",
+        faults: "kill,power",
     },
     Planned {
         label: "mix",

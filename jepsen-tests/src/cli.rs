@@ -73,9 +73,11 @@ struct RunArgs {
     /// register, flash-sale, retry or multi-item.
     #[arg(long, default_value = "register")]
     workload: String,
-    /// Comma-separated: families partition, pause, kill, loss, delay, all; or single faults
-    /// partition-one, partition-leader, partition-halves, partition-bridge, majorities-ring,
-    /// pause-one, pause-leader, kill-one, kill-leader, kill-majority, kill-all.
+    /// Comma-separated: families partition, pause, kill, power, loss, delay, all; or single
+    /// faults partition-one, partition-leader, partition-halves, partition-bridge,
+    /// majorities-ring, pause-one, pause-leader, kill-one, kill-leader, kill-majority,
+    /// kill-all, kill-lose-unsynced (power: every node killed, and each restart loses the
+    /// Raft log's bytes written after its last fdatasync).
     #[arg(long, default_value = "partition")]
     faults: String,
     /// Seconds of clients and faults.

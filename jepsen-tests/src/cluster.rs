@@ -38,6 +38,8 @@ pub struct ClusterSpec {
     pub dir: PathBuf,
     pub request_deadline_ms: u64,
     pub raft: RaftTiming,
+    /// Nodes run in the test mode where a restart loses the Raft log's unsynced tail.
+    pub lose_unsynced_on_restart: bool,
 }
 
 struct Proc {
@@ -174,6 +176,15 @@ impl Cluster {
         &mut self.procs[(id - 1) as usize]
     }
 
+    fn node_env(&self) -> Vec<(&'static str, &'static str)> {
+        let mut env = vec![("RUST_LOG", "info,openraft=warn")];
+        if self.spec.lose_unsynced_on_restart {
+            // node::server::LOSE_UNSYNCED_ENV (the harness drives binaries, not the crate).
+            env.push(("FLASHSTOCK_TEST_LOSE_UNSYNCED", "1"));
+        }
+        env
+    }
+
     fn start_node(&mut self, id: u32) -> anyhow::Result<()> {
         let dir = self.node_dir(id);
         let child = topology::spawn_in_ns(
@@ -183,7 +194,7 @@ impl Cluster {
                 "--config".into(),
                 dir.join("node.toml").display().to_string(),
             ],
-            &[("RUST_LOG", "info,openraft=warn")],
+            &self.node_env(),
             &dir.join("node.log"),
             Stdio::null(),
         )?;

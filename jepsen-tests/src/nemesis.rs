@@ -12,8 +12,11 @@
 //! - `pause-one`, `pause-leader`: SIGSTOP, then SIGCONT at the end;
 //! - `kill-one`, `kill-leader`, `kill-majority`, `kill-all`: SIGKILL, restart at the end on the
 //!   same data dir.
+//! - `kill-lose-unsynced`: a power cut. SIGKILL every node; each restarts having lost every
+//!   Raft-log byte written after its last completed `fdatasync` (the nodes run in the test
+//!   mode that makes this so, and then every kill of the run loses that tail).
 //!
-//! Families: `partition`, `pause`, `kill`, `loss`, `delay`, `all`.
+//! Families: `partition`, `pause`, `kill`, `power`, `loss`, `delay`, `all`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -41,10 +44,11 @@ pub enum Fault {
     KillLeader,
     KillMajority,
     KillAll,
+    KillLoseUnsynced,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 13] = [
+    pub const ALL: [Fault; 14] = [
         Fault::PartitionOne,
         Fault::PartitionLeader,
         Fault::PartitionHalves,
@@ -58,6 +62,7 @@ impl Fault {
         Fault::KillLeader,
         Fault::KillMajority,
         Fault::KillAll,
+        Fault::KillLoseUnsynced,
     ];
 
     pub fn name(self) -> &'static str {
@@ -75,6 +80,7 @@ impl Fault {
             Fault::KillLeader => "kill-leader",
             Fault::KillMajority => "kill-majority",
             Fault::KillAll => "kill-all",
+            Fault::KillLoseUnsynced => "kill-lose-unsynced",
         }
     }
 
@@ -88,6 +94,7 @@ impl Fault {
             Fault::Loss => "loss",
             Fault::Delay => "delay",
             Fault::PauseOne | Fault::PauseLeader => "pause",
+            Fault::KillLoseUnsynced => "power",
             _ => "kill",
         }
     }
@@ -126,7 +133,7 @@ impl Fault {
             };
             if matched.is_empty() {
                 bail!(
-                    "unknown fault {word:?}; use partition, pause, kill, loss, delay, all, or one of: {}",
+                    "unknown fault {word:?}; use partition, pause, kill, power, loss, delay, all, or one of: {}",
                     Fault::ALL.map(Fault::name).join(", ")
                 );
             }
@@ -492,7 +499,11 @@ impl Nemesis {
                 cluster.pause(node);
                 (format!("SIGSTOP n{node} ({why})"), Undo::Resume(vec![node]))
             }
-            Fault::KillOne | Fault::KillLeader | Fault::KillMajority | Fault::KillAll => {
+            Fault::KillOne
+            | Fault::KillLeader
+            | Fault::KillMajority
+            | Fault::KillAll
+            | Fault::KillLoseUnsynced => {
                 let victims: Vec<u32> = match fault {
                     Fault::KillOne => vec![*self.rng.pick(&ids)],
                     Fault::KillLeader => vec![self.target_leader(cluster).await.0],
@@ -574,7 +585,14 @@ mod tests {
             .unwrap()
             .contains(&Fault::MajoritiesRing));
         assert!(Fault::parse_list("majorities-ring", 3).is_err());
-        assert_eq!(Fault::parse_list("all", 3).unwrap().len(), 12);
+        assert_eq!(Fault::parse_list("all", 3).unwrap().len(), 13);
+        assert_eq!(
+            Fault::parse_list("power", 3).unwrap(),
+            vec![Fault::KillLoseUnsynced]
+        );
+        assert!(!Fault::parse_list("kill", 3)
+            .unwrap()
+            .contains(&Fault::KillLoseUnsynced));
         assert_eq!(
             Fault::parse_list("pause,kill-all", 3).unwrap(),
             vec![Fault::PauseOne, Fault::PauseLeader, Fault::KillAll]

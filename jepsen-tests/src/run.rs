@@ -205,6 +205,7 @@ async fn execute(options: &RunOptions) -> anyhow::Result<Executed> {
         dir: options.run_dir.clone(),
         request_deadline_ms: options.request_deadline.as_millis() as u64,
         raft: RaftTiming::default(),
+        lose_unsynced_on_restart: options.faults.contains(&Fault::KillLoseUnsynced),
     };
     println!(
         "setup: namespaces, {} nodes and gateways{}",

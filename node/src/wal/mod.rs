@@ -7,4 +7,4 @@ pub mod segments;
 pub mod writer;
 
 pub use segments::{recover, RecoverError, SegmentInfo};
-pub use writer::{lose_unsynced, start, Done, Options, Request};
+pub use writer::{lose_unsynced, start, Done, Options, Request, FDATASYNCS};

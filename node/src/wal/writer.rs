@@ -12,7 +12,17 @@ use super::segments::{self, SegmentInfo};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
+
+/// `fdatasync`s of log segments this process has completed (benchmarks and metrics read it).
+pub static FDATASYNCS: AtomicU64 = AtomicU64::new(0);
+
+fn sync_segment(file: &File) -> io::Result<()> {
+    file.sync_data()?;
+    FDATASYNCS.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
 
 /// Told once the request it came with is on disk, or never will be.
 pub type Done = Box<dyn FnOnce(io::Result<()>) + Send>;
@@ -197,7 +207,7 @@ impl State {
             return Err(e);
         }
         if must_sync && self.unsynced {
-            self.file.sync_data()?;
+            sync_segment(&self.file)?;
             self.unsynced = false;
             if self.options.note_synced {
                 self.note_synced()?;
@@ -225,7 +235,7 @@ impl State {
 
     fn roll(&mut self) -> io::Result<()> {
         if self.unsynced {
-            self.file.sync_data()?;
+            sync_segment(&self.file)?;
             self.unsynced = false;
         }
         let seq = self.active.seq + 1;

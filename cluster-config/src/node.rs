@@ -31,6 +31,7 @@ pub struct NodeConfig {
     pub initial_members: BTreeMap<u64, String>,
     pub raft: RaftTiming,
     pub group_commit: GroupCommit,
+    pub storage: Storage,
 }
 
 // `advertise` defaults to `listen`, which a field-level serde default cannot
@@ -49,6 +50,8 @@ struct RawNodeConfig {
     raft: RaftTiming,
     #[serde(default)]
     group_commit: GroupCommit,
+    #[serde(default)]
+    storage: Storage,
 }
 
 impl From<RawNodeConfig> for NodeConfig {
@@ -61,6 +64,7 @@ impl From<RawNodeConfig> for NodeConfig {
             initial_members: raw.initial_members,
             raft: raw.raft,
             group_commit: raw.group_commit,
+            storage: raw.storage,
         }
     }
 }
@@ -108,6 +112,43 @@ impl GroupCommit {
 impl Default for GroupCommit {
     fn default() -> Self {
         GroupCommit { max_batch: 4096 }
+    }
+}
+
+/// How the node keeps its state machine on disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Storage {
+    /// The in-memory state is checkpointed to sled this often. A longer interval writes a
+    /// hot record less often; a restart then replays more of the log.
+    pub checkpoint_interval_ms: u64,
+}
+
+impl Storage {
+    pub const MAX_CHECKPOINT_INTERVAL_MS: u64 = 600_000;
+}
+
+impl Storage {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let ms = self.checkpoint_interval_ms;
+        if !(10..=Self::MAX_CHECKPOINT_INTERVAL_MS).contains(&ms) {
+            return Err(ConfigError::invalid(
+                "storage.checkpoint_interval_ms",
+                format!(
+                    "is {ms}; use 10 to {} ms (checkpoints of the state to disk)",
+                    Self::MAX_CHECKPOINT_INTERVAL_MS
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Storage {
+            checkpoint_interval_ms: 1_000,
+        }
     }
 }
 
@@ -165,7 +206,8 @@ impl NodeConfig {
         }
         self.validate_members()?;
         self.raft.validate()?;
-        self.group_commit.validate()
+        self.group_commit.validate()?;
+        self.storage.validate()
     }
 
     fn validate_members(&self) -> Result<(), ConfigError> {
@@ -374,6 +416,7 @@ pub fn local_cluster(n: usize, base_port: u16, data_root: &Path) -> Vec<NodeConf
                 initial_members: members.clone(),
                 raft: RaftTiming::default(),
                 group_commit: GroupCommit::default(),
+                storage: Storage::default(),
             };
             if let Err(e) = config.validate() {
                 panic!("local_cluster built an invalid config: {e}");
@@ -456,6 +499,21 @@ mod tests {
         [group_commit]
         max_batch = 1
     "#;
+
+    #[test]
+    fn checkpoint_interval_is_bounded() {
+        let mut config = valid();
+        config.storage.checkpoint_interval_ms = 0;
+        assert_invalid(&config, "storage.checkpoint_interval_ms");
+        config.storage.checkpoint_interval_ms = Storage::MAX_CHECKPOINT_INTERVAL_MS + 1;
+        assert_invalid(&config, "storage.checkpoint_interval_ms");
+        let parsed = NodeConfig::from_toml_str(&valid().to_toml_string().replace(
+            "checkpoint_interval_ms = 1000",
+            "checkpoint_interval_ms = 250",
+        ))
+        .unwrap();
+        assert_eq!(parsed.storage.checkpoint_interval_ms, 250);
+    }
 
     fn valid() -> NodeConfig {
         NodeConfig::from_toml_str(FULL).expect("FULL is valid")

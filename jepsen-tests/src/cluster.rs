@@ -150,6 +150,7 @@ impl Cluster {
             initial_members: members.collect(),
             raft: self.spec.raft.clone(),
             group_commit: Default::default(),
+            storage: Default::default(),
         };
         node.validate().context("node config")?;
         std::fs::write(self.node_dir(id).join("node.toml"), node.to_toml_string())?;

@@ -7,6 +7,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod bench;
+pub mod checkpointer;
 pub mod cli;
 pub mod client;
 pub mod codec;

@@ -19,8 +19,9 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
-/// sled's page cache: enough to keep a flash sale's hot records in memory.
-const CACHE_BYTES: u64 = 256 * 1024 * 1024;
+/// sled's page cache. Apply and reads use the in-memory state; sled is written by
+/// checkpoints and read at start, so its cache need not hold the working set.
+const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 /// Entries per AppendEntries: each may carry thousands of commands.
 const MAX_PAYLOAD_ENTRIES: u64 = 64;
 
@@ -84,6 +85,10 @@ pub async fn run(
     let proposer = GroupCommit::start(raft.clone(), config.group_commit.max_batch);
     let reads = ReadIndex::start(raft.clone());
     crate::expiry::start(raft.clone(), store.clone(), proposer.clone());
+    crate::checkpointer::start(
+        store.clone(),
+        std::time::Duration::from_millis(config.storage.checkpoint_interval_ms),
+    );
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -98,9 +103,14 @@ pub async fn run(
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(
-            InventoryServer::new(InventoryService::new(raft.clone(), store, proposer, reads))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            InventoryServer::new(InventoryService::new(
+                raft.clone(),
+                store.clone(),
+                proposer,
+                reads,
+            ))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(AdminServer::new(AdminService::new(
             raft.clone(),
@@ -120,7 +130,8 @@ pub async fn run(
         tracing::warn!(error = %e, "raft shutdown");
     }
     let _ = server.await;
-    db.flush_async().await?;
+    let last = store.clone();
+    tokio::task::spawn_blocking(move || last.checkpoint()).await??;
     Ok(())
 }
 

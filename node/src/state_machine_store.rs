@@ -154,8 +154,8 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             let info = store.export_snapshot(&file).map_err(snap_write)?;
             file.sync_all().map_err(snap_write)?;
             // The store must be durable at least up to the snapshot before Raft purges
-            // the log behind it.
-            store.flush().map_err(sm_write)?;
+            // the log behind it: a checkpoint now covers everything the export saw.
+            store.checkpoint().map_err(sm_write)?;
             Ok::<_, StorageError>(info)
         })
         .await

@@ -57,7 +57,7 @@ fn measure(run: &Run) -> (f64, u64) {
             None,
         )
         .unwrap();
-    store.flush().unwrap();
+    store.checkpoint().unwrap();
 
     // Enough work for a stable figure, bounded in time.
     let budget = Duration::from_secs(if run.flush { 3 } else { 4 });
@@ -78,7 +78,7 @@ fn measure(run: &Run) -> (f64, u64) {
             .apply(&[(index, &batch)], Some(&index.to_be_bytes()))
             .unwrap();
         if run.flush {
-            store.flush().unwrap();
+            store.checkpoint().unwrap();
         }
     }
     (orders as f64 / started.elapsed().as_secs_f64(), orders)

@@ -25,4 +25,4 @@ pub use validation::{
 };
 
 #[cfg(feature = "store")]
-pub use store::{SnapshotInfo, Store, StoreError};
+pub use store::{CheckpointInfo, SnapshotInfo, Store, StoreError};

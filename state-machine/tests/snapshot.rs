@@ -167,7 +167,7 @@ fn reopening_recovers_state_and_marker() {
         let db = sled::open(dir.path()).unwrap();
         let store = Store::open(&db).unwrap();
         apply_all(&store, &log, 1);
-        store.flush().unwrap();
+        store.checkpoint().unwrap();
         export(&store)
     };
     let db = sled::open(dir.path()).unwrap();
@@ -208,11 +208,63 @@ fn a_half_written_install_is_discarded_on_open() {
             .unwrap()
             .insert("junk", "x")
             .unwrap();
-        store.flush().unwrap();
+        store.checkpoint().unwrap();
         export(&store)
     };
     let db = sled::open(dir.path()).unwrap();
     let store = Store::open(&db).unwrap();
     assert_eq!(export(&store), expected);
     assert!(!db.tree_names().iter().any(|n| n.as_ref() == b"sm.1.skus"));
+}
+
+#[test]
+fn reopening_without_a_checkpoint_returns_to_the_last_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = workload(12, 120);
+    let (first, second) = log.split_at(60);
+    let at_checkpoint = {
+        let db = sled::open(dir.path()).unwrap();
+        let store = Store::open(&db).unwrap();
+        apply_all(&store, first, 1);
+        store.checkpoint().unwrap();
+        let at_checkpoint = export(&store);
+        // Applied in memory only: a crash now loses it, and the log replays it.
+        apply_all(&store, second, first.len() as u64 + 1);
+        assert_ne!(export(&store), at_checkpoint);
+        db.flush().unwrap();
+        at_checkpoint
+    };
+    let db = sled::open(dir.path()).unwrap();
+    let store = Store::open(&db).unwrap();
+    assert_eq!(
+        store.marker().unwrap().as_deref(),
+        Some(format!("applied-{}", first.len()).as_bytes())
+    );
+    assert_eq!(export(&store), at_checkpoint);
+}
+
+#[test]
+fn checkpoints_taken_while_apply_runs_add_up_to_the_applied_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = workload(13, 400);
+    let expected = {
+        let db = sled::open(dir.path()).unwrap();
+        let store = std::sync::Arc::new(Store::open(&db).unwrap());
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let checkpointer = {
+            let (store, stop) = (store.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    store.checkpoint().unwrap();
+                }
+            })
+        };
+        apply_all(&store, &log, 1);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        checkpointer.join().unwrap();
+        store.checkpoint().unwrap();
+        export(&store)
+    };
+    let db = sled::open(dir.path()).unwrap();
+    assert_eq!(export(&Store::open(&db).unwrap()), expected);
 }

@@ -1,12 +1,16 @@
-//! The sled-backed store: atomic batch apply, recovery on open, snapshots and the read
-//! helpers the node answers linearisable reads with (after its own read-index check).
+//! The store: the whole state in memory in front of sled. Apply works on the in-memory
+//! working set only; `checkpoint` copies everything changed since the last one, with the
+//! applied marker, into sled in one atomic write and makes it durable. Also recovery on
+//! open, snapshots, and the read helpers the node answers linearisable reads with (after
+//! its own read-index check).
 //!
-//! One writer at a time (the apply path) holds `writer`; readers never block it. The store
-//! shares the node's `sled::Db` (sled wants one per process) and touches only trees whose
-//! names start with `sm.`.
+//! One writer at a time (the apply path) holds `writer`; readers share the working set with
+//! it. The store shares the node's `sled::Db` (sled wants one per process) and touches only
+//! trees whose names start with `sm.`.
 
 pub(crate) mod error;
 mod keys;
+mod memory;
 mod snapshot;
 mod trees;
 pub(crate) mod tx;
@@ -18,8 +22,9 @@ use crate::model::{Order, Sku};
 use crate::validation::{OrderId, SkuId, UserId};
 pub use error::StoreError;
 use keys::{CLOCK_KEY, MARKER_KEY};
+use memory::{Changes, MemTrees};
 pub use snapshot::SnapshotInfo;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use trees::Trees;
 use tx::{decode, Tx};
 
@@ -31,8 +36,21 @@ pub struct Store {
     /// sled's data file, synced after each flush (see `flush`). `None` in tests that need no
     /// durability.
     data_file: Option<std::fs::File>,
-    trees: RwLock<Arc<Trees>>,
+    /// sled's trees of the current generation: the last checkpoint.
+    disk: RwLock<Arc<Trees>>,
+    /// The whole state as applied so far.
+    mem: RwLock<MemTrees>,
+    /// What changed in `mem` since the last checkpoint.
+    dirty: Mutex<Changes>,
     writer: Mutex<()>,
+    checkpointer: Mutex<()>,
+}
+
+/// What a checkpoint wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointInfo {
+    /// Records written or deleted.
+    pub records: usize,
 }
 
 impl Store {
@@ -50,23 +68,51 @@ impl Store {
         };
         trees::drop_other_generations(db, generation)?;
         let trees = Trees::open(db, generation)?;
+        let mem = MemTrees::load(&trees)?;
         Ok(Self {
             db: db.clone(),
             data_file: None,
-            trees: RwLock::new(Arc::new(trees)),
+            disk: RwLock::new(Arc::new(trees)),
+            mem: RwLock::new(mem),
+            dirty: Mutex::new(memory::no_changes()),
             writer: Mutex::new(()),
+            checkpointer: Mutex::new(()),
         })
     }
 
-    fn current(&self) -> Arc<Trees> {
-        self.trees
+    fn disk(&self) -> Arc<Trees> {
+        self.disk
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
     }
 
+    fn mem(&self) -> RwLockReadGuard<'_, MemTrees> {
+        self.mem
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn mem_mut(&self) -> RwLockWriteGuard<'_, MemTrees> {
+        self.mem
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn lock_writer(&self) -> MutexGuard<'_, ()> {
         self.writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn lock_dirty(&self) -> MutexGuard<'_, Changes> {
+        self.dirty
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn lock_checkpointer(&self) -> MutexGuard<'_, ()> {
+        self.checkpointer
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -86,18 +132,22 @@ impl Store {
             return Err(StoreError::BatchTooLarge(too_big.commands.len()));
         }
         let _writer = self.lock_writer();
-        let trees = self.current();
-        let mut tx = Tx::new(&trees, read_clock(&trees)?);
         let mut results = Vec::with_capacity(entries.len());
-        for (index, batch) in entries {
-            tx.clock = tx.clock.max(batch.now_ms);
-            let mut outcomes = Vec::with_capacity(batch.commands.len());
-            for command in &batch.commands {
-                outcomes.push(engine::apply_command(&mut tx, *index, command)?);
+        let changes = {
+            let mem = self.mem();
+            let mut tx = Tx::new(&mem, read_clock(&mem)?);
+            for (index, batch) in entries {
+                tx.clock = tx.clock.max(batch.now_ms);
+                let mut outcomes = Vec::with_capacity(batch.commands.len());
+                for command in &batch.commands {
+                    outcomes.push(engine::apply_command(&mut tx, *index, command)?);
+                }
+                results.push(outcomes);
             }
-            results.push(outcomes);
-        }
-        tx.commit(marker)?;
+            tx.commit(marker)?
+        };
+        self.mem_mut().apply(&changes);
+        memory::merge(&mut self.lock_dirty(), changes);
         Ok(results)
     }
 
@@ -106,8 +156,34 @@ impl Store {
         self.apply(&[], Some(marker)).map(|_| ())
     }
 
-    /// Makes everything applied so far durable.
-    pub fn flush(&self) -> Result<(), StoreError> {
+    /// Makes everything applied so far durable: writes every record changed since the last
+    /// checkpoint, with the applied marker, to sled in one atomic transaction, then flushes
+    /// and syncs it. Apply goes on meanwhile; it waits only for the swap of the dirty set.
+    pub fn checkpoint(&self) -> Result<CheckpointInfo, StoreError> {
+        let _checkpointer = self.lock_checkpointer();
+        let changes = std::mem::replace(&mut *self.lock_dirty(), memory::no_changes());
+        if memory::is_empty(&changes) {
+            return Ok(CheckpointInfo { records: 0 });
+        }
+        let records = changes.iter().map(|c| c.len()).sum();
+        let written = write_changes(&self.disk(), &changes).and_then(|()| self.flush());
+        if let Err(e) = written {
+            // Put the changes back under anything applied since, so a later checkpoint
+            // writes them.
+            let mut dirty = self.lock_dirty();
+            let newer = std::mem::replace(&mut *dirty, changes);
+            memory::merge(&mut dirty, newer);
+            return Err(e);
+        }
+        Ok(CheckpointInfo { records })
+    }
+
+    /// Records in the working set, all trees together.
+    pub fn records_in_memory(&self) -> usize {
+        self.mem().records()
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         // sled's flush ends in `sync_file_range` on Linux: no barrier against power loss,
         // and no flush of the drive's cache. Only an fsync of the file is.
@@ -117,7 +193,7 @@ impl Store {
         Ok(())
     }
 
-    /// Makes every `flush` durable: after sled's own flush, `fsync` its data file (`db` in
+    /// Makes every checkpoint durable: after sled's own flush, `fsync` its data file (`db` in
     /// the directory sled was opened on) and, once now, the directory itself.
     pub fn sync_on_flush(mut self, sled_dir: &std::path::Path) -> Result<Self, StoreError> {
         let file = std::fs::File::open(sled_dir.join("db"))?;
@@ -128,19 +204,19 @@ impl Store {
 
     /// The marker written with the last apply or install.
     pub fn marker(&self) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.current().applied.get(MARKER_KEY)?.map(|v| v.to_vec()))
+        Ok(self.mem().applied().get(MARKER_KEY).map(|v| v.to_vec()))
     }
 
     /// The state machine's clock: the largest `now_ms` applied so far.
     pub fn clock(&self) -> Result<u64, StoreError> {
-        read_clock(&self.current())
+        read_clock(&self.mem())
     }
 
     /// The earliest deadline of a reserved order, if any: the leader's ticker proposes
     /// `Expire` once its clock passes it.
     pub fn earliest_deadline(&self) -> Result<Option<u64>, StoreError> {
-        match self.current().deadlines.first()? {
-            Some((key, _)) => keys::deadline_ms(&key)
+        match self.mem().deadlines().first() {
+            Some((key, _)) => keys::deadline_ms(key)
                 .map(Some)
                 .ok_or_else(|| StoreError::Corrupt("deadlines: short key".into())),
             None => Ok(None),
@@ -149,22 +225,22 @@ impl Store {
 
     /// Units `user` holds of `sku` in reserved or paid orders.
     pub fn held(&self, sku: &SkuId, user: &UserId) -> Result<u64, StoreError> {
-        match self.current().holds.get(keys::hold(sku, user))? {
-            Some(bytes) => decode("holds", &bytes),
+        match self.mem().holds().get(&keys::hold(sku, user)) {
+            Some(bytes) => decode("holds", bytes),
             None => Ok(0),
         }
     }
 
     pub fn get_sku(&self, sku: &SkuId) -> Result<Option<Sku>, StoreError> {
-        match self.current().skus.get(sku.as_str())? {
-            Some(bytes) => Ok(Some(decode_sku(&bytes)?)),
+        match self.mem().skus().get(sku.as_str().as_bytes()) {
+            Some(bytes) => Ok(Some(decode_sku(bytes)?)),
             None => Ok(None),
         }
     }
 
     pub fn get_order(&self, order_id: &OrderId) -> Result<Option<Order>, StoreError> {
-        match self.current().orders.get(order_id.as_str())? {
-            Some(bytes) => Ok(Some(decode("orders", &bytes)?)),
+        match self.mem().orders().get(order_id.as_str().as_bytes()) {
+            Some(bytes) => Ok(Some(decode("orders", bytes)?)),
             None => Ok(None),
         }
     }
@@ -177,23 +253,20 @@ impl Store {
         limit: usize,
     ) -> Result<(Vec<Sku>, Option<SkuId>), StoreError> {
         let limit = limit.clamp(1, MAX_PAGE);
-        let trees = self.current();
-        let iter = match after {
-            Some(after) => trees.skus.range::<&[u8], _>((
-                std::ops::Bound::Excluded(after.as_str().as_bytes()),
-                std::ops::Bound::Unbounded,
-            )),
-            None => trees.skus.iter(),
+        // One read of the working set: the page is one point in time.
+        let mem = self.mem();
+        let start = match after {
+            Some(after) => std::ops::Bound::Excluded(after.as_str().as_bytes()),
+            None => std::ops::Bound::Unbounded,
         };
         let mut page = Vec::with_capacity(limit.min(64));
         let mut more = false;
-        for entry in iter {
-            let (_, bytes) = entry?;
+        for (_, bytes) in mem.skus().range((start, std::ops::Bound::Unbounded)) {
             if page.len() == limit {
                 more = true;
                 break;
             }
-            page.push(decode_sku(&bytes)?);
+            page.push(decode_sku(bytes)?);
         }
         let next = if more {
             page.last().map(|s: &Sku| s.sku.clone())
@@ -206,25 +279,65 @@ impl Store {
     /// A user's orders, newest `created_ms` first, ties by order id ascending.
     pub fn list_user_orders(&self, user: &UserId, limit: usize) -> Result<Vec<Order>, StoreError> {
         let limit = limit.clamp(1, MAX_PAGE);
-        let trees = self.current();
+        let mem = self.mem();
         let prefix = keys::user_prefix(user);
         let mut orders = Vec::with_capacity(limit.min(64));
-        for entry in trees.user_orders.scan_prefix(&prefix).take(limit) {
-            let (key, _) = entry?;
-            let id = keys::user_order_id(&key, prefix.len())
+        let from = (
+            std::ops::Bound::Included(prefix.as_slice()),
+            std::ops::Bound::Unbounded,
+        );
+        for (key, _) in mem
+            .user_orders()
+            .range(from)
+            .take_while(|(key, _)| key.starts_with(&prefix))
+            .take(limit)
+        {
+            let id = keys::user_order_id(key, prefix.len())
                 .ok_or_else(|| StoreError::Corrupt("user_orders: bad key".into()))?;
-            let bytes = trees
-                .orders
-                .get(id.as_bytes())?
+            let bytes = mem
+                .orders()
+                .get(id.as_bytes())
                 .ok_or_else(|| StoreError::Corrupt(format!("user_orders: {id} missing")))?;
-            orders.push(decode("orders", &bytes)?);
+            orders.push(decode("orders", bytes)?);
         }
         Ok(orders)
     }
 }
 
-fn read_clock(trees: &Trees) -> Result<u64, StoreError> {
-    match trees.applied.get(CLOCK_KEY)? {
+/// Writes a checkpoint's changes to sled's trees in one transaction.
+fn write_changes(disk: &Trees, changes: &Changes) -> Result<(), StoreError> {
+    use sled::transaction::{ConflictableTransactionError, TransactionError};
+    use sled::Transactional;
+    let t = disk;
+    let result: Result<(), TransactionError<()>> = (
+        &t.skus,
+        &t.orders,
+        &t.holds,
+        &t.restocks,
+        &t.deadlines,
+        &t.user_orders,
+        &t.applied,
+    )
+        .transaction(|(a, b, c, d, e, f, g)| {
+            for (tree, writes) in [a, b, c, d, e, f, g].into_iter().zip(changes) {
+                for (key, value) in writes {
+                    match value {
+                        Some(v) => tree.insert(key.as_slice(), v.as_ref())?,
+                        None => tree.remove(key.as_slice())?,
+                    };
+                }
+            }
+            Ok::<(), ConflictableTransactionError<()>>(())
+        });
+    match result {
+        Ok(()) => Ok(()),
+        Err(TransactionError::Storage(e)) => Err(StoreError::Sled(e)),
+        Err(TransactionError::Abort(())) => Err(StoreError::Corrupt("transaction aborted".into())),
+    }
+}
+
+fn read_clock(mem: &MemTrees) -> Result<u64, StoreError> {
+    match mem.applied().get(CLOCK_KEY) {
         Some(raw) => {
             Ok(u64::from_be_bytes(raw.as_ref().try_into().map_err(
                 |_| StoreError::Corrupt("applied: clock".into()),

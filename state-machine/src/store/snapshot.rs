@@ -3,11 +3,13 @@
 //! Layout: `INVSNAP\0`, version (u32 BE), then one record per key of every state tree in
 //! tree order and key order — tag (u8, 1 + the tree's position), key length (u32 BE), key,
 //! value length (u32 BE), value — then `0xFF`, the record count (u64 BE) and a CRC-32 of
-//! everything before it. Export streams from the trees; install streams into a fresh
-//! generation and switches to it only after every record decoded and the checksum matched.
+//! everything before it. Export streams from a copy of the working set taken between two
+//! applies; install streams into a fresh sled generation, switches to it only after every
+//! record decoded and the checksum matched, and then loads it as the working set.
 
 use super::error::StoreError;
 use super::keys::{CLOCK_KEY, MARKER_KEY};
+use super::memory::{self, MemTrees};
 use super::trees::{self, tree_name, Trees, NAMES};
 use super::tx::decode;
 use super::{decode_sku, Store};
@@ -74,24 +76,25 @@ impl<R: Read> Read for Crc<R> {
 }
 
 impl Store {
-    /// Writes a point-in-time snapshot of the state to `out`. Apply waits while it runs,
-    /// because sled iterators are not a consistent view of trees that are being written.
+    /// Writes a point-in-time snapshot of the state to `out`. Apply waits only while the
+    /// working set is copied (records are shared, not duplicated), not while it is written.
     pub fn export_snapshot<W: Write>(&self, out: W) -> Result<SnapshotInfo, StoreError> {
-        let _writer = self.lock_writer();
-        let trees = self.current();
+        let view = {
+            let _writer = self.lock_writer();
+            self.mem().clone()
+        };
         let mut w = Crc::new(BufWriter::new(out));
         w.write_all(MAGIC)?;
         w.write_all(&VERSION.to_be_bytes())?;
         let mut records: u64 = 0;
-        for (position, tree) in trees.in_order().into_iter().enumerate() {
+        for (position, tree) in view.trees.iter().enumerate() {
             let tag = position as u8 + 1;
-            for entry in tree.iter() {
-                let (key, value) = entry?;
+            for (key, value) in tree.iter() {
                 w.write_all(&[tag])?;
                 w.write_all(&(key.len() as u32).to_be_bytes())?;
-                w.write_all(&key)?;
+                w.write_all(key)?;
                 w.write_all(&(value.len() as u32).to_be_bytes())?;
-                w.write_all(&value)?;
+                w.write_all(value)?;
                 records += 1;
             }
         }
@@ -101,7 +104,7 @@ impl Store {
         w.inner.write_all(&crc.to_be_bytes())?;
         w.inner.flush()?;
         Ok(SnapshotInfo {
-            marker: trees.applied.get(MARKER_KEY)?.map(|v| v.to_vec()),
+            marker: view.applied().get(MARKER_KEY).map(|v| v.to_vec()),
             records,
             bytes: w.bytes + 4,
         })
@@ -110,8 +113,10 @@ impl Store {
     /// Replaces the whole state with the snapshot read from `input`, atomically: on any
     /// error the current state stays as it was.
     pub fn install_snapshot<R: Read>(&self, input: R) -> Result<SnapshotInfo, StoreError> {
+        // No checkpoint may write into the generation being replaced.
+        let _checkpointer = self.lock_checkpointer();
         let _writer = self.lock_writer();
-        let old = self.current();
+        let old = self.disk();
         let generation = old.generation + 1;
         for name in NAMES {
             self.db.drop_tree(tree_name(generation, name))?;
@@ -133,10 +138,13 @@ impl Store {
             .open_tree(trees::META_TREE)?
             .insert(trees::GENERATION_KEY, &generation.to_be_bytes())?;
         self.flush()?;
+        let mem = MemTrees::load(&fresh)?;
         *self
-            .trees
+            .disk
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(fresh);
+        *self.mem_mut() = mem;
+        *self.lock_dirty() = memory::no_changes();
         drop(old);
         trees::drop_other_generations(&self.db, generation)?;
         Ok(info)

@@ -1,15 +1,16 @@
-//! One apply's working set: reads go through to the current trees, writes stay in memory
-//! until `commit` turns them into one atomic sled transaction with the new applied marker.
-//! Nothing is written half-way: a batch either lands whole with its marker or not at all.
+//! One apply's changes: reads go through to the in-memory state, writes stay here until
+//! `commit` checks them and turns them, with the new applied marker, into one set of changes
+//! that the store applies at once. Nothing is written half-way: a batch either lands whole
+//! with its marker or not at all.
 
 use super::error::StoreError;
 use super::keys;
-use super::trees::Trees;
+use super::memory::{self, Changes, MemTree, MemTrees};
 use crate::model::{Order, RestockRecord, Sku};
 use crate::validation::{OrderId, RequestId, SkuId, UserId};
 use serde::{de::DeserializeOwned, Serialize};
-use sled::transaction::{ConflictableTransactionError, TransactionError};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 pub(crate) fn encode<V: Serialize>(value: &V) -> Vec<u8> {
     // Encoding our own in-memory types into a Vec cannot fail.
@@ -34,12 +35,12 @@ impl<V: Clone + Serialize + DeserializeOwned> Slots<V> {
         }
     }
 
-    fn get(&mut self, tree: &sled::Tree, key: Vec<u8>) -> Result<Option<V>, StoreError> {
+    fn get(&mut self, tree: &MemTree, key: Vec<u8>) -> Result<Option<V>, StoreError> {
         if let Some((value, _)) = self.slots.get(&key) {
             return Ok(value.clone());
         }
-        let value = match tree.get(&key)? {
-            Some(bytes) => Some(decode::<V>(self.name, &bytes)?),
+        let value = match tree.get(&key) {
+            Some(bytes) => Some(decode::<V>(self.name, bytes)?),
             None => None,
         };
         self.slots.insert(key, (value.clone(), false));
@@ -59,7 +60,7 @@ impl<V: Clone + Serialize + DeserializeOwned> Slots<V> {
 }
 
 pub(crate) struct Tx<'a> {
-    trees: &'a Trees,
+    trees: &'a MemTrees,
     pub clock: u64,
     skus: Slots<Sku>,
     orders: Slots<Order>,
@@ -70,11 +71,8 @@ pub(crate) struct Tx<'a> {
     user_orders: BTreeMap<Vec<u8>, bool>,
 }
 
-/// The encoded writes of a transaction, prepared outside the sled closure (which may rerun).
-type Writes = Vec<(Vec<u8>, Option<Vec<u8>>)>;
-
 impl<'a> Tx<'a> {
-    pub fn new(trees: &'a Trees, clock: u64) -> Self {
+    pub fn new(trees: &'a MemTrees, clock: u64) -> Self {
         Self {
             trees,
             clock,
@@ -89,7 +87,7 @@ impl<'a> Tx<'a> {
 
     pub fn sku(&mut self, sku: &SkuId) -> Result<Option<Sku>, StoreError> {
         self.skus
-            .get(&self.trees.skus, sku.as_str().as_bytes().to_vec())
+            .get(self.trees.skus(), sku.as_str().as_bytes().to_vec())
     }
 
     pub fn put_sku(&mut self, sku: Sku) {
@@ -99,7 +97,7 @@ impl<'a> Tx<'a> {
 
     pub fn order(&mut self, order_id: &OrderId) -> Result<Option<Order>, StoreError> {
         self.orders
-            .get(&self.trees.orders, order_id.as_str().as_bytes().to_vec())
+            .get(self.trees.orders(), order_id.as_str().as_bytes().to_vec())
     }
 
     pub fn put_order(&mut self, order: Order) {
@@ -110,7 +108,7 @@ impl<'a> Tx<'a> {
     pub fn hold(&mut self, sku: &SkuId, user: &UserId) -> Result<u64, StoreError> {
         Ok(self
             .holds
-            .get(&self.trees.holds, keys::hold(sku, user))?
+            .get(self.trees.holds(), keys::hold(sku, user))?
             .unwrap_or(0))
     }
 
@@ -126,7 +124,7 @@ impl<'a> Tx<'a> {
         request_id: &RequestId,
     ) -> Result<Option<RestockRecord>, StoreError> {
         self.restocks
-            .get(&self.trees.restocks, keys::restock(sku, request_id))
+            .get(self.trees.restocks(), keys::restock(sku, request_id))
     }
 
     pub fn put_restock(&mut self, request_id: &RequestId, record: RestockRecord) {
@@ -156,10 +154,13 @@ impl<'a> Tx<'a> {
     pub fn due(&self, limit: usize) -> Result<Vec<OrderId>, StoreError> {
         let end = self.clock.saturating_add(1).to_be_bytes();
         let mut due: BTreeMap<Vec<u8>, ()> = BTreeMap::new();
-        for entry in self.trees.deadlines.range(..&end[..]) {
-            let (key, _) = entry?;
-            if self.deadlines.get(key.as_ref()) != Some(&false) {
-                due.insert(key.to_vec(), ());
+        let before_end = (
+            std::ops::Bound::Unbounded,
+            std::ops::Bound::Excluded(&end[..]),
+        );
+        for (key, _) in self.trees.deadlines().range(before_end) {
+            if self.deadlines.get(key.as_slice()) != Some(&false) {
+                due.insert(key.clone(), ());
             }
             if due.len() >= limit {
                 break;
@@ -182,9 +183,9 @@ impl<'a> Tx<'a> {
             .collect()
     }
 
-    /// Checks the invariants of every touched SKU, then writes everything and the applied
-    /// state in one sled transaction.
-    pub fn commit(self, marker: Option<&[u8]>) -> Result<(), StoreError> {
+    /// Checks the invariants of every touched SKU, then hands back everything the
+    /// transaction wrote, with the clock and `marker`, as one set of changes.
+    pub fn commit(self, marker: Option<&[u8]>) -> Result<Changes, StoreError> {
         for (_, sku) in self.skus.dirty() {
             if let Some(sku) = sku {
                 if !sku.is_balanced() {
@@ -195,71 +196,37 @@ impl<'a> Tx<'a> {
                 }
             }
         }
-        let skus = encode_dirty(&self.skus);
-        let orders = encode_dirty(&self.orders);
-        let holds = encode_dirty(&self.holds);
-        let restocks = encode_dirty(&self.restocks);
-        let deadlines = index_writes(&self.deadlines);
-        let user_orders = index_writes(&self.user_orders);
-        let mut applied: Writes = vec![(
+        let mut changes = memory::no_changes();
+        changes[memory::SKUS] = encode_dirty(&self.skus);
+        changes[memory::ORDERS] = encode_dirty(&self.orders);
+        changes[memory::HOLDS] = encode_dirty(&self.holds);
+        changes[memory::RESTOCKS] = encode_dirty(&self.restocks);
+        changes[memory::DEADLINES] = index_writes(self.deadlines);
+        changes[memory::USER_ORDERS] = index_writes(self.user_orders);
+        let applied = &mut changes[memory::APPLIED];
+        applied.insert(
             keys::CLOCK_KEY.to_vec(),
-            Some(self.clock.to_be_bytes().to_vec()),
-        )];
+            Some(Arc::from(&self.clock.to_be_bytes()[..])),
+        );
         if let Some(marker) = marker {
-            applied.push((keys::MARKER_KEY.to_vec(), Some(marker.to_vec())));
+            applied.insert(keys::MARKER_KEY.to_vec(), Some(Arc::from(marker)));
         }
-        let t = self.trees;
-        let all = [
-            &skus,
-            &orders,
-            &holds,
-            &restocks,
-            &deadlines,
-            &user_orders,
-            &applied,
-        ];
-        let result: Result<(), TransactionError<()>> = (
-            &t.skus,
-            &t.orders,
-            &t.holds,
-            &t.restocks,
-            &t.deadlines,
-            &t.user_orders,
-            &t.applied,
-        )
-            .transaction(|(a, b, c, d, e, f, g)| {
-                for (tree, writes) in [a, b, c, d, e, f, g].into_iter().zip(all) {
-                    for (key, value) in writes {
-                        match value {
-                            Some(v) => tree.insert(key.as_slice(), v.as_slice())?,
-                            None => tree.remove(key.as_slice())?,
-                        };
-                    }
-                }
-                Ok::<(), ConflictableTransactionError<()>>(())
-            });
-        match result {
-            Ok(()) => Ok(()),
-            Err(TransactionError::Storage(e)) => Err(StoreError::Sled(e)),
-            Err(TransactionError::Abort(())) => {
-                Err(StoreError::Corrupt("transaction aborted".into()))
-            }
-        }
+        Ok(changes)
     }
 }
 
-use sled::Transactional;
-
-fn encode_dirty<V: Clone + Serialize + DeserializeOwned>(slots: &Slots<V>) -> Writes {
+fn encode_dirty<V: Clone + Serialize + DeserializeOwned>(
+    slots: &Slots<V>,
+) -> BTreeMap<Vec<u8>, Option<memory::Value>> {
     slots
         .dirty()
-        .map(|(k, v)| (k.clone(), v.as_ref().map(encode)))
+        .map(|(k, v)| (k.clone(), v.as_ref().map(|v| Arc::from(encode(v)))))
         .collect()
 }
 
-fn index_writes(index: &BTreeMap<Vec<u8>, bool>) -> Writes {
+fn index_writes(index: BTreeMap<Vec<u8>, bool>) -> BTreeMap<Vec<u8>, Option<memory::Value>> {
     index
-        .iter()
-        .map(|(k, insert)| (k.clone(), insert.then(Vec::new)))
+        .into_iter()
+        .map(|(k, insert)| (k, insert.then(|| Arc::from(&[][..]))))
         .collect()
 }

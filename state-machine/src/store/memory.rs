@@ -2,8 +2,17 @@
 //! on disk. Apply reads and writes only this; the checkpointer later copies what changed to
 //! sled. Values are shared (`Arc`) between the working set and the checkpointer's dirty set,
 //! so a record changed once is encoded once.
+//!
+//! Only the primary trees (SKUs, orders, restocks, the applied marker and clock) go to disk.
+//! The holds and the deadline and user indexes follow from the orders alone, so they live in
+//! memory only and are rebuilt from the orders when the state is loaded: an order then
+//! costs one record at a checkpoint, not four.
 
+use super::error::StoreError;
+use super::keys;
 use super::trees::{Trees, NAMES};
+use super::tx::{decode, encode};
+use crate::model::{Order, OrderStatus};
 use std::collections::BTreeMap;
 use std::ops::RangeBounds;
 use std::sync::Arc;
@@ -18,6 +27,11 @@ pub(crate) const RESTOCKS: usize = 3;
 pub(crate) const DEADLINES: usize = 4;
 pub(crate) const USER_ORDERS: usize = 5;
 pub(crate) const APPLIED: usize = 6;
+
+/// Whether a tree is written to disk; the others are rebuilt from the orders.
+pub(crate) fn is_persisted(tree: usize) -> bool {
+    matches!(tree, SKUS | ORDERS | RESTOCKS | APPLIED)
+}
 
 #[derive(Default, Clone)]
 pub(crate) struct MemTree(BTreeMap<Vec<u8>, Value>);
@@ -78,15 +92,61 @@ pub(crate) struct MemTrees {
 }
 
 impl MemTrees {
-    pub fn load(disk: &Trees) -> sled::Result<Self> {
+    /// Reads the primary trees from disk and rebuilds the rest.
+    pub fn load(disk: &Trees) -> Result<Self, StoreError> {
         let mut mem = Self::default();
-        for (into, tree) in mem.trees.iter_mut().zip(disk.in_order()) {
+        for (position, (into, tree)) in mem.trees.iter_mut().zip(disk.in_order()).enumerate() {
+            if !is_persisted(position) {
+                continue;
+            }
             for item in tree.iter() {
                 let (key, value) = item?;
                 into.0.insert(key.to_vec(), Arc::from(value.as_ref()));
             }
         }
+        mem.rebuild_indexes()?;
         Ok(mem)
+    }
+
+    /// Holds are the units of reserved and paid orders per SKU and user; deadlines list
+    /// the reserved orders; the user index lists every order (apply keeps all three so).
+    fn rebuild_indexes(&mut self) -> Result<(), StoreError> {
+        let mut holds: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+        let mut deadlines = BTreeMap::new();
+        let mut user_orders = BTreeMap::new();
+        let empty: Value = Arc::from(&[][..]);
+        for (_, bytes) in self.orders().iter() {
+            let order: Order = decode("orders", bytes)?;
+            user_orders.insert(
+                keys::user_order(&order.user_id, order.created_ms, &order.order_id),
+                empty.clone(),
+            );
+            if order.status == OrderStatus::Reserved {
+                deadlines.insert(
+                    keys::deadline(order.expires_ms, &order.order_id),
+                    empty.clone(),
+                );
+            }
+            if matches!(order.status, OrderStatus::Reserved | OrderStatus::Paid) {
+                for item in order.items.as_slice() {
+                    let held = holds
+                        .entry(keys::hold(&item.sku, &order.user_id))
+                        .or_default();
+                    *held = held.checked_add(item.qty.get()).ok_or_else(|| {
+                        StoreError::Corrupt(format!("holds of {} overflow", item.sku))
+                    })?;
+                }
+            }
+        }
+        self.trees[HOLDS] = MemTree(
+            holds
+                .into_iter()
+                .map(|(key, units)| (key, Arc::from(encode(&units))))
+                .collect(),
+        );
+        self.trees[DEADLINES] = MemTree(deadlines);
+        self.trees[USER_ORDERS] = MemTree(user_orders);
+        Ok(())
     }
 
     pub fn apply(&mut self, changes: &Changes) {

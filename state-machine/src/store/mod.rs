@@ -165,7 +165,12 @@ impl Store {
         if memory::is_empty(&changes) {
             return Ok(CheckpointInfo { records: 0 });
         }
-        let records = changes.iter().map(|c| c.len()).sum();
+        let records = changes
+            .iter()
+            .enumerate()
+            .filter(|(position, _)| memory::is_persisted(*position))
+            .map(|(_, c)| c.len())
+            .sum();
         let written = write_changes(&self.disk(), &changes).and_then(|()| self.flush());
         if let Err(e) = written {
             // Put the changes back under anything applied since, so a later checkpoint
@@ -319,7 +324,11 @@ fn write_changes(disk: &Trees, changes: &Changes) -> Result<(), StoreError> {
         &t.applied,
     )
         .transaction(|(a, b, c, d, e, f, g)| {
-            for (tree, writes) in [a, b, c, d, e, f, g].into_iter().zip(changes) {
+            let trees = [a, b, c, d, e, f, g];
+            for (position, (tree, writes)) in trees.into_iter().zip(changes).enumerate() {
+                if !memory::is_persisted(position) {
+                    continue;
+                }
                 for (key, value) in writes {
                     match value {
                         Some(v) => tree.insert(key.as_slice(), v.as_ref())?,

@@ -219,9 +219,13 @@ fn read_into<R: Read>(trees: &Trees, input: R) -> Result<SnapshotInfo, StoreErro
         if NAMES[tag as usize - 1] == "applied" && key == MARKER_KEY {
             marker = Some(value.clone());
         }
-        batch.insert(key.as_slice(), value);
+        // Indexes are checked like every record, but only the primary trees are stored:
+        // loading the state rebuilds the rest from the orders.
+        if memory::is_persisted(tag as usize - 1) {
+            batch.insert(key.as_slice(), value);
+            pending += 1;
+        }
         last_key = Some(key);
-        pending += 1;
         records += 1;
         if pending >= INSTALL_BATCH {
             targets[current_tag as usize - 1].apply_batch(std::mem::take(&mut batch))?;

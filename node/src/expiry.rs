@@ -29,7 +29,7 @@ pub fn start(raft: Raft, store: Arc<Store>, proposer: GroupCommit) {
                 }
             };
             if due {
-                if let Err(e) = proposer.submit(vec![Command::Expire]).await {
+                if let Err(e) = proposer.submit(vec![Command::Expire], 1).await {
                     tracing::debug!(?e, "expire proposal not committed; next tick retries");
                 }
             }

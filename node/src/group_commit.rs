@@ -13,6 +13,10 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 /// Proposals in flight at once. Two lets the next batch be appended and replicated while the
 /// previous one is applied; more adds latency without adding throughput on 2 cores.
 const IN_FLIGHT: usize = 2;
+/// Bytes of commands (as they came over the wire) one log entry may carry: bounds an
+/// entry, and so an AppendEntries, even when each command is large. A single submit larger
+/// than this still travels alone in one entry.
+pub const MAX_ENTRY_BYTES: usize = 4 * 1024 * 1024;
 /// Callers that may wait for a proposal slot; beyond it `submit` answers unavailable at once
 /// rather than queueing without bound.
 const QUEUE: usize = 65_536;
@@ -32,6 +36,8 @@ pub struct Committed {
 
 struct Proposal {
     commands: Vec<Command>,
+    /// The commands' size on the wire.
+    bytes: usize,
     reply: oneshot::Sender<Result<Committed, ProposeError>>,
 }
 
@@ -55,10 +61,19 @@ impl GroupCommit {
         Self { tx }
     }
 
-    pub async fn submit(&self, commands: Vec<Command>) -> Result<Committed, ProposeError> {
+    /// Proposes `commands`, whose encoded size is about `bytes`, in the next entry with room.
+    pub async fn submit(
+        &self,
+        commands: Vec<Command>,
+        bytes: usize,
+    ) -> Result<Committed, ProposeError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .try_send(Proposal { commands, reply })
+            .try_send(Proposal {
+                commands,
+                bytes,
+                reply,
+            })
             .map_err(|_| ProposeError::Unavailable("leader proposal queue is full".into()))?;
         rx.await
             .map_err(|_| ProposeError::Unavailable("node is shutting down".into()))?
@@ -81,11 +96,13 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<Proposal>, max_batch: usize) {
             return;
         };
         let mut size = first.commands.len();
+        let mut bytes = first.bytes;
         let mut group = vec![first];
-        while size < max_batch {
+        while size < max_batch && bytes < MAX_ENTRY_BYTES {
             match rx.try_recv() {
-                Ok(p) if size + p.commands.len() <= max_batch => {
+                Ok(p) if fits(size, bytes, &p, max_batch) => {
                     size += p.commands.len();
+                    bytes += p.bytes;
                     group.push(p);
                 }
                 Ok(p) => {
@@ -101,6 +118,11 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<Proposal>, max_batch: usize) {
             drop(slot);
         });
     }
+}
+
+/// Whether `next` joins an entry that already holds `size` commands of `bytes`.
+fn fits(size: usize, bytes: usize, next: &Proposal, max_batch: usize) -> bool {
+    size + next.commands.len() <= max_batch && bytes + next.bytes <= MAX_ENTRY_BYTES
 }
 
 async fn propose(raft: &Raft, group: Vec<Proposal>) {
@@ -147,5 +169,26 @@ async fn propose(raft: &Raft, group: Vec<Proposal>) {
                 let _ = reply.send(Err(err.clone()));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proposal(commands: usize, bytes: usize) -> Proposal {
+        Proposal {
+            commands: vec![Command::Expire; commands],
+            bytes,
+            reply: oneshot::channel().0,
+        }
+    }
+
+    #[test]
+    fn an_entry_is_capped_by_commands_and_by_bytes() {
+        assert!(fits(10, 1_000, &proposal(5, 1_000), 16));
+        assert!(!fits(10, 1_000, &proposal(7, 1_000), 16));
+        assert!(fits(1, MAX_ENTRY_BYTES - 100, &proposal(1, 100), 4096));
+        assert!(!fits(1, MAX_ENTRY_BYTES - 100, &proposal(1, 101), 4096));
     }
 }

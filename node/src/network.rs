@@ -6,7 +6,8 @@
 use crate::codec::{decode, encode};
 use crate::types::{NodeId, TypeConfig};
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Timeout,
+    Unreachable,
 };
 use openraft::network::{RPCOption, RPCTypes, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -16,7 +17,7 @@ use openraft::raft::{
 use openraft::{AnyError, BasicNode};
 use proto::raft::raft_client::RaftClient;
 use proto::raft::{raft_reply, RaftRequest};
-use serde::{de::DeserializeOwned, Serialize};
+use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tonic::transport::{Channel, Endpoint};
@@ -91,14 +92,14 @@ enum Method {
 }
 
 impl PeerClient {
-    async fn call<Req, Resp, E>(
+    /// Sends `payload`, the postcard encoding of the request.
+    async fn call<Resp, E>(
         &self,
         method: Method,
-        req: &Req,
+        payload: Vec<u8>,
         option: RPCOption,
     ) -> RpcResult<Resp, E>
     where
-        Req: Serialize,
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
@@ -112,7 +113,7 @@ impl PeerClient {
         let request = RaftRequest {
             target: self.target,
             from: self.self_id,
-            payload: encode(req),
+            payload,
         };
         let ttl = option.hard_ttl();
         let call = async {
@@ -169,13 +170,36 @@ impl PeerClient {
     }
 }
 
+/// AppendEntries above this size are split: openraft is told `PayloadTooLarge` and resends
+/// fewer entries. One entry always goes alone, whatever its size (group commit caps entries
+/// at `group_commit::MAX_ENTRY_BYTES`, far below `MAX_MESSAGE_BYTES`).
+pub const MAX_APPEND_BYTES: usize = 8 * 1024 * 1024;
+
+/// `Err` with the entry count to try instead when `encoded` bytes of `entries` entries are
+/// too many to send at once.
+pub fn check_append_size(encoded: usize, entries: usize) -> Result<(), PayloadTooLarge> {
+    if encoded <= MAX_APPEND_BYTES || entries <= 1 {
+        return Ok(());
+    }
+    // Entries differ in size: aim below the cap by the average, and always shrink.
+    let fitting = (entries as u128 * MAX_APPEND_BYTES as u128 / encoded as u128) as u64;
+    Err(PayloadTooLarge::new_entries_hint(
+        fitting.clamp(1, entries as u64 - 1),
+    ))
+}
+
 impl RaftNetwork<TypeConfig> for PeerClient {
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>, openraft::error::Infallible> {
-        self.call(Method::Append, &rpc, option).await
+        let payload = encode(&rpc);
+        if let Err(too_large) = check_append_size(payload.len(), rpc.entries.len()) {
+            tracing::debug!(bytes = payload.len(), entries = rpc.entries.len(), hint = %too_large, "AppendEntries split");
+            return Err(RPCError::PayloadTooLarge(too_large));
+        }
+        self.call(Method::Append, payload, option).await
     }
 
     async fn install_snapshot(
@@ -183,7 +207,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<InstallSnapshotResponse<NodeId>, InstallSnapshotError> {
-        self.call(Method::Snapshot, &rpc, option).await
+        self.call(Method::Snapshot, encode(&rpc), option).await
     }
 
     async fn vote(
@@ -191,6 +215,30 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> RpcResult<VoteResponse<NodeId>, openraft::error::Infallible> {
-        self.call(Method::Vote, &rpc, option).await
+        self.call(Method::Vote, encode(&rpc), option).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_appends_are_split_and_single_entries_always_go() {
+        assert!(check_append_size(MAX_APPEND_BYTES, 64).is_ok());
+        assert!(check_append_size(MAX_APPEND_BYTES * 10, 1).is_ok());
+        let hint = |e: PayloadTooLarge| e.entries_hint();
+        // Four times too large: a quarter of the entries.
+        assert_eq!(
+            hint(check_append_size(MAX_APPEND_BYTES * 4, 64).unwrap_err()),
+            16
+        );
+        // Barely too large: still fewer entries than before.
+        assert_eq!(
+            hint(check_append_size(MAX_APPEND_BYTES + 1, 2).unwrap_err()),
+            1
+        );
+        // Hugely too large: one at a time.
+        assert_eq!(hint(check_append_size(usize::MAX, 64).unwrap_err()), 1);
     }
 }

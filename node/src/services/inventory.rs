@@ -131,28 +131,32 @@ impl inventory_server::Inventory for InventoryService {
                 result: Some(submit_reply::Result::NotLeader(not_leader(hint))),
             }));
         }
+        let bytes = req.commands.iter().map(|c| c.len()).sum();
         let commands = req
             .commands
             .iter()
             .map(|bytes| decode::<Command>(bytes))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| Status::invalid_argument(format!("undecodable command: {e}")))?;
-        let result = match tokio::time::timeout(SUBMIT_TIMEOUT, self.proposer.submit(commands))
-            .await
-            .unwrap_or_else(|_| {
-                Err(ProposeError::Unavailable(format!(
-                    "not committed within {SUBMIT_TIMEOUT:?}"
-                )))
-            }) {
-            Ok(committed) => submit_reply::Result::Outcomes(Outcomes {
-                outcomes: committed.outcomes.iter().map(encode).collect(),
-                log_index: committed.log_index,
-            }),
-            Err(ProposeError::NotLeader(hint)) => submit_reply::Result::NotLeader(not_leader(hint)),
-            Err(ProposeError::Unavailable(message)) => {
-                submit_reply::Result::Unavailable(Unavailable { message })
-            }
-        };
+        let result =
+            match tokio::time::timeout(SUBMIT_TIMEOUT, self.proposer.submit(commands, bytes))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(ProposeError::Unavailable(format!(
+                        "not committed within {SUBMIT_TIMEOUT:?}"
+                    )))
+                }) {
+                Ok(committed) => submit_reply::Result::Outcomes(Outcomes {
+                    outcomes: committed.outcomes.iter().map(encode).collect(),
+                    log_index: committed.log_index,
+                }),
+                Err(ProposeError::NotLeader(hint)) => {
+                    submit_reply::Result::NotLeader(not_leader(hint))
+                }
+                Err(ProposeError::Unavailable(message)) => {
+                    submit_reply::Result::Unavailable(Unavailable { message })
+                }
+            };
         Ok(Response::new(SubmitReply {
             result: Some(result),
         }))

@@ -82,9 +82,7 @@ impl StateMachine {
             }
         }
         let applied = decode_marker(store.marker().map_err(sm_read)?)?;
-        let next_id = current(snapshot_dir)?
-            .and_then(|c| c.meta.snapshot_id.rsplit('-').next()?.parse::<u64>().ok())
-            .map_or(1, |id| id + 1);
+        let next_id = next_free_id(snapshot_dir)?;
         Ok(Self {
             store,
             files: Arc::new(SnapshotFiles {
@@ -101,6 +99,23 @@ impl StateMachine {
     }
 }
 
+/// One past the highest number in any snapshot file's name in `dir`. File names come from
+/// the directory itself, never from a snapshot id: an installed snapshot carries the
+/// leader's id, and a counter restarted from it could name a new file like the current one.
+fn next_free_id(dir: &Path) -> Result<u64, StorageError> {
+    let mut highest = 0;
+    for entry in std::fs::read_dir(dir).map_err(sm_read)? {
+        let name = entry.map_err(sm_read)?.file_name();
+        let number = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".snap"))
+            .and_then(|n| n.rsplit('-').next())
+            .and_then(|n| n.parse::<u64>().ok());
+        highest = highest.max(number.unwrap_or(0));
+    }
+    Ok(highest + 1)
+}
+
 fn current(dir: &Path) -> Result<Option<CurrentSnapshot>, StorageError> {
     match std::fs::read(dir.join(CURRENT)) {
         Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(snap_read),
@@ -110,9 +125,22 @@ fn current(dir: &Path) -> Result<Option<CurrentSnapshot>, StorageError> {
 }
 
 impl SnapshotFiles {
-    /// Makes `file` (already durable in `dir`) the current snapshot and deletes older ones.
-    fn make_current(&self, meta: &SnapshotMeta, file: &str) -> Result<(), StorageError> {
+    /// Makes `file` (already durable in `dir`) the current snapshot and deletes older ones,
+    /// unless the current one is newer (a slow build finishing after an install): the
+    /// current snapshot only moves forward. Says whether it switched.
+    fn make_current(&self, meta: &SnapshotMeta, file: &str) -> Result<bool, StorageError> {
         let _switch = self.switch.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(existing) = current(&self.dir)? {
+            if existing.meta.last_log_id > meta.last_log_id {
+                tracing::info!(
+                    kept = %existing.meta.snapshot_id,
+                    dropped = %meta.snapshot_id,
+                    "a newer snapshot is already current"
+                );
+                let _ = std::fs::remove_file(self.dir.join(file));
+                return Ok(false);
+            }
+        }
         let record = CurrentSnapshot {
             meta: meta.clone(),
             file: file.to_string(),
@@ -133,7 +161,7 @@ impl SnapshotFiles {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -169,11 +197,13 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let name = format!("snapshot-{id}.snap");
         let final_path = self.files.dir.join(&name);
         std::fs::rename(&building, &final_path).map_err(snap_write)?;
-        self.files.make_current(&meta, &name)?;
-        tracing::info!(snapshot = %meta.snapshot_id, records = info.records, bytes = info.bytes, "snapshot built");
+        // Opened first: a snapshot that is not made current is deleted, yet still returned.
         let file = tokio::fs::File::open(&final_path)
             .await
             .map_err(snap_read)?;
+        if self.files.make_current(&meta, &name)? {
+            tracing::info!(snapshot = %meta.snapshot_id, records = info.records, bytes = info.bytes, "snapshot built");
+        }
         Ok(Snapshot {
             meta,
             snapshot: Box::new(file),
@@ -309,5 +339,60 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             meta: record.meta,
             snapshot: Box::new(file),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::{CommittedLeaderId, Membership};
+
+    fn meta(index: u64, id: &str) -> SnapshotMeta {
+        SnapshotMeta {
+            last_log_id: Some(LogId::new(CommittedLeaderId::new(1, 1), index)),
+            last_membership: StoredMembership::new(None, Membership::new(vec![], None)),
+            snapshot_id: id.into(),
+        }
+    }
+
+    fn files(dir: &Path) -> SnapshotFiles {
+        SnapshotFiles {
+            dir: dir.to_path_buf(),
+            next_id: AtomicU64::new(next_free_id(dir).unwrap()),
+            switch: std::sync::Mutex::new(()),
+        }
+    }
+
+    #[test]
+    fn the_current_snapshot_only_moves_forward() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = files(dir.path());
+        std::fs::write(dir.path().join("snapshot-1.snap"), b"installed").unwrap();
+        assert!(files
+            .make_current(&meta(500, "500-9"), "snapshot-1.snap")
+            .unwrap());
+        // A build that started before the install finishes after it.
+        std::fs::write(dir.path().join("snapshot-2.snap"), b"older build").unwrap();
+        assert!(!files
+            .make_current(&meta(300, "300-2"), "snapshot-2.snap")
+            .unwrap());
+        let record = current(dir.path()).unwrap().unwrap();
+        assert_eq!(record.file, "snapshot-1.snap");
+        assert_eq!(record.meta.snapshot_id, "500-9");
+        assert!(!dir.path().join("snapshot-2.snap").exists());
+        assert!(dir.path().join("snapshot-1.snap").exists());
+    }
+
+    #[test]
+    fn new_file_names_never_repeat_one_in_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = files(dir.path());
+        std::fs::write(dir.path().join("snapshot-7.snap"), b"x").unwrap();
+        // The current snapshot was installed from a leader whose id number is lower.
+        files
+            .make_current(&meta(500, "500-3"), "snapshot-7.snap")
+            .unwrap();
+        std::fs::write(dir.path().join("receiving-9.snap"), b"y").unwrap();
+        assert_eq!(next_free_id(dir.path()).unwrap(), 10);
     }
 }

@@ -1,7 +1,8 @@
 //! The working set: every state tree held in memory, in the same key and value encodings as
 //! on disk. Apply reads and writes only this; the checkpointer later copies what changed to
 //! sled. Values are shared (`Arc`) between the working set and the checkpointer's dirty set,
-//! so a record changed once is encoded once.
+//! so a record changed once is encoded once. The trees are persistent maps (`imbl`): a
+//! snapshot's copy of the whole state is O(1), so export never stops apply for long.
 //!
 //! Only the primary trees (SKUs, orders, restocks, the applied marker and clock) go to disk.
 //! The holds and the deadline and user indexes follow from the orders alone, so they live in
@@ -34,7 +35,7 @@ pub(crate) fn is_persisted(tree: usize) -> bool {
 }
 
 #[derive(Default, Clone)]
-pub(crate) struct MemTree(BTreeMap<Vec<u8>, Value>);
+pub(crate) struct MemTree(imbl::OrdMap<Vec<u8>, Value>);
 
 impl MemTree {
     pub fn get(&self, key: &[u8]) -> Option<&Value> {
@@ -45,7 +46,7 @@ impl MemTree {
         &'a self,
         range: impl RangeBounds<[u8]> + 'a,
     ) -> impl Iterator<Item = (&'a Vec<u8>, &'a Value)> + 'a {
-        self.0.range::<[u8], _>(range)
+        self.0.range::<_, [u8]>(range)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&Vec<u8>, &Value)> {
@@ -53,7 +54,7 @@ impl MemTree {
     }
 
     pub fn first(&self) -> Option<(&Vec<u8>, &Value)> {
-        self.0.first_key_value()
+        self.0.get_min().map(|(k, v)| (k, v))
     }
 
     pub fn len(&self) -> usize {
@@ -141,11 +142,11 @@ impl MemTrees {
         self.trees[HOLDS] = MemTree(
             holds
                 .into_iter()
-                .map(|(key, units)| (key, Arc::from(encode(&units))))
+                .map(|(key, units)| (key, Value::from(encode(&units))))
                 .collect(),
         );
-        self.trees[DEADLINES] = MemTree(deadlines);
-        self.trees[USER_ORDERS] = MemTree(user_orders);
+        self.trees[DEADLINES] = MemTree(deadlines.into_iter().collect());
+        self.trees[USER_ORDERS] = MemTree(user_orders.into_iter().collect());
         Ok(())
     }
 

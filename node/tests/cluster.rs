@@ -66,7 +66,11 @@ async fn leader_stop_elects_a_new_leader_and_keeps_every_acknowledged_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_restarts_with_its_entries_and_catches_up() {
-    let mut cluster = Cluster::start(3, |_| {});
+    // No checkpoint runs before the kill: the victim's state lives only in memory and in
+    // its log, so the restart must rebuild it by replaying the log.
+    let mut cluster = Cluster::start(3, |c| {
+        c.storage.checkpoint_interval_ms = cluster_config::Storage::MAX_CHECKPOINT_INTERVAL_MS;
+    });
     let client = cluster.client();
     let leader = cluster.leader(&[1, 2, 3]).await;
     client.submit(&[create("A", 1_000)]).await.unwrap();

@@ -141,7 +141,7 @@ async fn run_bench(seconds: u64, base_port: u16) -> anyhow::Result<()> {
     cluster.wait_for_leader(Duration::from_secs(30)).await?;
     let client = bench::arc_client(cluster.addrs());
     println!(
-        "raft bench: 3 nodes on 127.0.0.1, sled with fsync per entry, data in {}",
+        "raft bench: 3 nodes on 127.0.0.1, log fdatasynced per entry, data in {}",
         dir.path().display()
     );
     bench::prepare(&client, 10_000).await?;

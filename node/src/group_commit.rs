@@ -137,7 +137,7 @@ async fn propose(raft: &Raft, group: Vec<Proposal>) {
         now_ms: now_ms(),
         commands,
     };
-    match raft.client_write(batch).await {
+    match raft.client_write(Arc::new(batch)).await {
         Ok(resp) if resp.data.outcomes.len() == total => {
             let log_index = resp.log_id.index;
             let mut outcomes = resp.data.outcomes.into_iter();

@@ -231,7 +231,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut batches: Vec<(u64, &Batch)> = Vec::new();
         for entry in &entries {
             match &entry.payload {
-                EntryPayload::Normal(batch) => batches.push((entry.log_id.index, batch)),
+                EntryPayload::Normal(batch) => batches.push((entry.log_id.index, &**batch)),
                 EntryPayload::Membership(m) => {
                     self.membership = StoredMembership::new(Some(entry.log_id), m.clone());
                 }

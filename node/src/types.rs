@@ -1,8 +1,11 @@
-//! The openraft type configuration: log entries carry a `state_machine::Batch`, and each
-//! entry's response is the outcomes of its commands.
+//! The openraft type configuration: log entries carry a `state_machine::Batch` behind an
+//! `Arc` (openraft clones an entry for each follower's replication and for apply; the `Arc`
+//! makes that a pointer copy, not a copy of every command), and each entry's response is the
+//! outcomes of its commands.
 
 use serde::{Deserialize, Serialize};
 use state_machine::{Batch, Outcome};
+use std::sync::Arc;
 
 pub type NodeId = u64;
 
@@ -15,7 +18,7 @@ pub struct Response {
 
 openraft::declare_raft_types!(
     pub TypeConfig:
-        D = Batch,
+        D = Arc<Batch>,
         R = Response,
         NodeId = NodeId,
         Node = openraft::BasicNode,

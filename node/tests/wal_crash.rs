@@ -21,10 +21,10 @@ fn entry(term: u64, index: u64) -> Entry {
         EntryPayload::Blank
     } else {
         // Sizes differ, so records do not all line up alike.
-        EntryPayload::Normal(Batch {
+        EntryPayload::Normal(std::sync::Arc::new(Batch {
             now_ms: index * 7919,
             commands: Vec::new(),
-        })
+        }))
     };
     Entry {
         log_id: log_id(term, index),

@@ -263,10 +263,11 @@ impl State {
     }
 
     fn note_synced(&self) -> io::Result<()> {
-        std::fs::write(
-            self.dir.join(SYNCED_NOTE),
-            format!("{} {}", self.active.seq, self.len),
-        )
+        // Replaced by rename, so a kill mid-write never leaves a torn note. No fsync: the
+        // note only has to survive a SIGKILL, which keeps the page cache.
+        let tmp = self.dir.join(format!("{SYNCED_NOTE}.tmp"));
+        std::fs::write(&tmp, format!("{} {}", self.active.seq, self.len))?;
+        std::fs::rename(tmp, self.dir.join(SYNCED_NOTE))
     }
 }
 

@@ -8,6 +8,11 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use gateway::GatewayConfig;
 
+// The gateway allocates per request and per response on every worker; glibc's malloc was a
+// large share of its cycles under load (perf), mimalloc a smaller one.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The HTTP gateway in front of the inventory cluster.
 #[derive(Debug, Parser)]
 #[command(name = "gateway", version)]

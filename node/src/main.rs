@@ -2,6 +2,11 @@
 
 use clap::Parser;
 
+// Under load a node allocates and frees per command and per message on several threads;
+// glibc's malloc spent about a fifth of the machine's cycles on it (perf), mimalloc less.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     about = "A flashstock Raft node",

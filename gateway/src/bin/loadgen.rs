@@ -107,6 +107,10 @@ struct SustainedArgs {
     /// Concurrent SKU creates while setting up.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     create_concurrency: u32,
+    /// A soak: print orders/s, 503s, other failures and the slowest answer every SECS to
+    /// stderr while running, e.g. `--seconds 480 --progress 60 --skus 10000 --clients 128`.
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    progress: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -154,6 +158,7 @@ async fn run(cli: Cli) -> Result<bool, LoadgenError> {
             }
             let run = Sustained {
                 create_concurrency: args.create_concurrency as usize,
+                progress_every: args.progress,
                 ..Sustained::new(clients, args.seconds, args.skus as usize)
             };
             eprintln!(

@@ -6,6 +6,7 @@
 //! - [`run_sustained`] (W2/W3): closed-loop clients placing single-unit orders against one
 //!   hot SKU or many, for a duration.
 //! - [`run_bench`]: W1, W2 at two client counts and W3 in sequence, as one table.
+//! - a soak is a long sustained run with a line of figures per interval (`progress`).
 //!
 //! Latencies are measured per request from its send on a connection to the end of its
 //! answer (time spent waiting for a free connection in the pool is not included; the flash
@@ -26,6 +27,7 @@ mod api;
 mod bench;
 mod client;
 mod flash_sale;
+mod progress;
 mod stats;
 mod sustained;
 mod table;

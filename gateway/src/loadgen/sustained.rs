@@ -14,6 +14,7 @@ use serde_json::json;
 
 use super::api::{create_sku, unix_ms, LoadgenError, UNLIMITED_STOCK};
 use super::client::HttpClient;
+use super::progress::{spawn_reporter, Progress};
 use super::stats::{Counts, LatencySummary, Recorder};
 use super::table::{self, Table};
 
@@ -29,6 +30,9 @@ pub struct Sustained {
     pub create_concurrency: usize,
     /// Prefix of this run's SKU names and order ids; unique per run.
     pub run_id: String,
+    /// Print a line of figures every so often while running (a soak); `None`: only the
+    /// report at the end.
+    pub progress_every: Option<Duration>,
 }
 
 impl Sustained {
@@ -39,6 +43,7 @@ impl Sustained {
             skus,
             create_concurrency: 64,
             run_id: format!("ld-{}", unix_ms()),
+            progress_every: None,
         }
     }
 
@@ -143,12 +148,17 @@ pub async fn run_sustained(
     create_skus(client, &names, UNLIMITED_STOCK, run.create_concurrency).await?;
     let next = Arc::new(AtomicU64::new(0));
     let end = Instant::now() + run.duration;
+    let progress = Arc::new(Progress::default());
+    if let Some(every) = run.progress_every {
+        spawn_reporter(progress.clone(), every, end);
+    }
     let tasks: Vec<_> = (0..run.clients.max(1))
         .map(|c| {
             let client = client.clone();
             let names = names.clone();
             let next = next.clone();
             let run_id = run.run_id.clone();
+            let progress = progress.clone();
             tokio::spawn(async move {
                 let user = format!("{run_id}-u-{c}");
                 let mut recorder = Recorder::default();
@@ -163,6 +173,7 @@ pub async fn run_sustained(
                     let body = Bytes::from(serde_json::to_vec(&body).expect("serialisable"));
                     let result = client.send(Method::POST, "/v1/orders", body).await;
                     recorder.record(&result);
+                    progress.record(&result);
                     if Instant::now() >= end {
                         return recorder;
                     }

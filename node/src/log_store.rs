@@ -218,7 +218,14 @@ impl LogStore {
     /// Opens the log in `dir` (created if missing): checks every record, cuts a torn tail,
     /// refuses a log damaged anywhere else, and starts the IO thread.
     pub fn open(dir: &Path, options: LogOptions) -> Result<Self, wal::RecoverError> {
-        std::fs::create_dir_all(dir)?;
+        if !dir.exists() {
+            std::fs::create_dir_all(dir)?;
+            // The new directory's own entry must survive a crash too, or the first vote
+            // and entries could vanish with it.
+            if let Some(parent) = dir.parent() {
+                wal::segments::sync_dir(parent)?;
+            }
+        }
         if options.lose_unsynced_on_open {
             wal::lose_unsynced(dir)?;
         }

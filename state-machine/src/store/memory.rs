@@ -9,10 +9,10 @@
 //! memory only and are rebuilt from the orders when the state is loaded: an order then
 //! costs one record at a checkpoint, not four.
 
+use super::codec::{decode, encode};
 use super::error::StoreError;
 use super::keys;
 use super::trees::{Trees, NAMES};
-use super::tx::{decode, encode};
 use crate::model::{Order, OrderStatus};
 use std::collections::BTreeMap;
 use std::ops::RangeBounds;

@@ -8,6 +8,7 @@
 //! it. The store shares the node's `sled::Db` (sled wants one per process) and touches only
 //! trees whose names start with `sm.`.
 
+mod codec;
 pub(crate) mod error;
 mod keys;
 mod memory;
@@ -20,13 +21,14 @@ use crate::engine;
 pub use crate::engine::MAX_EXPIRE_PER_COMMAND;
 use crate::model::{Order, Sku};
 use crate::validation::{OrderId, SkuId, UserId};
+use codec::decode;
 pub use error::StoreError;
 use keys::{CLOCK_KEY, MARKER_KEY};
 use memory::{Changes, MemTrees};
 pub use snapshot::SnapshotInfo;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use trees::Trees;
-use tx::{decode, Tx};
+use tx::Tx;
 
 /// Largest page a list read returns.
 pub const MAX_PAGE: usize = 1_000;

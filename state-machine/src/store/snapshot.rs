@@ -7,11 +7,11 @@
 //! applies; install streams into a fresh sled generation, switches to it only after every
 //! record decoded and the checksum matched, and then loads it as the working set.
 
+use super::codec::decode;
 use super::error::StoreError;
 use super::keys::{CLOCK_KEY, MARKER_KEY};
 use super::memory::{self, MemTrees};
 use super::trees::{self, tree_name, Trees, NAMES};
-use super::tx::decode;
 use super::{decode_sku, Store};
 use crate::model::{Order, RestockRecord};
 use std::io::{BufReader, BufWriter, Read, Write};

@@ -3,6 +3,7 @@
 //! that the store applies at once. Nothing is written half-way: a batch either lands whole
 //! with its marker or not at all.
 
+use super::codec::{decode, encode};
 use super::error::StoreError;
 use super::keys;
 use super::memory::{self, Changes, MemTree, MemTrees};
@@ -11,15 +12,6 @@ use crate::validation::{OrderId, RequestId, SkuId, UserId};
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
-pub(crate) fn encode<V: Serialize>(value: &V) -> Vec<u8> {
-    // Encoding our own in-memory types into a Vec cannot fail.
-    postcard::to_allocvec(value).expect("postcard encoding into memory")
-}
-
-pub(crate) fn decode<V: DeserializeOwned>(tree: &str, bytes: &[u8]) -> Result<V, StoreError> {
-    postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt(format!("{tree}: {e}")))
-}
 
 /// Cached records of one tree: `None` is a deletion; `dirty` marks what commit must write.
 struct Slots<V> {

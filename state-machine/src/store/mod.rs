@@ -12,6 +12,7 @@ mod codec;
 pub(crate) mod error;
 mod keys;
 mod memory;
+mod refusal_reads;
 mod snapshot;
 mod trees;
 pub(crate) mod tx;

@@ -74,13 +74,7 @@ impl StateMachine {
     pub fn open(store: Arc<Store>, snapshot_dir: &Path) -> Result<Self, StorageError> {
         std::fs::create_dir_all(snapshot_dir).map_err(sm_read)?;
         // Half-built or half-received files from before a crash are never current.
-        for entry in std::fs::read_dir(snapshot_dir).map_err(sm_read)? {
-            let entry = entry.map_err(sm_read)?;
-            let name = entry.file_name().to_string_lossy().to_string();
-            if name.starts_with("building-") || name.starts_with("receiving-") {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
+        remove_files_named(snapshot_dir, &["building-", "receiving-"]).map_err(sm_read)?;
         let applied = decode_marker(store.marker().map_err(sm_read)?)?;
         let next_id = next_free_id(snapshot_dir)?;
         Ok(Self {
@@ -97,6 +91,20 @@ impl StateMachine {
     pub fn store(&self) -> &Arc<Store> {
         &self.store
     }
+}
+
+/// Removes the files of `dir` whose names start with one of `prefixes`; a file already gone
+/// is no error.
+fn remove_files_named(dir: &Path, prefixes: &[&str]) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if prefixes.iter().any(|p| name.starts_with(p)) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    Ok(())
 }
 
 /// One past the highest number in any snapshot file's name in `dir`. File names come from
@@ -125,6 +133,19 @@ fn current(dir: &Path) -> Result<Option<CurrentSnapshot>, StorageError> {
 }
 
 impl SnapshotFiles {
+    /// A fresh name for the next transfer's file. A follower receives one snapshot at a
+    /// time: a new transfer means the leader gave up on any earlier one, so earlier received
+    /// files go first, and received files never take more than one snapshot's disk.
+    fn next_receiving_path(&self) -> Result<PathBuf, StorageError> {
+        self.remove_received()?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        Ok(self.dir.join(format!("receiving-{id}.snap")))
+    }
+
+    fn remove_received(&self) -> Result<(), StorageError> {
+        remove_files_named(&self.dir, &["receiving-"]).map_err(snap_write)
+    }
+
     /// Makes `file` (already durable in `dir`) the current snapshot and deletes older ones,
     /// unless the current one is newer (a slow build finishing after an install): the
     /// current snapshot only moves forward. Says whether it switched.
@@ -268,8 +289,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError> {
-        let id = self.files.next_id.fetch_add(1, Ordering::Relaxed);
-        let path = self.files.dir.join(format!("receiving-{id}.snap"));
+        let path = self.files.next_receiving_path()?;
         let file = tokio::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -314,16 +334,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         self.membership = meta.last_membership.clone();
         self.files.make_current(meta, &name)?;
-        for entry in std::fs::read_dir(&self.files.dir).map_err(snap_write)? {
-            let entry = entry.map_err(snap_write)?;
-            if entry
-                .file_name()
-                .to_string_lossy()
-                .starts_with("receiving-")
-            {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
+        self.files.remove_received()?;
         tracing::info!(snapshot = %meta.snapshot_id, records = info.records, "snapshot installed");
         Ok(())
     }
@@ -394,5 +405,23 @@ mod tests {
             .unwrap();
         std::fs::write(dir.path().join("receiving-9.snap"), b"y").unwrap();
         assert_eq!(next_free_id(dir.path()).unwrap(), 10);
+    }
+
+    #[test]
+    fn an_aborted_transfer_leaves_no_file_behind_the_next_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = files(dir.path());
+        let first = files.next_receiving_path().unwrap();
+        std::fs::write(&first, b"half a snapshot").unwrap();
+        let second = files.next_receiving_path().unwrap();
+        assert_ne!(first, second);
+        assert!(!first.exists(), "the abandoned transfer's file is gone");
+        std::fs::write(&second, b"the next transfer").unwrap();
+        let received: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("receiving-"))
+            .collect();
+        assert_eq!(received.len(), 1, "{received:?}");
     }
 }

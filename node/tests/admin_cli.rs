@@ -4,11 +4,12 @@
 mod common;
 
 use common::*;
+use node::cli::membership;
 use node::client::Client;
 use state_machine::{Command, OrderId, Outcome};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn ok(out: &std::process::Output) -> String {
     let text = format!(
@@ -149,6 +150,99 @@ async fn grow_to_five_and_shrink_to_three_removing_the_leader_under_writes() {
         exports.windows(2).all(|w| w[0] == w[1]),
         "remaining nodes differ"
     );
+}
+
+/// The id of every node, voter or learner, in the membership.
+fn members(status: &serde_json::Value) -> Vec<u64> {
+    status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_u64().unwrap())
+        .collect()
+}
+
+/// Two operators grow the cluster at the same moment. A promotion computed as "the voters I
+/// saw plus mine" lets the later change drop the other's node; each add-node must add only
+/// its own node to whatever the membership is when the leader applies it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_add_nodes_both_end_as_voters() {
+    let mut cluster = Cluster::start(3, |_| {});
+    cluster.leader(&[1, 2, 3]).await;
+    let n4 = cluster.spawn_extra(|_| {});
+    let n5 = cluster.spawn_extra(|_| {});
+    let via: Vec<String> = (1..=3).map(|id| cluster.addr(id)).collect();
+    let adds: Vec<_> = [n4, n5]
+        .into_iter()
+        .map(|id| {
+            let (via, addr) = (via.clone(), cluster.addr(id));
+            tokio::spawn(async move { membership::add_node(&via, id, &addr).await })
+        })
+        .collect();
+    for (id, add) in [n4, n5].into_iter().zip(adds) {
+        if let Err(e) = add.await.unwrap() {
+            panic!("add-node {id} failed: {e:#}");
+        }
+    }
+    let status = status_json(&cluster, &[1]).await;
+    assert_eq!(voters(&status), vec![1, 2, 3, 4, 5]);
+    assert_eq!(members(&status), vec![1, 2, 3, 4, 5]);
+    assert_eq!(status["membership"], "uniform");
+}
+
+/// One node leaves while another joins. The removal's joint configuration is held open (one
+/// of the voters that stay is down, and the new configuration needs it) while add-node runs,
+/// so add-node's view of the voters still has the leaving node in it. Both must finish, and
+/// the voters must be exactly the old ones minus the leaving node plus the new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_node_while_adding_another_ends_with_exactly_the_expected_voters() {
+    let mut cluster = Cluster::start(3, |_| {});
+    let leader = cluster.leader(&[1, 2, 3]).await;
+    let followers: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
+    let (down, leaving) = (followers[0], followers[1]);
+    let joining = cluster.spawn_extra(|_| {});
+    let via: Vec<String> = (1..=3).map(|id| cluster.addr(id)).collect();
+
+    cluster.kill(down);
+    let remove = {
+        let via = via.clone();
+        // --force: with `down` stopped only one of the two remaining voters answers.
+        tokio::spawn(async move { membership::remove_node(&via, leaving, true).await })
+    };
+    let leader_addr = cluster.addr(leader);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !node::client::status(&leader_addr, Duration::from_secs(1))
+        .await
+        .is_ok_and(|s| s.joint)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the removal never reached its joint configuration"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let add = {
+        let (via, addr) = (via.clone(), cluster.addr(joining));
+        tokio::spawn(async move { membership::add_node(&via, joining, &addr).await })
+    };
+    // Long enough for add-node to read the joint view and reach the leader.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster.restart(down);
+
+    if let Err(e) = remove.await.unwrap() {
+        panic!("remove-node {leaving} failed: {e:#}");
+    }
+    // A removed node campaigns until stopped; stop it before it disturbs the add.
+    cluster.stop(leaving);
+    if let Err(e) = add.await.unwrap() {
+        panic!("add-node {joining} failed: {e:#}");
+    }
+    let mut expected = vec![leader, down, joining];
+    expected.sort();
+    let status = status_json(&cluster, &[leader, down, joining]).await;
+    assert_eq!(voters(&status), expected);
+    assert_eq!(members(&status), expected);
+    assert_eq!(status["membership"], "uniform");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,10 +1,16 @@
 //! `add-node`, `remove-node` and `snapshot`: membership changes through openraft's joint
 //! consensus, with the refusals an operator needs before anything changes.
+//!
+//! A change names only the node it is about ("make 4 a voter", "remove 2"); the leader applies
+//! it to the membership it holds at that moment. The status read here only feeds the refusals:
+//! a voter set computed from it would be stale as soon as another change commits, and
+//! replacing the voters with it would undo that change.
 
 use super::admin::{self, on_leader};
 use super::status;
 use anyhow::{bail, Context};
-use proto::admin::{AddLearnerRequest, ChangeMembershipRequest, SnapshotRequest};
+use proto::admin::change_membership_request::Change;
+use proto::admin::{AddLearnerRequest, ChangeMembershipRequest, NodeIds, SnapshotRequest};
 use std::time::{Duration, Instant};
 
 /// A learner this close to the leader's log is promoted.
@@ -69,23 +75,7 @@ pub async fn add_node(addrs: &[String], id: u64, addr: &str) -> anyhow::Result<(
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let mut voters: Vec<u64> = status::collect(addrs)
-        .await?
-        .nodes
-        .iter()
-        .filter(|n| n.voter)
-        .map(|n| n.id)
-        .collect();
-    voters.push(id);
-    let message = on_leader(addrs, |mut c| {
-        let req = ChangeMembershipRequest {
-            voters: voters.clone(),
-            retain: false,
-            remove_learners: vec![],
-        };
-        async move { c.change_membership(req).await }
-    })
-    .await?;
+    let message = change_membership(addrs, Change::AddVoters(NodeIds { ids: vec![id] })).await?;
     println!("{message}");
     println!("node {id} is a voter");
     Ok(())
@@ -96,7 +86,7 @@ pub async fn remove_node(addrs: &[String], id: u64, force: bool) -> anyhow::Resu
     let Some(target) = view.nodes.iter().find(|n| n.id == id) else {
         bail!("node {id} is not a member; `invctl status` lists the members");
     };
-    let message = if target.voter {
+    if target.voter {
         let remaining: Vec<u64> = view
             .nodes
             .iter()
@@ -119,32 +109,26 @@ pub async fn remove_node(addrs: &[String], id: u64, force: bool) -> anyhow::Resu
                 remaining.len()
             );
         }
-        on_leader(addrs, |mut c| {
-            let req = ChangeMembershipRequest {
-                voters: remaining.clone(),
-                retain: false,
-                remove_learners: vec![],
-            };
-            async move { c.change_membership(req).await }
-        })
-        .await?
-    } else {
-        on_leader(addrs, |mut c| {
-            let req = ChangeMembershipRequest {
-                voters: vec![],
-                retain: false,
-                remove_learners: vec![id],
-            };
-            async move { c.change_membership(req).await }
-        })
-        .await?
-    };
+    }
+    let message = change_membership(addrs, Change::RemoveNodes(NodeIds { ids: vec![id] })).await?;
     println!("{message}");
     println!(
         "node {id} is no longer a member. Next: stop its process and wipe its data dir before \
          it is ever started again (a removed node keeps campaigning until stopped)."
     );
     Ok(())
+}
+
+/// Sends `change` to the leader. Following a "not leader" hint sends the same change again,
+/// which is safe: adding a voter or removing a node a second time changes nothing.
+async fn change_membership(addrs: &[String], change: Change) -> anyhow::Result<String> {
+    on_leader(addrs, |mut c| {
+        let req = ChangeMembershipRequest {
+            change: Some(change.clone()),
+        };
+        async move { c.change_membership(req).await }
+    })
+    .await
 }
 
 pub async fn snapshot(addrs: &[String], node: Option<u64>) -> anyhow::Result<()> {

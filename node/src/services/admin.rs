@@ -2,19 +2,31 @@
 //! membership and snapshot operations, which need the leader (others answer "not leader").
 
 use crate::leader::LeaderHint;
-use crate::types::{NodeId, Raft};
-use openraft::{BasicNode, ChangeMembers, ServerState};
+use crate::types::{NodeId, Raft, TypeConfig};
+use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
+use openraft::raft::ClientWriteResponse;
+use openraft::{BasicNode, ChangeMembers, Membership, ServerState};
 use proto::admin::admin_server;
+use proto::admin::change_membership_request::Change;
 use proto::admin::{
     admin_reply, AddLearnerRequest, AdminReply, ChangeMembershipRequest, Member, MetricsReply,
     MetricsRequest, NotLeader, Replication, SnapshotRequest, StatusReply, StatusRequest,
 };
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::future::Future;
+use std::time::{Duration, Instant};
 use tonic::{Request, Response, Status};
 
 /// How long `snapshot --wait` waits for the build before giving up.
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(120);
+/// How long a membership call waits for an earlier change to commit. openraft refuses a change
+/// while the last one is uncommitted; two operators growing the cluster at once should queue,
+/// not fail. Below invctl's 30 s call timeout, so the operator sees why it gave up.
+const IN_PROGRESS_WAIT: Duration = Duration::from_secs(15);
+const IN_PROGRESS_POLL: Duration = Duration::from_millis(50);
+
+type WriteError = RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>;
+type Written = ClientWriteResponse<TypeConfig>;
 
 pub struct AdminService {
     raft: Raft,
@@ -24,6 +36,132 @@ pub struct AdminService {
 impl AdminService {
     pub fn new(raft: Raft, addr: String) -> Self {
         Self { raft, addr }
+    }
+
+    fn leads(&self) -> bool {
+        self.raft.metrics().borrow().state == ServerState::Leader
+    }
+
+    /// Runs one membership write, again while an earlier change is still uncommitted. Every
+    /// write we send names only the nodes it is about and is applied by the leader to the
+    /// membership it holds then, so running it again after a partial success (openraft's
+    /// second, uniform step refused because another change got in first) is harmless.
+    async fn membership_write<F, Fut>(&self, mut write: F) -> Result<Written, Response<AdminReply>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Written, WriteError>>,
+    {
+        let deadline = Instant::now() + IN_PROGRESS_WAIT;
+        loop {
+            let err = match write().await {
+                Ok(written) => return Ok(written),
+                Err(err) => err,
+            };
+            if let Some(fwd) = err.forward_to_leader() {
+                return Err(failed(&err, Some(fwd)));
+            }
+            // openraft checks a change against this node's membership before it checks that
+            // this node leads, so a follower can refuse (in progress, unknown learner) a
+            // change the leader would accept: send the caller to the leader instead.
+            if !self.leads() {
+                let hint = LeaderHint::from_metrics(&self.raft);
+                return Err(Response::new(AdminReply {
+                    result: Some(admin_reply::Result::NotLeader(NotLeader {
+                        leader_id: hint.id,
+                        leader_addr: hint.addr,
+                    })),
+                }));
+            }
+            if !in_progress(&err) {
+                return Err(failed(&err, None));
+            }
+            if Instant::now() >= deadline {
+                return Err(error(format!(
+                    "another membership change has not committed within {IN_PROGRESS_WAIT:?} \
+                     (is a voter of it down?): {err}"
+                )));
+            }
+            tokio::time::sleep(IN_PROGRESS_POLL).await;
+        }
+    }
+
+    async fn add_voters(&self, ids: BTreeSet<NodeId>) -> Response<AdminReply> {
+        if ids.is_empty() {
+            return error("no node ids to add as voters");
+        }
+        let (raft, change) = (&self.raft, ChangeMembers::AddVoterIds(ids.clone()));
+        match self
+            .membership_write(move || raft.change_membership(change.clone(), false))
+            .await
+        {
+            Ok(w) => ok(format!(
+                "{ids:?} added as voters; voters are now {:?} (log {})",
+                voters(&installed(&w)),
+                w.log_id
+            )),
+            Err(reply) => reply,
+        }
+    }
+
+    /// Voters leave through `RemoveVoters` (joint consensus; not retained, so the same change
+    /// takes them out of the node list), learners through `RemoveNodes`. `RemoveNodes` also
+    /// follows for any of `ids` still listed after `RemoveVoters`, which only a voter kept as
+    /// a learner would be: the node list, not the voter set, is what makes a node a member.
+    async fn remove_nodes(&self, ids: BTreeSet<NodeId>) -> Response<AdminReply> {
+        if ids.is_empty() {
+            return error("no node ids to remove");
+        }
+        // Only chooses the first step; a wrong guess (the membership changed since) costs
+        // one needless entry or ends as "learner not found", and decides nothing about the
+        // other nodes.
+        let voting = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|id| ids.contains(&id));
+        let without_voters = if voting {
+            let (raft, change) = (&self.raft, ChangeMembers::RemoveVoters(ids.clone()));
+            match self
+                .membership_write(move || raft.change_membership(change.clone(), false))
+                .await
+            {
+                Ok(w) => Some(w),
+                Err(reply) => return reply,
+            }
+        } else {
+            None
+        };
+        let left: BTreeSet<NodeId> = match &without_voters {
+            Some(w) => {
+                let m = installed(w);
+                ids.iter()
+                    .copied()
+                    .filter(|id| m.get_node(id).is_some())
+                    .collect()
+            }
+            None => ids.clone(),
+        };
+        let last = match without_voters {
+            Some(w) if left.is_empty() => w,
+            _ => {
+                let (raft, change) = (&self.raft, ChangeMembers::RemoveNodes(left));
+                match self
+                    .membership_write(move || raft.change_membership(change.clone(), false))
+                    .await
+                {
+                    Ok(w) => w,
+                    Err(reply) => return reply,
+                }
+            }
+        };
+        ok(format!(
+            "{ids:?} removed; voters are now {:?} (log {})",
+            voters(&installed(&last)),
+            last.log_id
+        ))
     }
 }
 
@@ -50,6 +188,30 @@ fn failed<E: std::fmt::Display>(
     Response::new(AdminReply {
         result: Some(result),
     })
+}
+
+fn error(message: impl Into<String>) -> Response<AdminReply> {
+    Response::new(AdminReply {
+        result: Some(admin_reply::Result::Error(message.into())),
+    })
+}
+
+fn in_progress(err: &WriteError) -> bool {
+    matches!(
+        err,
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(
+            ChangeMembershipError::InProgress(_)
+        ))
+    )
+}
+
+fn voters(membership: &Membership<NodeId, BasicNode>) -> BTreeSet<NodeId> {
+    membership.voter_ids().collect()
+}
+
+/// The membership a membership entry installed (always present for one).
+fn installed(written: &Written) -> Membership<NodeId, BasicNode> {
+    written.membership.clone().unwrap_or_default()
 }
 
 fn role(state: ServerState) -> &'static str {
@@ -112,57 +274,33 @@ impl admin_server::Admin for AdminService {
         req: Request<AddLearnerRequest>,
     ) -> Result<Response<AdminReply>, Status> {
         let req = req.into_inner();
-        match self
-            .raft
-            .add_learner(req.id, BasicNode::new(&req.addr), req.blocking)
-            .await
-        {
-            Ok(resp) => Ok(ok(format!(
+        let (raft, node) = (&self.raft, BasicNode::new(&req.addr));
+        let written = self
+            .membership_write(move || raft.add_learner(req.id, node.clone(), req.blocking))
+            .await;
+        Ok(match written {
+            Ok(w) => ok(format!(
                 "node {} added as learner at log {}",
-                req.id, resp.log_id
-            ))),
-            Err(e) => Ok(failed(&e, e.forward_to_leader())),
-        }
+                req.id, w.log_id
+            )),
+            Err(reply) => reply,
+        })
     }
 
     async fn change_membership(
         &self,
         req: Request<ChangeMembershipRequest>,
     ) -> Result<Response<AdminReply>, Status> {
-        let req = req.into_inner();
-        if !req.remove_learners.is_empty() {
-            let learners: BTreeSet<NodeId> = req.remove_learners.into_iter().collect();
-            return match self
-                .raft
-                .change_membership(ChangeMembers::RemoveNodes(learners.clone()), false)
-                .await
-            {
-                Ok(resp) => Ok(ok(format!(
-                    "learners {learners:?} removed (log {})",
-                    resp.log_id
-                ))),
-                Err(e) => Ok(failed(&e, e.forward_to_leader())),
-            };
-        }
-        let voters: BTreeSet<NodeId> = req.voters.into_iter().collect();
-        if voters.is_empty() {
-            return Ok(Response::new(AdminReply {
-                result: Some(admin_reply::Result::Error(
-                    "a cluster needs at least one voter".into(),
-                )),
-            }));
-        }
-        match self
-            .raft
-            .change_membership(voters.clone(), req.retain)
-            .await
-        {
-            Ok(resp) => Ok(ok(format!(
-                "voters are now {voters:?} (log {})",
-                resp.log_id
-            ))),
-            Err(e) => Ok(failed(&e, e.forward_to_leader())),
-        }
+        Ok(match req.into_inner().change {
+            Some(Change::AddVoters(ids)) => self.add_voters(ids.ids.into_iter().collect()).await,
+            Some(Change::RemoveNodes(ids)) => {
+                self.remove_nodes(ids.ids.into_iter().collect()).await
+            }
+            None => error(
+                "no membership change given (is this invctl older than the node? it must \
+                 name the nodes to add or remove, not a whole voter list)",
+            ),
+        })
     }
 
     async fn trigger_snapshot(

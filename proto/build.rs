@@ -11,6 +11,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for f in files {
         println!("cargo:rerun-if-changed={f}");
     }
-    tonic_prost_build::configure().compile_protos(&files, &["proto"])?;
+    // Commands and outcomes as `bytes::Bytes`: the gateway keeps one encoded copy of each
+    // command for every attempt and batch it travels in, and decoding slices the message.
+    tonic_prost_build::configure()
+        .bytes(".inventory.SubmitRequest.commands")
+        .bytes(".inventory.Outcomes.outcomes")
+        .compile_protos(&files, &["proto"])?;
     Ok(())
 }

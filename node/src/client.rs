@@ -14,6 +14,7 @@ use state_machine::{Command, Order, Outcome, Sku};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tonic::codegen::Bytes;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -117,7 +118,7 @@ impl Client {
 
     /// Submits commands; returns their outcomes and the log index that carried them.
     pub async fn submit(&self, commands: &[Command]) -> Result<(Vec<Outcome>, u64), ClientError> {
-        let encoded: Vec<Vec<u8>> = commands.iter().map(encode).collect();
+        let encoded: Vec<Bytes> = commands.iter().map(|c| encode(c).into()).collect();
         self.with_leader(|channel| {
             let request = SubmitRequest {
                 commands: encoded.clone(),

@@ -3,6 +3,7 @@
 //! log entry — one fsync on each node — carries many orders. Each caller gets back exactly
 //! the outcomes of its own commands.
 
+use crate::in_flight::{Entered, InFlightOrders};
 use crate::leader::LeaderHint;
 use crate::types::Raft;
 use state_machine::{Batch, Command, Outcome};
@@ -39,11 +40,15 @@ struct Proposal {
     /// The commands' size on the wire.
     bytes: usize,
     reply: oneshot::Sender<Result<Committed, ProposeError>>,
+    /// Dropped only after `client_write` returned, so a caller that gave up waiting does not
+    /// take its orders out of flight.
+    in_flight: Entered,
 }
 
 #[derive(Clone)]
 pub struct GroupCommit {
     tx: mpsc::Sender<Proposal>,
+    in_flight: InFlightOrders,
 }
 
 /// Wall-clock milliseconds the leader stamps on a proposal; the state machine keeps
@@ -58,7 +63,15 @@ impl GroupCommit {
     pub fn start(raft: Raft, max_batch: usize) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::spawn(run(raft, rx, max_batch.max(1)));
-        Self { tx }
+        Self {
+            tx,
+            in_flight: InFlightOrders::default(),
+        }
+    }
+
+    /// The orders proposed through this proposer and not yet answered by apply.
+    pub fn in_flight(&self) -> &InFlightOrders {
+        &self.in_flight
     }
 
     /// Proposes `commands`, whose encoded size is about `bytes`, in the next entry with room.
@@ -68,11 +81,13 @@ impl GroupCommit {
         bytes: usize,
     ) -> Result<Committed, ProposeError> {
         let (reply, rx) = oneshot::channel();
+        let in_flight = self.in_flight.enter(&commands);
         self.tx
             .try_send(Proposal {
                 commands,
                 bytes,
                 reply,
+                in_flight,
             })
             .map_err(|_| ProposeError::Unavailable("leader proposal queue is full".into()))?;
         rx.await
@@ -128,16 +143,22 @@ fn fits(size: usize, bytes: usize, next: &Proposal, max_batch: usize) -> bool {
 async fn propose(raft: &Raft, group: Vec<Proposal>) {
     let mut commands = Vec::with_capacity(group.iter().map(|p| p.commands.len()).sum());
     let mut replies = Vec::with_capacity(group.len());
+    let mut in_flight = Vec::with_capacity(group.len());
     for p in group {
         replies.push((p.commands.len(), p.reply));
         commands.extend(p.commands);
+        in_flight.push(p.in_flight);
     }
     let total = commands.len();
     let batch = Batch {
         now_ms: now_ms(),
         commands,
     };
-    match raft.client_write(Arc::new(batch)).await {
+    let written = raft.client_write(Arc::new(batch)).await;
+    // Applied, or refused by a leader that lost its term: a read index of any later term
+    // waits for this entry to be applied or gone, so the orders are out of flight either way.
+    drop(in_flight);
+    match written {
         Ok(resp) if resp.data.outcomes.len() == total => {
             let log_index = resp.log_id.index;
             let mut outcomes = resp.data.outcomes.into_iter();
@@ -181,6 +202,7 @@ mod tests {
             commands: vec![Command::Expire; commands],
             bytes,
             reply: oneshot::channel().0,
+            in_flight: InFlightOrders::default().enter(&[]),
         }
     }
 

@@ -5,6 +5,7 @@
 
 use crate::leader::LeaderHint;
 use crate::types::Raft;
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// Readers that may wait for a round; beyond it reads answer unavailable at once.
@@ -28,8 +29,25 @@ impl ReadIndex {
         Self { tx }
     }
 
-    /// Returns once a read of the local state is linearisable.
-    pub async fn barrier(&self) -> Result<(), ReadError> {
+    /// Returns once a read of the local state is linearisable, or unavailable after `timeout`
+    /// without a quorum's confirmation.
+    pub async fn confirm(&self, timeout: Duration) -> Result<(), ReadError> {
+        // DELIBERATELY BROKEN with the `stale-reads` feature (jepsen-tests' proof that the
+        // harness can fail): every read is answered from the local applied state, on any
+        // node, without the round. Never enable it outside that test.
+        if cfg!(feature = "stale-reads") {
+            return Ok(());
+        }
+        tokio::time::timeout(timeout, self.barrier())
+            .await
+            .unwrap_or_else(|_| {
+                Err(ReadError::Unavailable(
+                    "no quorum confirmed the read".into(),
+                ))
+            })
+    }
+
+    async fn barrier(&self) -> Result<(), ReadError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .try_send(reply)

@@ -8,11 +8,12 @@
 
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use state_machine::{Command, Outcome};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use super::{Cluster, ClusterError};
+use super::{decode_outcome, encode_command, outcome_count_mismatch, Cluster, ClusterError};
 
 /// Most commands in one `Submit`. Large enough to carry a flash sale's burst in a few log
 /// entries, small enough that one entry applies in tens of milliseconds.
@@ -25,7 +26,7 @@ pub const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
 pub const MAX_SUBMITS_IN_FLIGHT: usize = 4;
 
 struct Pending {
-    command: Vec<u8>,
+    command: Bytes,
     deadline: Instant,
     reply: oneshot::Sender<Result<Outcome, ClusterError>>,
 }
@@ -51,8 +52,7 @@ impl Batcher {
         command: &Command,
         deadline: Instant,
     ) -> Result<Outcome, ClusterError> {
-        let encoded = postcard::to_allocvec(command)
-            .map_err(|e| ClusterError::Internal(format!("encoding a command: {e}")))?;
+        let encoded = encode_command(command)?;
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
             command: encoded,
@@ -124,22 +124,16 @@ async fn submit(cluster: Arc<Cluster>, batch: Vec<Pending>, _slot: OwnedSemaphor
         .map(|p| p.deadline)
         .max()
         .unwrap_or_else(Instant::now);
-    let commands: Vec<Vec<u8>> = batch.iter().map(|p| p.command.clone()).collect();
+    let commands: Vec<Bytes> = batch.iter().map(|p| p.command.clone()).collect();
     let result = cluster.submit(commands, deadline).await;
     match result {
         Ok(outcomes) if outcomes.len() == batch.len() => {
             for (p, raw) in batch.into_iter().zip(outcomes) {
-                let outcome = postcard::from_bytes::<Outcome>(&raw)
-                    .map_err(|e| ClusterError::Internal(format!("undecodable outcome: {e}")));
-                let _ = p.reply.send(outcome);
+                let _ = p.reply.send(decode_outcome(&raw));
             }
         }
         Ok(outcomes) => {
-            let err = ClusterError::Internal(format!(
-                "the node answered {} outcomes for {} commands",
-                outcomes.len(),
-                batch.len()
-            ));
+            let err = outcome_count_mismatch(outcomes.len(), batch.len());
             for p in batch {
                 let _ = p.reply.send(Err(err.clone()));
             }

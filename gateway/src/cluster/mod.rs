@@ -18,12 +18,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Bytes;
 use proto::inventory::inventory_client::InventoryClient;
 use proto::inventory::{
     read_reply, submit_reply, GetOrderRequest, GetSkuRequest, ListOrdersRequest, ListSkusRequest,
     ReadReply, SubmitReply, SubmitRequest,
 };
 use serde::de::DeserializeOwned;
+use state_machine::{Command, Outcome};
 use tokio::time::Instant;
 use tonic::transport::Channel;
 use tonic::Code;
@@ -256,9 +258,9 @@ impl Cluster {
     /// Proposes encoded commands; returns one encoded outcome per command, in order.
     pub async fn submit(
         &self,
-        commands: Vec<Vec<u8>>,
+        commands: Vec<Bytes>,
         deadline: Instant,
-    ) -> Result<Vec<Vec<u8>>, ClusterError> {
+    ) -> Result<Vec<Bytes>, ClusterError> {
         let commands = Arc::new(commands);
         self.call(deadline, |channel, timeout| {
             let commands = commands.clone();
@@ -273,6 +275,24 @@ impl Cluster {
             }
         })
         .await
+    }
+
+    /// Proposes `commands` as one `Submit`, bypassing the batcher: they are applied in one
+    /// log entry, in this order, with nothing between them. One outcome per command.
+    pub async fn submit_together(
+        &self,
+        commands: &[Command],
+        deadline: Instant,
+    ) -> Result<Vec<Outcome>, ClusterError> {
+        let encoded = commands
+            .iter()
+            .map(encode_command)
+            .collect::<Result<Vec<_>, _>>()?;
+        let outcomes = self.submit(encoded, deadline).await?;
+        if outcomes.len() != commands.len() {
+            return Err(outcome_count_mismatch(outcomes.len(), commands.len()));
+        }
+        outcomes.iter().map(|raw| decode_outcome(raw)).collect()
     }
 
     /// A linearisable read, decoded as `T` (see inventory.proto for each read's type).
@@ -315,6 +335,26 @@ impl Cluster {
     }
 }
 
+/// A command as `Submit` carries it: encoded once, then shared by every attempt.
+pub(crate) fn encode_command(command: &Command) -> Result<Bytes, ClusterError> {
+    postcard::to_allocvec(command)
+        .map(Bytes::from)
+        .map_err(|e| ClusterError::Internal(format!("encoding a command: {e}")))
+}
+
+/// An outcome as `Submit` answers it.
+pub(crate) fn decode_outcome(raw: &[u8]) -> Result<Outcome, ClusterError> {
+    postcard::from_bytes(raw)
+        .map_err(|e| ClusterError::Internal(format!("undecodable outcome: {e}")))
+}
+
+/// A node that answers a `Submit` with more or fewer outcomes than commands is broken.
+pub(crate) fn outcome_count_mismatch(outcomes: usize, commands: usize) -> ClusterError {
+    ClusterError::Internal(format!(
+        "the node answered {outcomes} outcomes for {commands} commands"
+    ))
+}
+
 fn client(channel: Channel) -> InventoryClient<Channel> {
     InventoryClient::new(channel).max_decoding_message_size(MAX_REPLY_BYTES)
 }
@@ -340,7 +380,7 @@ fn retryable(status: &tonic::Status) -> bool {
     )
 }
 
-fn submit_answer(reply: SubmitReply) -> Answer<Vec<Vec<u8>>> {
+fn submit_answer(reply: SubmitReply) -> Answer<Vec<Bytes>> {
     match reply.result {
         Some(submit_reply::Result::Outcomes(o)) => Answer::Done(o.outcomes),
         Some(submit_reply::Result::NotLeader(n)) => Answer::NotLeader {

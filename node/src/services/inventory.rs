@@ -5,6 +5,7 @@ use crate::codec::{decode, encode};
 use crate::group_commit::{GroupCommit, ProposeError};
 use crate::leader::LeaderHint;
 use crate::read_index::{ReadError, ReadIndex};
+use crate::refusal_reads::RefusalReads;
 use crate::types::Raft;
 use proto::inventory::inventory_server;
 use proto::inventory::{
@@ -12,33 +13,108 @@ use proto::inventory::{
     NotLeader, Outcomes, ReadReply, Record, SubmitReply, SubmitRequest, Unavailable,
 };
 use serde::Serialize;
-use state_machine::{Command, OrderId, SkuId, Store, UserId, MAX_BATCH_COMMANDS};
+use state_machine::{Command, OrderId, Outcome, SkuId, Store, UserId, MAX_BATCH_COMMANDS};
 use std::sync::Arc;
 use std::time::Duration;
+use tonic::codegen::Bytes;
 use tonic::{Request, Response, Status};
 
 /// How long a Submit waits for its entry to commit before answering unavailable (maybe
 /// applied): a leader cut off from its quorum must not hold callers forever.
 const SUBMIT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Likewise for the read-index round of a read.
-#[cfg(not(feature = "stale-reads"))]
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct InventoryService {
     raft: Raft,
     store: Arc<Store>,
     proposer: GroupCommit,
-    #[cfg_attr(feature = "stale-reads", allow(dead_code))]
     reads: ReadIndex,
+    refusals: RefusalReads,
 }
 
 impl InventoryService {
     pub fn new(raft: Raft, store: Arc<Store>, proposer: GroupCommit, reads: ReadIndex) -> Self {
+        let refusals =
+            RefusalReads::new(store.clone(), reads.clone(), proposer.in_flight().clone());
         Self {
             raft,
             store,
             proposer,
             reads,
+            refusals,
+        }
+    }
+
+    fn applied_index(&self) -> u64 {
+        self.raft
+            .metrics()
+            .borrow()
+            .last_applied
+            .map_or(0, |l| l.index)
+    }
+
+    /// Answers the refusals `judge` found at once and proposes the rest in one submit,
+    /// putting the outcomes back in the callers' order.
+    async fn propose_unrefused(
+        &self,
+        commands: Vec<Command>,
+        sizes: Vec<usize>,
+    ) -> submit_reply::Result {
+        let verdicts = match self.refusals.judge(&commands).await {
+            Ok(verdicts) => verdicts,
+            Err(ReadError::NotLeader(hint)) => {
+                return submit_reply::Result::NotLeader(not_leader(hint))
+            }
+            Err(ReadError::Unavailable(message)) => {
+                return submit_reply::Result::Unavailable(Unavailable { message })
+            }
+        };
+        let mut to_propose = Vec::with_capacity(commands.len());
+        let mut bytes = 0;
+        for ((command, verdict), size) in commands.into_iter().zip(&verdicts).zip(sizes) {
+            if verdict.is_none() {
+                to_propose.push(command);
+                bytes += size;
+            }
+        }
+        let (mut proposed, log_index) = if to_propose.is_empty() {
+            (Vec::new().into_iter(), self.applied_index())
+        } else {
+            let submitted =
+                tokio::time::timeout(SUBMIT_TIMEOUT, self.proposer.submit(to_propose, bytes))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(ProposeError::Unavailable(format!(
+                            "not committed within {SUBMIT_TIMEOUT:?}"
+                        )))
+                    });
+            match submitted {
+                Ok(committed) => (committed.outcomes.into_iter(), committed.log_index),
+                Err(ProposeError::NotLeader(hint)) => {
+                    return submit_reply::Result::NotLeader(not_leader(hint))
+                }
+                Err(ProposeError::Unavailable(message)) => {
+                    return submit_reply::Result::Unavailable(Unavailable { message })
+                }
+            }
+        };
+        let outcomes = verdicts
+            .into_iter()
+            .map(|verdict| match verdict {
+                Some(refusal) => Some(Outcome::Refused(refusal)),
+                None => proposed.next(),
+            })
+            .map(|outcome| outcome.map(|o| Bytes::from(encode(&o))))
+            .collect::<Option<Vec<_>>>();
+        match outcomes {
+            Some(outcomes) => submit_reply::Result::Outcomes(Outcomes {
+                outcomes,
+                log_index,
+            }),
+            None => submit_reply::Result::Unavailable(Unavailable {
+                message: "fewer outcomes than commands proposed".into(),
+            }),
         }
     }
 
@@ -51,27 +127,9 @@ impl InventoryService {
         &self,
         answer: impl FnOnce(&Store) -> Result<T, state_machine::StoreError>,
     ) -> Result<Response<ReadReply>, Status> {
-        // DELIBERATELY BROKEN with the `stale-reads` feature (jepsen-tests' proof that the
-        // harness can fail): answer from the local applied state, on any node, without the
-        // read-index barrier. Never enable it outside that test.
-        #[cfg(feature = "stale-reads")]
-        let barrier: Result<(), ReadError> = Ok(());
-        #[cfg(not(feature = "stale-reads"))]
-        let barrier = tokio::time::timeout(READ_TIMEOUT, self.reads.barrier())
-            .await
-            .unwrap_or_else(|_| {
-                Err(ReadError::Unavailable(
-                    "no quorum confirmed the read".into(),
-                ))
-            });
-        let result = match barrier {
+        let result = match self.reads.confirm(READ_TIMEOUT).await {
             Ok(()) => {
-                let applied = self
-                    .raft
-                    .metrics()
-                    .borrow()
-                    .last_applied
-                    .map_or(0, |l| l.index);
+                let applied = self.applied_index();
                 match answer(&self.store) {
                     Ok(value) => read_reply::Result::Record(Record {
                         value: encode(&value),
@@ -131,32 +189,14 @@ impl inventory_server::Inventory for InventoryService {
                 result: Some(submit_reply::Result::NotLeader(not_leader(hint))),
             }));
         }
-        let bytes = req.commands.iter().map(|c| c.len()).sum();
+        let sizes = req.commands.iter().map(|c| c.len()).collect();
         let commands = req
             .commands
             .iter()
             .map(|bytes| decode::<Command>(bytes))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| Status::invalid_argument(format!("undecodable command: {e}")))?;
-        let result =
-            match tokio::time::timeout(SUBMIT_TIMEOUT, self.proposer.submit(commands, bytes))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(ProposeError::Unavailable(format!(
-                        "not committed within {SUBMIT_TIMEOUT:?}"
-                    )))
-                }) {
-                Ok(committed) => submit_reply::Result::Outcomes(Outcomes {
-                    outcomes: committed.outcomes.iter().map(encode).collect(),
-                    log_index: committed.log_index,
-                }),
-                Err(ProposeError::NotLeader(hint)) => {
-                    submit_reply::Result::NotLeader(not_leader(hint))
-                }
-                Err(ProposeError::Unavailable(message)) => {
-                    submit_reply::Result::Unavailable(Unavailable { message })
-                }
-            };
+        let result = self.propose_unrefused(commands, sizes).await;
         Ok(Response::new(SubmitReply {
             result: Some(result),
         }))

@@ -49,6 +49,21 @@ impl ApiError {
         &self.message
     }
 
+    /// The field a `400` names, if it names one.
+    pub fn field(&self) -> Option<&str> {
+        self.extra.get("field").and_then(Value::as_str)
+    }
+
+    /// The `error` member of the answer: `code`, `message` and the fields of the code. An
+    /// order batch's result carries it as it is, so the two cannot differ.
+    pub fn body(&self) -> Map<String, Value> {
+        let mut body = Map::new();
+        body.insert("code".into(), Value::from(self.code));
+        body.insert("message".into(), Value::from(self.message.as_str()));
+        body.extend(self.extra.clone());
+        body
+    }
+
     /// `400 invalid_request` naming `field`.
     pub fn invalid_field(field: &str, message: impl std::fmt::Display) -> Self {
         let msg = if field.is_empty() {
@@ -198,11 +213,8 @@ impl From<ValidationError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = Map::new();
-        body.insert("code".into(), Value::from(self.code));
-        body.insert("message".into(), Value::from(self.message));
-        body.extend(self.extra);
-        let mut response = (self.status, axum::Json(json!({ "error": body }))).into_response();
+        let mut response =
+            (self.status, axum::Json(json!({ "error": self.body() }))).into_response();
         if let Some(secs) = self.retry_after_secs {
             response
                 .headers_mut()

@@ -22,6 +22,7 @@ mod error;
 mod ids;
 pub mod loadgen;
 mod metrics;
+mod order_batch;
 mod requests;
 mod routes;
 mod server;

@@ -1,13 +1,17 @@
-//! The gateway's Prometheus metrics and their text rendering for `GET /metrics`.
+//! The gateway's Prometheus metrics (API.md "Operations"), kept with `prometheus-client` and
+//! rendered in its OpenMetrics text format for `GET /metrics`.
 //!
-//! Kept per gateway instance rather than in a process-wide recorder, so several gateways in
-//! one test process do not mix their counts. Labels are bounded: `route` is the matched route
-//! pattern (never a raw path with ids in it), `status` an HTTP status.
+//! Kept per gateway instance rather than in a process-wide registry, so several gateways in
+//! one test process do not mix their counts. Labels are bounded and static: `route` is one of
+//! the router's patterns (never a raw path with ids in it), `method` an HTTP method, `status`
+//! an HTTP status; recording a request allocates nothing.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::{MetricType, TypedMetric};
+use prometheus_client::registry::Registry;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// Upper bounds, in seconds, of the request-duration histogram: from a fast local read to
@@ -16,125 +20,153 @@ const BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
-#[derive(Default)]
-struct Histogram {
-    /// Count per bucket (not cumulative; summed when rendered).
-    buckets: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
+/// The `Content-Type` of `render`'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: &'static str,
+    method: &'static str,
+    status: u16,
 }
 
-#[derive(Default)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: &'static str,
+    method: &'static str,
+}
+
+/// Request durations: a count per bucket (the last one past every bound), the count and the
+/// sum, each an atomic.
+#[derive(Debug, Default)]
+struct DurationHistogram {
+    buckets: [AtomicU64; BUCKETS.len() + 1],
+    count: AtomicU64,
+    sum_nanos: AtomicU64,
+}
+
+impl DurationHistogram {
+    fn observe(&self, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        let bucket = BUCKETS
+            .iter()
+            .position(|bound| secs <= *bound)
+            .unwrap_or(BUCKETS.len());
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+}
+
+impl TypedMetric for DurationHistogram {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for DurationHistogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let buckets: Vec<(f64, u64)> = BUCKETS
+            .iter()
+            .copied()
+            .chain(std::iter::once(f64::INFINITY))
+            .zip(&self.buckets)
+            .map(|(bound, n)| (bound, n.load(Ordering::Relaxed)))
+            .collect();
+        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        let count = self.count.load(Ordering::Relaxed);
+        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
+}
+
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, u16), u64>>,
-    durations: Mutex<BTreeMap<String, Histogram>>,
-    retries: AtomicU64,
-    leader_changes: AtomicU64,
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    durations: Family<RouteLabels, DurationHistogram>,
+    retries: Counter,
+    leader_changes: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let requests = Family::<RequestLabels, Counter>::default();
+        let durations = Family::<RouteLabels, DurationHistogram>::default();
+        let retries = Counter::default();
+        let leader_changes = Counter::default();
+        let mut registry = Registry::default();
+        registry.register(
+            "gateway_requests",
+            "HTTP requests answered, by route, method and status",
+            requests.clone(),
+        );
+        registry.register(
+            "gateway_request_duration_seconds",
+            "Time to answer an HTTP request, by route and method",
+            durations.clone(),
+        );
+        registry.register(
+            "gateway_retries",
+            "Cluster calls retried on another attempt",
+            retries.clone(),
+        );
+        registry.register(
+            "gateway_leader_changes",
+            "Times the leader that answered was a different node",
+            leader_changes.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            durations,
+            retries,
+            leader_changes,
+        }
+    }
 }
 
 impl Metrics {
-    pub fn observe_request(&self, route: &str, status: u16, elapsed: Duration) {
-        {
-            let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
-            *requests.entry((route.to_owned(), status)).or_default() += 1;
-        }
-        let secs = elapsed.as_secs_f64();
-        let mut durations = self.durations.lock().unwrap_or_else(|p| p.into_inner());
-        let h = durations.entry(route.to_owned()).or_default();
-        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
-            h.buckets[i] += 1;
-        }
-        h.count += 1;
-        h.sum += secs;
+    pub fn observe_request(
+        &self,
+        route: &'static str,
+        method: &'static str,
+        status: u16,
+        elapsed: Duration,
+    ) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                route,
+                method,
+                status,
+            })
+            .inc();
+        self.durations
+            .get_or_create(&RouteLabels { route, method })
+            .observe(elapsed);
     }
 
     pub fn retry(&self) {
-        self.retries.fetch_add(1, Ordering::Relaxed);
+        self.retries.inc();
     }
 
     pub fn leader_changed(&self) {
-        self.leader_changes.fetch_add(1, Ordering::Relaxed);
+        self.leader_changes.inc();
     }
 
-    pub fn retries(&self) -> u64 {
-        self.retries.load(Ordering::Relaxed)
-    }
-
+    #[cfg(test)]
     pub fn leader_changes(&self) -> u64 {
-        self.leader_changes.load(Ordering::Relaxed)
+        self.leader_changes.get()
     }
 
-    /// Prometheus text exposition format, version 0.0.4.
+    /// OpenMetrics text (`CONTENT_TYPE`), which Prometheus scrapes.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        out.push_str(
-            "# HELP gateway_requests_total HTTP requests answered, by route and status.\n",
-        );
-        out.push_str("# TYPE gateway_requests_total counter\n");
-        {
-            let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
-            for ((route, status), n) in requests.iter() {
-                let _ = writeln!(
-                    out,
-                    "gateway_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
-                    escape(route)
-                );
-            }
-        }
-        out.push_str(
-            "# HELP gateway_request_duration_seconds Time to answer an HTTP request, by route.\n",
-        );
-        out.push_str("# TYPE gateway_request_duration_seconds histogram\n");
-        {
-            let durations = self.durations.lock().unwrap_or_else(|p| p.into_inner());
-            for (route, h) in durations.iter() {
-                let route = escape(route);
-                let mut cumulative = 0;
-                for (bound, n) in BUCKETS.iter().zip(h.buckets.iter()) {
-                    cumulative += n;
-                    let _ = writeln!(
-                        out,
-                        "gateway_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}"
-                    );
-                }
-                let _ = writeln!(
-                    out,
-                    "gateway_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
-                    h.count
-                );
-                let _ = writeln!(
-                    out,
-                    "gateway_request_duration_seconds_sum{{route=\"{route}\"}} {}",
-                    h.sum
-                );
-                let _ = writeln!(
-                    out,
-                    "gateway_request_duration_seconds_count{{route=\"{route}\"}} {}",
-                    h.count
-                );
-            }
-        }
-        out.push_str("# HELP gateway_retries_total Cluster calls retried on another attempt.\n");
-        out.push_str("# TYPE gateway_retries_total counter\n");
-        let _ = writeln!(out, "gateway_retries_total {}", self.retries());
-        out.push_str(
-            "# HELP gateway_leader_changes_total Times the leader that answered was a different node.\n",
-        );
-        out.push_str("# TYPE gateway_leader_changes_total counter\n");
-        let _ = writeln!(
-            out,
-            "gateway_leader_changes_total {}",
-            self.leader_changes()
-        );
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
-}
-
-/// Label values escape backslash, quote and newline.
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -144,27 +176,29 @@ mod tests {
     #[test]
     fn renders_counters_and_cumulative_buckets() {
         let m = Metrics::default();
-        m.observe_request("GET /v1/skus/{sku}", 200, Duration::from_millis(3));
-        m.observe_request("GET /v1/skus/{sku}", 404, Duration::from_millis(30));
+        let route = "/v1/skus/{sku}";
+        m.observe_request(route, "GET", 200, Duration::from_millis(3));
+        m.observe_request(route, "GET", 404, Duration::from_millis(30));
         m.retry();
         m.leader_changed();
         let text = m.render();
-        assert!(
-            text.contains("gateway_requests_total{route=\"GET /v1/skus/{sku}\",status=\"200\"} 1")
-        );
-        assert!(
-            text.contains("gateway_requests_total{route=\"GET /v1/skus/{sku}\",status=\"404\"} 1")
-        );
-        assert!(text.contains(
-            "gateway_request_duration_seconds_bucket{route=\"GET /v1/skus/{sku}\",le=\"0.005\"} 1"
-        ));
-        assert!(text.contains(
-            "gateway_request_duration_seconds_bucket{route=\"GET /v1/skus/{sku}\",le=\"0.05\"} 2"
-        ));
-        assert!(
-            text.contains("gateway_request_duration_seconds_count{route=\"GET /v1/skus/{sku}\"} 2")
-        );
-        assert!(text.contains("gateway_retries_total 1"));
-        assert!(text.contains("gateway_leader_changes_total 1"));
+        let labels = r#"route="/v1/skus/{sku}",method="GET""#;
+        for line in [
+            format!("gateway_requests_total{{{labels},status=\"200\"}} 1"),
+            format!("gateway_requests_total{{{labels},status=\"404\"}} 1"),
+            format!("gateway_request_duration_seconds_bucket{{le=\"0.005\",{labels}}} 1"),
+            format!("gateway_request_duration_seconds_bucket{{le=\"0.05\",{labels}}} 2"),
+            format!("gateway_request_duration_seconds_bucket{{le=\"+Inf\",{labels}}} 2"),
+            format!("gateway_request_duration_seconds_count{{{labels}}} 2"),
+            format!("gateway_request_duration_seconds_sum{{{labels}}} 0.033"),
+            "gateway_retries_total 1".to_owned(),
+            "gateway_leader_changes_total 1".to_owned(),
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "no line {line} in:\n{text}"
+            );
+        }
+        assert!(text.ends_with("# EOF\n"));
     }
 }

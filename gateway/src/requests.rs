@@ -154,7 +154,8 @@ impl PlaceOrderBody {
             (None, None) => return Err(ValidationError::new("order_id", "is required")),
         };
         let user_id = UserId::parse("user_id", self.user_id)?;
-        // A 64 KiB body bounds the lines; `Items::new` then checks count and duplicates.
+        // The body limit (64 KiB, 1 MiB for a batch) bounds the lines; `Items::new` then
+        // checks count and duplicates.
         let mut items = Vec::with_capacity(self.items.len());
         for (i, item) in self.items.into_iter().enumerate() {
             items.push(Item {
@@ -315,12 +316,76 @@ impl ListOrdersQuery {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::body::decode;
+    use crate::body::{decode, DecodeError};
 
+    /// The field a decoding error names; malformed JSON is not what these tests send.
+    fn shape_field(json: &str, e: DecodeError) -> String {
+        match e {
+            DecodeError::Shape(e) => e.field,
+            DecodeError::Malformed(m) => panic!("{json}: {m}"),
+        }
+    }
+
+    /// The command, or the field its decoding or validation names.
     fn place(json: &str) -> Result<Command, String> {
-        let body: PlaceOrderBody = decode(json.as_bytes()).map_err(|e| e.message().to_owned())?;
+        let body: PlaceOrderBody = decode(json.as_bytes()).map_err(|e| shape_field(json, e))?;
         body.into_command(Some(OrderId::new("gw-x").unwrap()), 1)
             .map_err(|e| e.field)
+    }
+
+    fn create_sku(json: &str) -> Result<Command, String> {
+        let body: CreateSkuBody = decode(json.as_bytes()).map_err(|e| shape_field(json, e))?;
+        body.into_command(1).map_err(|e| e.field)
+    }
+
+    #[test]
+    fn decoding_errors_name_the_innermost_field() {
+        let cases = [
+            (
+                r#"{"user_id": "u", "items": [{"sku": "a"}]}"#,
+                "items[0].qty",
+            ),
+            (
+                r#"{"user_id": "u", "items": [{"sku": "a", "qty": 1}, {"qty": 1}]}"#,
+                "items[1].sku",
+            ),
+            (
+                r#"{"user_id": "u", "items": [{"sku": "a", "qty": 1, "colour": "red"}]}"#,
+                "items[0].colour",
+            ),
+            (r#"{"items": [{"sku": "a", "qty": 1}]}"#, "user_id"),
+            (r#"{"user_id": "u"}"#, "items"),
+            (r#"{"user_id": "u", "items": {}}"#, "items"),
+            (
+                r#"{"user_id": "u", "items": [{"sku": "a", "qty": "1"}]}"#,
+                "items[0].qty",
+            ),
+        ];
+        for (json, field) in cases {
+            assert_eq!(place(json).map(|_| ()), Err(field.to_owned()), "{json}");
+        }
+        let cases = [
+            (
+                r#"{"sku": "A1", "stock": 1, "sale_window": {"end_ms": 9}}"#,
+                "sale_window.start_ms",
+            ),
+            (
+                r#"{"sku": "A1", "stock": 1, "sale_window": {"start_ms": 1, "end_ms": "9"}}"#,
+                "sale_window.end_ms",
+            ),
+            (
+                r#"{"sku": "A1", "stock": 1, "sale_window": {"start_ms": 1, "end_ms": 2, "tz": 0}}"#,
+                "sale_window.tz",
+            ),
+            (r#"{"stock": 1}"#, "sku"),
+        ];
+        for (json, field) in cases {
+            assert_eq!(
+                create_sku(json).map(|_| ()),
+                Err(field.to_owned()),
+                "{json}"
+            );
+        }
     }
 
     #[test]
@@ -405,26 +470,20 @@ mod tests {
 
     #[test]
     fn create_checks_ranges_and_window() {
-        let create = |json: &str| {
-            decode::<CreateSkuBody>(json.as_bytes())
-                .unwrap()
-                .into_command(1)
-                .map_err(|e| e.field)
-        };
         assert_eq!(
-            create(r#"{"sku": "A1", "stock": 9007199254740992}"#),
+            create_sku(r#"{"sku": "A1", "stock": 9007199254740992}"#),
             Err("stock".into())
         );
-        assert!(create(r#"{"sku": "A1", "stock": 9007199254740991}"#).is_ok());
+        assert!(create_sku(r#"{"sku": "A1", "stock": 9007199254740991}"#).is_ok());
         assert_eq!(
-            create(r#"{"sku": "A1", "stock": 1, "per_user_limit": 0}"#),
+            create_sku(r#"{"sku": "A1", "stock": 1, "per_user_limit": 0}"#),
             Err("per_user_limit".into())
         );
         assert_eq!(
-            create(r#"{"sku": "A1", "stock": 1, "sale_window": {"start_ms": 5, "end_ms": 5}}"#),
+            create_sku(r#"{"sku": "A1", "stock": 1, "sale_window": {"start_ms": 5, "end_ms": 5}}"#),
             Err("sale_window.start_ms".into())
         );
-        assert!(create(
+        assert!(create_sku(
             r#"{"sku": "A1", "stock": 0, "per_user_limit": null, "sale_window": null}"#
         )
         .is_ok());

@@ -1,11 +1,15 @@
-//! The JSON shapes of successful answers: the SKU body, the order body and the list pages,
-//! exactly the fields API.md lists. Optional settings (`per_user_limit`, `sale_window`,
-//! `payment_ref`) are always present, `null` when unset.
+//! The JSON shapes of successful answers: the SKU body, the order body, the list pages and an
+//! order batch's results, exactly the fields API.md lists. Optional settings
+//! (`per_user_limit`, `sale_window`, `payment_ref`) are always present, `null` when unset.
 //!
 //! Views borrow the state machine's records; they never add or compute state of their own.
 
+use axum::http::StatusCode;
 use serde::Serialize;
+use serde_json::{Map, Value};
 use state_machine::{Order, SaleWindow, Sku};
+
+use crate::error::ApiError;
 
 #[derive(Debug, Serialize)]
 pub struct SkuView<'a> {
@@ -105,6 +109,46 @@ pub struct SkuPage<'a> {
 #[derive(Debug, Serialize)]
 pub struct OrderList<'a> {
     pub orders: Vec<OrderView<'a>>,
+}
+
+/// `POST /v1/orders/batch`: one result per order, in request order.
+#[derive(Debug, Serialize)]
+pub struct BatchView<'a> {
+    pub results: Vec<BatchResultView<'a>>,
+}
+
+/// One order of a batch: the status and body `POST /v1/orders` would have answered for it
+/// alone, the body as `order` or as `error`.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum BatchResultView<'a> {
+    Order {
+        status: u16,
+        order: OrderView<'a>,
+    },
+    Error {
+        status: u16,
+        error: Map<String, Value>,
+    },
+}
+
+impl<'a> BatchView<'a> {
+    pub fn new(results: &'a [Result<(StatusCode, Order), ApiError>]) -> Self {
+        let results = results
+            .iter()
+            .map(|result| match result {
+                Ok((status, order)) => BatchResultView::Order {
+                    status: status.as_u16(),
+                    order: OrderView::from(order),
+                },
+                Err(e) => BatchResultView::Error {
+                    status: e.status().as_u16(),
+                    error: e.body(),
+                },
+            })
+            .collect();
+        Self { results }
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The gateway against fake nodes: every route's statuses and bodies, validation before the
 //! cluster, outcome mapping, leader following, retries, deadlines, admission control, the
-//! operations endpoints and graceful shutdown.
+//! operations endpoints, graceful shutdown and order batches.
 
 mod support;
 
@@ -342,7 +342,7 @@ async fn every_refusal_maps_to_its_status_code_and_fields() {
         .assert_error(500, "internal");
 }
 
-/// (method, uri, content type, body, status, code, field the message must name).
+/// (method, uri, content type, body, status, code, the field the error names).
 type Case<'a> = (
     &'a str,
     &'a str,
@@ -368,8 +368,10 @@ async fn invalid_requests_are_refused_before_the_cluster() {
         ("POST", "/v1/skus", json_ct, r#"{"sku": "A1", "stock": 9007199254740992}"#.into(), 400, "invalid_request", Some("stock")),
         ("POST", "/v1/skus", json_ct, r#"{"sku": "A1", "stock": 1, "per_user_limit": 0}"#.into(), 400, "invalid_request", Some("per_user_limit")),
         ("POST", "/v1/skus", json_ct, r#"{"sku": "A1", "stock": 1, "sale_window": {"start_ms": 9, "end_ms": 9}}"#.into(), 400, "invalid_request", Some("sale_window.start_ms")),
-        ("POST", "/v1/skus", json_ct, r#"{"sku": "A1", "stock": 1, "sale_window": {"start_ms": 9}}"#.into(), 400, "invalid_request", Some("end_ms")),
-        ("POST", "/v1/skus", json_ct, r#"{"sku": "A1", "stock": 1, "sale_window": {"start_ms": 1, "end_ms": 2, "tz": 0}}"#.into(), 400, "invalid_request", Some("sale_window")),
+        ("POST", "/v1/skus", json_ct, r#"{"sku": "A1", "stock": 1, "sale_window": {"start_ms": 9}}"#.into(), 400, "invalid_request", Some("sale_window.end_ms")),
+        ("POST", "/v1/skus", json_ct, r#"{"sku": "A1", "stock": 1, "sale_window": {"end_ms": 9}}"#.into(), 400, "invalid_request", Some("sale_window.start_ms")),
+        ("POST", "/v1/skus", json_ct, r#"{"sku": "A1", "stock": 1, "sale_window": {"start_ms": 1, "end_ms": true}}"#.into(), 400, "invalid_request", Some("sale_window.end_ms")),
+        ("POST", "/v1/skus", json_ct, r#"{"sku": "A1", "stock": 1, "sale_window": {"start_ms": 1, "end_ms": 2, "tz": 0}}"#.into(), 400, "invalid_request", Some("sale_window.tz")),
         ("POST", "/v1/skus", json_ct, r#"{"sku": "A1", "stock": 1"#.into(), 400, "invalid_request", None),
         ("POST", "/v1/skus", json_ct, "[1, 2]".into(), 400, "invalid_request", None),
         ("POST", "/v1/skus", json_ct, String::new(), 400, "invalid_request", None),
@@ -398,7 +400,10 @@ async fn invalid_requests_are_refused_before_the_cluster() {
         ("POST", "/v1/orders", json_ct, r#"{"user_id": "u", "items": [{"sku": "a", "qty": 1000001}]}"#.into(), 400, "invalid_request", Some("items[0].qty")),
         ("POST", "/v1/orders", json_ct, r#"{"user_id": "u", "items": [{"sku": "a", "qty": "1"}]}"#.into(), 400, "invalid_request", Some("items[0].qty")),
         ("POST", "/v1/orders", json_ct, r#"{"user_id": "u", "items": [{"sku": "a", "qty": 1}, {"sku": "a", "qty": 1}]}"#.into(), 400, "invalid_request", Some("items[1].sku")),
-        ("POST", "/v1/orders", json_ct, r#"{"user_id": "u", "items": [{"sku": "a", "qty": 1, "price": 3}]}"#.into(), 400, "invalid_request", Some("price")),
+        ("POST", "/v1/orders", json_ct, r#"{"user_id": "u", "items": [{"sku": "a", "qty": 1, "price": 3}]}"#.into(), 400, "invalid_request", Some("items[0].price")),
+        ("POST", "/v1/orders", json_ct, r#"{"user_id": "u", "items": [{"sku": "a"}]}"#.into(), 400, "invalid_request", Some("items[0].qty")),
+        ("POST", "/v1/orders", json_ct, r#"{"user_id": "u", "items": [{"sku": "a", "qty": 1}, {"qty": 1}]}"#.into(), 400, "invalid_request", Some("items[1].sku")),
+        ("POST", "/v1/orders", json_ct, r#"{"user_id": "u"}"#.into(), 400, "invalid_request", Some("items")),
         ("POST", "/v1/orders", json_ct, r#"{"user_id": "u", "items": []}"#.into(), 400, "invalid_request", Some("items")),
         ("POST", "/v1/orders", json_ct, r#"{"items": [{"sku": "a", "qty": 1}]}"#.into(), 400, "invalid_request", Some("user_id")),
         ("POST", "/v1/orders", json_ct, r#"{"order_id": "", "user_id": "u", "items": [{"sku": "a", "qty": 1}]}"#.into(), 400, "invalid_request", Some("order_id")),
@@ -418,11 +423,13 @@ async fn invalid_requests_are_refused_before_the_cluster() {
     for (method, uri, ct, body, status, code, field) in cases {
         let a = send(&app, method, uri, ct, body.clone()).await;
         let got = a.assert_error(status, code);
+        // The innermost field, as the `field` member and at the head of the message.
         if let Some(field) = field {
+            assert_eq!(got["error"]["field"], field, "{method} {uri} {body}: {got}");
             let message = got["error"]["message"].as_str().unwrap();
             assert!(
-                message.contains(field),
-                "{method} {uri} {body}: {message} lacks {field}"
+                message.starts_with(&format!("{field}: ")),
+                "{method} {uri} {body}: {message} does not start with {field}"
             );
         }
     }
@@ -780,13 +787,13 @@ async fn healthz_readyz_and_metrics() {
     assert!(metrics.headers["content-type"]
         .to_str()
         .unwrap()
-        .starts_with("text/plain"));
+        .starts_with("application/openmetrics-text"));
     let text = metrics.text();
     for name in [
-        "gateway_requests_total{route=\"POST /v1/skus\",status=\"201\"} 1",
-        "gateway_requests_total{route=\"unmatched\",status=\"404\"} 1",
-        "gateway_request_duration_seconds_bucket{route=\"POST /v1/skus\",le=\"+Inf\"} 1",
-        "gateway_request_duration_seconds_count{route=\"POST /v1/skus\"} 1",
+        "gateway_requests_total{route=\"/v1/skus\",method=\"POST\",status=\"201\"} 1",
+        "gateway_requests_total{route=\"unmatched\",method=\"GET\",status=\"404\"} 1",
+        "gateway_request_duration_seconds_bucket{le=\"+Inf\",route=\"/v1/skus\",method=\"POST\"} 1",
+        "gateway_request_duration_seconds_count{route=\"/v1/skus\",method=\"POST\"} 1",
         "gateway_retries_total 0",
         "gateway_leader_changes_total 0",
     ] {
@@ -880,4 +887,387 @@ async fn binds_port_zero_and_finishes_in_flight_requests_on_shutdown() {
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "no longer accepting"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Order batches
+// ---------------------------------------------------------------------------------------------
+
+/// A batch with every kind of result, and what `POST /v1/orders` answers each order alone
+/// (against SKU A1 with stock 3): 201, 400, 200 replay, 409 out_of_stock, 404, 201 with a
+/// gateway-made id, 409 order_id_conflict, 400, 409 out_of_stock, 400, 400.
+fn mixed_orders() -> Vec<Value> {
+    vec![
+        order_body("o-1", "u-1", "A1", 1),
+        order_body("o-2", "u-2", "A1", 0),
+        order_body("o-1", "u-1", "A1", 1),
+        order_body("o-3", "u-3", "A1", 5),
+        order_body("o-4", "u-4", "NOPE", 1),
+        json!({"user_id": "u-5", "items": [{"sku": "A1", "qty": 1}]}),
+        order_body("o-1", "u-1", "A1", 2),
+        json!({"order_id": "o-7", "user_id": "u-7", "items": [{"sku": "A1"}]}),
+        order_body("o-8", "u-8", "A1", 2),
+        json!(5),
+        json!({"order_id": "o-10", "user_id": "u", "items": [{"sku": "A1", "qty": 1}],
+               "coupon": "x"}),
+    ]
+}
+
+async fn post_batch(app: &axum::Router, orders: Vec<Value>) -> support::Answer {
+    post_json(app, "/v1/orders/batch", json!({ "orders": orders })).await
+}
+
+/// An order body without what legitimately differs between a batch and single requests:
+/// `revision` (one log entry against one each) and a gateway-made `order_id`.
+fn comparable(order: &Value) -> Value {
+    let mut order = order.clone();
+    let fields = order.as_object_mut().unwrap();
+    assert!(fields.remove("revision").unwrap().is_u64());
+    if fields["order_id"].as_str().unwrap().starts_with("gw-") {
+        fields.remove("order_id");
+    }
+    order
+}
+
+/// The error a single request's 400 becomes as entry `i` of a batch: its field named from
+/// the batch's root.
+fn nested_in_batch(i: usize, single: &Value) -> Value {
+    let mut error = single.clone();
+    let message = single["message"].as_str().unwrap();
+    let root = format!("orders[{i}]");
+    let (field, message) = match single["field"].as_str() {
+        Some(field) => (format!("{root}.{field}"), format!("{root}.{message}")),
+        None => (root.clone(), format!("{root}: {message}")),
+    };
+    error["field"] = json!(field);
+    error["message"] = json!(message);
+    error
+}
+
+#[tokio::test]
+async fn a_batch_answers_each_order_as_it_would_be_answered_alone_in_request_order() {
+    let (node, app) = one_node().await;
+    let (_alone_node, alone) = one_node().await;
+    for app in [&app, &alone] {
+        post_json(app, "/v1/skus", json!({"sku": "A1", "stock": 3})).await;
+    }
+    let batch = post_batch(&app, mixed_orders()).await;
+    assert_eq!(batch.status, 200, "{}", batch.text());
+    assert_eq!(batch.headers["content-type"], "application/json");
+    let body = batch.json();
+    assert_eq!(body.as_object().unwrap().len(), 1, "{body}");
+    let results = body["results"].as_array().unwrap();
+    let statuses: Vec<u64> = results
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        [201, 400, 200, 409, 404, 201, 409, 400, 409, 400, 400]
+    );
+
+    for (i, (result, order)) in results.iter().zip(mixed_orders()).enumerate() {
+        let single = post_json(&alone, "/v1/orders", order).await;
+        let expected = single.json();
+        assert_eq!(result["status"], single.status.as_u16(), "order {i}");
+        if single.status.is_success() {
+            assert_eq!(result.as_object().unwrap().len(), 2, "{result}");
+            assert_eq!(
+                comparable(&result["order"]),
+                comparable(&expected),
+                "order {i}"
+            );
+        } else if single.status == 400 {
+            assert_eq!(
+                result["error"],
+                nested_in_batch(i, &expected["error"]),
+                "order {i}"
+            );
+        } else {
+            assert_eq!(result["error"], expected["error"], "order {i}");
+        }
+    }
+    let field = |i: usize| results[i]["error"]["field"].as_str().unwrap();
+    assert_eq!(field(1), "orders[1].items[0].qty");
+    assert_eq!(field(7), "orders[7].items[0].qty");
+    assert_eq!(field(9), "orders[9]");
+    assert_eq!(field(10), "orders[10].coupon");
+    assert_eq!(results[0]["order"]["order_id"], "o-1");
+    assert_eq!(results[2]["order"], results[0]["order"], "a replay of o-1");
+    assert_eq!(results[3]["error"]["code"], "out_of_stock");
+    assert_eq!(
+        (
+            &results[3]["error"]["sku"],
+            &results[3]["error"]["available"]
+        ),
+        (&json!("A1"), &json!(2))
+    );
+    assert_eq!(results[4]["error"]["sku"], "NOPE");
+    assert_eq!(results[6]["error"]["code"], "order_id_conflict");
+    assert_eq!(results[8]["error"]["available"], 1);
+    let made = results[5]["order"]["order_id"].as_str().unwrap();
+    OrderId::new(made).expect("a gateway-made id follows the identifier rule");
+
+    // The valid orders went to the node as one Submit, in request order, each with its own tag.
+    let submits = node.submits();
+    assert_eq!(submits.len(), 2, "the SKU's create, then the whole batch");
+    let ids: Vec<String> = submits[1]
+        .iter()
+        .map(|c| c.order_id().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, ["o-1", "o-1", "o-3", "o-4", made, "o-1", "o-8"]);
+    let tags: std::collections::BTreeSet<u64> = submits[1]
+        .iter()
+        .map(|c| match c {
+            Command::PlaceOrder { request_tag, .. } => *request_tag,
+            other => panic!("not an order: {other:?}"),
+        })
+        .collect();
+    assert_eq!(tags.len(), 7, "a tag per order");
+    assert!(!tags.contains(&0));
+
+    // The same stock moved as by the orders sent one by one.
+    let levels = |sku: Value| (sku["available"].clone(), sku["reserved"].clone());
+    assert_eq!(
+        levels(get(&app, "/v1/skus/A1").await.json()),
+        levels(get(&alone, "/v1/skus/A1").await.json())
+    );
+    let metrics = get(&app, "/metrics").await.text();
+    let line =
+        "gateway_requests_total{route=\"/v1/orders/batch\",method=\"POST\",status=\"200\"} 1";
+    assert!(metrics.contains(line), "missing {line} in\n{metrics}");
+}
+
+#[tokio::test]
+async fn refusals_and_wrong_outcomes_in_a_batch_are_answered_as_for_one_order() {
+    let (node, app) = one_node().await;
+    post_json(&app, "/v1/skus", json!({"sku": "A1", "stock": 5})).await;
+    node.refuse_next(Outcome::Refused(Refusal::PerUserLimitExceeded {
+        sku: sku_id("A1"),
+        limit: 2,
+        held: 2,
+        requested: 1,
+    }));
+    node.refuse_next(Outcome::Refused(Refusal::SaleNotActive {
+        sku: sku_id("A1"),
+        start_ms: 10,
+        end_ms: 20,
+    }));
+    node.refuse_next(Outcome::Expired { orders: 1 });
+    let orders = (0..4)
+        .map(|i| order_body(&format!("o-{i}"), "u-1", "A1", 1))
+        .collect();
+    let results = post_batch(&app, orders).await.json()["results"].clone();
+    let error = |i: usize| results[i]["error"].clone();
+    assert_eq!(results[0]["status"], 409);
+    assert_eq!(
+        (
+            error(0)["code"].clone(),
+            error(0)["limit"].clone(),
+            error(0)["held"].clone()
+        ),
+        (json!("per_user_limit_exceeded"), json!(2), json!(2))
+    );
+    assert_eq!(results[1]["status"], 409);
+    assert_eq!(
+        (
+            error(1)["code"].clone(),
+            error(1)["start_ms"].clone(),
+            error(1)["end_ms"].clone()
+        ),
+        (json!("sale_not_active"), json!(10), json!(20))
+    );
+    // An outcome of the wrong kind is the cluster's bug, for one order as for the batch.
+    assert_eq!(results[2]["status"], 500);
+    assert_eq!(error(2)["code"], "internal");
+    assert_eq!(results[3]["status"], 201);
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_1_to_1000_orders_is_refused_whole() {
+    let (node, app) = one_node().await;
+    let orders = |n: usize| {
+        let orders: Vec<Value> = (0..n)
+            .map(|i| order_body(&format!("o-{i}"), "u", "A1", 1))
+            .collect();
+        json!({ "orders": orders }).to_string()
+    };
+    // (body, the field the 400 names)
+    let cases: Vec<(String, Option<&str>)> = vec![
+        (orders(0), Some("orders")),
+        (orders(1_001), Some("orders")),
+        ("{}".into(), Some("orders")),
+        (r#"{"orders": {}}"#.into(), Some("orders")),
+        (
+            r#"{"orders": [{"user_id": "u", "items": [{"sku": "A1", "qty": 1}]}], "dry_run": 1}"#
+                .into(),
+            Some("dry_run"),
+        ),
+        ("[]".into(), None),
+        (r#"{"orders": [1,"#.into(), None),
+        (String::new(), None),
+    ];
+    for (body, field) in cases {
+        let a = send(
+            &app,
+            "POST",
+            "/v1/orders/batch",
+            Some("application/json"),
+            body.clone(),
+        )
+        .await;
+        let got = a.assert_error(400, "invalid_request");
+        let short: String = body.chars().take(80).collect();
+        assert_eq!(
+            got["error"].get("field").and_then(Value::as_str),
+            field,
+            "{short}"
+        );
+    }
+    send(&app, "POST", "/v1/orders/batch", None, orders(1))
+        .await
+        .assert_error(415, "unsupported_media_type");
+    // A batch whose every entry is refused here is judged without the cluster.
+    let all_bad = post_batch(&app, vec![order_body("o-1", "u", "A1", 0), json!(null)]).await;
+    assert_eq!(all_bad.status, 200, "{}", all_bad.text());
+    let results = all_bad.json()["results"].clone();
+    assert_eq!(results[0]["error"]["field"], "orders[0].items[0].qty");
+    assert_eq!(results[1]["error"]["field"], "orders[1]");
+    assert!(node.submits().is_empty(), "nothing reached the cluster");
+}
+
+#[tokio::test]
+async fn a_batch_body_may_be_1_mib_while_other_bodies_stay_at_64_kib() {
+    let (node, app) = one_node().await;
+    post_json(&app, "/v1/skus", json!({"sku": "A1", "stock": 1_000})).await;
+    // 1,000 orders of about 100 bytes: over the 64 KiB of a single order's body.
+    let orders: Vec<Value> = (0..1_000)
+        .map(|i| order_body(&format!("order-{i:05}-{}", "x".repeat(40)), "u-1", "A1", 1))
+        .collect();
+    let body = json!({ "orders": orders }).to_string();
+    assert!(body.len() > 100 * 1024, "{} bytes", body.len());
+    let a = send(
+        &app,
+        "POST",
+        "/v1/orders/batch",
+        Some("application/json"),
+        body,
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let results = a.json()["results"].as_array().unwrap().clone();
+    assert_eq!(results.len(), 1_000);
+    assert!(results.iter().all(|r| r["status"] == 201));
+    assert_eq!(results[999]["order"]["order_id"], orders[999]["order_id"]);
+    assert_eq!(node.submits()[1].len(), 1_000, "one Submit");
+
+    let one = json!({"orders": [order_body("o-1", "u-1", "A1", 1)]}).to_string();
+    let pad = |len: usize| format!("{one}{}", " ".repeat(len - one.len()));
+    let exact = send(
+        &app,
+        "POST",
+        "/v1/orders/batch",
+        Some("application/json"),
+        pad(1_048_576),
+    )
+    .await;
+    assert_eq!(exact.status, 200, "{}", exact.text());
+    send(
+        &app,
+        "POST",
+        "/v1/orders/batch",
+        Some("application/json"),
+        pad(1_048_577),
+    )
+    .await
+    .assert_error(413, "payload_too_large");
+    // Without a Content-Length (a stream), the limit holds while reading.
+    let chunks: Vec<Result<String, std::io::Error>> =
+        (0..1_100).map(|_| Ok(" ".repeat(1_000))).collect();
+    let streamed = Body::from_stream(futures::stream::iter(chunks));
+    send(
+        &app,
+        "POST",
+        "/v1/orders/batch",
+        Some("application/json"),
+        streamed,
+    )
+    .await
+    .assert_error(413, "payload_too_large");
+    // The single route keeps its 64 KiB.
+    let single = order_body("o-2", "u-1", "A1", 1).to_string();
+    let padded = format!("{single}{}", " ".repeat(65_537 - single.len()));
+    send(&app, "POST", "/v1/orders", Some("application/json"), padded)
+        .await
+        .assert_error(413, "payload_too_large");
+    assert_eq!(node.submits().len(), 3);
+}
+
+#[tokio::test]
+async fn a_batch_whose_answer_was_lost_is_resent_whole_and_still_answered_201() {
+    let (node, app) = one_node().await;
+    post_json(&app, "/v1/skus", json!({"sku": "A1", "stock": 5})).await;
+    node.script(Script::AppliedButLost(vec![]));
+    let orders = vec![
+        order_body("o-1", "u-1", "A1", 1),
+        json!({"user_id": "u-2", "items": [{"sku": "A1", "qty": 2}]}),
+    ];
+    let a = post_batch(&app, orders).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let results = a.json()["results"].clone();
+    assert_eq!(
+        (&results[0]["status"], &results[1]["status"]),
+        (&json!(201), &json!(201))
+    );
+    let submits = node.submits();
+    assert_eq!(
+        submits.len(),
+        3,
+        "the create, the batch, and the batch again"
+    );
+    assert_eq!(submits[1], submits[2], "resent with the same ids and tags");
+    assert_eq!(
+        submits[2][1].order_id().unwrap().as_str(),
+        results[1]["order"]["order_id"]
+    );
+    let sku = get(&app, "/v1/skus/A1").await.json();
+    assert_eq!(
+        (&sku["available"], &sku["reserved"]),
+        (&json!(2), &json!(3)),
+        "reserved once"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_that_no_leader_answers_is_503_whole() {
+    let node = FakeNode::start(1).await;
+    node.set_always_unavailable(true);
+    let mut c = config(vec![node.addr.clone()]);
+    c.request_deadline_ms = 200;
+    let app = gateway::app(&c).unwrap();
+    let orders = vec![
+        order_body("o-1", "u-1", "A1", 1),
+        order_body("o-2", "u-1", "A1", 0),
+    ];
+    let a = post_batch(&app, orders).await;
+    a.assert_error(503, "unavailable");
+    assert_eq!(a.headers["retry-after"], "1");
+    assert!(node.submits().len() > 1, "retried until the deadline");
+}
+
+#[tokio::test]
+async fn an_order_named_batch_can_still_be_read_and_paid() {
+    let (_node, app) = one_node().await;
+    post_json(&app, "/v1/skus", json!({"sku": "A1", "stock": 1})).await;
+    let placed = post_json(&app, "/v1/orders", order_body("batch", "u-1", "A1", 1)).await;
+    assert_eq!(placed.status, 201, "{}", placed.text());
+    let read = get(&app, "/v1/orders/batch").await;
+    assert_eq!(read.status, 200, "{}", read.text());
+    assert_eq!(read.json(), placed.json());
+    let paid = post_json(&app, "/v1/orders/batch/pay", json!({})).await;
+    assert_eq!(paid.status, 200, "{}", paid.text());
+    assert_eq!(paid.json()["status"], "paid");
+    send(&app, "PUT", "/v1/orders/batch", None, Body::empty())
+        .await
+        .assert_error(405, "method_not_allowed");
 }

@@ -1,6 +1,7 @@
 //! End-to-end: a real three-node cluster (`node` processes) behind real in-process gateways,
 //! exercised over real HTTP. Every route and error code of API.md, reservations expiring on
-//! their own, the leader SIGKILLed in the middle of a flash sale, and two gateways agreeing.
+//! their own, the leader SIGKILLed in the middle of a flash sale, and two gateways agreeing
+//! (on an order batch too).
 //!
 //! Tests run one at a time (`SERIAL`): each starts its own cluster, and clusters side by side
 //! on two cores would miss heartbeats. Node logs are printed when a test fails.
@@ -446,7 +447,8 @@ async fn sku_routes_operations_and_request_errors() {
     }
     assert!(
         text.lines().any(|l| l.starts_with("gateway_requests_total")
-            && l.contains("POST /v1/skus\"")
+            && l.contains("route=\"/v1/skus\"")
+            && l.contains("method=\"POST\"")
             && l.contains("status=\"201\"")),
         "no count of 201 creates in /metrics:\n{text}"
     );
@@ -1294,4 +1296,63 @@ async fn two_gateways_give_the_same_answers() {
     );
     assert_eq!(va["leader"], vb["leader"]);
     assert_eq!(va["leader"], cluster.leader(&cluster.ids()).await);
+
+    // An order batch through A, judged by the real state machine in request order: a
+    // repeated id is a replay of the first, every refusal as for one order.
+    for create in [
+        json!({"sku": "G2", "stock": 3, "per_user_limit": 2}),
+        json!({"sku": "G3", "stock": 5, "sale_window": {"start_ms": 1000, "end_ms": 2000}}),
+    ] {
+        a.post_json("/v1/skus", &create).await.expect(201);
+    }
+    let batch = json!({"orders": [
+        order_body("gb-1", "u-b1", &[("G2", 2)]),
+        order_body("gb-2", "u-b1", &[("G2", 1)]),
+        order_body("gb-1", "u-b1", &[("G2", 2)]),
+        order_body("gb-3", "u-b2", &[("G2", 2)]),
+        order_body("gb-4", "u-b2", &[("G3", 1)]),
+        order_body("gb-5", "u-b2", &[("G2", 0)]),
+        order_body("gb-6", "u-b3", &[("G2", 1)]),
+    ]});
+    let summary = |answer: &Value| -> Vec<(u64, String)> {
+        answer["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let what = r["order"]["order_id"]
+                    .as_str()
+                    .or(r["error"]["code"].as_str())
+                    .unwrap();
+                (r["status"].as_u64().unwrap(), what.to_owned())
+            })
+            .collect()
+    };
+    let first = a.post_json("/v1/orders/batch", &batch).await.expect(200);
+    let expected = [
+        (201, "gb-1"),
+        (409, "per_user_limit_exceeded"),
+        (200, "gb-1"),
+        (409, "out_of_stock"),
+        (409, "sale_not_active"),
+        (400, "invalid_request"),
+        (201, "gb-6"),
+    ];
+    let expected: Vec<(u64, String)> = expected.iter().map(|(s, w)| (*s, w.to_string())).collect();
+    assert_eq!(summary(&first), expected, "{first}");
+    let results = &first["results"];
+    assert_eq!(results[2]["order"], results[0]["order"]);
+    assert_eq!(results[1]["error"]["held"], 2);
+    assert_eq!(results[3]["error"]["available"], 1);
+    assert_eq!(results[5]["error"]["field"], "orders[5].items[0].qty");
+    assert_eq!(counters(&sku(&b, "G2").await), (3, 0, 3, 0));
+    // The same batch through B: what was applied is a replay, the refusals are judged afresh.
+    let again = b.post_json("/v1/orders/batch", &batch).await.expect(200);
+    let mut replayed = expected.clone();
+    replayed[0].0 = 200;
+    replayed[6].0 = 200;
+    assert_eq!(summary(&again), replayed, "{again}");
+    assert_eq!(again["results"][0], first["results"][2]);
+    assert_eq!(again["results"][3]["error"]["available"], 0);
+    assert_eq!(counters(&sku(&a, "G2").await), (3, 0, 3, 0));
 }

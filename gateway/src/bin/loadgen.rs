@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use gateway::loadgen::{
     run_bench, run_flash_sale, run_sustained, Bench, FlashSale, HttpClient, LoadgenError,
-    Sustained, Target,
+    Sustained, Target, MAX_BATCH_ORDERS,
 };
 
 /// HTTP load generator for the flashstock gateway (API.md): flash sales and sustained order
@@ -61,13 +61,16 @@ out_of_stock (409), other answers by status and code, wall time, p50/p99/max lat
 SKU's final available/reserved/sold.")]
     FlashSale(FlashSaleArgs),
     /// W2/W3: closed-loop clients placing single-unit orders for a duration, against one hot
-    /// SKU or many (stock 2^50 each).
+    /// SKU or many (stock 2^50 each), one order per request or in batches.
     #[command(after_help = "\
 Examples:
   loadgen sustained --clients 64 --seconds 10              # W2: one hot SKU
   loadgen sustained --clients 256 --seconds 10 --skus 10000  # W3: 10,000 SKUs
+  loadgen sustained --clients 16 --skus 10000 --batch 100  # W3 in batches of 100 orders
 
 Prints orders/s (2xx answers), p50/p99/max latency and the answers by status and code.
+With --batch: orders/s counts orders answered 2xx inside the batches' results, outcomes
+are counted per order and per request, latency is per request.
 Non-2xx answers are counted, not fatal. Use --connections >= --clients.")]
     Sustained(SustainedArgs),
     /// W1, W2 at 64 and 256 clients, and W3 (10,000 SKUs at 256 clients), one after another,
@@ -111,6 +114,10 @@ struct SustainedArgs {
     /// stderr while running, e.g. `--seconds 480 --progress 60 --skus 10000 --clients 128`.
     #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
     progress: Option<Duration>,
+    /// Send each request as POST /v1/orders/batch carrying N single-unit orders (spread over
+    /// the SKUs like single orders) instead of one POST /v1/orders per order.
+    #[arg(long, value_name = "N", value_parser = parse_batch_size)]
+    batch: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -118,6 +125,16 @@ struct BenchArgs {
     /// How long each sustained workload (W2, W3) runs.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
     seconds: Duration,
+}
+
+/// Orders in one batch: 1 to API.md's limit.
+fn parse_batch_size(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=MAX_BATCH_ORDERS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "must be a whole number from 1 to {MAX_BATCH_ORDERS}"
+        )),
+    }
 }
 
 /// A positive number of seconds, fractions allowed.
@@ -159,10 +176,15 @@ async fn run(cli: Cli) -> Result<bool, LoadgenError> {
             let run = Sustained {
                 create_concurrency: args.create_concurrency as usize,
                 progress_every: args.progress,
+                batch: args.batch,
                 ..Sustained::new(clients, args.seconds, args.skus as usize)
             };
+            let per_request = match run.batch {
+                Some(n) => format!(", batches of {n} orders"),
+                None => String::new(),
+            };
             eprintln!(
-                "sustained: creating {} SKU(s), then {clients} clients for {:.1} s against {}",
+                "sustained: creating {} SKU(s), then {clients} clients for {:.1} s against {}{per_request}",
                 run.skus,
                 args.seconds.as_secs_f64(),
                 cli.common.url

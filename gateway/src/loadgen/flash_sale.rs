@@ -196,13 +196,13 @@ pub async fn run_flash_sale(
         let result = task.await.expect("a buyer task panicked");
         recorder.record(&result);
     }
-    let (counts, latency, wall) = recorder.into_summary();
+    let summary = recorder.into_summary();
     let levels = sku_levels(client, &sale.sku).await?;
     Ok(FlashSaleReport {
         sale: sale.clone(),
-        counts,
-        latency,
-        wall,
+        counts: summary.requests,
+        latency: summary.latency,
+        wall: summary.wall,
         levels,
     })
 }

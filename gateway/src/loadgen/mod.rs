@@ -4,7 +4,8 @@
 //! - [`run_flash_sale`] (W1): one SKU with a little stock, every buyer at once; checks that
 //!   exactly the stock sold.
 //! - [`run_sustained`] (W2/W3): closed-loop clients placing single-unit orders against one
-//!   hot SKU or many, for a duration.
+//!   hot SKU or many, for a duration; in batch mode ([`Sustained::batch`]) each request is a
+//!   `POST /v1/orders/batch` of many orders, and each order's own result is counted.
 //! - [`run_bench`]: W1, W2 at two client counts and W3 in sequence, as one table.
 //! - a soak is a long sustained run with a line of figures per interval (`progress`).
 //!
@@ -24,6 +25,7 @@
 //! ```
 
 mod api;
+mod batch;
 mod bench;
 mod client;
 mod flash_sale;
@@ -36,8 +38,9 @@ mod table;
 mod tests;
 
 pub use api::{create_sku, sku_levels, LoadgenError, SkuLevels, UNLIMITED_STOCK};
+pub use batch::{batch_body, order_outcomes, MAX_BATCH_ORDERS};
 pub use bench::{render_table, run_bench, Bench, BenchReport, BenchRow, Throughput};
 pub use client::{Answer, ClientError, HttpClient, Target};
 pub use flash_sale::{default_sku_name, run_flash_sale, FlashSale, FlashSaleReport};
-pub use stats::{percentile, Counts, LatencySummary, Outcome, Recorder};
+pub use stats::{percentile, Counts, LatencySummary, Outcome, Recorder, Summary};
 pub use sustained::{create_skus, run_sustained, Sustained, SustainedReport};

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::client::{Answer, ClientError};
+use super::stats::Outcome;
 
 /// Counters the clients bump; the reporter reads and resets them each interval.
 #[derive(Debug, Default)]
@@ -27,21 +28,20 @@ pub struct Interval {
 }
 
 impl Progress {
-    pub fn record(&self, result: &Result<Answer, ClientError>) {
-        match result {
-            Ok(answer) => {
-                let counter = match answer.status {
-                    200..=299 => &self.ok,
-                    503 => &self.unavailable,
-                    _ => &self.other,
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
-                let us = answer.latency().as_micros().min(u64::MAX as u128) as u64;
-                self.max_us.fetch_max(us, Ordering::Relaxed);
-            }
-            Err(_) => {
-                self.other.fetch_add(1, Ordering::Relaxed);
-            }
+    /// Records a request and the outcome of each order it carried: the counts are of
+    /// orders, the slowest answer is of requests.
+    pub fn record_orders(&self, result: &Result<Answer, ClientError>, orders: &[Outcome]) {
+        for order in orders {
+            let counter = match order {
+                o if o.is_ok() => &self.ok,
+                Outcome::Status { status: 503, .. } => &self.unavailable,
+                _ => &self.other,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Ok(answer) = result {
+            let us = answer.latency().as_micros().min(u64::MAX as u128) as u64;
+            self.max_us.fetch_max(us, Ordering::Relaxed);
         }
     }
 
@@ -98,14 +98,28 @@ mod tests {
     #[test]
     fn an_interval_counts_its_answers_and_then_starts_afresh() {
         let p = Progress::default();
-        p.record(&answer(201, 3));
-        p.record(&answer(200, 9));
-        p.record(&answer(503, 5000));
-        p.record(&answer(409, 1));
+        for (status, ms) in [(201, 3), (200, 9), (503, 5000), (409, 1)] {
+            let one_order = answer(status, ms);
+            p.record_orders(&one_order, &[Outcome::of(&one_order)]);
+        }
         let i = p.take(Duration::from_secs(2));
         assert_eq!(i.ok_per_sec, 1.0);
         assert_eq!((i.unavailable, i.other), (1, 1));
         assert_eq!(i.max, Duration::from_secs(5));
+        // A batch: its orders are counted, its one answer is timed.
+        p.record_orders(
+            &answer(200, 7),
+            &[
+                Outcome::status(201, None),
+                Outcome::status(201, None),
+                Outcome::status(503, Some("unavailable")),
+                Outcome::status(409, Some("out_of_stock")),
+            ],
+        );
+        let i = p.take(Duration::from_secs(1));
+        assert_eq!(i.ok_per_sec, 2.0);
+        assert_eq!((i.unavailable, i.other), (1, 1));
+        assert_eq!(i.max, Duration::from_millis(7));
         let empty = p.take(Duration::from_secs(1));
         assert_eq!(
             (empty.ok_per_sec, empty.unavailable, empty.other),

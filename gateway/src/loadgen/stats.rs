@@ -14,6 +14,9 @@ pub enum Outcome {
     Status { status: u16, code: Option<String> },
     /// No HTTP answer: connect, handshake, protocol error or timeout.
     NoAnswer(&'static str),
+    /// An HTTP answer whose body is not what API.md says it is (a batch's `200` without one
+    /// result per order): its orders' outcomes are unknown.
+    Unreadable,
 }
 
 impl From<&ClientError> for Outcome {
@@ -44,6 +47,14 @@ impl From<&Answer> for Outcome {
 }
 
 impl Outcome {
+    /// What a request came to, answered or not.
+    pub fn of(result: &Result<Answer, ClientError>) -> Outcome {
+        match result {
+            Ok(answer) => Outcome::from(answer),
+            Err(e) => Outcome::from(e),
+        }
+    }
+
     pub fn status(status: u16, code: Option<&str>) -> Outcome {
         Outcome::Status {
             status,
@@ -71,11 +82,12 @@ impl fmt::Display for Outcome {
                 code: Some(code),
             } => write!(f, "{status} {code}"),
             Outcome::NoAnswer(why) => write!(f, "no answer ({why})"),
+            Outcome::Unreadable => write!(f, "unreadable answer"),
         }
     }
 }
 
-/// How many requests came to each outcome.
+/// How many requests (or orders) came to each outcome.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counts(BTreeMap<Outcome, u64>);
 
@@ -163,29 +175,39 @@ impl LatencySummary {
     }
 }
 
-/// Collects the results of a run: outcome counts, the latency of every HTTP answer, the
-/// first send and the last completion.
+/// Collects the results of a run: outcome counts of requests and of orders, the latency of
+/// every HTTP answer, the first send and the last completion.
 #[derive(Debug, Default)]
 pub struct Recorder {
+    /// Per request.
     pub counts: Counts,
+    /// Per order: the same as `counts` when each request carries one order.
+    pub orders: Counts,
     pub latencies: Vec<Duration>,
     pub first_sent: Option<Instant>,
     pub last_done: Option<Instant>,
 }
 
 impl Recorder {
-    /// Records one request's result. A failure without an answer is counted but has no
-    /// latency; it completes now.
+    /// Records the result of a request carrying one order. A failure without an answer is
+    /// counted but has no latency; it completes now.
     pub fn record(&mut self, result: &Result<Answer, ClientError>) {
+        self.record_orders(result, &[Outcome::of(result)]);
+    }
+
+    /// Records the result of a request and the outcome of each order it carried.
+    pub fn record_orders(&mut self, result: &Result<Answer, ClientError>, orders: &[Outcome]) {
+        for order in orders {
+            self.orders.add(order.clone());
+        }
+        self.counts.add(Outcome::of(result));
         match result {
             Ok(answer) => {
-                self.counts.add(Outcome::from(answer));
                 self.latencies.push(answer.latency());
                 self.first_sent = min_instant(self.first_sent, answer.sent);
                 self.last_done = max_instant(self.last_done, answer.answered);
             }
-            Err(e) => {
-                self.counts.add(Outcome::from(e));
+            Err(_) => {
                 self.last_done = max_instant(self.last_done, Instant::now());
             }
         }
@@ -193,6 +215,7 @@ impl Recorder {
 
     pub fn merge(&mut self, other: Recorder) {
         self.counts.merge(&other.counts);
+        self.orders.merge(&other.orders);
         self.latencies.extend(other.latencies);
         if let Some(t) = other.first_sent {
             self.first_sent = min_instant(self.first_sent, t);
@@ -210,14 +233,24 @@ impl Recorder {
         }
     }
 
-    pub fn into_summary(self) -> (Counts, LatencySummary, Duration) {
-        let wall = self.wall();
-        (
-            self.counts,
-            LatencySummary::from_samples(self.latencies),
-            wall,
-        )
+    pub fn into_summary(self) -> Summary {
+        Summary {
+            wall: self.wall(),
+            requests: self.counts,
+            orders: self.orders,
+            latency: LatencySummary::from_samples(self.latencies),
+        }
     }
+}
+
+/// What a [`Recorder`] came to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub requests: Counts,
+    pub orders: Counts,
+    /// Of the requests.
+    pub latency: LatencySummary,
+    pub wall: Duration,
 }
 
 fn min_instant(a: Option<Instant>, b: Instant) -> Option<Instant> {
@@ -316,6 +349,36 @@ mod tests {
     }
 
     #[test]
+    fn a_request_of_many_orders_counts_once_as_a_request_and_per_order() {
+        let t0 = Instant::now();
+        let answered = Ok(Answer {
+            status: 200,
+            body: hyper::body::Bytes::new(),
+            sent: t0,
+            answered: t0 + ms(7),
+        });
+        let created = Outcome::status(201, None);
+        let sold_out = Outcome::status(409, Some("out_of_stock"));
+        let mut r = Recorder::default();
+        r.record_orders(
+            &answered,
+            &[created.clone(), sold_out.clone(), created.clone()],
+        );
+        r.record_orders(
+            &Err(ClientError::Timeout(ms(1))),
+            &vec![Outcome::NoAnswer("timeout"); 3],
+        );
+        let summary = r.into_summary();
+        assert_eq!(summary.requests.total(), 2);
+        assert_eq!(summary.requests.get(&Outcome::status(200, None)), 1);
+        assert_eq!(summary.orders.total(), 6);
+        assert_eq!(summary.orders.get(&created), 2);
+        assert_eq!(summary.orders.get(&sold_out), 1);
+        assert_eq!(summary.orders.get(&Outcome::NoAnswer("timeout")), 3);
+        assert_eq!(summary.latency.count, 1, "latency is per answered request");
+    }
+
+    #[test]
     fn recorder_tracks_wall_time_and_latencies() {
         let t0 = Instant::now();
         let answer = |sent_ms: u64, done_ms: u64, status: u16| Answer {
@@ -331,10 +394,13 @@ mod tests {
         b.record(&Ok(answer(10, 50, 409)));
         a.merge(b);
         assert_eq!(a.wall(), ms(50));
-        let (counts, latency, wall) = a.into_summary();
-        assert_eq!(wall, ms(50));
+        let summary = a.into_summary();
+        assert_eq!(summary.wall, ms(50));
+        let counts = &summary.requests;
         assert_eq!(counts.get(&Outcome::status(201, None)), 1);
         assert_eq!(counts.get(&Outcome::status(409, Some("out_of_stock"))), 2);
+        assert_eq!(summary.orders, summary.requests, "one order per request");
+        let latency = summary.latency;
         assert_eq!(latency.count, 3);
         assert_eq!((latency.p50, latency.max), (ms(30), ms(40)));
     }

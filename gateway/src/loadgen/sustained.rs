@@ -1,6 +1,7 @@
 //! W2/W3: sustained closed-loop load. A fixed number of clients, each sending its next
-//! single-unit order as soon as the last one is answered, against one hot SKU (W2) or many
-//! (W3) with effectively unlimited stock.
+//! request as soon as the last one is answered, against one hot SKU (W2) or many (W3) with
+//! effectively unlimited stock. A request is one single-unit order (`POST /v1/orders`) or,
+//! in batch mode, a batch of them (`POST /v1/orders/batch`).
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,12 +11,13 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt, TryStreamExt};
 use hyper::body::Bytes;
 use hyper::Method;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::api::{create_sku, unix_ms, LoadgenError, UNLIMITED_STOCK};
+use super::batch::{batch_body, order_outcomes};
 use super::client::HttpClient;
 use super::progress::{spawn_reporter, Progress};
-use super::stats::{Counts, LatencySummary, Recorder};
+use super::stats::{Counts, LatencySummary, Outcome, Recorder};
 use super::table::{self, Table};
 
 /// A sustained run.
@@ -33,6 +35,10 @@ pub struct Sustained {
     /// Print a line of figures every so often while running (a soak); `None`: only the
     /// report at the end.
     pub progress_every: Option<Duration>,
+    /// Batch mode: each request is `POST /v1/orders/batch` with this many orders (1 to
+    /// [`MAX_BATCH_ORDERS`](super::batch::MAX_BATCH_ORDERS)). `None`: each request is one
+    /// `POST /v1/orders`.
+    pub batch: Option<usize>,
 }
 
 impl Sustained {
@@ -44,6 +50,31 @@ impl Sustained {
             create_concurrency: 64,
             run_id: format!("ld-{}", unix_ms()),
             progress_every: None,
+            batch: None,
+        }
+    }
+
+    /// Orders each request carries.
+    pub fn orders_per_request(&self) -> usize {
+        self.batch.unwrap_or(1)
+    }
+
+    /// The path and body of a request whose first order is order `first` of the run: order
+    /// `n` is `<run>-o-<n>`, one unit of SKU `n mod skus` (of `names`), for `user`.
+    pub fn request(&self, names: &[String], user: &str, first: u64) -> (&'static str, Value) {
+        let order = |n: u64| {
+            json!({
+                "order_id": format!("{}-o-{n}", self.run_id),
+                "user_id": user,
+                "items": [{"sku": names[(n % names.len() as u64) as usize], "qty": 1}],
+            })
+        };
+        match self.batch {
+            None => ("/v1/orders", order(first)),
+            Some(size) => (
+                "/v1/orders/batch",
+                batch_body((first..first + size as u64).map(order)),
+            ),
         }
     }
 
@@ -66,19 +97,23 @@ pub struct SustainedReport {
     /// From the first send to the last answer (the in-flight tail after the duration
     /// included).
     pub elapsed: Duration,
+    /// Per order (in batch mode, each order's own result).
     pub counts: Counts,
+    /// Per request: the same as `counts` unless in batch mode.
+    pub requests: Counts,
+    /// Of the requests.
     pub latency: LatencySummary,
 }
 
 impl SustainedReport {
-    /// 2xx answers per second.
+    /// Orders answered 2xx per second.
     pub fn orders_per_sec(&self) -> f64 {
         per_sec(self.counts.ok(), self.elapsed)
     }
 
-    /// Answers of any kind (and failures) per second.
+    /// Requests answered in any way (and failures) per second.
     pub fn requests_per_sec(&self) -> f64 {
-        per_sec(self.counts.total(), self.elapsed)
+        per_sec(self.requests.total(), self.elapsed)
     }
 }
 
@@ -103,22 +138,50 @@ impl fmt::Display for SustainedReport {
             self.elapsed.as_secs_f64()
         )?;
         writeln!(f)?;
-        writeln!(
-            f,
-            "orders/s      {}  (2xx; all requests {}/s)",
-            table::rate(self.orders_per_sec()),
-            table::rate(self.requests_per_sec())
-        )?;
+        match r.batch {
+            None => writeln!(
+                f,
+                "orders/s      {}  (2xx; all requests {}/s)",
+                table::rate(self.orders_per_sec()),
+                table::rate(self.requests_per_sec())
+            )?,
+            Some(size) => writeln!(
+                f,
+                "orders/s      {}  (orders answered 2xx; requests {}/s of {size} orders each)",
+                table::rate(self.orders_per_sec()),
+                table::rate(self.requests_per_sec())
+            )?,
+        }
         let l = &self.latency;
         writeln!(f, "{}", table::latency_line(l))?;
         writeln!(f)?;
-        let mut t = Table::new(["outcome", "requests"]);
-        for (outcome, n) in self.counts.iter() {
-            t.row([outcome.to_string(), table::int(n)]);
+        if r.batch.is_none() {
+            return write!(
+                f,
+                "{}",
+                outcome_table("outcome", "requests", &self.requests)
+            );
         }
-        t.row(["total".to_string(), table::int(self.counts.total())]);
-        write!(f, "{t}")
+        writeln!(
+            f,
+            "{}",
+            outcome_table("order outcome", "orders", &self.counts)
+        )?;
+        write!(
+            f,
+            "{}",
+            outcome_table("request outcome", "requests", &self.requests)
+        )
     }
+}
+
+fn outcome_table(what: &str, unit: &str, counts: &Counts) -> Table {
+    let mut t = Table::new([what, unit]);
+    for (outcome, n) in counts.iter() {
+        t.row([outcome.to_string(), table::int(n)]);
+    }
+    t.row(["total".to_string(), table::int(counts.total())]);
+    t
 }
 
 /// Creates `names` with `stock` each, at most `concurrency` creates at a time.
@@ -137,9 +200,9 @@ pub async fn create_skus(
 
 /// Creates the run's SKUs (stock 2^50 each), then runs `clients` closed-loop clients for
 /// the duration. Order `n` (counted across clients) is `<run>-o-<n>` for one unit of SKU
-/// `n mod skus`, user `<run>-u-<client>`. Every client sends at least one order; one in
-/// flight when the duration ends is waited for. Errors only when set-up fails; non-2xx
-/// answers and failures are counted.
+/// `n mod skus`, user `<run>-u-<client>` (see [`Sustained::request`]). Every client sends at
+/// least one request; one in flight when the duration ends is waited for. Errors only when
+/// set-up fails; non-2xx answers and failures are counted.
 pub async fn run_sustained(
     client: &HttpClient,
     run: &Sustained,
@@ -157,23 +220,23 @@ pub async fn run_sustained(
             let client = client.clone();
             let names = names.clone();
             let next = next.clone();
-            let run_id = run.run_id.clone();
+            let run = run.clone();
             let progress = progress.clone();
             tokio::spawn(async move {
-                let user = format!("{run_id}-u-{c}");
+                let user = format!("{}-u-{c}", run.run_id);
+                let per_request = run.orders_per_request();
                 let mut recorder = Recorder::default();
                 loop {
-                    let n = next.fetch_add(1, Ordering::Relaxed);
-                    let sku = &names[(n % names.len() as u64) as usize];
-                    let body = json!({
-                        "order_id": format!("{run_id}-o-{n}"),
-                        "user_id": user,
-                        "items": [{"sku": sku, "qty": 1}],
-                    });
+                    let first = next.fetch_add(per_request as u64, Ordering::Relaxed);
+                    let (path, body) = run.request(&names, &user, first);
                     let body = Bytes::from(serde_json::to_vec(&body).expect("serialisable"));
-                    let result = client.send(Method::POST, "/v1/orders", body).await;
-                    recorder.record(&result);
-                    progress.record(&result);
+                    let result = client.send(Method::POST, path, body).await;
+                    let orders = match run.batch {
+                        None => vec![Outcome::of(&result)],
+                        Some(size) => order_outcomes(&result, size),
+                    };
+                    recorder.record_orders(&result, &orders);
+                    progress.record_orders(&result, &orders);
                     if Instant::now() >= end {
                         return recorder;
                     }
@@ -185,11 +248,12 @@ pub async fn run_sustained(
     for task in tasks {
         recorder.merge(task.await.expect("a client task panicked"));
     }
-    let (counts, latency, elapsed) = recorder.into_summary();
+    let summary = recorder.into_summary();
     Ok(SustainedReport {
         run: run.clone(),
-        elapsed,
-        counts,
-        latency,
+        elapsed: summary.wall,
+        counts: summary.orders,
+        requests: summary.requests,
+        latency: summary.latency,
     })
 }

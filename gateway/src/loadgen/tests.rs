@@ -1,7 +1,7 @@
-//! The workloads against a fake gateway: an in-process axum server with just the three
+//! The workloads against a fake gateway: an in-process axum server with just the four
 //! routes they use, stock kept in an atomic counter per SKU, and knobs to misbehave (sell
-//! more than the stock, answer some orders `503`). It also counts connections and requests
-//! without `Content-Type: application/json`.
+//! more than the stock, answer some orders or batches `503`, create less stock than asked).
+//! It also counts connections and requests without `Content-Type: application/json`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,10 +31,16 @@ struct FakeSku {
 struct Fake {
     /// Units sold beyond the stock of every SKU: a broken store.
     oversell: u64,
-    /// Answer every `fail_every`-th order `503 unavailable` (0: never).
+    /// Answer every `fail_every`-th order, or batch request, `503 unavailable` (0: never).
     fail_every: u64,
+    /// Create SKUs with at most this stock, whatever the create asks (0: as asked): to run
+    /// out within a short run.
+    stock_cap: u64,
     skus: Mutex<HashMap<String, Arc<FakeSku>>>,
     orders: AtomicU64,
+    batches: AtomicU64,
+    /// Orders in each batch request, in arrival order.
+    batch_sizes: Mutex<Vec<usize>>,
     order_ids: Mutex<HashSet<String>>,
     duplicate_order_ids: AtomicU64,
     connections: AtomicU64,
@@ -51,14 +57,53 @@ impl Fake {
     fn sku(&self, name: &str) -> Option<Arc<FakeSku>> {
         self.skus.lock().unwrap().get(name).cloned()
     }
+
+    /// Notes an order's id, counting ids seen before.
+    fn receive(&self, order: &Value) {
+        let order_id = order["order_id"].as_str().unwrap().to_string();
+        if !self.order_ids.lock().unwrap().insert(order_id) {
+            self.duplicate_order_ids.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Reserves one unit for the order: the order, or the status and error object.
+    fn place(&self, order: &Value) -> Result<Value, (StatusCode, Value)> {
+        let name = order["items"][0]["sku"].as_str().unwrap().to_string();
+        let Some(sku) = self.sku(&name) else {
+            return Err((
+                StatusCode::NOT_FOUND,
+                error_object("sku_not_found", json!({"sku": name})),
+            ));
+        };
+        match sku
+            .left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |l| l.checked_sub(1))
+        {
+            Ok(_) => {
+                sku.reserved.fetch_add(1, Ordering::SeqCst);
+                Ok(
+                    json!({"order_id": order["order_id"], "user_id": order["user_id"],
+                          "items": order["items"], "status": "reserved"}),
+                )
+            }
+            Err(_) => Err((
+                StatusCode::CONFLICT,
+                error_object("out_of_stock", json!({"sku": name, "available": 0})),
+            )),
+        }
+    }
 }
 
-fn error(status: StatusCode, code: &str, extra: Value) -> Response {
+fn error_object(code: &str, extra: Value) -> Value {
     let mut error = json!({"code": code, "message": code});
     if let (Some(e), Value::Object(extra)) = (error.as_object_mut(), extra) {
         e.extend(extra);
     }
-    (status, Json(json!({ "error": error }))).into_response()
+    error
+}
+
+fn error(status: StatusCode, code: &str, extra: Value) -> Response {
+    (status, Json(json!({ "error": error_object(code, extra) }))).into_response()
 }
 
 fn sku_body(name: &str, sku: &FakeSku) -> Value {
@@ -76,7 +121,10 @@ async fn create_sku_route(
     fake.check_content_type(&headers);
     let body: Value = serde_json::from_slice(&body).unwrap();
     let name = body["sku"].as_str().unwrap().to_string();
-    let stock = body["stock"].as_u64().unwrap();
+    let mut stock = body["stock"].as_u64().unwrap();
+    if fake.stock_cap > 0 {
+        stock = stock.min(fake.stock_cap);
+    }
     let mut skus = fake.skus.lock().unwrap();
     if let Some(sku) = skus.get(&name) {
         return if sku.total == stock {
@@ -110,34 +158,38 @@ async fn read_sku_route(
 async fn order_route(State(fake): State<Arc<Fake>>, headers: HeaderMap, body: Bytes) -> Response {
     fake.check_content_type(&headers);
     let body: Value = serde_json::from_slice(&body).unwrap();
-    let order_id = body["order_id"].as_str().unwrap().to_string();
-    if !fake.order_ids.lock().unwrap().insert(order_id.clone()) {
-        fake.duplicate_order_ids.fetch_add(1, Ordering::Relaxed);
-    }
+    fake.receive(&body);
     let n = fake.orders.fetch_add(1, Ordering::SeqCst) + 1;
     if fake.fail_every > 0 && n % fake.fail_every == 0 {
         return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", json!({}));
     }
-    let name = body["items"][0]["sku"].as_str().unwrap().to_string();
-    let Some(sku) = fake.sku(&name) else {
-        return error(StatusCode::NOT_FOUND, "sku_not_found", json!({"sku": name}));
-    };
-    match sku
-        .left
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |l| l.checked_sub(1))
-    {
-        Ok(_) => {
-            sku.reserved.fetch_add(1, Ordering::SeqCst);
-            let order = json!({"order_id": order_id, "user_id": body["user_id"],
-                               "items": body["items"], "status": "reserved"});
-            (StatusCode::CREATED, Json(order)).into_response()
-        }
-        Err(_) => error(
-            StatusCode::CONFLICT,
-            "out_of_stock",
-            json!({"sku": name, "available": 0}),
-        ),
+    match fake.place(&body) {
+        Ok(order) => (StatusCode::CREATED, Json(order)).into_response(),
+        Err((status, error)) => (status, Json(json!({ "error": error }))).into_response(),
     }
+}
+
+async fn batch_route(State(fake): State<Arc<Fake>>, headers: HeaderMap, body: Bytes) -> Response {
+    fake.check_content_type(&headers);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    let orders = body["orders"].as_array().unwrap();
+    fake.batch_sizes.lock().unwrap().push(orders.len());
+    orders.iter().for_each(|o| fake.receive(o));
+    let n = fake.batches.fetch_add(1, Ordering::SeqCst) + 1;
+    if fake.fail_every > 0 && n % fake.fail_every == 0 {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", json!({}));
+    }
+    let results: Vec<Value> = orders
+        .iter()
+        .map(|order| {
+            fake.orders.fetch_add(1, Ordering::SeqCst);
+            match fake.place(order) {
+                Ok(order) => json!({"status": 201, "order": order}),
+                Err((status, error)) => json!({"status": status.as_u16(), "error": error}),
+            }
+        })
+        .collect();
+    (StatusCode::OK, Json(json!({ "results": results }))).into_response()
 }
 
 /// Serves `fake` on a free loopback port; returns the base URL.
@@ -152,6 +204,7 @@ async fn serve(fake: Arc<Fake>) -> String {
         .route("/v1/skus", post(create_sku_route))
         .route("/v1/skus/{sku}", get(read_sku_route))
         .route("/v1/orders", post(order_route))
+        .route("/v1/orders/batch", post(batch_route))
         .with_state(fake);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     format!("http://{addr}")
@@ -366,4 +419,102 @@ async fn bench_runs_every_workload_into_one_table() {
     let table = report.table();
     assert_eq!(table.lines().count(), 6, "{table}");
     assert!(table.contains("W3 7 SKUs"), "{table}");
+}
+
+#[test]
+fn a_batch_request_carries_consecutive_single_unit_orders_over_the_skus() {
+    let run = Sustained {
+        run_id: "tb".to_string(),
+        batch: Some(3),
+        ..Sustained::new(1, Duration::from_secs(1), 2)
+    };
+    let names = run.sku_names();
+    let (path, body) = run.request(&names, "tb-u-0", 7);
+    assert_eq!(path, "/v1/orders/batch");
+    assert_eq!(
+        body,
+        json!({"orders": [
+            {"order_id": "tb-o-7", "user_id": "tb-u-0", "items": [{"sku": "tb-1", "qty": 1}]},
+            {"order_id": "tb-o-8", "user_id": "tb-u-0", "items": [{"sku": "tb-0", "qty": 1}]},
+            {"order_id": "tb-o-9", "user_id": "tb-u-0", "items": [{"sku": "tb-1", "qty": 1}]},
+        ]})
+    );
+    let single = Sustained {
+        batch: None,
+        ..run.clone()
+    };
+    let (path, body) = single.request(&names, "tb-u-0", 7);
+    assert_eq!(path, "/v1/orders");
+    assert_eq!(
+        body,
+        json!({"order_id": "tb-o-7", "user_id": "tb-u-0",
+                            "items": [{"sku": "tb-1", "qty": 1}]})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sustained_batches_count_every_order_and_every_request() {
+    // Two SKUs of two units each: the first two batches of five hold ten orders, so some
+    // are refused whatever the timing. Every third batch request is answered 503 whole.
+    let fake = Arc::new(Fake {
+        stock_cap: 2,
+        fail_every: 3,
+        ..Fake::default()
+    });
+    let client = client_for(&fake, 4).await;
+    let run = Sustained {
+        create_concurrency: 1,
+        run_id: "tb".to_string(),
+        batch: Some(5),
+        ..Sustained::new(2, Duration::from_millis(50), 2)
+    };
+    let report = run_sustained(&client, &run).await.unwrap();
+    let batches = fake.batches.load(Ordering::SeqCst);
+    assert!(batches >= 2, "every client sends at least once");
+    assert!(fake.batch_sizes.lock().unwrap().iter().all(|n| *n == 5));
+    assert_eq!(fake.duplicate_order_ids.load(Ordering::SeqCst), 0);
+    assert_eq!(fake.order_ids.lock().unwrap().len() as u64, 5 * batches);
+
+    let unavailable = batches / 3;
+    assert_eq!(report.requests.total(), batches, "{report}");
+    assert_eq!(report.requests.with_status(200), batches - unavailable);
+    assert_eq!(
+        report
+            .requests
+            .get(&Outcome::status(503, Some("unavailable"))),
+        unavailable
+    );
+    assert_eq!(report.counts.total(), 5 * batches, "{report}");
+    assert_eq!(
+        report.counts.get(&Outcome::status(201, None)),
+        4,
+        "all the stock"
+    );
+    assert_eq!(
+        report
+            .counts
+            .get(&Outcome::status(409, Some("out_of_stock"))),
+        5 * (batches - unavailable) - 4
+    );
+    assert_eq!(
+        report
+            .counts
+            .get(&Outcome::status(503, Some("unavailable"))),
+        5 * unavailable
+    );
+    assert_eq!(
+        report.latency.count as u64, batches,
+        "latency is per request"
+    );
+    assert!(report.requests_per_sec() > 0.0);
+    assert!(report.orders_per_sec() > 0.0);
+    let text = report.to_string();
+    for part in [
+        "of 5 orders each",
+        "order outcome",
+        "request outcome",
+        "409 out_of_stock",
+    ] {
+        assert!(text.contains(part), "{part} missing in\n{text}");
+    }
 }

@@ -6,6 +6,7 @@
 
 mod extract;
 mod ops;
+mod order_batch;
 mod orders;
 mod skus;
 
@@ -19,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
-use state_machine::{Command, Effect, Outcome};
+use state_machine::{Command, Effect, Order, Outcome};
 use tracing::Instrument;
 
 use crate::admission::Admission;
@@ -38,20 +39,59 @@ pub struct AppState {
 
 pub type Shared = Arc<AppState>;
 
+/// The route patterns: the router's table and the `route` metric label both come from here,
+/// so a label is always a pattern the router knows.
+mod paths {
+    pub const SKUS: &str = "/v1/skus";
+    pub const SKU: &str = "/v1/skus/{sku}";
+    pub const RESTOCK: &str = "/v1/skus/{sku}/restock";
+    pub const ORDERS: &str = "/v1/orders";
+    pub const ORDER_BATCH: &str = "/v1/orders/batch";
+    pub const ORDER: &str = "/v1/orders/{order_id}";
+    pub const PAY: &str = "/v1/orders/{order_id}/pay";
+    pub const CANCEL: &str = "/v1/orders/{order_id}/cancel";
+    pub const REFUND: &str = "/v1/orders/{order_id}/refund";
+    pub const CLUSTER: &str = "/v1/cluster";
+    pub const HEALTHZ: &str = "/healthz";
+    pub const READYZ: &str = "/readyz";
+    pub const METRICS: &str = "/metrics";
+
+    pub const ALL: [&str; 13] = [
+        SKUS,
+        SKU,
+        RESTOCK,
+        ORDERS,
+        ORDER_BATCH,
+        ORDER,
+        PAY,
+        CANCEL,
+        REFUND,
+        CLUSTER,
+        HEALTHZ,
+        READYZ,
+        METRICS,
+    ];
+}
+
 pub fn router(state: Shared) -> Router {
+    use paths::*;
     Router::new()
-        .route("/v1/skus", post(skus::create).get(skus::list))
-        .route("/v1/skus/{sku}", get(skus::get).patch(skus::patch))
-        .route("/v1/skus/{sku}/restock", post(skus::restock))
-        .route("/v1/orders", post(orders::place).get(orders::list))
-        .route("/v1/orders/{order_id}", get(orders::get))
-        .route("/v1/orders/{order_id}/pay", post(orders::pay))
-        .route("/v1/orders/{order_id}/cancel", post(orders::cancel))
-        .route("/v1/orders/{order_id}/refund", post(orders::refund))
-        .route("/v1/cluster", get(ops::cluster))
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
+        .route(SKUS, post(skus::create).get(skus::list))
+        .route(SKU, get(skus::get).patch(skus::patch))
+        .route(RESTOCK, post(skus::restock))
+        .route(ORDERS, post(orders::place).get(orders::list))
+        .route(
+            ORDER_BATCH,
+            post(order_batch::place).get(orders::get_the_order_named_batch),
+        )
+        .route(ORDER, get(orders::get))
+        .route(PAY, post(orders::pay))
+        .route(CANCEL, post(orders::cancel))
+        .route(REFUND, post(orders::refund))
+        .route(CLUSTER, get(ops::cluster))
+        .route(HEALTHZ, get(ops::healthz))
+        .route(READYZ, get(ops::readyz))
+        .route(METRICS, get(ops::metrics))
         // Must come after every route: it replaces each route's default 405 answer.
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
@@ -70,32 +110,38 @@ async fn method_not_allowed() -> ApiError {
     ApiError::method_not_allowed()
 }
 
-/// `route` label: the method and the route pattern, never raw path ids (unbounded labels).
-fn route_label(method: &Method, matched: Option<&MatchedPath>) -> String {
-    let method = match *method {
-        Method::GET
-        | Method::POST
-        | Method::PATCH
-        | Method::PUT
-        | Method::DELETE
-        | Method::HEAD
-        | Method::OPTIONS => method.as_str(),
+/// `route` label: the matched pattern, never a raw path with ids in it (unbounded labels).
+fn route_label(matched: Option<&MatchedPath>) -> &'static str {
+    matched
+        .and_then(|m| paths::ALL.iter().find(|p| **p == m.as_str()))
+        .copied()
+        .unwrap_or("unmatched")
+}
+
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PATCH => "PATCH",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
         _ => "OTHER",
-    };
-    match matched {
-        Some(path) => format!("{method} {}", path.as_str()),
-        None => "unmatched".to_owned(),
     }
 }
 
 async fn observe(State(state): State<Shared>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = route_label(req.method(), req.extensions().get::<MatchedPath>());
+    let route = route_label(req.extensions().get::<MatchedPath>());
+    let method = method_label(req.method());
     let response = next.run(req).await;
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
-    tracing::debug!(%route, status, ?elapsed, "answered");
-    state.metrics.observe_request(&route, status, elapsed);
+    tracing::debug!(route, method, status, ?elapsed, "answered");
+    state
+        .metrics
+        .observe_request(route, method, status, elapsed);
     response
 }
 
@@ -127,9 +173,16 @@ async fn submit(state: &AppState, command: &Command) -> Result<Outcome, ApiError
     Ok(outcome)
 }
 
-/// The OS refused the gateway random bits for an id or a tag.
-fn no_randomness(e: getrandom::Error) -> ApiError {
-    ApiError::internal(format!("no randomness for an id: {e}"))
+/// Proposes commands as one `Submit`, applied together in this order (see
+/// `Cluster::submit_together`), in a span that says how many.
+async fn submit_together(state: &AppState, commands: &[Command]) -> Result<Vec<Outcome>, ApiError> {
+    let span = tracing::info_span!("submit_together", commands = commands.len());
+    let outcomes = state
+        .cluster
+        .submit_together(commands, state.cluster.deadline())
+        .instrument(span)
+        .await?;
+    Ok(outcomes)
 }
 
 fn json<T: Serialize>(status: StatusCode, body: T) -> Response {
@@ -164,11 +217,15 @@ fn sku_answer(outcome: Outcome, on_applied: OnApplied) -> Result<Response, ApiEr
 
 /// The answer to an order command.
 fn order_answer(outcome: Outcome, on_applied: OnApplied) -> Result<Response, ApiError> {
+    let (status, order) = order_result(outcome, on_applied)?;
+    Ok(json(status, OrderView::from(&order)))
+}
+
+/// The status and order, or the error, that an order command's outcome answers: for a single
+/// order and for each order of a batch alike, so the two cannot drift apart.
+fn order_result(outcome: Outcome, on_applied: OnApplied) -> Result<(StatusCode, Order), ApiError> {
     match outcome {
-        Outcome::Order { order, effect } => Ok(json(
-            status_for(effect, on_applied),
-            OrderView::from(&order),
-        )),
+        Outcome::Order { order, effect } => Ok((status_for(effect, on_applied), order)),
         Outcome::Refused(refusal) => Err(ApiError::from_refusal(&refusal)),
         other => Err(unexpected(&other)),
     }

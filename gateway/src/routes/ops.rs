@@ -43,10 +43,7 @@ pub async fn readyz(State(state): State<Shared>) -> Response {
 pub async fn metrics(State(state): State<Shared>) -> Response {
     (
         StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         state.metrics.render(),
     )
         .into_response()

@@ -3,10 +3,10 @@
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use state_machine::{Command, Order};
+use state_machine::{Command, Order, OrderId, RequestTag};
 
 use super::extract::OrderPath;
-use super::{json, no_randomness, order_answer, submit, OnApplied, Shared};
+use super::{json, order_answer, submit, OnApplied, Shared};
 use crate::body::{JsonBody, OptionalJsonBody};
 use crate::cluster::Read;
 use crate::error::ApiError;
@@ -18,16 +18,18 @@ pub async fn place(
     State(state): State<Shared>,
     JsonBody(body): JsonBody<PlaceOrderBody>,
 ) -> Result<Response, ApiError> {
-    // Made once, before the first attempt: every retry below re-sends the same command,
-    // so a reservation that "may have been applied" is replayed, never doubled, and is
-    // still answered 201 when it was this request's first attempt that made it.
-    let generated = if body.order_id.is_none() {
-        Some(new_order_id().map_err(no_randomness)?)
-    } else {
-        None
-    };
-    let command = body.into_command(generated, new_request_tag().map_err(no_randomness)?)?;
+    let (generated, tag) = fresh_ids(&body);
+    let command = body.into_command(generated, tag)?;
     order_answer(submit(&state, &command).await?, OnApplied::Created)
+}
+
+/// The order id the gateway makes when the body has none, and the order's request tag.
+/// Made once, before the first attempt: every retry re-sends the same command, so a
+/// reservation that "may have been applied" is replayed, never doubled, and is still
+/// answered 201 when it was this request's first attempt that made it.
+pub(super) fn fresh_ids(body: &PlaceOrderBody) -> (Option<OrderId>, RequestTag) {
+    let generated = body.order_id.is_none().then(new_order_id);
+    (generated, new_request_tag())
 }
 
 pub async fn pay(
@@ -35,7 +37,7 @@ pub async fn pay(
     OrderPath(order_id): OrderPath,
     OptionalJsonBody(body): OptionalJsonBody<PayBody>,
 ) -> Result<Response, ApiError> {
-    let tag = new_request_tag().map_err(no_randomness)?;
+    let tag = new_request_tag();
     let command = body.unwrap_or_default().into_command(order_id, tag)?;
     order_answer(submit(&state, &command).await?, OnApplied::Ok)
 }
@@ -63,6 +65,17 @@ pub async fn get(
     State(state): State<Shared>,
     OrderPath(order_id): OrderPath,
 ) -> Result<Response, ApiError> {
+    read(&state, order_id).await
+}
+
+/// `GET /v1/orders/batch`: the batch route's path hides `{order_id}` for this one id, yet
+/// `batch` is a valid order id, so reading it must still work.
+pub async fn get_the_order_named_batch(State(state): State<Shared>) -> Result<Response, ApiError> {
+    let order_id = OrderId::new("batch").expect("\"batch\" follows the identifier rule");
+    read(&state, order_id).await
+}
+
+async fn read(state: &Shared, order_id: OrderId) -> Result<Response, ApiError> {
     let found: Option<Order> = state
         .cluster
         .read(

@@ -6,7 +6,7 @@ use axum::response::Response;
 use state_machine::{Sku, SkuId};
 
 use super::extract::SkuPath;
-use super::{json, no_randomness, sku_answer, submit, OnApplied, Shared};
+use super::{json, sku_answer, submit, OnApplied, Shared};
 use crate::body::JsonBody;
 use crate::cluster::Read;
 use crate::error::ApiError;
@@ -18,7 +18,7 @@ pub async fn create(
     State(state): State<Shared>,
     JsonBody(body): JsonBody<CreateSkuBody>,
 ) -> Result<Response, ApiError> {
-    let command = body.into_command(new_request_tag().map_err(no_randomness)?)?;
+    let command = body.into_command(new_request_tag())?;
     sku_answer(submit(&state, &command).await?, OnApplied::Created)
 }
 
@@ -27,7 +27,7 @@ pub async fn restock(
     SkuPath(sku): SkuPath,
     JsonBody(body): JsonBody<RestockBody>,
 ) -> Result<Response, ApiError> {
-    let command = body.into_command(sku, new_request_tag().map_err(no_randomness)?)?;
+    let command = body.into_command(sku, new_request_tag())?;
     sku_answer(submit(&state, &command).await?, OnApplied::Ok)
 }
 

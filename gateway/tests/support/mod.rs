@@ -160,7 +160,7 @@ impl FakeNode {
                     s.model.apply(c, index)
                 }
             };
-            outcomes.push(postcard::to_allocvec(&outcome).unwrap());
+            outcomes.push(postcard::to_allocvec(&outcome).unwrap().into());
         }
         submit_reply::Result::Outcomes(Outcomes {
             outcomes,

@@ -164,13 +164,13 @@ fn reopening_recovers_state_and_marker() {
     let dir = tempfile::tempdir().unwrap();
     let log = workload(11, 200);
     let expected = {
-        let db = sled::open(dir.path()).unwrap();
+        let db = reopen(dir.path());
         let store = Store::open(&db).unwrap();
         apply_all(&store, &log, 1);
         store.checkpoint().unwrap();
         export(&store)
     };
-    let db = sled::open(dir.path()).unwrap();
+    let db = reopen(dir.path());
     let store = Store::open(&db).unwrap();
     assert_eq!(
         store.marker().unwrap().as_deref(),
@@ -186,12 +186,12 @@ fn reopening_after_an_install_keeps_the_installed_state() {
     apply_all(&source, &workload(5, 100), 1);
     let bytes = export(&source);
     {
-        let db = sled::open(dir.path()).unwrap();
+        let db = reopen(dir.path());
         let store = Store::open(&db).unwrap();
         apply_all(&store, &workload(6, 30), 1);
         store.install_snapshot(&bytes[..]).unwrap();
     }
-    let db = sled::open(dir.path()).unwrap();
+    let db = reopen(dir.path());
     assert_eq!(export(&Store::open(&db).unwrap()), bytes);
 }
 
@@ -199,7 +199,7 @@ fn reopening_after_an_install_keeps_the_installed_state() {
 fn a_half_written_install_is_discarded_on_open() {
     let dir = tempfile::tempdir().unwrap();
     let expected = {
-        let db = sled::open(dir.path()).unwrap();
+        let db = reopen(dir.path());
         let store = Store::open(&db).unwrap();
         apply_all(&store, &workload(8, 50), 1);
         // What a crash in the middle of an install leaves: trees of the next generation
@@ -211,7 +211,7 @@ fn a_half_written_install_is_discarded_on_open() {
         store.checkpoint().unwrap();
         export(&store)
     };
-    let db = sled::open(dir.path()).unwrap();
+    let db = reopen(dir.path());
     let store = Store::open(&db).unwrap();
     assert_eq!(export(&store), expected);
     assert!(!db.tree_names().iter().any(|n| n.as_ref() == b"sm.1.skus"));
@@ -223,7 +223,7 @@ fn reopening_without_a_checkpoint_returns_to_the_last_one() {
     let log = workload(12, 120);
     let (first, second) = log.split_at(60);
     let at_checkpoint = {
-        let db = sled::open(dir.path()).unwrap();
+        let db = reopen(dir.path());
         let store = Store::open(&db).unwrap();
         apply_all(&store, first, 1);
         store.checkpoint().unwrap();
@@ -234,7 +234,7 @@ fn reopening_without_a_checkpoint_returns_to_the_last_one() {
         db.flush().unwrap();
         at_checkpoint
     };
-    let db = sled::open(dir.path()).unwrap();
+    let db = reopen(dir.path());
     let store = Store::open(&db).unwrap();
     assert_eq!(
         store.marker().unwrap().as_deref(),
@@ -248,7 +248,7 @@ fn checkpoints_taken_while_apply_runs_add_up_to_the_applied_state() {
     let dir = tempfile::tempdir().unwrap();
     let log = workload(13, 400);
     let expected = {
-        let db = sled::open(dir.path()).unwrap();
+        let db = reopen(dir.path());
         let store = std::sync::Arc::new(Store::open(&db).unwrap());
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let checkpointer = {
@@ -265,6 +265,6 @@ fn checkpoints_taken_while_apply_runs_add_up_to_the_applied_state() {
         store.checkpoint().unwrap();
         export(&store)
     };
-    let db = sled::open(dir.path()).unwrap();
+    let db = reopen(dir.path());
     assert_eq!(export(&Store::open(&db).unwrap()), expected);
 }

@@ -13,6 +13,25 @@ pub fn temp_db() -> sled::Db {
         .expect("temporary sled db")
 }
 
+/// Opens the sled db in `dir` again after this process closed it. sled lets go of its file
+/// lock from a background thread after the last handle drops, so a reopen right away can
+/// find it still held for a moment: retry that case only, for up to five seconds.
+pub fn reopen(dir: &std::path::Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match sled::open(dir) {
+            Ok(db) => return db,
+            Err(e)
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("cannot reopen {}: {e}", dir.display()),
+        }
+    }
+}
+
 pub fn temp_store() -> Store {
     Store::open(&temp_db()).expect("open store")
 }

@@ -246,6 +246,7 @@ fn place_order(
 ) -> Applied {
     if let Some(existing) = tx.order(order_id)? {
         return if existing.user_id == *user_id && existing.items.same_content(items) {
+            let existing = current_order(tx, index, existing)?;
             let effect = replay_effect(existing.request_tag, request_tag);
             Ok(Outcome::Order {
                 order: existing,
@@ -393,10 +394,23 @@ fn move_units(
 fn transition(
     tx: &mut Tx,
     index: u64,
-    mut order: Order,
+    order: Order,
     movement: Movement,
     status: OrderStatus,
 ) -> Applied {
+    Ok(Outcome::Order {
+        order: move_order(tx, index, order, movement, status)?,
+        effect: Effect::Applied,
+    })
+}
+
+fn move_order(
+    tx: &mut Tx,
+    index: u64,
+    mut order: Order,
+    movement: Movement,
+    status: OrderStatus,
+) -> Result<Order, StoreError> {
     move_units(tx, index, &order, movement)?;
     if order.status == OrderStatus::Reserved {
         tx.remove_deadline(order.expires_ms, &order.order_id);
@@ -405,16 +419,31 @@ fn transition(
     order.updated_ms = tx.clock;
     order.revision = index;
     tx.put_order(order.clone());
-    Ok(Outcome::Order {
-        order,
-        effect: Effect::Applied,
-    })
+    Ok(order)
 }
 
-fn find_order(tx: &mut Tx, order_id: &OrderId) -> Result<Result<Order, Refusal>, StoreError> {
-    Ok(tx.order(order_id)?.ok_or_else(|| Refusal::OrderNotFound {
-        order_id: order_id.clone(),
-    }))
+/// The order as the cluster clock has it now. A reservation whose deadline has been reached
+/// is expired here and now, exactly as the sweep would expire it, so that no command can
+/// act on it between its deadline and the sweep.
+fn current_order(tx: &mut Tx, index: u64, order: Order) -> Result<Order, StoreError> {
+    if order.deadline_reached(tx.clock) {
+        move_order(tx, index, order, Movement::Release, OrderStatus::Expired)
+    } else {
+        Ok(order)
+    }
+}
+
+fn find_order(
+    tx: &mut Tx,
+    index: u64,
+    order_id: &OrderId,
+) -> Result<Result<Order, Refusal>, StoreError> {
+    match tx.order(order_id)? {
+        Some(order) => Ok(Ok(current_order(tx, index, order)?)),
+        None => Ok(Err(Refusal::OrderNotFound {
+            order_id: order_id.clone(),
+        })),
+    }
 }
 
 fn unchanged(order: Order) -> Applied {
@@ -438,7 +467,7 @@ fn pay(
     payment_ref: Option<&PaymentRef>,
     request_tag: RequestTag,
 ) -> Applied {
-    let mut order = match find_order(tx, order_id)? {
+    let mut order = match find_order(tx, index, order_id)? {
         Ok(order) => order,
         Err(refusal) => return refuse(refusal),
     };
@@ -472,7 +501,7 @@ fn pay(
 }
 
 fn cancel(tx: &mut Tx, index: u64, order_id: &OrderId) -> Applied {
-    let order = match find_order(tx, order_id)? {
+    let order = match find_order(tx, index, order_id)? {
         Ok(order) => order,
         Err(refusal) => return refuse(refusal),
     };
@@ -486,7 +515,7 @@ fn cancel(tx: &mut Tx, index: u64, order_id: &OrderId) -> Applied {
 }
 
 fn refund(tx: &mut Tx, index: u64, order_id: &OrderId, restock: bool) -> Applied {
-    let order = match find_order(tx, order_id)? {
+    let order = match find_order(tx, index, order_id)? {
         Ok(order) => order,
         Err(refusal) => return refuse(refusal),
     };

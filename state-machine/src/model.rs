@@ -203,6 +203,28 @@ pub struct Payment {
 }
 
 impl Order {
+    /// Whether the cluster clock has reached this reservation's deadline: from then on it
+    /// is expired to every command and read, swept or not (API.md "Deadlines are exact").
+    /// The sweep uses the same test, so the two never disagree about an order.
+    pub fn deadline_reached(&self, clock: u64) -> bool {
+        self.status == OrderStatus::Reserved && self.expires_ms <= clock
+    }
+
+    /// The order as a read at cluster clock `clock` must show it: a reservation whose
+    /// deadline has been reached shows `expired` as of its deadline, before the sweep has
+    /// released its units.
+    pub fn as_of(self, clock: u64) -> Order {
+        if self.deadline_reached(clock) {
+            Order {
+                status: OrderStatus::Expired,
+                updated_ms: self.expires_ms,
+                ..self
+            }
+        } else {
+            self
+        }
+    }
+
     /// The order as its payment left it: what the paying request answered.
     pub fn as_paid(&self) -> Option<Order> {
         let paid = self.paid.as_ref()?;

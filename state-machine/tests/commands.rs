@@ -580,6 +580,68 @@ fn expire_releases_due_reservations_only() {
 }
 
 #[test]
+fn deadlines_are_exact_before_any_sweep() {
+    let store = temp_store();
+    run(&store, 1, 0, create("A", 10));
+    run(&store, 2, 1_000, order("o1", "u", &[("A", 2)], 1_000));
+    run(&store, 3, 1_000, order("o2", "u", &[("A", 3)], 1_000));
+    run(&store, 4, 1_000, order("o3", "u", &[("A", 1)], 5_000));
+    // One millisecond before the deadline the reservation still stands.
+    run(&store, 5, 1_999, restock("A", "r1", 0));
+    assert_eq!(
+        store.get_order(&oid("o1")).unwrap().unwrap().status,
+        OrderStatus::Reserved
+    );
+    // The cluster clock reaches the deadline; no Expire has run. A read already shows it
+    // expired (as of its deadline), though its units are not released yet.
+    run(&store, 6, 2_000, restock("A", "r2", 0));
+    let read = store.get_order(&oid("o1")).unwrap().unwrap();
+    assert_eq!(
+        (read.status, read.updated_ms, read.revision),
+        (OrderStatus::Expired, 2_000, 2)
+    );
+    assert_eq!(
+        store
+            .list_user_orders(&uid("u"), 10)
+            .unwrap()
+            .iter()
+            .map(|o| (o.order_id.as_str().to_owned(), o.status))
+            .collect::<Vec<_>>(),
+        vec![
+            ("o1".to_owned(), OrderStatus::Expired),
+            ("o2".to_owned(), OrderStatus::Expired),
+            ("o3".to_owned(), OrderStatus::Reserved),
+        ]
+    );
+    // Pay is refused as for an expired order, and the refusal expires it for good.
+    assert!(matches!(
+        refusal(run(&store, 7, 2_000, pay("o1", None))),
+        Refusal::InvalidTransition {
+            status: OrderStatus::Expired,
+            ..
+        }
+    ));
+    // Cancel is a no-op showing it expired, not a cancellation.
+    for index in [8, 9] {
+        let (o2, effect) = order_of(run(&store, index, 2_000, cancel("o2")));
+        assert_eq!(
+            (o2.status, o2.revision, effect),
+            (OrderStatus::Expired, 8, Effect::Unchanged)
+        );
+    }
+    // Both released their units exactly once; the sweep finds nothing left to do.
+    let s = store.get_sku(&sku("A")).unwrap().unwrap();
+    assert_eq!((s.available, s.reserved), (9, 1));
+    assert_eq!(
+        run(&store, 10, 2_000, Command::Expire),
+        Outcome::Expired { orders: 0 }
+    );
+    assert_eq!(store.earliest_deadline().unwrap(), Some(6_000));
+    let s = store.get_sku(&sku("A")).unwrap().unwrap();
+    assert_eq!((s.available, s.reserved), (9, 1));
+}
+
+#[test]
 fn batch_applies_in_order_with_one_outcome_each() {
     let store = temp_store();
     let batch = Batch {

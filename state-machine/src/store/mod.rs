@@ -247,8 +247,11 @@ impl Store {
     }
 
     pub fn get_order(&self, order_id: &OrderId) -> Result<Option<Order>, StoreError> {
-        match self.mem().orders().get(order_id.as_str().as_bytes()) {
-            Some(bytes) => Ok(Some(decode("orders", bytes)?)),
+        let mem = self.mem();
+        match mem.orders().get(order_id.as_str().as_bytes()) {
+            Some(bytes) => Ok(Some(
+                decode::<Order>("orders", bytes)?.as_of(read_clock(&mem)?),
+            )),
             None => Ok(None),
         }
     }
@@ -288,6 +291,7 @@ impl Store {
     pub fn list_user_orders(&self, user: &UserId, limit: usize) -> Result<Vec<Order>, StoreError> {
         let limit = limit.clamp(1, MAX_PAGE);
         let mem = self.mem();
+        let clock = read_clock(&mem)?;
         let prefix = keys::user_prefix(user);
         let mut orders = Vec::with_capacity(limit.min(64));
         let from = (
@@ -306,7 +310,7 @@ impl Store {
                 .orders()
                 .get(id.as_bytes())
                 .ok_or_else(|| StoreError::Corrupt(format!("user_orders: {id} missing")))?;
-            orders.push(decode("orders", bytes)?);
+            orders.push(decode::<Order>("orders", bytes)?.as_of(clock));
         }
         Ok(orders)
     }

@@ -239,7 +239,7 @@ impl LogStore {
             offset: 0,
             why,
         })?;
-        let vote = read_vote_file(dir)?;
+        let vote = read_vote_file(dir)?.map(forget_leadership);
         if let (Some(vote), Some(last)) = (vote, log.last_log_id()) {
             // A vote is saved before a leader's entries are accepted; a log that ran ahead of
             // the vote means one of them is not what was written.
@@ -321,6 +321,25 @@ impl LogStore {
             })
             .map_err(|_| log_error(ErrorVerb::Write, io_gone()))
     }
+}
+
+/// A vote read back after a restart keeps its term and candidate but never says that a
+/// quorum granted it. openraft 0.9 restores a node whose saved vote is committed for itself
+/// as leader at once, in the same term, without an election. That restored leader is unsafe
+/// twice over:
+/// - it takes its term's first entry as its read point, while its committed index restarts
+///   at the state machine's last checkpoint, so a linearisable read could answer from
+///   before writes that were already acknowledged (the chaos suite saw this after a power
+///   cut);
+/// - its own unsynced tail may be gone although followers had flushed it and the entries were
+///   committed, and it would propose different entries under the same log ids.
+///
+/// As an uncommitted vote it still forbids voting for anyone else in that term; the node
+/// starts as a follower, and leadership needs a new election in a higher term, whose leader
+/// commits an entry of its own before it serves a read.
+fn forget_leadership(mut vote: Vote) -> Vote {
+    vote.committed = false;
+    vote
 }
 
 fn read_vote_file(dir: &Path) -> Result<Option<Vote>, wal::RecoverError> {

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use node::client::status;
 use state_machine::{Effect, OrderId, OrderStatus, Outcome, SkuId};
 use std::time::Duration;
 
@@ -217,4 +218,52 @@ async fn exactly_the_stock_is_reserved_when_the_leader_dies_mid_sale() {
                 .is_some());
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_leader_restarts_as_a_follower_and_the_next_leader_has_a_new_term() {
+    // Elections slow enough that the killed leader is back before anyone else campaigns:
+    // openraft 0.9 on its own would restore it as leader of its old term at once.
+    let mut cluster = Cluster::start(3, |c| {
+        c.raft.election_timeout_min_ms = 4_000;
+        c.raft.election_timeout_max_ms = 5_000;
+    });
+    let client = cluster.client();
+    let old = cluster.leader(&[1, 2, 3]).await;
+    client.submit(&[create("A", 10)]).await.unwrap();
+    let before = status(&cluster.addr(old), Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(before.role, "leader");
+
+    cluster.kill(old);
+    cluster.restart(old);
+    cluster.wait_listening(old);
+    let restarted = status(&cluster.addr(old), Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_ne!(
+        restarted.role, "leader",
+        "node {old} resumed leadership of term {} without an election",
+        restarted.term
+    );
+
+    let new = cluster.leader(&[1, 2, 3]).await;
+    let after = status(&cluster.addr(new), Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert!(
+        after.term > before.term,
+        "leader {new} in term {} after leader {old} of term {} restarted",
+        after.term,
+        before.term
+    );
+    let (outcomes, _) = client.submit(&[order("o1", "u", "A", 1)]).await.unwrap();
+    assert!(matches!(
+        outcomes[0],
+        Outcome::Order {
+            effect: Effect::Applied,
+            ..
+        }
+    ));
 }

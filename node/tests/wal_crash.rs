@@ -243,6 +243,23 @@ async fn truncate_purge_vote_and_committed_survive_a_restart() {
 }
 
 #[tokio::test]
+async fn a_leaders_vote_comes_back_without_its_leadership() {
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path().join("log");
+    let mut store = LogStore::open(&dir, options(256)).unwrap();
+    store.save_vote(&Vote::new_committed(7, 3)).await.unwrap();
+    // Until a restart the vote reads back exactly as saved (openraft's contract).
+    assert_eq!(
+        store.read_vote().await.unwrap(),
+        Some(Vote::new_committed(7, 3))
+    );
+    drop(store);
+    let mut store = LogStore::open(&dir, options(256)).unwrap();
+    // Same term and candidate, so no other vote in term 7; but no longer a leader's.
+    assert_eq!(store.read_vote().await.unwrap(), Some(Vote::new(7, 3)));
+}
+
+#[tokio::test]
 async fn a_damaged_vote_file_refuses_to_start() {
     let base = tempfile::tempdir().unwrap();
     let dir = base.path().join("log");

@@ -107,7 +107,13 @@ pub struct PatchSkuBody {
 }
 
 impl PatchSkuBody {
-    pub fn into_command(self, sku: SkuId) -> Result<Command, ValidationError> {
+    /// `request_tag` names this HTTP request across the gateway's own resends: a late
+    /// attempt then cannot overwrite a newer patch.
+    pub fn into_command(
+        self,
+        sku: SkuId,
+        request_tag: RequestTag,
+    ) -> Result<Command, ValidationError> {
         let sale_window = match self.sale_window {
             None => None,
             Some(None) => Some(None),
@@ -117,6 +123,7 @@ impl PatchSkuBody {
             sku,
             per_user_limit: self.per_user_limit,
             sale_window,
+            request_tag,
         })
     }
 }
@@ -454,17 +461,18 @@ mod tests {
     #[test]
     fn patch_tells_absent_from_null() {
         let body: PatchSkuBody = decode(br#"{"sale_window": null}"#).unwrap();
-        let cmd = body.into_command(SkuId::new("A1").unwrap()).unwrap();
+        let cmd = body.into_command(SkuId::new("A1").unwrap(), 7).unwrap();
         assert_eq!(
             cmd,
             Command::UpdateSku {
                 sku: SkuId::new("A1").unwrap(),
                 per_user_limit: None,
                 sale_window: Some(None),
+                request_tag: 7,
             }
         );
         let body: PatchSkuBody = decode(br#"{"per_user_limit": 0}"#).unwrap();
-        let err = body.into_command(SkuId::new("A1").unwrap()).unwrap_err();
+        let err = body.into_command(SkuId::new("A1").unwrap(), 7).unwrap_err();
         assert_eq!(err.field, "per_user_limit");
     }
 

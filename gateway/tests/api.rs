@@ -128,12 +128,26 @@ async fn sku_restock_patch_get_and_list() {
         .iter()
         .filter(|c| matches!(c, Command::UpdateSku { .. }))
         .collect();
+    // Each PATCH request carries a tag of its own, so a late attempt of one can never be
+    // taken for the other.
+    let tags: Vec<u64> = patches
+        .iter()
+        .map(|c| match c {
+            Command::UpdateSku { request_tag, .. } => *request_tag,
+            _ => unreachable!(),
+        })
+        .collect();
+    assert!(
+        tags[0] != 0 && tags[1] != 0 && tags[0] != tags[1],
+        "{tags:?}"
+    );
     assert_eq!(
         patches[0],
         &Command::UpdateSku {
             sku: sku_id("A1"),
             per_user_limit: None,
             sale_window: Some(None),
+            request_tag: tags[0],
         }
     );
     assert_eq!(
@@ -142,6 +156,7 @@ async fn sku_restock_patch_get_and_list() {
             sku: sku_id("A1"),
             per_user_limit: Some(None),
             sale_window: Some(Some(SaleWindow::new(5, 9).unwrap())),
+            request_tag: tags[1],
         }
     );
 

@@ -27,11 +27,14 @@ pub enum Command {
         delta: i64,
         request_tag: RequestTag,
     },
-    /// Only the fields that are `Some` change; `Some(None)` clears a setting.
+    /// Only the fields that are `Some` change; `Some(None)` clears a setting. A tagged
+    /// patch applies at most once: a late attempt of a request whose retry already applied
+    /// must not overwrite a newer patch.
     UpdateSku {
         sku: SkuId,
         per_user_limit: Option<Option<u64>>,
         sale_window: Option<Option<SaleWindow>>,
+        request_tag: RequestTag,
     },
     PlaceOrder {
         order_id: OrderId,

@@ -3,7 +3,7 @@
 
 use crate::command::{Command, Effect, Outcome, Refusal, RequestTag};
 use crate::model::{
-    Items, Order, OrderStatus, Payment, RestockRecord, SaleWindow, Sku, SkuCreation,
+    Items, Order, OrderStatus, PatchRecord, Payment, RestockRecord, SaleWindow, Sku, SkuCreation,
 };
 use crate::store::error::StoreError;
 use crate::store::tx::Tx;
@@ -56,7 +56,8 @@ pub(crate) fn apply_command(tx: &mut Tx, index: u64, command: &Command) -> Appli
             sku,
             per_user_limit,
             sale_window,
-        } => update_sku(tx, index, sku, *per_user_limit, *sale_window),
+            request_tag,
+        } => update_sku(tx, index, sku, *per_user_limit, *sale_window, *request_tag),
         Command::PlaceOrder {
             order_id,
             user_id,
@@ -211,28 +212,49 @@ fn update_sku(
     sku_id: &SkuId,
     per_user_limit: Option<Option<u64>>,
     sale_window: Option<Option<SaleWindow>>,
+    request_tag: RequestTag,
 ) -> Applied {
     let Some(mut sku) = tx.sku(sku_id)? else {
         return refuse(Refusal::SkuNotFound {
             sku: sku_id.clone(),
         });
     };
+    if request_tag != 0 {
+        if let Some(applied) = tx.patch(sku_id, request_tag)? {
+            // An attempt of a request that already applied: its first attempt's answer,
+            // and nothing overwritten, though a newer patch may have come in between.
+            return Ok(Outcome::Sku {
+                sku: applied.sku_after,
+                effect: if applied.changed {
+                    Effect::Applied
+                } else {
+                    Effect::Unchanged
+                },
+            });
+        }
+    }
     let limit = per_user_limit.unwrap_or(sku.per_user_limit);
     let window = sale_window.unwrap_or(sku.sale_window);
-    if limit == sku.per_user_limit && window == sku.sale_window {
-        return Ok(Outcome::Sku {
-            sku,
-            effect: Effect::Unchanged,
-        });
+    let effect = if limit == sku.per_user_limit && window == sku.sale_window {
+        Effect::Unchanged
+    } else {
+        sku.per_user_limit = limit;
+        sku.sale_window = window;
+        sku.revision = index;
+        tx.put_sku(sku.clone());
+        Effect::Applied
+    };
+    // Recorded even when it changed nothing: a late attempt must not undo a newer patch.
+    if request_tag != 0 {
+        tx.put_patch(
+            request_tag,
+            PatchRecord {
+                changed: effect == Effect::Applied,
+                sku_after: sku.clone(),
+            },
+        );
     }
-    sku.per_user_limit = limit;
-    sku.sale_window = window;
-    sku.revision = index;
-    tx.put_sku(sku.clone());
-    Ok(Outcome::Sku {
-        sku,
-        effect: Effect::Applied,
-    })
+    Ok(Outcome::Sku { sku, effect })
 }
 
 fn place_order(

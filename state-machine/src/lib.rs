@@ -17,7 +17,8 @@ pub mod store;
 
 pub use command::{Batch, Command, Effect, Outcome, Refusal, RequestTag, MAX_BATCH_COMMANDS};
 pub use model::{
-    Item, Items, Order, OrderStatus, Payment, RestockRecord, SaleWindow, Sku, SkuCreation,
+    Item, Items, Order, OrderStatus, PatchRecord, Payment, RestockRecord, SaleWindow, Sku,
+    SkuCreation,
 };
 pub use validation::{
     OrderId, PaymentRef, Qty, RequestId, SkuId, UserId, ValidationError, DEFAULT_TTL_MS, MAX_COUNT,

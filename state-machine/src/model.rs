@@ -107,6 +107,15 @@ pub struct RestockRecord {
     pub sku_after: Sku,
 }
 
+/// A tagged patch already applied to a SKU, with the SKU as that patch left it: any later
+/// attempt of the same request answers with it and changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatchRecord {
+    /// Whether the patch changed the SKU's settings, so a resend answers as it did.
+    pub changed: bool,
+    pub sku_after: Sku,
+}
+
 /// One line of an order.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Item {

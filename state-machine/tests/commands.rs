@@ -130,6 +130,7 @@ fn update_sku_changes_only_present_fields() {
         sku: sku("A1"),
         per_user_limit: Some(Some(3)),
         sale_window: None,
+        request_tag: 0,
     };
     let (s, _) = sku_of(run(&store, 2, 0, cmd));
     assert_eq!(s.per_user_limit, Some(3));
@@ -139,6 +140,7 @@ fn update_sku_changes_only_present_fields() {
         sku: sku("A1"),
         per_user_limit: None,
         sale_window: Some(None),
+        request_tag: 0,
     };
     let (s, _) = sku_of(run(&store, 3, 0, clear.clone()));
     assert_eq!((s.per_user_limit, s.sale_window), (Some(3), None));
@@ -148,11 +150,54 @@ fn update_sku_changes_only_present_fields() {
         sku: sku("B"),
         per_user_limit: None,
         sale_window: None,
+        request_tag: 0,
     };
     assert!(matches!(
         refusal(run(&store, 5, 0, missing)),
         Refusal::SkuNotFound { .. }
     ));
+}
+
+#[test]
+fn a_late_attempt_of_a_patch_never_overwrites_a_newer_one() {
+    let store = temp_store();
+    run(&store, 1, 0, create("A1", 5));
+    let patch = |limit: u64, tag: u64| Command::UpdateSku {
+        sku: sku("A1"),
+        per_user_limit: Some(Some(limit)),
+        sale_window: None,
+        request_tag: tag,
+    };
+    // Request 11 sets the limit to 2 (its retry applied first), then request 12 sets 3.
+    let (s, effect) = sku_of(run(&store, 2, 0, patch(2, 11)));
+    assert_eq!((s.per_user_limit, effect), (Some(2), Effect::Applied));
+    run(&store, 3, 0, patch(3, 12));
+    // Request 11's first attempt arrives late: it answers as request 11 did, and the
+    // limit stays request 12's.
+    let (s, effect) = sku_of(run(&store, 4, 0, patch(2, 11)));
+    assert_eq!(
+        (s.per_user_limit, s.revision, effect),
+        (Some(2), 2, Effect::Applied)
+    );
+    let now = store.get_sku(&sku("A1")).unwrap().unwrap();
+    assert_eq!((now.per_user_limit, now.revision), (Some(3), 3));
+    // A patch that changed nothing is remembered too: its late attempt must not undo 14.
+    run(&store, 5, 0, patch(3, 13));
+    run(&store, 6, 0, patch(4, 14));
+    let (_, effect) = sku_of(run(&store, 7, 0, patch(3, 13)));
+    assert_eq!(effect, Effect::Unchanged);
+    assert_eq!(
+        store.get_sku(&sku("A1")).unwrap().unwrap().per_user_limit,
+        Some(4)
+    );
+    // Untagged patches are applied every time.
+    run(&store, 8, 0, patch(2, 0));
+    run(&store, 9, 0, patch(4, 0));
+    run(&store, 10, 0, patch(2, 0));
+    assert_eq!(
+        store.get_sku(&sku("A1")).unwrap().unwrap().per_user_limit,
+        Some(2)
+    );
 }
 
 #[test]

@@ -23,6 +23,8 @@ struct Model {
     orders: BTreeMap<String, Order>,
     /// Applied restocks: delta, the applying request's tag and the SKU it left.
     restocks: BTreeMap<(String, String), (i64, u64, Sku)>,
+    /// Applied tagged patches: whether each changed its SKU, and the SKU it left.
+    patches: BTreeMap<(String, u64), (bool, Sku)>,
 }
 
 impl Model {
@@ -184,10 +186,24 @@ impl Model {
                 sku,
                 per_user_limit,
                 sale_window,
+                request_tag,
             } => {
                 let Some(s) = self.skus.get_mut(sku.as_str()) else {
                     return Outcome::Refused(Refusal::SkuNotFound { sku: sku.clone() });
                 };
+                let key = (sku.to_string(), *request_tag);
+                if *request_tag != 0 {
+                    if let Some((changed, after)) = self.patches.get(&key) {
+                        return Outcome::Sku {
+                            sku: after.clone(),
+                            effect: if *changed {
+                                Effect::Applied
+                            } else {
+                                Effect::Unchanged
+                            },
+                        };
+                    }
+                }
                 let before = (s.per_user_limit, s.sale_window);
                 if let Some(l) = per_user_limit {
                     s.per_user_limit = *l;
@@ -195,16 +211,20 @@ impl Model {
                 if let Some(w) = sale_window {
                     s.sale_window = *w;
                 }
-                if (s.per_user_limit, s.sale_window) == before {
-                    return Outcome::Sku {
-                        sku: s.clone(),
-                        effect: Effect::Unchanged,
-                    };
+                let changed = (s.per_user_limit, s.sale_window) != before;
+                if changed {
+                    s.revision = rev;
                 }
-                s.revision = rev;
+                if *request_tag != 0 {
+                    self.patches.insert(key, (changed, s.clone()));
+                }
                 Outcome::Sku {
                     sku: s.clone(),
-                    effect: Effect::Applied,
+                    effect: if changed {
+                        Effect::Applied
+                    } else {
+                        Effect::Unchanged
+                    },
                 }
             }
             Command::PlaceOrder {
@@ -485,8 +505,8 @@ fn arb_command() -> impl Strategy<Value = Command> {
             .prop_map(|(s, stock, limit, window, tag)| Command::CreateSku { sku: sku(s), stock, per_user_limit: limit, sale_window: window, request_tag: tag }),
         1 => (sku_.clone(), 0u8..4, prop_oneof![-6i64..0, 1i64..8], 0u64..3)
             .prop_map(|(s, r, delta, tag)| tagged(restock(s, &format!("r{r}"), delta), tag)),
-        1 => (sku_.clone(), prop::option::of(prop::option::of(1u64..4)), prop::option::of(arb_window()))
-            .prop_map(|(s, limit, window)| Command::UpdateSku { sku: sku(s), per_user_limit: limit, sale_window: window }),
+        1 => (sku_.clone(), prop::option::of(prop::option::of(1u64..4)), prop::option::of(arb_window()), 0u64..3)
+            .prop_map(|(s, limit, window, tag)| Command::UpdateSku { sku: sku(s), per_user_limit: limit, sale_window: window, request_tag: tag }),
         6 => (order_id.clone(), user, arb_items(), 1_000u64..3_000, 0u64..3)
             .prop_map(|(id, u, items, ttl_ms, tag)| Command::PlaceOrder { order_id: oid(&id), user_id: uid(u), items, ttl_ms, request_tag: tag }),
         2 => (order_id.clone(), prop::option::of("p[0-9]"), 0u64..3).prop_map(|(id, r, tag)| tagged(pay(&id, r.as_deref()), tag)),

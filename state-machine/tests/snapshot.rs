@@ -40,6 +40,12 @@ fn workload(seed: u64, entries: usize) -> Vec<Batch> {
                     6 => cancel(&id),
                     7 => refund(&id, next(2) == 0),
                     8 => restock("hot", &format!("r{}", next(5)), 1 + next(20) as i64),
+                    _ if next(3) == 0 => Command::UpdateSku {
+                        sku: sku("lim"),
+                        per_user_limit: Some(Some(1 + next(4))),
+                        sale_window: None,
+                        request_tag: next(40),
+                    },
                     _ => Command::Expire,
                 }
             })

@@ -36,7 +36,7 @@ pub async fn patch(
     SkuPath(sku): SkuPath,
     JsonBody(body): JsonBody<PatchSkuBody>,
 ) -> Result<Response, ApiError> {
-    let command = body.into_command(sku)?;
+    let command = body.into_command(sku, new_request_tag())?;
     sku_answer(submit(&state, &command).await?, OnApplied::Ok)
 }
 

@@ -483,6 +483,7 @@ impl Model {
                 sku,
                 per_user_limit,
                 sale_window,
+                ..
             } => {
                 let Some(record) = self.skus.get_mut(sku.as_str()) else {
                     return Outcome::Refused(Refusal::SkuNotFound { sku });

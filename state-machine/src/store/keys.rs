@@ -20,6 +20,11 @@ pub fn restock(sku: &SkuId, request_id: &RequestId) -> Vec<u8> {
     join(sku.as_str().as_bytes(), request_id.as_str().as_bytes())
 }
 
+/// `sku \0 request_tag (BE)`: a tagged patch already applied to a SKU.
+pub fn patch(sku: &SkuId, request_tag: u64) -> Vec<u8> {
+    join(sku.as_str().as_bytes(), &request_tag.to_be_bytes())
+}
+
 /// `expires_ms (BE) order_id`: sorts reserved orders by deadline, then id.
 pub fn deadline(expires_ms: u64, order_id: &OrderId) -> Vec<u8> {
     let mut key = Vec::with_capacity(8 + order_id.as_str().len());

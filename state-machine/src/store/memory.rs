@@ -4,7 +4,8 @@
 //! so a record changed once is encoded once. The trees are persistent maps (`imbl`): a
 //! snapshot's copy of the whole state is O(1), so export never stops apply for long.
 //!
-//! Only the primary trees (SKUs, orders, restocks, the applied marker and clock) go to disk.
+//! Only the primary trees (SKUs, orders, restocks, patches, the applied marker and clock) go
+//! to disk.
 //! The holds and the deadline and user indexes follow from the orders alone, so they live in
 //! memory only and are rebuilt from the orders when the state is loaded: an order then
 //! costs one record at a checkpoint, not four.
@@ -28,10 +29,11 @@ pub(crate) const RESTOCKS: usize = 3;
 pub(crate) const DEADLINES: usize = 4;
 pub(crate) const USER_ORDERS: usize = 5;
 pub(crate) const APPLIED: usize = 6;
+pub(crate) const PATCHES: usize = 7;
 
 /// Whether a tree is written to disk; the others are rebuilt from the orders.
 pub(crate) fn is_persisted(tree: usize) -> bool {
-    matches!(tree, SKUS | ORDERS | RESTOCKS | APPLIED)
+    matches!(tree, SKUS | ORDERS | RESTOCKS | APPLIED | PATCHES)
 }
 
 #[derive(Default, Clone)]
@@ -70,7 +72,7 @@ impl MemTree {
 }
 
 /// One apply's (or one checkpoint's) changes: per tree, key to new value (`None`: deleted).
-pub(crate) type Changes = [BTreeMap<Vec<u8>, Option<Value>>; 7];
+pub(crate) type Changes = [BTreeMap<Vec<u8>, Option<Value>>; NAMES.len()];
 
 pub(crate) fn no_changes() -> Changes {
     Default::default()
@@ -89,7 +91,7 @@ pub(crate) fn is_empty(changes: &Changes) -> bool {
 
 #[derive(Default, Clone)]
 pub(crate) struct MemTrees {
-    pub trees: [MemTree; 7],
+    pub trees: [MemTree; NAMES.len()],
 }
 
 impl MemTrees {
@@ -179,6 +181,9 @@ impl MemTrees {
     pub fn applied(&self) -> &MemTree {
         &self.trees[APPLIED]
     }
+    pub fn patches(&self) -> &MemTree {
+        &self.trees[PATCHES]
+    }
 
     /// Records held, all trees together.
     pub fn records(&self) -> usize {
@@ -188,5 +193,5 @@ impl MemTrees {
 
 // The tree positions above must name the trees of `NAMES` in the same order.
 const _: () = {
-    assert!(NAMES.len() == 7);
+    assert!(NAMES.len() == 8);
 };

@@ -329,9 +329,10 @@ fn write_changes(disk: &Trees, changes: &Changes) -> Result<(), StoreError> {
         &t.deadlines,
         &t.user_orders,
         &t.applied,
+        &t.patches,
     )
-        .transaction(|(a, b, c, d, e, f, g)| {
-            let trees = [a, b, c, d, e, f, g];
+        .transaction(|(a, b, c, d, e, f, g, h)| {
+            let trees = [a, b, c, d, e, f, g, h];
             for (position, (tree, writes)) in trees.into_iter().zip(changes).enumerate() {
                 if !memory::is_persisted(position) {
                     continue;

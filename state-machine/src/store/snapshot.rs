@@ -13,13 +13,14 @@ use super::keys::{CLOCK_KEY, MARKER_KEY};
 use super::memory::{self, MemTrees};
 use super::trees::{self, tree_name, Trees, NAMES};
 use super::{decode_sku, Store};
-use crate::model::{Order, RestockRecord};
+use crate::model::{Order, PatchRecord, RestockRecord};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::sync::Arc;
 
 const MAGIC: &[u8; 8] = b"INVSNAP\0";
 // 2: orders, SKUs and restock records carry the tag of the request that made them.
-const VERSION: u32 = 2;
+// 3: a `patches` tree, the tagged patches applied to each SKU.
+const VERSION: u32 = 3;
 const END_TAG: u8 = 0xFF;
 /// Record size bounds: far above any real key or value (an order of 64 items is a few KiB),
 /// low enough that a corrupt length cannot make install allocate gigabytes.
@@ -270,6 +271,13 @@ fn check_record(tree: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> 
         "deadlines" => value.is_empty() && key.len() > 8,
         "user_orders" => value.is_empty() && key.len() > 9,
         "applied" => key == MARKER_KEY || (key == CLOCK_KEY && value.len() == 8),
+        "patches" => key.starts_with(
+            decode::<PatchRecord>(tree, value)?
+                .sku_after
+                .sku
+                .as_str()
+                .as_bytes(),
+        ),
         _ => false,
     };
     if ok {

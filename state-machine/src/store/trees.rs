@@ -10,7 +10,7 @@ pub(crate) const GENERATION_KEY: &[u8] = b"generation";
 const PREFIX: &str = "sm.";
 
 /// The state trees in snapshot order; the position is the record tag in a snapshot.
-pub(crate) const NAMES: [&str; 7] = [
+pub(crate) const NAMES: [&str; 8] = [
     "skus",
     "orders",
     "holds",
@@ -18,6 +18,7 @@ pub(crate) const NAMES: [&str; 7] = [
     "deadlines",
     "user_orders",
     "applied",
+    "patches",
 ];
 
 pub(crate) struct Trees {
@@ -29,6 +30,7 @@ pub(crate) struct Trees {
     pub deadlines: Tree,
     pub user_orders: Tree,
     pub applied: Tree,
+    pub patches: Tree,
 }
 
 pub(crate) fn tree_name(generation: u64, name: &str) -> String {
@@ -47,11 +49,12 @@ impl Trees {
             deadlines: open(NAMES[4])?,
             user_orders: open(NAMES[5])?,
             applied: open(NAMES[6])?,
+            patches: open(NAMES[7])?,
         })
     }
 
     /// In snapshot order, matching `NAMES`.
-    pub fn in_order(&self) -> [&Tree; 7] {
+    pub fn in_order(&self) -> [&Tree; 8] {
         [
             &self.skus,
             &self.orders,
@@ -60,6 +63,7 @@ impl Trees {
             &self.deadlines,
             &self.user_orders,
             &self.applied,
+            &self.patches,
         ]
     }
 }

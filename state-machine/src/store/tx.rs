@@ -7,7 +7,7 @@ use super::codec::{decode, encode};
 use super::error::StoreError;
 use super::keys;
 use super::memory::{self, Changes, MemTree, MemTrees};
-use crate::model::{Order, RestockRecord, Sku};
+use crate::model::{Order, PatchRecord, RestockRecord, Sku};
 use crate::validation::{OrderId, RequestId, SkuId, UserId};
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::BTreeMap;
@@ -58,6 +58,7 @@ pub(crate) struct Tx<'a> {
     orders: Slots<Order>,
     holds: Slots<u64>,
     restocks: Slots<RestockRecord>,
+    patches: Slots<PatchRecord>,
     /// Index keys to insert (`true`) or remove (`false`).
     deadlines: BTreeMap<Vec<u8>, bool>,
     user_orders: BTreeMap<Vec<u8>, bool>,
@@ -72,6 +73,7 @@ impl<'a> Tx<'a> {
             orders: Slots::new("orders"),
             holds: Slots::new("holds"),
             restocks: Slots::new("restocks"),
+            patches: Slots::new("patches"),
             deadlines: BTreeMap::new(),
             user_orders: BTreeMap::new(),
         }
@@ -122,6 +124,22 @@ impl<'a> Tx<'a> {
     pub fn put_restock(&mut self, request_id: &RequestId, record: RestockRecord) {
         self.restocks.set(
             keys::restock(&record.sku_after.sku, request_id),
+            Some(record),
+        );
+    }
+
+    pub fn patch(
+        &mut self,
+        sku: &SkuId,
+        request_tag: u64,
+    ) -> Result<Option<PatchRecord>, StoreError> {
+        self.patches
+            .get(self.trees.patches(), keys::patch(sku, request_tag))
+    }
+
+    pub fn put_patch(&mut self, request_tag: u64, record: PatchRecord) {
+        self.patches.set(
+            keys::patch(&record.sku_after.sku, request_tag),
             Some(record),
         );
     }
@@ -193,6 +211,7 @@ impl<'a> Tx<'a> {
         changes[memory::ORDERS] = encode_dirty(&self.orders);
         changes[memory::HOLDS] = encode_dirty(&self.holds);
         changes[memory::RESTOCKS] = encode_dirty(&self.restocks);
+        changes[memory::PATCHES] = encode_dirty(&self.patches);
         changes[memory::DEADLINES] = index_writes(self.deadlines);
         changes[memory::USER_ORDERS] = index_writes(self.user_orders);
         let applied = &mut changes[memory::APPLIED];

@@ -15,5 +15,5 @@ mod samples;
 
 pub use error::ConfigError;
 pub use gateway::GatewayConfig;
-pub use node::{local_cluster, GroupCommit, NodeConfig, RaftTiming, Storage};
+pub use node::{local_cluster, ClockSettings, GroupCommit, NodeConfig, RaftTiming, Storage};
 pub use samples::{sample_five_node, sample_gateway, sample_three_node};

@@ -32,6 +32,7 @@ pub struct NodeConfig {
     pub raft: RaftTiming,
     pub group_commit: GroupCommit,
     pub storage: Storage,
+    pub clock: ClockSettings,
 }
 
 // `advertise` defaults to `listen`, which a field-level serde default cannot
@@ -52,6 +53,8 @@ struct RawNodeConfig {
     group_commit: GroupCommit,
     #[serde(default)]
     storage: Storage,
+    #[serde(default)]
+    clock: ClockSettings,
 }
 
 impl From<RawNodeConfig> for NodeConfig {
@@ -65,6 +68,7 @@ impl From<RawNodeConfig> for NodeConfig {
             raft: raw.raft,
             group_commit: raw.group_commit,
             storage: raw.storage,
+            clock: raw.clock,
         }
     }
 }
@@ -144,6 +148,57 @@ impl Storage {
     }
 }
 
+/// How far this node's wall clock may be from its peers', and a test-only skew.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClockSettings {
+    /// A node whose wall clock is further than this from at least half of its peers' does
+    /// not lead: it never campaigns, and a leader steps down.
+    pub max_offset_ms: u64,
+    /// Test only: added to this node's wall clock, so that tests and the chaos suite can skew
+    /// one node without touching the machine's clock. Leave it 0 in production.
+    pub test_offset_ms: i64,
+}
+
+impl ClockSettings {
+    pub const MAX_OFFSET_LIMIT_MS: u64 = 60_000;
+    /// A day either way: enough for any skew a test wants.
+    pub const TEST_OFFSET_LIMIT_MS: i64 = 86_400_000;
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(10..=Self::MAX_OFFSET_LIMIT_MS).contains(&self.max_offset_ms) {
+            return Err(ConfigError::invalid(
+                "clock.max_offset_ms",
+                format!(
+                    "is {}; use 10 to {} ms (the furthest a node's clock may be from its peers')",
+                    self.max_offset_ms,
+                    Self::MAX_OFFSET_LIMIT_MS
+                ),
+            ));
+        }
+        if self.test_offset_ms.unsigned_abs() > Self::TEST_OFFSET_LIMIT_MS.unsigned_abs() {
+            return Err(ConfigError::invalid(
+                "clock.test_offset_ms",
+                format!(
+                    "is {}; a test skew must be within ±{} ms",
+                    self.test_offset_ms,
+                    Self::TEST_OFFSET_LIMIT_MS
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for ClockSettings {
+    fn default() -> Self {
+        ClockSettings {
+            max_offset_ms: 500,
+            test_offset_ms: 0,
+        }
+    }
+}
+
 impl Default for Storage {
     fn default() -> Self {
         Storage {
@@ -207,7 +262,8 @@ impl NodeConfig {
         self.validate_members()?;
         self.raft.validate()?;
         self.group_commit.validate()?;
-        self.storage.validate()
+        self.storage.validate()?;
+        self.clock.validate()
     }
 
     fn validate_members(&self) -> Result<(), ConfigError> {
@@ -417,6 +473,7 @@ pub fn local_cluster(n: usize, base_port: u16, data_root: &Path) -> Vec<NodeConf
                 raft: RaftTiming::default(),
                 group_commit: GroupCommit::default(),
                 storage: Storage::default(),
+                clock: ClockSettings::default(),
             };
             if let Err(e) = config.validate() {
                 panic!("local_cluster built an invalid config: {e}");

@@ -151,6 +151,7 @@ impl Cluster {
             raft: self.spec.raft.clone(),
             group_commit: Default::default(),
             storage: Default::default(),
+            clock: Default::default(),
         };
         node.validate().context("node config")?;
         std::fs::write(self.node_dir(id).join("node.toml"), node.to_toml_string())?;

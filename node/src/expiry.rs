@@ -1,7 +1,12 @@
 //! The leader's expiry ticker: proposes `Expire` when the earliest reservation deadline has
-//! passed by its clock, at most once per tick. Followers never act on their own clocks.
+//! passed by the time its proposal would carry (`Clocks::proposal_ms`: the cluster clock run
+//! on by monotonic time, or the wall clock when later), at most once per tick. Followers
+//! never act on their own clocks. A leader whose wall clock runs ahead cannot expire
+//! reservations early, nor one whose clock lags freeze them: the clock monitor keeps a
+//! leader's wall clock within `max_offset_ms` of its peers', or it does not lead.
 
-use crate::group_commit::{now_ms, GroupCommit};
+use crate::clock::Clocks;
+use crate::group_commit::GroupCommit;
 use crate::types::Raft;
 use state_machine::{Command, Store};
 use std::sync::Arc;
@@ -11,7 +16,7 @@ use std::time::Duration;
 /// room for a commit round.
 pub const TICK: Duration = Duration::from_millis(200);
 
-pub fn start(raft: Raft, store: Arc<Store>, proposer: GroupCommit) {
+pub fn start(raft: Raft, store: Arc<Store>, proposer: GroupCommit, clocks: Clocks) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -21,7 +26,7 @@ pub fn start(raft: Raft, store: Arc<Store>, proposer: GroupCommit) {
                 continue;
             }
             let due = match store.earliest_deadline() {
-                Ok(Some(deadline)) => deadline <= now_ms(),
+                Ok(Some(deadline)) => deadline <= clocks.proposal_ms(),
                 Ok(None) => false,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the deadline index");

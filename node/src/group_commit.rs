@@ -3,12 +3,12 @@
 //! log entry — one fsync on each node — carries many orders. Each caller gets back exactly
 //! the outcomes of its own commands.
 
+use crate::clock::Clocks;
 use crate::in_flight::{Entered, InFlightOrders};
 use crate::leader::LeaderHint;
 use crate::types::Raft;
 use state_machine::{Batch, Command, Outcome};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 /// Proposals in flight at once. Two lets the next batch be appended and replicated while the
@@ -49,24 +49,24 @@ struct Proposal {
 pub struct GroupCommit {
     tx: mpsc::Sender<Proposal>,
     in_flight: InFlightOrders,
-}
-
-/// Wall-clock milliseconds the leader stamps on a proposal; the state machine keeps
-/// `clock = max(clock, now_ms)`, so a lagging clock after a leader change does no harm.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    clocks: Clocks,
 }
 
 impl GroupCommit {
-    pub fn start(raft: Raft, max_batch: usize) -> Self {
+    /// Proposals are stamped with `clocks.proposal_ms()`; the state machine keeps
+    /// `clock = max(clock, now_ms)`.
+    pub fn start(raft: Raft, max_batch: usize, clocks: Clocks) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(raft, rx, max_batch.max(1)));
+        tokio::spawn(run(raft, rx, max_batch.max(1), clocks.clone()));
         Self {
             tx,
             in_flight: InFlightOrders::default(),
+            clocks,
         }
+    }
+
+    pub fn clocks(&self) -> &Clocks {
+        &self.clocks
     }
 
     /// The orders proposed through this proposer and not yet answered by apply.
@@ -80,6 +80,10 @@ impl GroupCommit {
         commands: Vec<Command>,
         bytes: usize,
     ) -> Result<Committed, ProposeError> {
+        // A node whose clock disagrees with its peers' must not stamp the cluster's time.
+        if !self.clocks.fit_to_lead() {
+            return Err(ProposeError::Unavailable(self.clocks.verdict().problem));
+        }
         let (reply, rx) = oneshot::channel();
         let in_flight = self.in_flight.enter(&commands);
         self.tx
@@ -95,7 +99,7 @@ impl GroupCommit {
     }
 }
 
-async fn run(raft: Raft, mut rx: mpsc::Receiver<Proposal>, max_batch: usize) {
+async fn run(raft: Raft, mut rx: mpsc::Receiver<Proposal>, max_batch: usize, clocks: Clocks) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut carry: Option<Proposal> = None;
     loop {
@@ -128,8 +132,9 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<Proposal>, max_batch: usize) {
             }
         }
         let raft = raft.clone();
+        let now_ms = clocks.proposal_ms();
         tokio::spawn(async move {
-            propose(&raft, group).await;
+            propose(&raft, group, now_ms).await;
             drop(slot);
         });
     }
@@ -140,7 +145,7 @@ fn fits(size: usize, bytes: usize, next: &Proposal, max_batch: usize) -> bool {
     size + next.commands.len() <= max_batch && bytes + next.bytes <= MAX_ENTRY_BYTES
 }
 
-async fn propose(raft: &Raft, group: Vec<Proposal>) {
+async fn propose(raft: &Raft, group: Vec<Proposal>, now_ms: u64) {
     let mut commands = Vec::with_capacity(group.iter().map(|p| p.commands.len()).sum());
     let mut replies = Vec::with_capacity(group.len());
     let mut in_flight = Vec::with_capacity(group.len());
@@ -150,10 +155,7 @@ async fn propose(raft: &Raft, group: Vec<Proposal>) {
         in_flight.push(p.in_flight);
     }
     let total = commands.len();
-    let batch = Batch {
-        now_ms: now_ms(),
-        commands,
-    };
+    let batch = Batch { now_ms, commands };
     let written = raft.client_write(Arc::new(batch)).await;
     // Applied, or refused by a leader that lost its term: a read index of any later term
     // waits for this entry to be applied or gone, so the orders are out of flight either way.

@@ -10,6 +10,8 @@ pub mod bench;
 pub mod checkpointer;
 pub mod cli;
 pub mod client;
+pub mod clock;
+pub mod clock_monitor;
 pub mod codec;
 pub mod expiry;
 pub mod group_commit;

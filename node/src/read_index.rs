@@ -3,6 +3,7 @@
 //! (`ensure_linearizable`). Concurrent readers share one confirmation round: a reader waits
 //! for a round that starts after it arrived, never for one already under way.
 
+use crate::clock::Clocks;
 use crate::leader::LeaderHint;
 use crate::types::Raft;
 use std::time::Duration;
@@ -20,13 +21,14 @@ pub enum ReadError {
 #[derive(Clone)]
 pub struct ReadIndex {
     tx: mpsc::Sender<oneshot::Sender<Result<(), ReadError>>>,
+    clocks: Clocks,
 }
 
 impl ReadIndex {
-    pub fn start(raft: Raft) -> Self {
+    pub fn start(raft: Raft, clocks: Clocks) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::spawn(run(raft, rx));
-        Self { tx }
+        Self { tx, clocks }
     }
 
     /// Returns once a read of the local state is linearisable, or unavailable after `timeout`
@@ -37,6 +39,11 @@ impl ReadIndex {
         // node, without the round. Never enable it outside that test.
         if cfg!(feature = "stale-reads") {
             return Ok(());
+        }
+        // A leader with a bad clock must send nothing that keeps its followers from electing
+        // another, and a read's round is such a heartbeat.
+        if !self.clocks.fit_to_lead() {
+            return Err(ReadError::Unavailable(self.clocks.verdict().problem));
         }
         tokio::time::timeout(timeout, self.barrier())
             .await

@@ -7,7 +7,7 @@
 //! once (proposing is always correct), so only refusals pay for the round, and concurrent
 //! refusals share it.
 
-use crate::group_commit::now_ms;
+use crate::clock::Clocks;
 use crate::in_flight::InFlightOrders;
 use crate::read_index::{ReadError, ReadIndex};
 use state_machine::{Command, Refusal, Store};
@@ -21,14 +21,21 @@ pub struct RefusalReads {
     store: Arc<Store>,
     reads: ReadIndex,
     in_flight: InFlightOrders,
+    clocks: Clocks,
 }
 
 impl RefusalReads {
-    pub fn new(store: Arc<Store>, reads: ReadIndex, in_flight: InFlightOrders) -> Self {
+    pub fn new(
+        store: Arc<Store>,
+        reads: ReadIndex,
+        in_flight: InFlightOrders,
+        clocks: Clocks,
+    ) -> Self {
         Self {
             store,
             reads,
             in_flight,
+            clocks,
         }
     }
 
@@ -45,7 +52,9 @@ impl RefusalReads {
 
     fn judge_now(&self, commands: &[Command]) -> Vec<Option<Refusal>> {
         let in_flight = |id: &_| self.in_flight.contains(id);
-        match self.store.refusals_as_reads(now_ms(), commands, in_flight) {
+        // Judged by the clock a proposal of these orders would carry.
+        let now_ms = self.clocks.proposal_ms();
+        match self.store.refusals_as_reads(now_ms, commands, in_flight) {
             Ok(verdicts) => verdicts,
             Err(e) => {
                 // The log's apply meets the same state and reports it there.

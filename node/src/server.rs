@@ -2,6 +2,7 @@
 //! initialises a brand-new cluster (lowest-id initial member only, never on restart), and
 //! shuts down cleanly when asked.
 
+use crate::clock::Clocks;
 use crate::group_commit::GroupCommit;
 use crate::log_store::{LogOptions, LogStore};
 use crate::network::{Network, MAX_MESSAGE_BYTES};
@@ -72,7 +73,9 @@ pub async fn run(
         .with_context(|| format!("cannot open sled in {}", config.data_dir.display()))?;
     let log_store = LogStore::open(&config.data_dir.join("raft-log"), log_options())?;
     let store = Arc::new(state_machine::Store::open(&db)?.sync_on_flush(&sled_dir)?);
-    let state_machine = StateMachine::open(store.clone(), &config.data_dir.join("snapshots"))?;
+    let clocks = Clocks::new(&config.clock);
+    let state_machine = StateMachine::open(store.clone(), &config.data_dir.join("snapshots"))?
+        .with_clocks(clocks.clone());
     let raft = Raft::new(
         config.id,
         Arc::new(raft_config(&config)?),
@@ -82,9 +85,14 @@ pub async fn run(
     )
     .await?;
 
-    let proposer = GroupCommit::start(raft.clone(), config.group_commit.max_batch);
-    let reads = ReadIndex::start(raft.clone());
-    crate::expiry::start(raft.clone(), store.clone(), proposer.clone());
+    let proposer = GroupCommit::start(raft.clone(), config.group_commit.max_batch, clocks.clone());
+    let reads = ReadIndex::start(raft.clone(), clocks.clone());
+    crate::expiry::start(
+        raft.clone(),
+        store.clone(),
+        proposer.clone(),
+        clocks.clone(),
+    );
     crate::checkpointer::start(
         store.clone(),
         std::time::Duration::from_millis(config.storage.checkpoint_interval_ms),
@@ -115,12 +123,14 @@ pub async fn run(
         .add_service(AdminServer::new(AdminService::new(
             raft.clone(),
             config.advertise.clone(),
+            clocks.clone(),
         )))
         .serve_with_incoming_shutdown(incoming, async {
             let _ = stop_rx.await;
         });
     let server = tokio::spawn(server);
 
+    crate::clock_monitor::start(raft.clone(), clocks, config.id);
     initialise_if_new(&raft, &config).await?;
 
     shutdown.await;

@@ -5,6 +5,7 @@
 //! Snapshots are files: built by streaming the store's export to disk, sent in chunks by
 //! openraft, installed by streaming into the store's next generation.
 
+use crate::clock::Clocks;
 use crate::types::Response;
 use crate::types::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 use openraft::storage::{RaftStateMachine, Snapshot};
@@ -37,6 +38,8 @@ pub struct StateMachine {
     store: Arc<Store>,
     files: Arc<SnapshotFiles>,
     membership: StoredMembership,
+    /// Told the state machine's clock after each apply and install (the cluster clock).
+    clocks: Option<Clocks>,
 }
 
 struct SnapshotFiles {
@@ -85,11 +88,29 @@ impl StateMachine {
                 switch: std::sync::Mutex::new(()),
             }),
             membership: applied.membership,
+            clocks: None,
         })
     }
 
     pub fn store(&self) -> &Arc<Store> {
         &self.store
+    }
+}
+
+impl StateMachine {
+    /// Tells `clocks` the state machine's clock after every apply and install.
+    pub fn with_clocks(mut self, clocks: Clocks) -> Self {
+        self.clocks = Some(clocks);
+        self
+    }
+
+    fn note_clock(&self) {
+        if let Some(clocks) = &self.clocks {
+            match self.store.clock() {
+                Ok(clock) => clocks.note_applied(clock),
+                Err(e) => tracing::error!(error = %e, "cannot read the state machine's clock"),
+            }
+        }
     }
 }
 
@@ -269,6 +290,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .apply(&batches, Some(&marker))
             .map_err(|e| StorageError::from(StorageIOError::apply(last, &e)))?
             .into_iter();
+        self.note_clock();
         // One response per entry, blank and membership entries included.
         Ok(entries
             .iter()
@@ -335,6 +357,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.membership = meta.last_membership.clone();
         self.files.make_current(meta, &name)?;
         self.files.remove_received()?;
+        self.note_clock();
         tracing::info!(snapshot = %meta.snapshot_id, records = info.records, "snapshot installed");
         Ok(())
     }

@@ -17,8 +17,8 @@ use axum::http::{HeaderMap, Request, StatusCode};
 use axum::Router;
 use proto::admin::admin_server::{Admin, AdminServer};
 use proto::admin::{
-    AddLearnerRequest, AdminReply, ChangeMembershipRequest, Member, MetricsReply, MetricsRequest,
-    SnapshotRequest, StatusReply, StatusRequest,
+    AddLearnerRequest, AdminReply, ChangeMembershipRequest, ClockReply, ClockRequest, Member,
+    MetricsReply, MetricsRequest, SnapshotRequest, StatusReply, StatusRequest,
 };
 use proto::inventory::inventory_server::{Inventory, InventoryServer};
 use proto::inventory::{
@@ -338,6 +338,13 @@ impl Admin for FakeNode {
             }],
             ..Default::default()
         }))
+    }
+
+    async fn clock(
+        &self,
+        _request: GrpcRequest<ClockRequest>,
+    ) -> Result<GrpcResponse<ClockReply>, Status> {
+        Err(Status::unimplemented("the gateway never asks"))
     }
 
     async fn add_learner(

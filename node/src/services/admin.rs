@@ -1,6 +1,7 @@
 //! The admin service: status for the CLI and the gateway's `/v1/cluster`, and the
 //! membership and snapshot operations, which need the leader (others answer "not leader").
 
+use crate::clock::Clocks;
 use crate::leader::LeaderHint;
 use crate::types::{NodeId, Raft, TypeConfig};
 use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
@@ -9,8 +10,9 @@ use openraft::{BasicNode, ChangeMembers, Membership, ServerState};
 use proto::admin::admin_server;
 use proto::admin::change_membership_request::Change;
 use proto::admin::{
-    admin_reply, AddLearnerRequest, AdminReply, ChangeMembershipRequest, Member, MetricsReply,
-    MetricsRequest, NotLeader, Replication, SnapshotRequest, StatusReply, StatusRequest,
+    admin_reply, AddLearnerRequest, AdminReply, ChangeMembershipRequest, ClockReply, ClockRequest,
+    Member, MetricsReply, MetricsRequest, NotLeader, Replication, SnapshotRequest, StatusReply,
+    StatusRequest,
 };
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -31,11 +33,12 @@ type Written = ClientWriteResponse<TypeConfig>;
 pub struct AdminService {
     raft: Raft,
     addr: String,
+    clocks: Clocks,
 }
 
 impl AdminService {
-    pub fn new(raft: Raft, addr: String) -> Self {
-        Self { raft, addr }
+    pub fn new(raft: Raft, addr: String, clocks: Clocks) -> Self {
+        Self { raft, addr, clocks }
     }
 
     fn leads(&self) -> bool {
@@ -251,6 +254,7 @@ impl admin_server::Admin for AdminService {
             })
             .unwrap_or_default();
         let hint = LeaderHint::from_metrics(&self.raft);
+        let clock = self.clocks.verdict();
         Ok(Response::new(StatusReply {
             node_id: m.id,
             addr: self.addr.clone(),
@@ -266,6 +270,8 @@ impl admin_server::Admin for AdminService {
             joint: membership.get_joint_config().len() > 1,
             replication,
             millis_since_quorum_ack: m.millis_since_quorum_ack,
+            clock_offset_ms: clock.offset_ms,
+            clock_problem: clock.problem,
         }))
     }
 
@@ -340,6 +346,12 @@ impl admin_server::Admin for AdminService {
                 ))),
             })),
         }
+    }
+
+    async fn clock(&self, _: Request<ClockRequest>) -> Result<Response<ClockReply>, Status> {
+        Ok(Response::new(ClockReply {
+            wall_ms: self.clocks.wall_ms(),
+        }))
     }
 
     async fn metrics(&self, _: Request<MetricsRequest>) -> Result<Response<MetricsReply>, Status> {

@@ -35,8 +35,12 @@ pub struct InventoryService {
 
 impl InventoryService {
     pub fn new(raft: Raft, store: Arc<Store>, proposer: GroupCommit, reads: ReadIndex) -> Self {
-        let refusals =
-            RefusalReads::new(store.clone(), reads.clone(), proposer.in_flight().clone());
+        let refusals = RefusalReads::new(
+            store.clone(),
+            reads.clone(),
+            proposer.in_flight().clone(),
+            proposer.clocks().clone(),
+        );
         Self {
             raft,
             store,

@@ -1,0 +1,128 @@
+//! The clock monitor, after CockroachDB's: every half second, ask each voter peer for its
+//! wall clock, keep the offsets measured within the last few seconds, and judge this node's
+//! clock with `clock::judge`. A node whose clock is too far off must not lead: it stops
+//! campaigning, and a leader stops its heartbeats so that the others elect a new leader in
+//! a higher term. Proposals and reads wait for a good verdict (`Clocks::fit_to_lead`).
+
+use crate::clock::{judge, Clocks, Offset, Verdict};
+use crate::types::{NodeId, Raft};
+use proto::admin::admin_client::AdminClient;
+use proto::admin::ClockRequest;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tonic::transport::{Channel, Endpoint};
+
+const INTERVAL: Duration = Duration::from_millis(500);
+/// A call slower than this says little about the offset anyway.
+const CALL_TIMEOUT: Duration = Duration::from_millis(400);
+/// Measurements older than this no longer count.
+const FRESH: Duration = Duration::from_secs(5);
+
+struct Peer {
+    addr: String,
+    client: AdminClient<Channel>,
+    last: Option<(Offset, Instant)>,
+}
+
+pub fn start(raft: Raft, clocks: Clocks, me: NodeId) {
+    tokio::spawn(async move {
+        let mut peers: HashMap<NodeId, Peer> = HashMap::new();
+        let mut tick = tokio::time::interval(INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(voters) = voter_peers(&raft, me) else {
+                // Not a member yet: no one to compare with, and nothing to lead.
+                clocks.set_verdict(Verdict::not_yet());
+                continue;
+            };
+            peers.retain(|id, _| voters.iter().any(|(v, _)| v == id));
+            for (id, addr) in &voters {
+                if peers.get(id).is_none_or(|p| &p.addr != addr) {
+                    match Endpoint::from_shared(format!("http://{addr}")) {
+                        Ok(endpoint) => {
+                            let channel = endpoint
+                                .connect_timeout(CALL_TIMEOUT)
+                                .timeout(CALL_TIMEOUT)
+                                .connect_lazy();
+                            peers.insert(
+                                *id,
+                                Peer {
+                                    addr: addr.clone(),
+                                    client: AdminClient::new(channel),
+                                    last: None,
+                                },
+                            );
+                        }
+                        Err(e) => tracing::warn!(peer = id, %addr, error = %e, "bad peer address"),
+                    }
+                }
+            }
+            let calls = peers.iter().map(|(id, peer)| {
+                let mut client = peer.client.clone();
+                let clocks = clocks.clone();
+                let id = *id;
+                async move {
+                    let sent = clocks.wall_ms();
+                    let reply = client.clock(ClockRequest {}).await;
+                    let received = clocks.wall_ms();
+                    (
+                        id,
+                        reply.map(|r| Offset::measure(sent, r.into_inner().wall_ms, received)),
+                    )
+                }
+            });
+            for (id, measured) in futures::future::join_all(calls).await {
+                match measured {
+                    Ok(offset) => {
+                        if let Some(peer) = peers.get_mut(&id) {
+                            peer.last = Some((offset, Instant::now()));
+                        }
+                    }
+                    Err(status) => tracing::debug!(peer = id, %status, "clock call failed"),
+                }
+            }
+            let fresh: Vec<Offset> = peers
+                .values()
+                .filter_map(|p| p.last)
+                .filter(|(_, at)| at.elapsed() < FRESH)
+                .map(|(offset, _)| offset)
+                .collect();
+            let verdict = judge(clocks.max_offset_ms(), voters.len(), &fresh);
+            let previous = clocks.set_verdict(verdict.clone());
+            enforce(&raft, &previous, &verdict);
+        }
+    });
+}
+
+/// The voters other than `me`, with their addresses; `None` while this node knows no
+/// membership (before the cluster is initialised or before it was added). A learner does not
+/// vote, so its clock is not asked; a learner itself still judges its clock by the voters.
+fn voter_peers(raft: &Raft, me: NodeId) -> Option<Vec<(NodeId, String)>> {
+    let metrics = raft.metrics().borrow().clone();
+    let membership = metrics.membership_config.membership();
+    membership.nodes().next()?;
+    Some(
+        membership
+            .voter_ids()
+            .filter(|id| *id != me)
+            .filter_map(|id| membership.get_node(&id).map(|n| (id, n.addr.clone())))
+            .collect(),
+    )
+}
+
+fn enforce(raft: &Raft, previous: &Verdict, now: &Verdict) {
+    if previous.too_far != now.too_far {
+        // Campaigning and heartbeats are what make a node lead; a node with a bad clock
+        // gives both up, and gets them back once its clock agrees again.
+        raft.runtime_config().elect(!now.too_far);
+        raft.runtime_config().heartbeat(!now.too_far);
+    }
+    if previous.fit != now.fit {
+        if now.fit {
+            tracing::info!(offset_ms = ?now.offset_ms, "clock agrees with the peers; this node may lead");
+        } else {
+            tracing::warn!(offset_ms = ?now.offset_ms, problem = %now.problem, "this node may not lead");
+        }
+    }
+}

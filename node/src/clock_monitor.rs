@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use tonic::transport::{Channel, Endpoint};
 
 const INTERVAL: Duration = Duration::from_millis(500);
-/// A call slower than this says little about the offset anyway.
-const CALL_TIMEOUT: Duration = Duration::from_millis(400);
+/// Slow calls still count (with their round trip as uncertainty): under network delay a
+/// healthy node must stay fit, and a slow answer only widens the benefit of the doubt.
+const CALL_TIMEOUT: Duration = Duration::from_secs(1);
 /// Measurements older than this no longer count.
 const FRESH: Duration = Duration::from_secs(5);
 

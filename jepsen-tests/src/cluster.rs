@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use cluster_config::{GatewayConfig, NodeConfig, RaftTiming};
 use proto::admin::admin_client::AdminClient;
-use proto::admin::{StatusReply, StatusRequest};
+use proto::admin::{StateDigestReply, StateDigestRequest, StatusReply, StatusRequest};
 use tokio::time::Instant;
 
 use crate::http::HttpConn;
@@ -389,6 +389,29 @@ impl Cluster {
                 .map(|r| r.into_inner())
         };
         tokio::time::timeout(STATUS_TIMEOUT * 2, fetch)
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// A digest of the node's whole applied state, or `None` if it does not answer.
+    pub async fn state_digest(id: u32) -> Option<StateDigestReply> {
+        let fetch = async {
+            let channel =
+                tonic::transport::Endpoint::from_shared(format!("http://{}", Self::node_addr(id)))
+                    .ok()?
+                    .connect_timeout(STATUS_TIMEOUT)
+                    .connect()
+                    .await
+                    .ok()?;
+            AdminClient::new(channel)
+                .state_digest(StateDigestRequest {})
+                .await
+                .ok()
+                .map(|r| r.into_inner())
+        };
+        // Walking a large state takes a while: more time than a status.
+        tokio::time::timeout(STATUS_TIMEOUT * 20, fetch)
             .await
             .ok()
             .flatten()

@@ -74,8 +74,9 @@ fn violation(invariant: Invariant, text: String) -> Violation {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeFinal {
     pub node: u64,
-    pub last_applied: u64,
-    /// A digest of the applied state, when the node can produce one.
+    /// `None`: the node did not answer.
+    pub last_applied: Option<u64>,
+    /// A digest of the whole applied state, with the index it was taken at.
     pub digest: Option<String>,
 }
 
@@ -611,48 +612,50 @@ pub fn revisions_monotonic(history: &History) -> Vec<Violation> {
     violations
 }
 
-/// Invariant 7: after the run every node has applied the same log prefix (and, where nodes
-/// report one, reached the same state digest).
+/// Invariant 7: after the run every node answers, has applied the same log prefix, and
+/// holds the same state (equal digests of its whole state machine at that index). A node
+/// that does not answer, or cannot give a digest, is a failure, never a silent skip.
 pub fn convergence(nodes: &[NodeFinal]) -> Vec<Violation> {
-    let Some(first) = nodes.first() else {
-        return vec![violation(
-            Invariant::Convergence,
-            "no node reported its final state".to_owned(),
-        )];
-    };
+    let fail = |text: String| violation(Invariant::Convergence, text);
+    if nodes.is_empty() {
+        return vec![fail("no node reported its final state".to_owned())];
+    }
     let mut violations = Vec::new();
-    for node in &nodes[1..] {
-        if node.last_applied != first.last_applied {
-            violations.push(violation(
-                Invariant::Convergence,
-                format!(
+    for node in nodes {
+        if node.last_applied.is_none() {
+            violations.push(fail(format!(
+                "node {} did not answer its status",
+                node.node
+            )));
+        } else if node.digest.is_none() {
+            violations.push(fail(format!("node {} gave no state digest", node.node)));
+        }
+    }
+    let answered: Vec<&NodeFinal> = nodes.iter().filter(|n| n.last_applied.is_some()).collect();
+    if let Some(first) = answered.first() {
+        for node in &answered[1..] {
+            if node.last_applied != first.last_applied {
+                violations.push(fail(format!(
                     "node {} applied up to {} but node {} up to {}",
-                    node.node, node.last_applied, first.node, first.last_applied
-                ),
-            ));
+                    node.node,
+                    node.last_applied.unwrap_or_default(),
+                    first.node,
+                    first.last_applied.unwrap_or_default()
+                )));
+            }
         }
     }
     let digests: Vec<&NodeFinal> = nodes.iter().filter(|n| n.digest.is_some()).collect();
-    if !digests.is_empty() && digests.len() != nodes.len() {
-        violations.push(violation(
-            Invariant::Convergence,
-            format!(
-                "only {} of {} nodes reported a state digest",
-                digests.len(),
-                nodes.len()
-            ),
-        ));
-    }
     if let Some(reference) = digests.first() {
         for node in &digests[1..] {
             if node.digest != reference.digest {
-                violations.push(violation(
-                    Invariant::Convergence,
-                    format!(
-                        "node {} has state digest {:?} but node {} has {:?}",
-                        node.node, node.digest, reference.node, reference.digest
-                    ),
-                ));
+                violations.push(fail(format!(
+                    "node {} has state digest {} but node {} has {}",
+                    node.node,
+                    node.digest.as_deref().unwrap_or_default(),
+                    reference.node,
+                    reference.digest.as_deref().unwrap_or_default()
+                )));
             }
         }
     }

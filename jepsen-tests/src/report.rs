@@ -355,8 +355,8 @@ mod tests {
             &h,
             &[invariants::NodeFinal {
                 node: 1,
-                last_applied: 3,
-                digest: None,
+                last_applied: Some(3),
+                digest: Some("d at 3".into()),
             }],
             2,
         ));

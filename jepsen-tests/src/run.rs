@@ -274,21 +274,27 @@ async fn execute(options: &RunOptions) -> anyhow::Result<Executed> {
     }
     // Convergence after the final reads: the state every node ends with.
     let settled = wait_recovery(&mut cluster, Duration::from_secs(15)).await;
-    let finals: Vec<NodeFinal> = cluster
-        .statuses()
-        .await
-        .into_iter()
-        .filter_map(|(id, s)| {
-            s.map(|s| NodeFinal {
-                node: u64::from(id),
-                last_applied: s.last_applied,
-                digest: None,
-            })
-        })
-        .collect();
+    let mut finals: Vec<NodeFinal> = Vec::new();
+    for (id, status) in cluster.statuses().await {
+        finals.push(NodeFinal {
+            node: u64::from(id),
+            last_applied: status.map(|s| s.last_applied),
+            digest: Cluster::state_digest(id)
+                .await
+                .map(|d| format!("{:016x} at {}", d.digest, d.applied_index)),
+        });
+    }
     if let Err(text) = &settled {
         println!("convergence: {text}");
     }
+    println!(
+        "state digests: {}",
+        finals
+            .iter()
+            .map(|f| format!("n{}={}", f.node, f.digest.as_deref().unwrap_or("none")))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     let metrics = gateway_metrics(&cluster).await;
     println!("gateways: {metrics}");
     cluster.check_crashes();

@@ -87,7 +87,7 @@ fn converged() -> Vec<NodeFinal> {
     (1..=3)
         .map(|node| NodeFinal {
             node,
-            last_applied: 42,
+            last_applied: Some(42),
             digest: Some("d1".into()),
         })
         .collect()
@@ -629,10 +629,22 @@ fn revisions_never_go_backwards() {
 fn nodes_must_converge() {
     let mut nodes = converged();
     assert!(invariants::convergence(&nodes).is_empty());
-    nodes[1].last_applied = 41;
+    nodes[1].last_applied = Some(41);
     nodes[2].digest = Some("d2".into());
     assert_eq!(invariants::convergence(&nodes).len(), 2);
     assert_eq!(invariants::convergence(&[]).len(), 1);
+    // A node that does not answer, or gives no digest, fails the run.
+    let mut silent = converged();
+    silent[0].last_applied = None;
+    silent[0].digest = None;
+    let found = invariants::convergence(&silent);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].text.contains("did not answer"), "{}", found[0]);
+    let mut no_digest = converged();
+    no_digest[2].digest = None;
+    let found = invariants::convergence(&no_digest);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].text.contains("no state digest"), "{}", found[0]);
 }
 
 #[test]

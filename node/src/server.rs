@@ -124,6 +124,7 @@ pub async fn run(
             raft.clone(),
             config.advertise.clone(),
             clocks.clone(),
+            store.clone(),
         )))
         .serve_with_incoming_shutdown(incoming, async {
             let _ = stop_rx.await;

@@ -72,6 +72,11 @@ fn decode_marker(marker: Option<Vec<u8>>) -> Result<Applied, StorageError> {
     }
 }
 
+/// The log index a store's applied marker (as `Store::marker` returns it) stands at.
+pub fn applied_index(marker: Option<Vec<u8>>) -> Result<u64, StorageError> {
+    Ok(decode_marker(marker)?.last.map_or(0, |l| l.index))
+}
+
 impl StateMachine {
     /// Opens the state machine on `store`, keeping snapshot files in `snapshot_dir`.
     pub fn open(store: Arc<Store>, snapshot_dir: &Path) -> Result<Self, StorageError> {

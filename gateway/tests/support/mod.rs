@@ -18,7 +18,8 @@ use axum::Router;
 use proto::admin::admin_server::{Admin, AdminServer};
 use proto::admin::{
     AddLearnerRequest, AdminReply, ChangeMembershipRequest, ClockReply, ClockRequest, Member,
-    MetricsReply, MetricsRequest, SnapshotRequest, StatusReply, StatusRequest,
+    MetricsReply, MetricsRequest, SnapshotRequest, StateDigestReply, StateDigestRequest,
+    StatusReply, StatusRequest,
 };
 use proto::inventory::inventory_server::{Inventory, InventoryServer};
 use proto::inventory::{
@@ -344,6 +345,13 @@ impl Admin for FakeNode {
         &self,
         _request: GrpcRequest<ClockRequest>,
     ) -> Result<GrpcResponse<ClockReply>, Status> {
+        Err(Status::unimplemented("the gateway never asks"))
+    }
+
+    async fn state_digest(
+        &self,
+        _request: GrpcRequest<StateDigestRequest>,
+    ) -> Result<GrpcResponse<StateDigestReply>, Status> {
         Err(Status::unimplemented("the gateway never asks"))
     }
 

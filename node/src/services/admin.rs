@@ -11,11 +11,13 @@ use proto::admin::admin_server;
 use proto::admin::change_membership_request::Change;
 use proto::admin::{
     admin_reply, AddLearnerRequest, AdminReply, ChangeMembershipRequest, ClockReply, ClockRequest,
-    Member, MetricsReply, MetricsRequest, NotLeader, Replication, SnapshotRequest, StatusReply,
-    StatusRequest,
+    Member, MetricsReply, MetricsRequest, NotLeader, Replication, SnapshotRequest,
+    StateDigestReply, StateDigestRequest, StatusReply, StatusRequest,
 };
+use state_machine::Store;
 use std::collections::BTreeSet;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tonic::{Request, Response, Status};
 
@@ -34,11 +36,17 @@ pub struct AdminService {
     raft: Raft,
     addr: String,
     clocks: Clocks,
+    store: Arc<Store>,
 }
 
 impl AdminService {
-    pub fn new(raft: Raft, addr: String, clocks: Clocks) -> Self {
-        Self { raft, addr, clocks }
+    pub fn new(raft: Raft, addr: String, clocks: Clocks, store: Arc<Store>) -> Self {
+        Self {
+            raft,
+            addr,
+            clocks,
+            store,
+        }
     }
 
     fn leads(&self) -> bool {
@@ -346,6 +354,22 @@ impl admin_server::Admin for AdminService {
                 ))),
             })),
         }
+    }
+
+    async fn state_digest(
+        &self,
+        _: Request<StateDigestRequest>,
+    ) -> Result<Response<StateDigestReply>, Status> {
+        let store = self.store.clone();
+        let (marker, digest) = tokio::task::spawn_blocking(move || store.digest())
+            .await
+            .map_err(|e| Status::internal(format!("digest task failed: {e}")))?;
+        let applied = crate::state_machine_store::applied_index(marker)
+            .map_err(|e| Status::internal(format!("unreadable applied marker: {e}")))?;
+        Ok(Response::new(StateDigestReply {
+            applied_index: applied,
+            digest,
+        }))
     }
 
     async fn clock(&self, _: Request<ClockRequest>) -> Result<Response<ClockReply>, Status> {

@@ -324,8 +324,8 @@ async fn refusals_explain_themselves_and_change_nothing() {
     let after = status_json(&cluster, &[1, 2]).await;
     assert_eq!(voters(&before), voters(&after));
     assert_eq!(after["nodes"].as_array().unwrap().len(), 3);
-    // status exits non-zero when no quorum answers.
+    // status exits 3 (unhealthy) when no quorum answers.
     cluster.kill(2);
     let out = cluster.invctl(&["status"], &[1]);
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(3));
 }

@@ -3,14 +3,19 @@
 
 use clap::{Parser, Subcommand};
 use node::bench::{self, Workload};
-use node::cli::{demo, membership, status};
+use node::cli::{demo, exit_code, membership, status};
 use node::launcher::LocalCluster;
+use std::process::ExitCode;
 use std::time::Duration;
 
 const DEFAULT_NODES: &str = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003";
 
 #[derive(Parser)]
-#[command(name = "invctl", about = "Run and operate a flashstock cluster")]
+#[command(
+    name = "invctl",
+    about = "Run and operate a flashstock cluster",
+    after_help = node::exit_codes_help!()
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -36,10 +41,11 @@ enum Cmd {
         base_port: u16,
     },
     /// Every member and learner with its role, log position and lag. Exit code 0 only
-    /// when a leader is known and a quorum of voters answers.
-    #[command(
-        after_help = "Examples:\n  invctl status\n  invctl status --nodes 10.0.0.1:7001 --json"
-    )]
+    /// when a leader is known and a quorum of voters answers, 3 when not.
+    #[command(after_help = concat!(
+        "Examples:\n  invctl status\n  invctl status --nodes 10.0.0.1:7001 --json\n\n",
+        node::exit_codes_help!()
+    ))]
     Status {
         /// Any node(s) of the cluster, comma-separated.
         #[arg(long, default_value = DEFAULT_NODES, value_delimiter = ',')]
@@ -89,7 +95,7 @@ enum Cmd {
 }
 
 #[tokio::main]
-async fn main() {
+async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
@@ -101,37 +107,45 @@ async fn main() {
             exit,
             gateway,
             base_port,
-        } => {
-            demo::run(demo::DemoOptions {
-                gateway,
-                base_port,
-                flash_sale,
-                exit,
-            })
-            .await
-        }
-        Cmd::Status { nodes, json } => match status::collect(&nodes).await {
-            Ok(s) => {
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
-                } else {
-                    status::print(&s);
-                }
-                if !s.healthy {
-                    std::process::exit(2);
-                }
-                Ok(())
+        } => demo::run(demo::DemoOptions {
+            gateway,
+            base_port,
+            flash_sale,
+            exit,
+        })
+        .await
+        .map(|()| exit_code::OK),
+        Cmd::Status { nodes, json } => status::collect(&nodes).await.map(|s| {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
+            } else {
+                status::print(&s);
             }
-            Err(e) => Err(e),
-        },
-        Cmd::AddNode { id, addr, nodes } => membership::add_node(&nodes, id, &addr).await,
-        Cmd::RemoveNode { id, force, nodes } => membership::remove_node(&nodes, id, force).await,
-        Cmd::Snapshot { node, nodes } => membership::snapshot(&nodes, node).await,
-        Cmd::Bench { seconds, base_port } => run_bench(seconds, base_port).await,
+            if s.healthy {
+                exit_code::OK
+            } else {
+                exit_code::UNHEALTHY
+            }
+        }),
+        Cmd::AddNode { id, addr, nodes } => membership::add_node(&nodes, id, &addr)
+            .await
+            .map(|()| exit_code::OK),
+        Cmd::RemoveNode { id, force, nodes } => membership::remove_node(&nodes, id, force)
+            .await
+            .map(|()| exit_code::OK),
+        Cmd::Snapshot { node, nodes } => membership::snapshot(&nodes, node)
+            .await
+            .map(|()| exit_code::OK),
+        Cmd::Bench { seconds, base_port } => {
+            run_bench(seconds, base_port).await.map(|()| exit_code::OK)
+        }
     };
-    if let Err(e) = result {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit_code::ERROR)
+        }
     }
 }
 

@@ -3,5 +3,6 @@
 
 pub mod admin;
 pub mod demo;
+pub mod exit_code;
 pub mod membership;
 pub mod status;

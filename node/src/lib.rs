@@ -13,6 +13,7 @@ pub mod client;
 pub mod clock;
 pub mod clock_monitor;
 pub mod codec;
+pub mod config_summary;
 pub mod expiry;
 pub mod group_commit;
 pub mod in_flight;

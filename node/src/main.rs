@@ -12,6 +12,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(
+    version,
     about = "A flashstock Raft node",
     after_help = "Examples:\n  node --config cluster-config/samples/three-node/node1.toml\n  \
                   node --check-config cluster-config/samples/three-node/node1.toml\n\n\

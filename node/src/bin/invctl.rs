@@ -13,6 +13,7 @@ const DEFAULT_NODES: &str = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003";
 #[derive(Parser)]
 #[command(
     name = "invctl",
+    version,
     about = "Run and operate a flashstock cluster",
     after_help = node::exit_codes_help!()
 )]

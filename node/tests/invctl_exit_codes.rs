@@ -30,6 +30,20 @@ async fn healthy_is_0_quorum_lost_is_3() {
     let out = cluster.invctl(&["status"], &[1, 2, 3]);
     assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stdout));
 
+    // FLASHSTOCK_NODES stands in for --nodes, and --nodes wins over it.
+    let with_env = |env: &str, args: &[&str]| {
+        Process::new(env!("CARGO_BIN_EXE_invctl"))
+            .args(args)
+            .env("FLASHSTOCK_NODES", env)
+            .output()
+            .unwrap()
+    };
+    let all = cluster.addrs().join(",");
+    assert_eq!(code(&with_env(&all, &["status"])), 0);
+    let nobody = format!("127.0.0.1:{}", free_port());
+    assert_eq!(code(&with_env(&nobody, &["status"])), 1);
+    assert_eq!(code(&with_env(&nobody, &["status", "--nodes", &all])), 0);
+
     // One node down: still a quorum.
     let follower = if leader == 1 { 2 } else { 1 };
     cluster.kill(follower);
@@ -57,14 +71,18 @@ async fn healthy_is_0_quorum_lost_is_3() {
     assert_eq!(code(&out), 1, "{}", String::from_utf8_lossy(&out.stderr));
 }
 
-#[test]
-fn no_node_answering_is_an_error_not_unhealthy() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+/// A port nothing listens on (until some other process takes it).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
-    let out = invctl_bare(&["status", "--nodes", &format!("127.0.0.1:{port}")]);
+        .port()
+}
+
+#[test]
+fn no_node_answering_is_an_error_not_unhealthy() {
+    let out = invctl_bare(&["status", "--nodes", &format!("127.0.0.1:{}", free_port())]);
     assert_eq!(code(&out), 1, "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no node answered"));
 }
@@ -92,4 +110,6 @@ fn usage_errors_are_2_and_help_lists_the_codes() {
         assert!(help.contains("Exit codes:"), "{args:?}: {help}");
         assert!(help.contains("3  unhealthy"), "{args:?}: {help}");
     }
+    let help = String::from_utf8_lossy(&invctl_bare(&["status", "--help"]).stdout).to_string();
+    assert!(help.contains("[env: FLASHSTOCK_NODES"), "{help}");
 }

@@ -22,6 +22,19 @@ struct Cli {
     command: Cmd,
 }
 
+#[derive(clap::Args)]
+struct Nodes {
+    /// Any node(s) of the cluster, comma-separated.
+    #[arg(
+        long,
+        env = "FLASHSTOCK_NODES",
+        default_value = DEFAULT_NODES,
+        value_delimiter = ',',
+        value_name = "HOST:PORT,..."
+    )]
+    nodes: Vec<String>,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Start a local 3-node cluster and a gateway on 127.0.0.1:8080; Ctrl-C stops them.
@@ -48,9 +61,8 @@ enum Cmd {
         node::exit_codes_help!()
     ))]
     Status {
-        /// Any node(s) of the cluster, comma-separated.
-        #[arg(long, default_value = DEFAULT_NODES, value_delimiter = ',')]
-        nodes: Vec<String>,
+        #[command(flatten)]
+        nodes: Nodes,
         #[arg(long)]
         json: bool,
     },
@@ -61,8 +73,8 @@ enum Cmd {
         id: u64,
         #[arg(long)]
         addr: String,
-        #[arg(long, default_value = DEFAULT_NODES, value_delimiter = ',')]
-        nodes: Vec<String>,
+        #[command(flatten)]
+        nodes: Nodes,
     },
     /// Remove a voter or learner (the leader too) through joint consensus.
     #[command(after_help = "Example:\n  invctl remove-node --id 2")]
@@ -72,16 +84,16 @@ enum Cmd {
         /// Remove even if the remaining voters that answer now are not a quorum.
         #[arg(long)]
         force: bool,
-        #[arg(long, default_value = DEFAULT_NODES, value_delimiter = ',')]
-        nodes: Vec<String>,
+        #[command(flatten)]
+        nodes: Nodes,
     },
     /// Build a snapshot on the leader (or --node) and wait until it is done.
     #[command(after_help = "Example:\n  invctl snapshot --node 2")]
     Snapshot {
         #[arg(long)]
         node: Option<u64>,
-        #[arg(long, default_value = DEFAULT_NODES, value_delimiter = ',')]
-        nodes: Vec<String>,
+        #[command(flatten)]
+        nodes: Nodes,
     },
     /// Benchmark Submit over gRPC against a fresh local 3-node cluster (fsync on).
     #[command(after_help = "Example:\n  cargo run --release --bin invctl -- bench --seconds 10")]
@@ -116,7 +128,7 @@ async fn main() -> ExitCode {
         })
         .await
         .map(|()| exit_code::OK),
-        Cmd::Status { nodes, json } => status::collect(&nodes).await.map(|s| {
+        Cmd::Status { nodes, json } => status::collect(&nodes.nodes).await.map(|s| {
             if json {
                 println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
             } else {
@@ -128,13 +140,13 @@ async fn main() -> ExitCode {
                 exit_code::UNHEALTHY
             }
         }),
-        Cmd::AddNode { id, addr, nodes } => membership::add_node(&nodes, id, &addr)
+        Cmd::AddNode { id, addr, nodes } => membership::add_node(&nodes.nodes, id, &addr)
             .await
             .map(|()| exit_code::OK),
-        Cmd::RemoveNode { id, force, nodes } => membership::remove_node(&nodes, id, force)
+        Cmd::RemoveNode { id, force, nodes } => membership::remove_node(&nodes.nodes, id, force)
             .await
             .map(|()| exit_code::OK),
-        Cmd::Snapshot { node, nodes } => membership::snapshot(&nodes, node)
+        Cmd::Snapshot { node, nodes } => membership::snapshot(&nodes.nodes, node)
             .await
             .map(|()| exit_code::OK),
         Cmd::Bench { seconds, base_port } => {

@@ -3,6 +3,7 @@
 //! percentiles, and the mean number of commands per log entry (what group commit achieved).
 
 use crate::client::Client;
+use serde::Serialize;
 use state_machine::{Command, Item, Items, OrderId, Outcome, Qty, SkuId, UserId};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -114,24 +115,49 @@ pub async fn run(client: &Client, workload: &Workload, run_id: &str) -> Figures 
     }
 }
 
-pub fn print_header() {
-    println!(
-        "{:<26} {:>8} {:>12} {:>10} {:>10} {:>10} {:>9}",
-        "workload", "callers", "orders/s", "p50 ms", "p99 ms", "batch", "failed"
-    );
+/// One workload's figures, as `invctl bench --output json` prints them.
+#[derive(Debug, Serialize)]
+pub struct Row {
+    pub workload: String,
+    pub skus: usize,
+    pub callers: usize,
+    pub orders: u64,
+    pub failures: u64,
+    pub orders_per_second: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    /// Mean client commands per log entry.
+    pub mean_batch: f64,
 }
 
-pub fn print_row(w: &Workload, f: &Figures) {
-    println!(
+impl Row {
+    pub fn new(w: &Workload, f: &Figures) -> Self {
+        Row {
+            workload: w.name.clone(),
+            skus: w.skus,
+            callers: w.callers,
+            orders: f.orders,
+            failures: f.failures,
+            orders_per_second: f.per_second,
+            p50_ms: f.p50.as_secs_f64() * 1e3,
+            p99_ms: f.p99.as_secs_f64() * 1e3,
+            mean_batch: f.mean_batch,
+        }
+    }
+}
+
+pub fn header() -> String {
+    format!(
+        "{:<26} {:>8} {:>12} {:>10} {:>10} {:>10} {:>9}",
+        "workload", "callers", "orders/s", "p50 ms", "p99 ms", "batch", "failed"
+    )
+}
+
+pub fn line(r: &Row) -> String {
+    format!(
         "{:<26} {:>8} {:>12.0} {:>10.2} {:>10.2} {:>10.1} {:>9}",
-        w.name,
-        w.callers,
-        f.per_second,
-        f.p50.as_secs_f64() * 1e3,
-        f.p99.as_secs_f64() * 1e3,
-        f.mean_batch,
-        f.failures
-    );
+        r.workload, r.callers, r.orders_per_second, r.p50_ms, r.p99_ms, r.mean_batch, r.failures
+    )
 }
 
 pub fn arc_client(addrs: Vec<String>) -> Arc<Client> {

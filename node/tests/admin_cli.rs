@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use node::cli::membership;
+use node::cli::output::Format;
 use node::client::Client;
 use state_machine::{Command, OrderId, Outcome};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -60,7 +61,7 @@ fn start_writer(client: Client) -> (Arc<AtomicBool>, tokio::task::JoinHandle<Vec
 }
 
 async fn status_json(cluster: &Cluster, via: &[u64]) -> serde_json::Value {
-    let out = cluster.invctl(&["status", "--json"], via);
+    let out = cluster.invctl(&["status", "--output", "json"], via);
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)))
 }
@@ -176,7 +177,7 @@ async fn concurrent_add_nodes_both_end_as_voters() {
         .into_iter()
         .map(|id| {
             let (via, addr) = (via.clone(), cluster.addr(id));
-            tokio::spawn(async move { membership::add_node(&via, id, &addr).await })
+            tokio::spawn(async move { membership::add_node(&via, id, &addr, Format::Table).await })
         })
         .collect();
     for (id, add) in [n4, n5].into_iter().zip(adds) {
@@ -207,7 +208,9 @@ async fn removing_a_node_while_adding_another_ends_with_exactly_the_expected_vot
     let remove = {
         let via = via.clone();
         // --force: with `down` stopped only one of the two remaining voters answers.
-        tokio::spawn(async move { membership::remove_node(&via, leaving, true).await })
+        tokio::spawn(
+            async move { membership::remove_node(&via, leaving, true, Format::Table).await },
+        )
     };
     let leader_addr = cluster.addr(leader);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -223,7 +226,7 @@ async fn removing_a_node_while_adding_another_ends_with_exactly_the_expected_vot
     }
     let add = {
         let (via, addr) = (via.clone(), cluster.addr(joining));
-        tokio::spawn(async move { membership::add_node(&via, joining, &addr).await })
+        tokio::spawn(async move { membership::add_node(&via, joining, &addr, Format::Table).await })
     };
     // Long enough for add-node to read the joint view and reach the leader.
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use node::bench::{self, Workload};
+use node::cli::output::{Format, OutputArg};
 use node::cli::{demo, exit_code, membership, status};
 use node::launcher::LocalCluster;
 use std::process::ExitCode;
@@ -53,18 +54,20 @@ enum Cmd {
         /// First of three consecutive ports for the nodes.
         #[arg(long, default_value_t = 7001)]
         base_port: u16,
+        #[command(flatten)]
+        output: OutputArg,
     },
     /// Every member and learner with its role, log position and lag. Exit code 0 only
     /// when a leader is known and a quorum of voters answers, 3 when not.
     #[command(after_help = concat!(
-        "Examples:\n  invctl status\n  invctl status --nodes 10.0.0.1:7001 --json\n\n",
+        "Examples:\n  invctl status\n  invctl status --nodes 10.0.0.1:7001 --output json\n\n",
         node::exit_codes_help!()
     ))]
     Status {
         #[command(flatten)]
         nodes: Nodes,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        output: OutputArg,
     },
     /// Add a running node: as a learner first, then, once caught up, as a voter.
     #[command(after_help = "Example:\n  invctl add-node --id 4 --addr 127.0.0.1:7004")]
@@ -75,6 +78,8 @@ enum Cmd {
         addr: String,
         #[command(flatten)]
         nodes: Nodes,
+        #[command(flatten)]
+        output: OutputArg,
     },
     /// Remove a voter or learner (the leader too) through joint consensus.
     #[command(after_help = "Example:\n  invctl remove-node --id 2")]
@@ -86,6 +91,8 @@ enum Cmd {
         force: bool,
         #[command(flatten)]
         nodes: Nodes,
+        #[command(flatten)]
+        output: OutputArg,
     },
     /// Build a snapshot on the leader (or --node) and wait until it is done.
     #[command(after_help = "Example:\n  invctl snapshot --node 2")]
@@ -94,6 +101,8 @@ enum Cmd {
         node: Option<u64>,
         #[command(flatten)]
         nodes: Nodes,
+        #[command(flatten)]
+        output: OutputArg,
     },
     /// Benchmark Submit over gRPC against a fresh local 3-node cluster (fsync on).
     #[command(after_help = "Example:\n  cargo run --release --bin invctl -- bench --seconds 10")]
@@ -104,6 +113,8 @@ enum Cmd {
         /// First of three consecutive loopback ports for the nodes.
         #[arg(long, default_value_t = 17101)]
         base_port: u16,
+        #[command(flatten)]
+        output: OutputArg,
     },
 }
 
@@ -120,38 +131,62 @@ async fn main() -> ExitCode {
             exit,
             gateway,
             base_port,
+            output,
         } => demo::run(demo::DemoOptions {
             gateway,
             base_port,
             flash_sale,
             exit,
+            out: output.format(),
         })
         .await
         .map(|()| exit_code::OK),
-        Cmd::Status { nodes, json } => status::collect(&nodes.nodes).await.map(|s| {
-            if json {
-                println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
-            } else {
-                status::print(&s);
+        Cmd::Status { nodes, output } => run_status(&nodes.nodes, output.format()).await,
+        Cmd::AddNode {
+            id,
+            addr,
+            nodes,
+            output,
+        } => {
+            let out = output.format();
+            match membership::add_node(&nodes.nodes, id, &addr, out).await {
+                Ok(added) => out.emit(&added, membership::print_added),
+                Err(e) => Err(e),
             }
-            if s.healthy {
-                exit_code::OK
-            } else {
-                exit_code::UNHEALTHY
-            }
-        }),
-        Cmd::AddNode { id, addr, nodes } => membership::add_node(&nodes.nodes, id, &addr)
-            .await
-            .map(|()| exit_code::OK),
-        Cmd::RemoveNode { id, force, nodes } => membership::remove_node(&nodes.nodes, id, force)
-            .await
-            .map(|()| exit_code::OK),
-        Cmd::Snapshot { node, nodes } => membership::snapshot(&nodes.nodes, node)
-            .await
-            .map(|()| exit_code::OK),
-        Cmd::Bench { seconds, base_port } => {
-            run_bench(seconds, base_port).await.map(|()| exit_code::OK)
+            .map(|()| exit_code::OK)
         }
+        Cmd::RemoveNode {
+            id,
+            force,
+            nodes,
+            output,
+        } => {
+            let out = output.format();
+            match membership::remove_node(&nodes.nodes, id, force, out).await {
+                Ok(removed) => out.emit(&removed, membership::print_removed),
+                Err(e) => Err(e),
+            }
+            .map(|()| exit_code::OK)
+        }
+        Cmd::Snapshot {
+            node,
+            nodes,
+            output,
+        } => {
+            let out = output.format();
+            match membership::snapshot(&nodes.nodes, node, out).await {
+                Ok(built) => out.emit(&built, membership::print_snapshot),
+                Err(e) => Err(e),
+            }
+            .map(|()| exit_code::OK)
+        }
+        Cmd::Bench {
+            seconds,
+            base_port,
+            output,
+        } => run_bench(seconds, base_port, output.format())
+            .await
+            .map(|()| exit_code::OK),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -162,17 +197,28 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run_bench(seconds: u64, base_port: u16) -> anyhow::Result<()> {
+async fn run_status(nodes: &[String], out: Format) -> anyhow::Result<u8> {
+    let s = status::collect(nodes).await?;
+    out.emit(&s, status::print)?;
+    Ok(if s.healthy {
+        exit_code::OK
+    } else {
+        exit_code::UNHEALTHY
+    })
+}
+
+async fn run_bench(seconds: u64, base_port: u16, out: Format) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let mut cluster = LocalCluster::start(3, base_port, dir.path(), "warn")?;
     cluster.wait_for_leader(Duration::from_secs(30)).await?;
     let client = bench::arc_client(cluster.addrs());
-    println!(
+    out.progress(format_args!(
         "raft bench: 3 nodes on 127.0.0.1, log fdatasynced per entry, data in {}",
         dir.path().display()
-    );
+    ));
     bench::prepare(&client, 10_000).await?;
-    bench::print_header();
+    out.progress(bench::header());
+    let mut rows = Vec::new();
     let duration = Duration::from_secs(seconds);
     for (name, skus, callers) in [
         ("hot sku", 1, 64),
@@ -187,8 +233,11 @@ async fn run_bench(seconds: u64, base_port: u16) -> anyhow::Result<()> {
         };
         let run_id = format!("{}-{callers}", name.replace([' ', ','], ""));
         let figures = bench::run(&client, &w, &run_id).await;
-        bench::print_row(&w, &figures);
+        let row = bench::Row::new(&w, &figures);
+        out.progress(bench::line(&row));
+        rows.push(row);
     }
     cluster.stop();
-    Ok(())
+    // The table was printed row by row as each workload finished.
+    out.emit(&rows, |_| {})
 }

@@ -2,9 +2,12 @@
 //! a fresh temporary directory; optionally the flash-sale scenario; stops everything on
 //! Ctrl-C.
 
-use super::status;
+use super::output::Format;
+use super::status::{self, ClusterStatus};
 use crate::launcher::{sibling, LocalCluster};
 use anyhow::{bail, Context};
+use serde::Serialize;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 pub struct DemoOptions {
@@ -13,43 +16,56 @@ pub struct DemoOptions {
     pub flash_sale: bool,
     /// Stop after the flash sale instead of waiting for Ctrl-C (for scripts).
     pub exit: bool,
+    pub out: Format,
+}
+
+/// What `demo` prints once the cluster and the gateway serve: in JSON mode a script waits for
+/// this document, then talks to the addresses in it.
+#[derive(Debug, Serialize)]
+pub struct Ready {
+    pub gateway: String,
+    pub nodes: Vec<String>,
+    pub data_dir: PathBuf,
+    pub status: ClusterStatus,
 }
 
 pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new()
         .prefix("flashstock-demo-")
         .tempdir()?;
-    println!(
+    let out = opts.out;
+    out.progress(format_args!(
         "starting 3 nodes (127.0.0.1:{}..{}) and a gateway on {}; data in {}",
         opts.base_port,
         opts.base_port + 2,
         opts.gateway,
         dir.path().display()
-    );
+    ));
     let mut cluster = LocalCluster::start(3, opts.base_port, dir.path(), "info,openraft=warn")?;
     cluster.wait_for_leader(Duration::from_secs(30)).await?;
     cluster.start_gateway(&opts.gateway)?;
     wait_for_port(&opts.gateway, Duration::from_secs(15)).await?;
     cluster.check_alive()?;
 
-    println!();
-    status::print(&status::collect(&cluster.addrs()).await?);
+    let ready = Ready {
+        gateway: opts.gateway.clone(),
+        nodes: cluster.addrs(),
+        data_dir: dir.path().to_path_buf(),
+        status: status::collect(&cluster.addrs()).await?,
+    };
+    out.emit(&ready, print_ready)?;
     let gw = &opts.gateway;
-    println!(
-        "\nTry it:\n  curl -s -XPOST {gw}/v1/skus -H 'content-type: application/json' -d '{{\"sku\":\"phone\",\"stock\":10}}'\n  \
-         curl -s -XPOST {gw}/v1/orders -H 'content-type: application/json' -d '{{\"order_id\":\"o-1\",\"user_id\":\"u-1\",\"items\":[{{\"sku\":\"phone\",\"qty\":1}}]}}'\n  \
-         curl -s -XPOST {gw}/v1/orders/o-1/pay\n  \
-         curl -s {gw}/v1/skus/phone\n  \
-         curl -s {gw}/v1/cluster\n  \
-         cargo run --release --bin invctl -- status --nodes {}\n",
-        cluster.addrs().join(",")
-    );
 
     let mut failed = false;
     if opts.flash_sale {
-        println!("flash sale: 10 units, 10,000 concurrent buyers");
+        out.progress("flash sale: 10 units, 10,000 concurrent buyers");
         let loadgen = sibling("loadgen")?;
-        let status = tokio::process::Command::new(loadgen)
+        let mut loadgen = tokio::process::Command::new(loadgen);
+        if out == Format::Json {
+            // stdout carries only the Ready document.
+            loadgen.stdout(std::io::stderr());
+        }
+        let status = loadgen
             .args([
                 "flash-sale",
                 "--url",
@@ -65,15 +81,30 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         failed = !status.success();
     }
     if !opts.exit {
-        println!("running; press Ctrl-C to stop");
+        out.progress("running; press Ctrl-C to stop");
         tokio::signal::ctrl_c().await?;
     }
-    println!("stopping");
+    out.progress("stopping");
     cluster.stop();
     if failed {
         bail!("the flash sale did not sell exactly its stock");
     }
     Ok(())
+}
+
+fn print_ready(ready: &Ready) {
+    println!();
+    status::print(&ready.status);
+    let gw = &ready.gateway;
+    println!(
+        "\nTry it:\n  curl -s -XPOST {gw}/v1/skus -H 'content-type: application/json' -d '{{\"sku\":\"phone\",\"stock\":10}}'\n  \
+         curl -s -XPOST {gw}/v1/orders -H 'content-type: application/json' -d '{{\"order_id\":\"o-1\",\"user_id\":\"u-1\",\"items\":[{{\"sku\":\"phone\",\"qty\":1}}]}}'\n  \
+         curl -s -XPOST {gw}/v1/orders/o-1/pay\n  \
+         curl -s {gw}/v1/skus/phone\n  \
+         curl -s {gw}/v1/cluster\n  \
+         cargo run --release --bin invctl -- status --nodes {}\n",
+        ready.nodes.join(",")
+    );
 }
 
 async fn wait_for_port(addr: &str, timeout: Duration) -> anyhow::Result<()> {

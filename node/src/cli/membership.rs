@@ -7,10 +7,12 @@
 //! replacing the voters with it would undo that change.
 
 use super::admin::{self, on_leader};
+use super::output::Format;
 use super::status;
 use anyhow::{bail, Context};
 use proto::admin::change_membership_request::Change;
 use proto::admin::{AddLearnerRequest, ChangeMembershipRequest, NodeIds, SnapshotRequest};
+use serde::Serialize;
 use std::time::{Duration, Instant};
 
 /// A learner this close to the leader's log is promoted.
@@ -18,8 +20,41 @@ const CAUGHT_UP_LAG: u64 = 64;
 /// How long add-node waits for the learner to catch up.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(300);
 
-pub async fn add_node(addrs: &[String], id: u64, addr: &str) -> anyhow::Result<()> {
+/// The result of `add-node`: the node is a voter now.
+#[derive(Debug, Serialize)]
+pub struct Added {
+    pub id: u64,
+    pub addr: String,
+    /// False when it already was a voter and nothing was done.
+    pub changed: bool,
+}
+
+/// The result of `remove-node`.
+#[derive(Debug, Serialize)]
+pub struct Removed {
+    pub id: u64,
+    pub addr: String,
+    /// Whether it was a voter (else a learner) before.
+    pub was_voter: bool,
+}
+
+/// The result of `snapshot`.
+#[derive(Debug, Serialize)]
+pub struct SnapshotBuilt {
+    pub node_id: u64,
+    pub addr: String,
+    /// The last log index the node's newest snapshot covers.
+    pub snapshot_index: u64,
+}
+
+/// `out` says where progress lines go; the caller prints the result.
+pub async fn add_node(addrs: &[String], id: u64, addr: &str, out: Format) -> anyhow::Result<Added> {
     let view = status::collect(addrs).await?;
+    let added = |changed| Added {
+        id,
+        addr: addr.to_string(),
+        changed,
+    };
     if let Some(existing) = view.nodes.iter().find(|n| n.id == id) {
         if existing.addr != addr {
             bail!(
@@ -28,10 +63,12 @@ pub async fn add_node(addrs: &[String], id: u64, addr: &str) -> anyhow::Result<(
             );
         }
         if existing.voter {
-            println!("node {id} at {addr} is already a voter: nothing to do");
-            return Ok(());
+            out.progress(format_args!(
+                "node {id} at {addr} is already a voter: nothing to do"
+            ));
+            return Ok(added(false));
         }
-        println!("node {id} is already a learner; promoting it");
+        out.progress(format_args!("node {id} is already a learner; promoting it"));
     } else if let Some(other) = view.nodes.iter().find(|n| n.addr == addr) {
         bail!(
             "{addr} already belongs to node {}; one address per node",
@@ -56,7 +93,7 @@ pub async fn add_node(addrs: &[String], id: u64, addr: &str) -> anyhow::Result<(
         async move { c.add_learner(req).await }
     })
     .await?;
-    println!("{message}");
+    out.progress(&message);
 
     let started = Instant::now();
     loop {
@@ -64,11 +101,13 @@ pub async fn add_node(addrs: &[String], id: u64, addr: &str) -> anyhow::Result<(
         let lag = view.nodes.iter().find(|n| n.id == id).and_then(|n| n.lag);
         match lag {
             Some(lag) if lag <= CAUGHT_UP_LAG => {
-                println!("node {id} is caught up (lag {lag})");
+                out.progress(format_args!("node {id} is caught up (lag {lag})"));
                 break;
             }
-            Some(lag) => println!("node {id} is catching up: {lag} entries behind"),
-            None => println!("node {id}: waiting for replication to start"),
+            Some(lag) => out.progress(format_args!(
+                "node {id} is catching up: {lag} entries behind"
+            )),
+            None => out.progress(format_args!("node {id}: waiting for replication to start")),
         }
         if started.elapsed() > CATCH_UP_TIMEOUT {
             bail!("node {id} did not catch up within {CATCH_UP_TIMEOUT:?}; it stays a learner (run add-node again to retry)");
@@ -76,12 +115,16 @@ pub async fn add_node(addrs: &[String], id: u64, addr: &str) -> anyhow::Result<(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let message = change_membership(addrs, Change::AddVoters(NodeIds { ids: vec![id] })).await?;
-    println!("{message}");
-    println!("node {id} is a voter");
-    Ok(())
+    out.progress(&message);
+    Ok(added(true))
 }
 
-pub async fn remove_node(addrs: &[String], id: u64, force: bool) -> anyhow::Result<()> {
+pub async fn remove_node(
+    addrs: &[String],
+    id: u64,
+    force: bool,
+    out: Format,
+) -> anyhow::Result<Removed> {
     let view = status::collect(addrs).await?;
     let Some(target) = view.nodes.iter().find(|n| n.id == id) else {
         bail!("node {id} is not a member; `invctl status` lists the members");
@@ -110,13 +153,35 @@ pub async fn remove_node(addrs: &[String], id: u64, force: bool) -> anyhow::Resu
             );
         }
     }
+    let removed = Removed {
+        id,
+        addr: target.addr.clone(),
+        was_voter: target.voter,
+    };
     let message = change_membership(addrs, Change::RemoveNodes(NodeIds { ids: vec![id] })).await?;
-    println!("{message}");
+    out.progress(&message);
+    Ok(removed)
+}
+
+pub fn print_added(a: &Added) {
+    if a.changed {
+        println!("node {} is a voter", a.id);
+    }
+}
+
+pub fn print_removed(r: &Removed) {
     println!(
-        "node {id} is no longer a member. Next: stop its process and wipe its data dir before \
-         it is ever started again (a removed node keeps campaigning until stopped)."
+        "node {} is no longer a member. Next: stop its process and wipe its data dir before \
+         it is ever started again (a removed node keeps campaigning until stopped).",
+        r.id
     );
-    Ok(())
+}
+
+pub fn print_snapshot(s: &SnapshotBuilt) {
+    println!(
+        "node {} ({}) has a snapshot up to log index {}",
+        s.node_id, s.addr, s.snapshot_index
+    );
 }
 
 /// Sends `change` to the leader. Following a "not leader" hint sends the same change again,
@@ -131,7 +196,11 @@ async fn change_membership(addrs: &[String], change: Change) -> anyhow::Result<S
     .await
 }
 
-pub async fn snapshot(addrs: &[String], node: Option<u64>) -> anyhow::Result<()> {
+pub async fn snapshot(
+    addrs: &[String],
+    node: Option<u64>,
+    out: Format,
+) -> anyhow::Result<SnapshotBuilt> {
     let addr = match node {
         None => admin::leader_addr(addrs).await?,
         Some(id) => {
@@ -143,15 +212,20 @@ pub async fn snapshot(addrs: &[String], node: Option<u64>) -> anyhow::Result<()>
         }
     };
     let mut client = admin::connect(&addr, Duration::from_secs(130)).await?;
-    println!("building a snapshot on {addr} ...");
+    out.progress(format_args!("building a snapshot on {addr} ..."));
     let reply = client
         .trigger_snapshot(SnapshotRequest { wait: true })
         .await?
         .into_inner();
     match reply.result {
         Some(proto::admin::admin_reply::Result::Ok(m)) => {
-            println!("{m}");
-            Ok(())
+            out.progress(&m);
+            let s = admin::status(&addr).await?;
+            Ok(SnapshotBuilt {
+                node_id: s.node_id,
+                addr,
+                snapshot_index: s.snapshot_index,
+            })
         }
         Some(proto::admin::admin_reply::Result::Error(e)) => bail!("{e}"),
         _ => bail!("unexpected answer from {addr}"),

@@ -5,4 +5,5 @@ pub mod admin;
 pub mod demo;
 pub mod exit_code;
 pub mod membership;
+pub mod output;
 pub mod status;

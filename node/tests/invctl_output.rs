@@ -1,0 +1,142 @@
+//! `--output json` on every `invctl` command: stdout is exactly one JSON document (progress
+//! goes to stderr), with the fields a script needs.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::process::{Command as Process, Output};
+
+fn json(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "invctl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON document ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// Three consecutive loopback ports that are free right now, for commands that take a base
+/// port.
+fn consecutive_free_ports() -> u16 {
+    for _ in 0..100 {
+        let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = first.local_addr().unwrap().port();
+        if base > u16::MAX - 3 {
+            continue;
+        }
+        let rest: Vec<_> = (1..3)
+            .map(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)))
+            .collect();
+        if rest.iter().all(|r| r.is_ok()) {
+            return base;
+        }
+    }
+    panic!("no three consecutive free ports");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_commands_print_one_json_document_each() {
+    let mut cluster = Cluster::start(3, |_| {});
+    cluster.leader(&[1, 2, 3]).await;
+
+    let status = json(&cluster.invctl(&["status", "--output", "json"], &[1]));
+    assert_eq!(status["healthy"], true);
+    assert_eq!(status["nodes"].as_array().unwrap().len(), 3);
+    // The old spelling still works.
+    assert_eq!(
+        json(&cluster.invctl(&["status", "--json"], &[1]))["voters"],
+        3
+    );
+    // Table is the default.
+    let table = cluster.invctl(&["status"], &[1]);
+    assert!(String::from_utf8_lossy(&table.stdout).starts_with("leader: "));
+
+    let n4 = cluster.spawn_extra(|_| {});
+    let addr4 = cluster.addr(n4);
+    let id4 = n4.to_string();
+    let add = cluster.invctl(
+        &[
+            "add-node", "--id", &id4, "--addr", &addr4, "--output", "json",
+        ],
+        &[1],
+    );
+    assert!(String::from_utf8_lossy(&add.stderr).contains("caught up"));
+    let added = json(&add);
+    assert_eq!(added["id"], n4);
+    assert_eq!(added["addr"], addr4.as_str());
+    assert_eq!(added["changed"], true);
+    let again = json(&cluster.invctl(
+        &[
+            "add-node", "--id", &id4, "--addr", &addr4, "--output", "json",
+        ],
+        &[1],
+    ));
+    assert_eq!(again["changed"], false);
+
+    let built = json(&cluster.invctl(&["snapshot", "--output", "json"], &[1]));
+    assert!(built["snapshot_index"].as_u64().unwrap() > 0, "{built}");
+    assert!(built["node_id"].as_u64().is_some(), "{built}");
+
+    let removed = json(&cluster.invctl(&["remove-node", "--id", &id4, "--output", "json"], &[1]));
+    assert_eq!(removed["id"], n4);
+    assert_eq!(removed["was_voter"], true);
+}
+
+#[test]
+fn bench_prints_its_rows_as_json() {
+    let base = consecutive_free_ports().to_string();
+    let out = Process::new(env!("CARGO_BIN_EXE_invctl"))
+        .args([
+            "bench",
+            "--seconds",
+            "1",
+            "--base-port",
+            &base,
+            "--output",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let rows = json(&out);
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    for row in rows {
+        assert!(row["orders"].as_u64().unwrap() > 0, "{row}");
+        assert!(row["p99_ms"].as_f64().unwrap() >= row["p50_ms"].as_f64().unwrap());
+    }
+}
+
+#[test]
+fn demo_prints_where_it_serves_as_json() {
+    let base = consecutive_free_ports();
+    let gateway = format!("127.0.0.1:{}", free_port_outside(base));
+    let out = Process::new(env!("CARGO_BIN_EXE_invctl"))
+        .args(["demo", "--exit", "--gateway", &gateway, "--output", "json"])
+        .args(["--base-port", &base.to_string()])
+        .output()
+        .unwrap();
+    let ready = json(&out);
+    assert_eq!(ready["gateway"], gateway.as_str());
+    assert_eq!(ready["nodes"].as_array().unwrap().len(), 3);
+    assert_eq!(ready["status"]["healthy"], true);
+    assert!(ready["data_dir"].as_str().is_some());
+}
+
+fn free_port_outside(base: u16) -> u16 {
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !(base..base + 3).contains(&port) {
+            return port;
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! `invctl`: run a local demo, benchmark the Raft layer, and inspect and change a running
 //! cluster (status, add-node, remove-node, snapshot).
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use node::bench::{self, Workload};
 use node::cli::output::{Format, OutputArg};
 use node::cli::{demo, exit_code, membership, status};
@@ -116,6 +116,12 @@ enum Cmd {
         #[command(flatten)]
         output: OutputArg,
     },
+    /// Print a shell completion script to stdout.
+    #[command(after_help = "Examples:\n  \
+        invctl completions bash > /etc/bash_completion.d/invctl\n  \
+        invctl completions zsh > \"${fpath[1]}/_invctl\"\n  \
+        invctl completions fish > ~/.config/fish/completions/invctl.fish")]
+    Completions { shell: clap_complete::Shell },
 }
 
 #[tokio::main]
@@ -187,6 +193,10 @@ async fn main() -> ExitCode {
         } => run_bench(seconds, base_port, output.format())
             .await
             .map(|()| exit_code::OK),
+        Cmd::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "invctl", &mut std::io::stdout());
+            Ok(exit_code::OK)
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code),

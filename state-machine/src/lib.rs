@@ -26,4 +26,4 @@ pub use validation::{
 };
 
 #[cfg(feature = "store")]
-pub use store::{CheckpointInfo, SnapshotInfo, Store, StoreError};
+pub use store::{verify_snapshot, CheckpointInfo, SnapshotInfo, Store, StoreError};

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use state_machine::{Batch, Command, Store};
+use state_machine::{verify_snapshot, Batch, Command, Store};
 
 /// A reproducible mixed workload (many users, few hot SKUs, expiries, refunds), from a seed.
 fn workload(seed: u64, entries: usize) -> Vec<Batch> {
@@ -162,6 +162,53 @@ fn a_damaged_snapshot_is_refused_and_changes_nothing() {
     ] {
         assert!(target.install_snapshot(bad).is_err());
         assert_eq!(export(&target), before);
+    }
+}
+
+/// `verify_snapshot` reads a backup without a store and accepts exactly what install accepts,
+/// naming what is wrong.
+#[test]
+fn verify_checks_magic_version_count_and_checksum() {
+    let source = temp_store();
+    apply_all(&source, &workload(5, 100), 1);
+    let mut bytes = Vec::new();
+    let exported = source.export_snapshot(&mut bytes).unwrap();
+    let verified = verify_snapshot(&bytes[..]).unwrap();
+    assert_eq!(verified, exported);
+    assert!(verified.records > 100, "{verified:?}");
+    assert_eq!(verified.version, 2);
+
+    let reseal = |mut body: Vec<u8>| {
+        let crc = crc32fast::hash(&body);
+        body.extend_from_slice(&crc.to_be_bytes());
+        body
+    };
+    let body = bytes[..bytes.len() - 4].to_vec();
+    let count_at = body.len() - 8;
+    let mut wrong_count = body.clone();
+    wrong_count[count_at + 7] ^= 1;
+    let mut wrong_magic = body.clone();
+    wrong_magic[0] = b'X';
+    let mut wrong_version = body.clone();
+    wrong_version[11] = 9;
+    let mut flipped_crc = bytes.clone();
+    let last = flipped_crc.len() - 1;
+    flipped_crc[last] ^= 1;
+    let truncated = bytes[..bytes.len() - 9].to_vec();
+    for (bad, why) in [
+        (reseal(wrong_count), "record count does not match"),
+        (reseal(wrong_magic), "not an inventory snapshot"),
+        (reseal(wrong_version), "version 9 is not supported"),
+        (flipped_crc, "checksum mismatch"),
+        (truncated, "truncated"),
+    ] {
+        let err = verify_snapshot(&bad[..]).unwrap_err().to_string();
+        assert!(err.contains(why), "expected {why:?}, got {err:?}");
+        let target = temp_store();
+        assert!(
+            target.install_snapshot(&bad[..]).is_err(),
+            "install took what verify refused ({why})"
+        );
     }
 }
 

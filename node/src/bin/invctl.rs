@@ -4,7 +4,7 @@
 use clap::{CommandFactory, Parser, Subcommand};
 use node::bench::{self, Workload};
 use node::cli::output::{Format, OutputArg};
-use node::cli::{demo, exit_code, membership, status};
+use node::cli::{demo, exit_code, membership, snapshot_file, status};
 use node::launcher::LocalCluster;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -94,9 +94,20 @@ enum Cmd {
         #[command(flatten)]
         output: OutputArg,
     },
-    /// Build a snapshot on the leader (or --node) and wait until it is done.
-    #[command(after_help = "Example:\n  invctl snapshot --node 2")]
+    /// Build a snapshot on the leader (or --node) and wait until it is done; or, with
+    /// `verify FILE`, check a snapshot file offline.
+    #[command(
+        args_conflicts_with_subcommands = true,
+        after_help = concat!(
+            "Examples:\n  invctl snapshot --node 2\n  \
+             invctl snapshot verify data/node1/snapshots/snapshot-3.snap\n\n",
+            node::exit_codes_help!()
+        )
+    )]
     Snapshot {
+        #[command(subcommand)]
+        offline: Option<SnapshotCmd>,
+        /// The node to build it on (default: the leader).
         #[arg(long)]
         node: Option<u64>,
         #[command(flatten)]
@@ -122,6 +133,17 @@ enum Cmd {
         invctl completions zsh > \"${fpath[1]}/_invctl\"\n  \
         invctl completions fish > ~/.config/fish/completions/invctl.fish")]
     Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Subcommand)]
+enum SnapshotCmd {
+    /// Check a snapshot file: magic, format version, every record, record count and CRC.
+    /// Exit 0 when a node could install it, 1 when not.
+    Verify {
+        file: std::path::PathBuf,
+        #[command(flatten)]
+        output: OutputArg,
+    },
 }
 
 #[tokio::main]
@@ -175,6 +197,13 @@ async fn main() -> ExitCode {
             .map(|()| exit_code::OK)
         }
         Cmd::Snapshot {
+            offline: Some(SnapshotCmd::Verify { file, output }),
+            ..
+        } => snapshot_file::verify(&file)
+            .and_then(|v| output.format().emit(&v, snapshot_file::print))
+            .map(|()| exit_code::OK),
+        Cmd::Snapshot {
+            offline: None,
             node,
             nodes,
             output,

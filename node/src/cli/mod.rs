@@ -6,4 +6,5 @@ pub mod demo;
 pub mod exit_code;
 pub mod membership;
 pub mod output;
+pub mod snapshot_file;
 pub mod status;

@@ -26,7 +26,7 @@ use codec::decode;
 pub use error::StoreError;
 use keys::{CLOCK_KEY, MARKER_KEY};
 use memory::{Changes, MemTrees};
-pub use snapshot::SnapshotInfo;
+pub use snapshot::{verify_snapshot, SnapshotInfo};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use trees::Trees;
 use tx::Tx;

@@ -32,6 +32,8 @@ const INSTALL_BATCH: usize = 8_192;
 /// What an export wrote or an install read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotInfo {
+    /// The format version of the stream.
+    pub version: u32,
     /// The applied marker the snapshot carries (last applied log id and membership).
     pub marker: Option<Vec<u8>>,
     pub records: u64,
@@ -105,6 +107,7 @@ impl Store {
         w.inner.write_all(&crc.to_be_bytes())?;
         w.inner.flush()?;
         Ok(SnapshotInfo {
+            version: VERSION,
             marker: view.applied().get(MARKER_KEY).map(|v| v.to_vec()),
             records,
             bytes: w.bytes + 4,
@@ -164,6 +167,48 @@ fn read_u32<R: Read>(r: &mut R, what: &str) -> Result<u32, StoreError> {
 }
 
 fn read_into<R: Read>(trees: &Trees, input: R) -> Result<SnapshotInfo, StoreError> {
+    let targets = trees.in_order();
+    let mut batch = sled::Batch::default();
+    let mut pending = 0usize;
+    let mut batch_tree = 0usize;
+    let info = read_records(input, |tree, key, value| {
+        if tree != batch_tree && pending > 0 {
+            targets[batch_tree].apply_batch(std::mem::take(&mut batch))?;
+            pending = 0;
+        }
+        batch_tree = tree;
+        // Indexes are checked like every record, but only the primary trees are stored:
+        // loading the state rebuilds the rest from the orders.
+        if memory::is_persisted(tree) {
+            batch.insert(key, value);
+            pending += 1;
+        }
+        if pending >= INSTALL_BATCH {
+            targets[tree].apply_batch(std::mem::take(&mut batch))?;
+            pending = 0;
+        }
+        Ok(())
+    })?;
+    if pending > 0 {
+        targets[batch_tree].apply_batch(batch)?;
+    }
+    Ok(info)
+}
+
+/// Reads a whole snapshot stream as install would, without a store: magic, version, every
+/// record decoded as its tree's type and in key order, the record count and the CRC. For
+/// checking a backup before it is needed.
+pub fn verify_snapshot<R: Read>(input: R) -> Result<SnapshotInfo, StoreError> {
+    read_records(input, |_, _, _| Ok(()))
+}
+
+/// Checks the stream and hands each record, with its tree's position in `NAMES`, to
+/// `on_record`. Whatever `on_record` did must be discarded when this returns an error: the
+/// count and the checksum are only known at the end.
+fn read_records<R: Read>(
+    input: R,
+    mut on_record: impl FnMut(usize, &[u8], Vec<u8>) -> Result<(), StoreError>,
+) -> Result<SnapshotInfo, StoreError> {
     let mut r = Crc::new(BufReader::new(input));
     let mut magic = [0u8; 8];
     read_exact(&mut r, &mut magic, "header")?;
@@ -176,9 +221,6 @@ fn read_into<R: Read>(trees: &Trees, input: R) -> Result<SnapshotInfo, StoreErro
             "version {version} is not supported (this build reads {VERSION})"
         )));
     }
-    let targets = trees.in_order();
-    let mut batch = sled::Batch::default();
-    let mut pending = 0usize;
     let mut current_tag = 0u8;
     let mut last_key: Option<Vec<u8>> = None;
     let mut records: u64 = 0;
@@ -190,14 +232,10 @@ fn read_into<R: Read>(trees: &Trees, input: R) -> Result<SnapshotInfo, StoreErro
         if tag == END_TAG {
             break;
         }
-        if tag == 0 || tag as usize > targets.len() || tag < current_tag {
+        if tag == 0 || tag as usize > NAMES.len() || tag < current_tag {
             return Err(StoreError::Snapshot(format!("unexpected record tag {tag}")));
         }
         if tag != current_tag {
-            if pending > 0 {
-                targets[current_tag as usize - 1].apply_batch(std::mem::take(&mut batch))?;
-                pending = 0;
-            }
             current_tag = tag;
             last_key = None;
         }
@@ -216,25 +254,14 @@ fn read_into<R: Read>(trees: &Trees, input: R) -> Result<SnapshotInfo, StoreErro
         if last_key.as_ref().is_some_and(|last| *last >= key) {
             return Err(StoreError::Snapshot("keys out of order".into()));
         }
-        check_record(NAMES[tag as usize - 1], &key, &value)?;
-        if NAMES[tag as usize - 1] == "applied" && key == MARKER_KEY {
+        let tree = tag as usize - 1;
+        check_record(NAMES[tree], &key, &value)?;
+        if NAMES[tree] == "applied" && key == MARKER_KEY {
             marker = Some(value.clone());
         }
-        // Indexes are checked like every record, but only the primary trees are stored:
-        // loading the state rebuilds the rest from the orders.
-        if memory::is_persisted(tag as usize - 1) {
-            batch.insert(key.as_slice(), value);
-            pending += 1;
-        }
+        on_record(tree, &key, value)?;
         last_key = Some(key);
         records += 1;
-        if pending >= INSTALL_BATCH {
-            targets[current_tag as usize - 1].apply_batch(std::mem::take(&mut batch))?;
-            pending = 0;
-        }
-    }
-    if pending > 0 {
-        targets[current_tag as usize - 1].apply_batch(batch)?;
     }
     let mut count = [0u8; 8];
     read_exact(&mut r, &mut count, "record count")?;
@@ -254,9 +281,11 @@ fn read_into<R: Read>(trees: &Trees, input: R) -> Result<SnapshotInfo, StoreErro
         return Err(StoreError::Snapshot("trailing bytes after checksum".into()));
     }
     Ok(SnapshotInfo {
+        version,
         marker,
         records,
-        bytes: r.bytes,
+        // The checksum was read past the hasher; count it, as export does.
+        bytes: r.bytes + 4,
     })
 }
 

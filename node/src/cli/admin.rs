@@ -1,6 +1,7 @@
 //! Admin calls against one node, and against the leader by following hints.
 
 use anyhow::{anyhow, bail, Context};
+use futures::stream::{FuturesUnordered, StreamExt};
 use proto::admin::admin_client::AdminClient;
 use proto::admin::{admin_reply, AdminReply, StatusReply, StatusRequest};
 use std::time::Duration;
@@ -27,21 +28,41 @@ pub async fn status(addr: &str) -> anyhow::Result<StatusReply> {
     Ok(client.status(StatusRequest {}).await?.into_inner())
 }
 
-/// The status of the first of `addrs` that answers.
-pub async fn any_status(addrs: &[String]) -> anyhow::Result<StatusReply> {
+/// The first answer from `addrs` that knows the leader (or is it); failing that, any answer.
+/// All are asked at once: a node that is down or hung must not cost its timeout before the
+/// next is tried. A node that just restarted or was just removed often knows no leader while
+/// the others do.
+pub async fn informed_status(addrs: &[String]) -> anyhow::Result<StatusReply> {
+    first_status(addrs, |s| s.role == "leader" || !s.leader_addr.is_empty()).await
+}
+
+/// Asks all of `addrs` at once and returns the first answer `wanted` accepts, else the first
+/// answer.
+async fn first_status(
+    addrs: &[String],
+    wanted: impl Fn(&StatusReply) -> bool,
+) -> anyhow::Result<StatusReply> {
+    let mut probes: FuturesUnordered<_> = addrs
+        .iter()
+        .map(|addr| async move { (addr, status(addr).await) })
+        .collect();
+    let mut fallback = None;
     let mut errors = Vec::new();
-    for addr in addrs {
-        match status(addr).await {
-            Ok(s) => return Ok(s),
+    while let Some((addr, answer)) = probes.next().await {
+        match answer {
+            Ok(s) if wanted(&s) => return Ok(s),
+            Ok(s) => {
+                fallback.get_or_insert(s);
+            }
             Err(e) => errors.push(format!("{addr}: {e:#}")),
         }
     }
-    bail!("no node answered: {}", errors.join("; "))
+    fallback.ok_or_else(|| anyhow!("no node answered: {}", errors.join("; ")))
 }
 
 /// The leader's address, asking the nodes in `addrs`.
 pub async fn leader_addr(addrs: &[String]) -> anyhow::Result<String> {
-    let s = any_status(addrs).await?;
+    let s = informed_status(addrs).await?;
     if s.role == "leader" {
         return Ok(s.addr);
     }

@@ -4,7 +4,7 @@
 use super::admin;
 use proto::admin::StatusReply;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Serialize)]
 pub struct NodeRow {
@@ -33,21 +33,35 @@ pub struct ClusterStatus {
 }
 
 pub async fn collect(addrs: &[String]) -> anyhow::Result<ClusterStatus> {
-    let first = admin::any_status(addrs).await?;
-    // The leader knows the replication state; prefer its view of the membership.
-    let view = match (first.role.as_str(), first.leader_addr.as_str()) {
-        ("leader", _) | (_, "") => first,
-        (_, leader) => admin::status(leader).await.unwrap_or(first),
-    };
-    let mut answers: BTreeMap<u64, StatusReply> = BTreeMap::new();
-    for m in &view.members {
-        if let Ok(s) = admin::status(&m.addr).await {
-            if s.node_id == m.id {
-                answers.insert(m.id, s);
-            }
-        }
+    let first = admin::informed_status(addrs).await?;
+    // Every member is asked at once, so a dead or stalled node costs one timeout in total,
+    // not one each. The leader is asked too even if `first` does not list it yet.
+    let mut asked: BTreeSet<String> = first.members.iter().map(|m| m.addr.clone()).collect();
+    if !first.leader_addr.is_empty() {
+        asked.insert(first.leader_addr.clone());
     }
-    let leader = answers.values().find(|s| s.role == "leader").cloned();
+    asked.remove(&first.addr);
+    let mut replies = probe(&asked).await;
+    replies.insert(first.addr.clone(), first.clone());
+    // The leader knows the replication state and the newest membership; prefer its view,
+    // and ask the members only it knows of.
+    let view = leader_of(replies.values()).unwrap_or(first);
+    let missing: BTreeSet<String> = view
+        .members
+        .iter()
+        .map(|m| m.addr.clone())
+        .filter(|a| !replies.contains_key(a) && !asked.contains(a))
+        .collect();
+    replies.extend(probe(&missing).await);
+    let answers: BTreeMap<u64, &StatusReply> = view
+        .members
+        .iter()
+        .filter_map(|m| {
+            let s = replies.get(&m.addr).filter(|s| s.node_id == m.id)?;
+            Some((m.id, s))
+        })
+        .collect();
+    let leader = leader_of(answers.values().copied());
     let matched: BTreeMap<u64, Option<u64>> = leader
         .as_ref()
         .map(|l| {
@@ -94,6 +108,27 @@ pub async fn collect(addrs: &[String]) -> anyhow::Result<ClusterStatus> {
         voters_answering,
         voters,
     })
+}
+
+/// The node that calls itself leader at the highest term.
+fn leader_of<'a>(replies: impl Iterator<Item = &'a StatusReply>) -> Option<StatusReply> {
+    replies
+        .filter(|s| s.role == "leader")
+        .max_by_key(|s| s.term)
+        .cloned()
+}
+
+/// The status of each address that answers, all asked at once.
+async fn probe(addrs: &BTreeSet<String>) -> BTreeMap<String, StatusReply> {
+    futures::future::join_all(
+        addrs
+            .iter()
+            .map(|addr| async move { admin::status(addr).await.ok().map(|s| (addr.clone(), s)) }),
+    )
+    .await
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 pub fn print(status: &ClusterStatus) {

@@ -161,6 +161,28 @@ impl Cluster {
         }
     }
 
+    /// SIGSTOP: the process keeps its sockets (the kernel still accepts connections) but
+    /// answers nothing, like a hung node.
+    pub fn pause(&self, id: u64) {
+        self.signal(id, "-STOP");
+    }
+
+    pub fn resume(&self, id: u64) {
+        self.signal(id, "-CONT");
+    }
+
+    fn signal(&self, id: u64, signal: &str) {
+        let child = self.procs[id as usize - 1]
+            .as_ref()
+            .expect("node is running");
+        let status = Process::new("kill")
+            .arg(signal)
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {signal} node {id}");
+    }
+
     pub fn restart(&mut self, id: u64) {
         self.spawn(id);
     }

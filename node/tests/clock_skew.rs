@@ -59,4 +59,22 @@ async fn a_node_an_hour_ahead_never_leads_and_never_moves_the_cluster_clock() {
             .unwrap();
         assert_eq!(healthy.clock_problem, "", "node {id}");
     }
+    // The operator sees it in invctl status.
+    let out = cluster.invctl(&["status", "--output", "json"], &[2]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let view: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let node1 = view["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == 1)
+        .unwrap();
+    assert!(
+        node1["clock_problem"]
+            .as_str()
+            .unwrap()
+            .contains("max_offset_ms"),
+        "{node1}"
+    );
+    assert!(node1["clock_offset_ms"].as_i64().unwrap() > HOUR_MS - 5_000);
 }

@@ -18,6 +18,10 @@ pub struct NodeRow {
     pub last_applied: Option<u64>,
     /// Entries behind the leader's log, as the leader's replication state says.
     pub lag: Option<u64>,
+    /// Median offset of the node's wall clock from its peers' (positive: ahead).
+    pub clock_offset_ms: Option<i64>,
+    /// Why the node may not lead because of its clock; empty while it may.
+    pub clock_problem: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -91,6 +95,8 @@ pub async fn collect(addrs: &[String]) -> anyhow::Result<ClusterStatus> {
                 last_log_index: s.map(|s| s.last_log_index),
                 last_applied: s.map(|s| s.last_applied),
                 lag,
+                clock_offset_ms: s.and_then(|s| s.clock_offset_ms),
+                clock_problem: s.map(|s| s.clock_problem.clone()).unwrap_or_default(),
             }
         })
         .collect();
@@ -141,13 +147,13 @@ pub fn print(status: &ClusterStatus) {
         status.voters
     );
     println!(
-        "{:>4}  {:<22} {:<12} {:<6} {:>6} {:>10} {:>10} {:>8}",
-        "id", "address", "role", "voter", "term", "last log", "applied", "lag"
+        "{:>4}  {:<22} {:<12} {:<6} {:>6} {:>10} {:>10} {:>8} {:>10}",
+        "id", "address", "role", "voter", "term", "last log", "applied", "lag", "clock ms"
     );
     let dash = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
     for n in &status.nodes {
         println!(
-            "{:>4}  {:<22} {:<12} {:<6} {:>6} {:>10} {:>10} {:>8}",
+            "{:>4}  {:<22} {:<12} {:<6} {:>6} {:>10} {:>10} {:>8} {:>10}",
             n.id,
             n.addr,
             n.role,
@@ -155,8 +161,13 @@ pub fn print(status: &ClusterStatus) {
             dash(n.term),
             dash(n.last_log_index),
             dash(n.last_applied),
-            dash(n.lag)
+            dash(n.lag),
+            n.clock_offset_ms
+                .map_or("-".to_string(), |v| format!("{v:+}"))
         );
+    }
+    for n in status.nodes.iter().filter(|n| !n.clock_problem.is_empty()) {
+        println!("node {} may not lead: {}", n.id, n.clock_problem);
     }
     if !status.healthy {
         println!("NOT HEALTHY: no leader, or fewer than a majority of voters answer");

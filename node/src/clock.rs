@@ -84,7 +84,10 @@ impl Offset {
 /// Judges this node's clock from fresh measurements of `peers` peers (voters other than
 /// itself). It may lead when at least half of its peers agree with it within `max_ms`: with
 /// itself that is a majority, so the one node whose clock is off is the one kept out, never
-/// the healthy majority. A node without peers has no one to disagree with.
+/// the healthy majority. It is too far off only when more than half of its peers disagree:
+/// a healthy node that has measured only the bad one cannot tell which of the two is off,
+/// and must not give up campaigning for it. A node without peers has no one to disagree
+/// with.
 pub fn judge(max_ms: u64, peers: usize, measured: &[Offset]) -> Verdict {
     let offset_ms = median(measured);
     let agreeing = measured.iter().filter(|o| !o.too_far(max_ms)).count();
@@ -96,17 +99,19 @@ pub fn judge(max_ms: u64, peers: usize, measured: &[Offset]) -> Verdict {
             too_far: false,
         };
     }
-    let too_far = measured.len() * 2 >= peers;
-    let problem = if !too_far {
-        format!(
-            "the clock offset is measured to {} of {peers} peers; at least half are needed",
-            measured.len()
-        )
-    } else {
+    let disagreeing = measured.len() - agreeing;
+    let too_far = disagreeing * 2 > peers;
+    let problem = if too_far {
         format!(
             "this node's clock is {} ms from its peers' (median), more than max_offset_ms {max_ms}; \
              it does not lead until it agrees with at least half of its {peers} peers",
             offset_ms.unwrap_or_default()
+        )
+    } else {
+        format!(
+            "the clock agrees within max_offset_ms {max_ms} with {agreeing} of {peers} peers \
+             ({} measured); at least half are needed",
+            measured.len()
         )
     };
     Verdict {
@@ -229,10 +234,22 @@ mod tests {
     }
 
     #[test]
+    fn a_healthy_node_that_measured_only_the_bad_one_is_undecided_not_too_far() {
+        let v = judge(500, 2, &[at(-3_600_000)]);
+        assert!(!v.fit && !v.too_far, "{v:?}");
+        // The bad node with one peer measured cannot be sure either; with both it is.
+        assert!(!judge(500, 2, &[at(3_600_000)]).too_far);
+        assert!(judge(500, 2, &[at(3_600_000), at(3_600_000)]).too_far);
+        // Five nodes: three of four peers disagreeing is a majority of them.
+        assert!(!judge(500, 4, &[at(9_000), at(9_000), at(0)]).too_far);
+        assert!(judge(500, 4, &[at(9_000), at(9_000), at(9_000)]).too_far);
+    }
+
+    #[test]
     fn too_few_measurements_are_not_enough() {
         let v = judge(500, 4, &[at(0)]);
         assert!(!v.fit && !v.too_far);
-        assert!(v.problem.contains("1 of 4"), "{}", v.problem);
+        assert!(v.problem.contains("with 1 of 4 peers"), "{}", v.problem);
         assert!(judge(500, 4, &[at(0), at(10)]).fit);
         assert!(judge(500, 0, &[]).fit);
     }

@@ -52,13 +52,16 @@ async fn a_node_written_snapshot_verifies_and_damaged_copies_do_not() {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["version"], 2);
+    assert_eq!(v["version"], state_machine::SNAPSHOT_VERSION);
     // One SKU, 50 orders, their holds, deadlines and user index, the clock and the marker.
     assert!(v["records"].as_u64().unwrap() > 100, "{v}");
     assert_eq!(v["bytes"], std::fs::metadata(&file).unwrap().len());
     assert_eq!(v["last_applied_index"], built["snapshot_index"]);
     let table = verify(&file, false);
-    assert!(String::from_utf8_lossy(&table.stdout).contains(": valid (format version 2"));
+    assert!(String::from_utf8_lossy(&table.stdout).contains(&format!(
+        ": valid (format version {}",
+        state_machine::SNAPSHOT_VERSION
+    )));
 
     let bytes = std::fs::read(&file).unwrap();
     let mut flipped = bytes.clone();

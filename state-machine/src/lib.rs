@@ -26,4 +26,6 @@ pub use validation::{
 };
 
 #[cfg(feature = "store")]
-pub use store::{verify_snapshot, CheckpointInfo, SnapshotInfo, Store, StoreError};
+pub use store::{
+    verify_snapshot, CheckpointInfo, SnapshotInfo, Store, StoreError, SNAPSHOT_VERSION,
+};

@@ -176,7 +176,7 @@ fn verify_checks_magic_version_count_and_checksum() {
     let verified = verify_snapshot(&bytes[..]).unwrap();
     assert_eq!(verified, exported);
     assert!(verified.records > 100, "{verified:?}");
-    assert_eq!(verified.version, 2);
+    assert_eq!(verified.version, state_machine::SNAPSHOT_VERSION);
 
     let reseal = |mut body: Vec<u8>| {
         let crc = crc32fast::hash(&body);

@@ -26,7 +26,7 @@ use codec::decode;
 pub use error::StoreError;
 use keys::{CLOCK_KEY, MARKER_KEY};
 use memory::{Changes, MemTrees};
-pub use snapshot::{verify_snapshot, SnapshotInfo};
+pub use snapshot::{verify_snapshot, SnapshotInfo, VERSION as SNAPSHOT_VERSION};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use trees::Trees;
 use tx::Tx;

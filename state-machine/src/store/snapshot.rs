@@ -20,7 +20,7 @@ use std::sync::Arc;
 const MAGIC: &[u8; 8] = b"INVSNAP\0";
 // 2: orders, SKUs and restock records carry the tag of the request that made them.
 // 3: a `patches` tree, the tagged patches applied to each SKU.
-const VERSION: u32 = 3;
+pub const VERSION: u32 = 3;
 const END_TAG: u8 = 0xFF;
 /// Record size bounds: far above any real key or value (an order of 64 items is a few KiB),
 /// low enough that a corrupt length cannot make install allocate gigabytes.

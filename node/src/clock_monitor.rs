@@ -28,6 +28,7 @@ struct Peer {
 pub fn start(raft: Raft, clocks: Clocks, me: NodeId) {
     tokio::spawn(async move {
         let mut peers: HashMap<NodeId, Peer> = HashMap::new();
+        let mut standing_aside = false;
         let mut tick = tokio::time::interval(INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -91,7 +92,16 @@ pub fn start(raft: Raft, clocks: Clocks, me: NodeId) {
                 .collect();
             let verdict = judge(clocks.max_offset_ms(), voters.len(), &fresh);
             let previous = clocks.set_verdict(verdict.clone());
-            enforce(&raft, &previous, &verdict);
+            log_change(&previous, &verdict);
+            // Standing aside is safe only once the membership is committed: until then this
+            // node may be the only one that knows it (the bootstrapping node of a new
+            // cluster), and without its campaign no one would ever lead. As leader meanwhile
+            // it still refuses every proposal and read.
+            let aside = verdict.too_far && membership_committed(&raft);
+            if aside != standing_aside {
+                stand_aside(&raft, aside);
+                standing_aside = aside;
+            }
         }
     });
 }
@@ -112,13 +122,27 @@ fn voter_peers(raft: &Raft, me: NodeId) -> Option<Vec<(NodeId, String)>> {
     )
 }
 
-fn enforce(raft: &Raft, previous: &Verdict, now: &Verdict) {
-    if previous.too_far != now.too_far {
-        // Campaigning and heartbeats are what make a node lead; a node with a bad clock
-        // gives both up, and gets them back once its clock agrees again.
-        raft.runtime_config().elect(!now.too_far);
-        raft.runtime_config().heartbeat(!now.too_far);
+fn membership_committed(raft: &Raft) -> bool {
+    let metrics = raft.metrics().borrow().clone();
+    let membership_at = metrics.membership_config.log_id().map(|l| l.index);
+    let applied = metrics.last_applied.map(|l| l.index);
+    membership_at <= applied
+}
+
+/// Campaigning and heartbeats are what make a node lead; a node with a bad clock gives both
+/// up (a leader's silence lets the others elect a new one), and gets them back once its
+/// clock agrees again.
+fn stand_aside(raft: &Raft, aside: bool) {
+    raft.runtime_config().elect(!aside);
+    raft.runtime_config().heartbeat(!aside);
+    if aside {
+        tracing::warn!("standing aside: no campaigns, no heartbeats, until the clock agrees");
+    } else {
+        tracing::info!("campaigning and heartbeats resumed");
     }
+}
+
+fn log_change(previous: &Verdict, now: &Verdict) {
     if previous.fit != now.fit {
         if now.fit {
             tracing::info!(offset_ms = ?now.offset_ms, "clock agrees with the peers; this node may lead");

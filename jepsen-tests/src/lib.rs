@@ -13,7 +13,8 @@
 //! time budget) lives in:
 //! - [`history`]: what the clients observed, one record per operation, as `history.jsonl` and text;
 //! - [`model`]: the sequential specification of one SKU and its orders;
-//! - [`linearizability`]: a Porcupine-style WGL search of each SKU's history against the model;
+//! - [`linearizability`]: a Porcupine-style WGL search generic over a sequential model; its
+//!   `inventory` instance checks each SKU's history against [`model`];
 //! - [`invariants`]: cheap whole-history checks that still answer when the search times out;
 //! - [`report`]: per-run statistics and verdicts, and the `jepsen: N passed, N failed` line;
 //! - [`atomicity`]: the multi-item check that every order answer shows all its items.

@@ -17,7 +17,9 @@
 //!   `inventory` instance checks each SKU's history against [`model`];
 //! - [`invariants`]: cheap whole-history checks that still answer when the search times out;
 //! - [`report`]: per-run statistics and verdicts, and the `jepsen: N passed, N failed` line;
-//! - [`atomicity`]: the multi-item check that every order answer shows all its items.
+//! - [`atomicity`]: the multi-item check that every order answer shows all its items;
+//! - [`cas_register`] and [`jepsen_log`]: a compare-and-set register model and a reader of
+//!   Jepsen's op log, so `jepsen check` can judge histories other systems recorded.
 //!
 //! The checker half depends on no other workspace crate on purpose: the history records
 //! HTTP-level observations against the API contract, so a bug shared with the server's own
@@ -25,6 +27,7 @@
 //! configs the binaries read) and `proto` (only the admin `Status` call).
 
 pub mod atomicity;
+pub mod cas_register;
 pub mod ci;
 pub mod cli;
 pub mod clients;
@@ -32,6 +35,7 @@ pub mod cluster;
 pub mod history;
 pub mod http;
 pub mod invariants;
+pub mod jepsen_log;
 pub mod linearizability;
 pub mod model;
 pub mod nemesis;

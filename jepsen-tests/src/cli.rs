@@ -1,15 +1,18 @@
-//! The `jepsen` command line: one run (the default), `jepsen ci`, and the hidden
-//! `jepsen proxy` the harness starts inside namespaces.
+//! The `jepsen` command line: one run (the default), `jepsen ci`, `jepsen check` (a recorded
+//! history against a model, no cluster), and the hidden `jepsen proxy` the harness starts
+//! inside namespaces.
 //!
 //! Exit codes: 0 every run passed; 1 some run failed; 2 usage error; 77 skipped because this
 //! machine cannot run the harness (not root, no network namespaces, no nftables). CI must treat
 //! 77 as a failure: it runs as root, so a skip there means the harness did not run.
+//! `jepsen check`: 0 linearizable, 1 not linearizable, 2 usage error or unreadable history,
+//! 3 undecided (the budget ran out), which is not a pass either.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::ci::{ci, CiOptions};
 use crate::nemesis::{Fault, Schedule};
@@ -17,13 +20,18 @@ use crate::report::Summary;
 use crate::rng::Rng;
 use crate::run::{run, RunOptions};
 use crate::workload::Workload;
+use crate::Verdict;
 
 /// Exit code of a skipped run (the automake convention for "skipped").
 pub const EXIT_SKIPPED: u8 = 77;
+/// Exit code of `jepsen check` when the budget ran out: distinct from both answers, and from
+/// the usage error a script might retry differently.
+pub const EXIT_UNKNOWN: u8 = 3;
 
 #[derive(Parser)]
 #[command(
     name = "jepsen",
+    version,
     about = "Chaos harness for the inventory cluster: real processes in network namespaces, \
              partitions, loss, delay, pauses and kills, a recorded history, and a \
              linearizability checker.",
@@ -31,8 +39,10 @@ pub const EXIT_SKIPPED: u8 = 77;
     after_help = "Examples:\n  \
         jepsen --nodes 3 --workload register --faults partition --time-limit 60\n  \
         jepsen --nodes 5 --workload flash-sale --faults all --time-limit 600 --seed 42\n  \
-        jepsen ci\n\n\
-        Exit codes: 0 passed, 1 failed, 2 usage, 77 skipped (not root / no namespaces)."
+        jepsen ci\n  \
+        jepsen check --model cas-register --format jepsen-log jepsen.log\n\n\
+        Exit codes: 0 passed, 1 failed, 2 usage, 77 skipped (not root / no namespaces); \
+        see `jepsen check --help` for its own."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -45,6 +55,16 @@ struct Cli {
 enum Cmd {
     /// The CI suite: partitions, pauses, kills, a mix, a five-node ring, and the broken node.
     Ci(CiArgs),
+    /// Checks a recorded history for linearizability against a model (no cluster, no root).
+    #[command(
+        after_help = "Prints `linearizable` (exit 0), `not-linearizable` and where \
+        (exit 1), or `unknown: <why>` when the search ran out of budget (exit 3, never a \
+        pass). Exit 2: usage error, or a history that cannot be read (the line is named).\n\n\
+        A Jepsen log's op lines look like `INFO  jepsen.util - 3\\t:invoke\\t:cas\\t[3 4]`; \
+        `:fail` ops did not happen, `:info` ones (and ops never completed) may have, at any \
+        later time; `:nemesis` and other lines are ignored."
+    )]
+    Check(CheckArgs),
     /// (internal) the delay proxy run inside a namespace.
     #[command(hide = true)]
     Proxy {
@@ -128,6 +148,67 @@ struct CiArgs {
     /// Time budget of each linearizability search, seconds.
     #[arg(long, default_value_t = 45)]
     check_budget: u64,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CheckModel {
+    /// One compare-and-set register: read, write, cas [old new]; nil initially.
+    CasRegister,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum HistoryFormat {
+    /// The `jepsen.util` op lines of a Jepsen run's log (jepsen.log).
+    JepsenLog,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    #[arg(long, value_enum)]
+    model: CheckModel,
+    #[arg(long, value_enum, default_value = "jepsen-log")]
+    format: HistoryFormat,
+    /// Time budget of the linearizability search, seconds (exhausted = unknown, exit 3).
+    #[arg(long, default_value_t = 60)]
+    check_budget: u64,
+    /// The history (`-` reads standard input).
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+}
+
+fn check_history(args: &CheckArgs) -> ExitCode {
+    let text = if args.file.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map(|_| text)
+    } else {
+        std::fs::read_to_string(&args.file)
+    };
+    let text = match text {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("jepsen check: {}: {e}", args.file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let calls = match (args.model, args.format) {
+        (CheckModel::CasRegister, HistoryFormat::JepsenLog) => {
+            crate::jepsen_log::parse(&text).and_then(|ops| crate::cas_register::from_log(&ops))
+        }
+    };
+    let calls = match calls {
+        Ok(calls) => calls,
+        Err(e) => {
+            eprintln!("jepsen check: {}: {e}", args.file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let report = crate::cas_register::check(&calls, Duration::from_secs(args.check_budget));
+    print!("{report}");
+    match report.verdict() {
+        Verdict::Pass => ExitCode::SUCCESS,
+        Verdict::Fail => ExitCode::from(1),
+        Verdict::Unknown => ExitCode::from(EXIT_UNKNOWN),
+    }
 }
 
 fn self_bin() -> PathBuf {
@@ -282,6 +363,9 @@ async fn ci_run(args: CiArgs) -> ExitCode {
 /// The whole program; `src/bin/jepsen.rs` only calls this.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Cmd::Check(args)) = &cli.command {
+        return check_history(args);
+    }
     // One thread for the harness: children are spawned from it, so their PR_SET_PDEATHSIG
     // (which follows the spawning thread) lasts as long as the harness; the checkers run on
     // a blocking thread so Ctrl-C is still handled.
@@ -310,6 +394,7 @@ pub fn main() -> ExitCode {
                 crate::topology::install_cleanup_handlers();
                 ci_run(args).await
             }
+            Some(Cmd::Check(args)) => check_history(&args),
             None => {
                 crate::topology::install_cleanup_handlers();
                 single_run(cli.run).await

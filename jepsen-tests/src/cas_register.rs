@@ -54,6 +54,8 @@ impl Model for CasRegister {
     type State = Option<i64>;
     type Input = RegisterOp;
     type Output = RegisterOutput;
+    /// A failed cas answers with the value it found.
+    type Answer = Result<RegisterOutput, Option<i64>>;
 
     fn init(&self) -> Option<i64> {
         None
@@ -103,12 +105,20 @@ impl Model for CasRegister {
         fmt_value(*state)
     }
 
-    fn describe_answer(&self, state: &Option<i64>, input: &RegisterOp) -> String {
+    fn answer(&self, state: &Option<i64>, input: &RegisterOp) -> Self::Answer {
         match input {
-            RegisterOp::Read => fmt_value(*state),
-            RegisterOp::Write(_) => "ok".to_owned(),
-            RegisterOp::Cas { from, .. } if *state == Some(*from) => "ok".to_owned(),
-            RegisterOp::Cas { .. } => format!("fail (the register holds {})", fmt_value(*state)),
+            RegisterOp::Read => Ok(RegisterOutput::Read(*state)),
+            RegisterOp::Write(_) => Ok(RegisterOutput::Done),
+            RegisterOp::Cas { from, .. } if *state == Some(*from) => Ok(RegisterOutput::Done),
+            RegisterOp::Cas { .. } => Err(*state),
+        }
+    }
+
+    fn describe_answer(&self, answer: &Self::Answer) -> String {
+        match answer {
+            Ok(RegisterOutput::Read(value)) => fmt_value(*value),
+            Ok(RegisterOutput::Done) => "ok".to_owned(),
+            Err(held) => format!("fail (the register holds {})", fmt_value(*held)),
         }
     }
 }
@@ -312,7 +322,7 @@ impl fmt::Display for RegisterReport {
                  the budget ran out)"
             ),
         };
-        writeln!(f, "  where ({why}):")?;
+        writeln!(f, "  window ({why}):")?;
         for call in &self.window {
             writeln!(f, "  > {call}")?;
         }

@@ -164,8 +164,10 @@ enum HistoryFormat {
 
 #[derive(Args)]
 struct CheckArgs {
+    /// The sequential specification the history is checked against.
     #[arg(long, value_enum)]
     model: CheckModel,
+    /// How FILE is written.
     #[arg(long, value_enum, default_value = "jepsen-log")]
     format: HistoryFormat,
     /// Time budget of the linearizability search, seconds (exhausted = unknown, exit 3).

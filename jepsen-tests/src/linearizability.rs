@@ -46,6 +46,9 @@ pub trait Model {
     type State: Clone + Eq + Hash;
     type Input;
     type Output;
+    /// What a correct system answers an op, for counterexamples: compared while searching,
+    /// described only for the report.
+    type Answer: PartialEq;
 
     fn init(&self) -> Self::State;
 
@@ -77,9 +80,10 @@ pub trait Model {
     /// A state, for counterexamples.
     fn describe_state(&self, state: &Self::State) -> String;
 
-    /// What a correct system answers `input` in `state`, for counterexamples. Answers that
-    /// differ must be described differently: the report lists the distinct ones.
-    fn describe_answer(&self, state: &Self::State, input: &Self::Input) -> String;
+    /// What a correct system answers `input` in `state`.
+    fn answer(&self, state: &Self::State, input: &Self::Input) -> Self::Answer;
+
+    fn describe_answer(&self, answer: &Self::Answer) -> String;
 }
 
 /// One op of a partition, as the checker takes it.

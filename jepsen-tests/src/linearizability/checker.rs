@@ -106,7 +106,11 @@ pub fn check_part<M: Model>(
                 probe,
                 Some(&mut watch),
             );
-            let mut could_answer = watch.answers;
+            let mut could_answer: Vec<String> = watch
+                .answers
+                .iter()
+                .map(|answer| model.describe_answer(answer))
+                .collect();
             if matches!(watched.outcome, Outcome::Exhausted(_)) {
                 could_answer.push("... (budget ran out)".to_owned());
             } else if watch.more {

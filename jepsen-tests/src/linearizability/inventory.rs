@@ -419,6 +419,7 @@ impl Model for Inventory<'_> {
     type State = SkuState;
     type Input = Command;
     type Output = Observed;
+    type Answer = Reply;
 
     fn init(&self) -> SkuState {
         SkuState::default()
@@ -448,8 +449,12 @@ impl Model for Inventory<'_> {
         describe_state(state, self.names)
     }
 
-    fn describe_answer(&self, state: &SkuState, input: &Command) -> String {
-        describe_reply(&model::step(state, input).1, self.names)
+    fn answer(&self, state: &SkuState, input: &Command) -> Reply {
+        model::step(state, input).1
+    }
+
+    fn describe_answer(&self, reply: &Reply) -> String {
+        describe_reply(reply, self.names)
     }
 }
 

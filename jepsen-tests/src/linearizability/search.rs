@@ -34,15 +34,15 @@ pub(crate) struct Deepest<S> {
 
 /// Collects the distinct answers the model gives one op wherever the search tries it.
 #[derive(Debug)]
-pub(crate) struct Watch {
+pub(crate) struct Watch<A> {
     pub rank: usize,
-    pub answers: Vec<String>,
+    pub answers: Vec<A>,
     /// More distinct answers than [`MAX_WATCHED_REPLIES`] were seen.
     pub more: bool,
 }
 
-impl Watch {
-    pub fn new(rank: usize) -> Watch {
+impl<A: PartialEq> Watch<A> {
+    pub fn new(rank: usize) -> Watch<A> {
         Watch {
             rank,
             answers: Vec::new(),
@@ -50,7 +50,7 @@ impl Watch {
         }
     }
 
-    fn record(&mut self, answer: String) {
+    fn record(&mut self, answer: A) {
         if self.answers.contains(&answer) {
             return;
         }
@@ -192,7 +192,7 @@ pub(crate) fn search<M: Model>(
     model: &M,
     ops: &[SearchOp<M::Input, M::Output>],
     limits: Limits,
-    watch: Option<&mut Watch>,
+    watch: Option<&mut Watch<M::Answer>>,
 ) -> Searched<M::State> {
     let mut steps: u64 = 0;
     let outcome = search_counting(model, ops, limits, watch, &mut steps);
@@ -203,7 +203,7 @@ fn search_counting<M: Model>(
     model: &M,
     ops: &[SearchOp<M::Input, M::Output>],
     limits: Limits,
-    mut watch: Option<&mut Watch>,
+    mut watch: Option<&mut Watch<M::Answer>>,
     steps: &mut u64,
 ) -> Outcome<M::State> {
     if ops.is_empty() {
@@ -236,7 +236,7 @@ fn search_counting<M: Model>(
         if node.is_call {
             let op = &ops[node.op];
             if let Some(watch) = watch.as_deref_mut().filter(|w| w.rank == op.rank) {
-                watch.record(model.describe_answer(&state, op.input));
+                watch.record(model.answer(&state, op.input));
             }
             let next = model.step(&state, op.input, op.output);
             // An info op that would change nothing here is better left pending: it can still

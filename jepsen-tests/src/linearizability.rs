@@ -56,8 +56,8 @@ pub trait Model {
     /// not have answered `output` there. `output` is `None` when it is not checked: the op's
     /// outcome is unknown (`info`), or a counterexample probe relaxed it.
     ///
-    /// Return `Cow::Borrowed(state)` when nothing changes: an unchecked op that changes nothing
-    /// is then left pending, which keeps `info` ops from doubling the search (returning
+    /// Return `Cow::Borrowed(state)` when nothing changes: an `info` op that would change
+    /// nothing is then left pending, which keeps such ops from doubling the search (returning
     /// `Owned` is still correct, only slower).
     fn step<'s>(
         &self,

@@ -371,50 +371,40 @@ impl Cluster {
         }
     }
 
+    /// An admin client of one node, or `None` if it cannot be reached in time.
+    async fn admin(id: u32) -> Option<AdminClient<tonic::transport::Channel>> {
+        let channel =
+            tonic::transport::Endpoint::from_shared(format!("http://{}", Self::node_addr(id)))
+                .ok()?
+                .connect_timeout(STATUS_TIMEOUT)
+                .connect()
+                .await
+                .ok()?;
+        Some(AdminClient::new(channel))
+    }
+
     /// The admin status of one node, or `None` if it does not answer in time.
     pub async fn status(id: u32) -> Option<StatusReply> {
-        let fetch = async {
-            let channel =
-                tonic::transport::Endpoint::from_shared(format!("http://{}", Self::node_addr(id)))
-                    .ok()?
-                    .connect_timeout(STATUS_TIMEOUT)
-                    .timeout(STATUS_TIMEOUT)
-                    .connect()
-                    .await
-                    .ok()?;
-            AdminClient::new(channel)
-                .status(StatusRequest {})
-                .await
-                .ok()
-                .map(|r| r.into_inner())
-        };
+        let fetch = async { Self::admin(id).await?.status(StatusRequest {}).await.ok() };
         tokio::time::timeout(STATUS_TIMEOUT * 2, fetch)
             .await
             .ok()
             .flatten()
+            .map(|r| r.into_inner())
     }
 
     /// A digest of the node's whole applied state, or `None` if it does not answer.
     pub async fn state_digest(id: u32) -> Option<StateDigestReply> {
         let fetch = async {
-            let channel =
-                tonic::transport::Endpoint::from_shared(format!("http://{}", Self::node_addr(id)))
-                    .ok()?
-                    .connect_timeout(STATUS_TIMEOUT)
-                    .connect()
-                    .await
-                    .ok()?;
-            AdminClient::new(channel)
-                .state_digest(StateDigestRequest {})
-                .await
-                .ok()
-                .map(|r| r.into_inner())
+            let mut admin = Self::admin(id).await?;
+            admin.state_digest(StateDigestRequest {}).await.ok()
         };
         // Walking a large state takes a while: more time than a status.
         tokio::time::timeout(STATUS_TIMEOUT * 20, fetch)
             .await
             .ok()
             .flatten()
+            .map(|r| r.into_inner())
     }
 
     /// Every node's status, polled concurrently.

@@ -39,8 +39,8 @@ impl Model {
             .sum()
     }
 
-    /// Deadlines are exact: a command that finds a reservation whose deadline the clock
-    /// has reached expires it first, as the sweep would.
+    /// Expires a reservation whose deadline the clock has reached: the sweep does it, and
+    /// (deadlines are exact) so does any command that finds one first.
     fn expire_if_due(&mut self, rev: u64, order_id: &str) {
         let clock = self.clock;
         let Some(o) = self
@@ -397,16 +397,7 @@ impl Model {
                     .collect();
                 due.sort();
                 for (_, id) in &due {
-                    let o = self.orders.get_mut(id).unwrap();
-                    o.status = OrderStatus::Expired;
-                    o.updated_ms = clock;
-                    o.revision = rev;
-                    for item in o.items.as_slice() {
-                        let s = self.skus.get_mut(item.sku.as_str()).unwrap();
-                        s.reserved -= item.qty.get();
-                        s.available += item.qty.get();
-                        s.revision = rev;
-                    }
+                    self.expire_if_due(rev, id);
                 }
                 Outcome::Expired {
                     orders: due.len() as u64,

@@ -2,11 +2,12 @@
 //! only the state, the command, the log index and the state machine's clock decide.
 
 use crate::command::{Command, Effect, Outcome, Refusal, RequestTag};
+use crate::events::EventKind;
 use crate::model::{
     Items, Order, OrderStatus, PatchRecord, Payment, RestockRecord, SaleWindow, Sku, SkuCreation,
 };
 use crate::store::error::StoreError;
-use crate::store::tx::Tx;
+use crate::store::tx::{SubjectRef, Tx};
 use crate::validation::{OrderId, PaymentRef, RequestId, SkuId, UserId, MAX_COUNT};
 
 /// Most orders one `Expire` command expires; the leader's ticker proposes again while the
@@ -124,6 +125,7 @@ fn create_sku(
         request_tag,
         created_revision: index,
     };
+    tx.record_event(EventKind::SkuCreated, index, SubjectRef::Sku(&new))?;
     tx.put_sku(new.clone());
     Ok(Outcome::Sku {
         sku: new,
@@ -199,6 +201,7 @@ fn restock(
             sku_after: sku.clone(),
         },
     );
+    tx.record_event(EventKind::SkuRestocked, index, SubjectRef::Sku(&sku))?;
     tx.put_sku(sku.clone());
     Ok(Outcome::Sku {
         sku,
@@ -241,6 +244,7 @@ fn update_sku(
         sku.per_user_limit = limit;
         sku.sale_window = window;
         sku.revision = index;
+        tx.record_event(EventKind::SkuUpdated, index, SubjectRef::Sku(&sku))?;
         tx.put_sku(sku.clone());
         Effect::Applied
     };
@@ -347,6 +351,7 @@ fn place_order(
     };
     tx.add_deadline(expires_ms, order_id);
     tx.add_user_order(user_id, clock, order_id);
+    tx.record_event(EventKind::OrderReserved, index, SubjectRef::Order(&order))?;
     tx.put_order(order.clone());
     Ok(Outcome::Order {
         order,
@@ -440,6 +445,11 @@ fn move_order(
     order.status = status;
     order.updated_ms = tx.clock;
     order.revision = index;
+    tx.record_event(
+        EventKind::of_order_status(status),
+        index,
+        SubjectRef::Order(&order),
+    )?;
     tx.put_order(order.clone());
     Ok(order)
 }

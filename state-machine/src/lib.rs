@@ -7,6 +7,7 @@
 //! reaches the same bytes. It knows nothing of Raft or networking.
 
 pub mod command;
+pub mod events;
 pub mod model;
 pub mod validation;
 
@@ -16,6 +17,10 @@ mod engine;
 pub mod store;
 
 pub use command::{Batch, Command, Effect, Outcome, Refusal, RequestTag, MAX_BATCH_COMMANDS};
+pub use events::{
+    Event, EventKind, EventPage, EventRead, EventSubject, Retention, SalesBucket, SalesCounts,
+    MAX_EVENTS_PAGE, MAX_SALES_BUCKETS, SALES_BUCKET_MS,
+};
 pub use model::{
     Item, Items, Order, OrderStatus, PatchRecord, Payment, RestockRecord, SaleWindow, Sku,
     SkuCreation,

@@ -7,8 +7,9 @@ mod common;
 use common::*;
 use proptest::prelude::*;
 use state_machine::{
-    Batch, Command, Effect, Item, Items, Order, OrderStatus, Outcome, Payment, Qty, Refusal,
-    SaleWindow, Sku, SkuCreation, Store,
+    Batch, Command, Effect, Event, EventKind, EventRead, EventSubject, Item, Items, Order,
+    OrderStatus, Outcome, Payment, Qty, Refusal, SaleWindow, SalesCounts, Sku, SkuCreation, Store,
+    SALES_BUCKET_MS,
 };
 use std::collections::BTreeMap;
 
@@ -16,7 +17,7 @@ const SKUS: [&str; 3] = ["A", "B", "C"];
 const USERS: [&str; 4] = ["u1", "u2", "u3", "u4"];
 const ORDERS: usize = 12;
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Model {
     clock: u64,
     skus: BTreeMap<String, Sku>,
@@ -515,6 +516,124 @@ fn arb_batches() -> impl Strategy<Value = Vec<(i64, Vec<Command>)>> {
     )
 }
 
+/// The events `command` should have made, told from how it changed the model: a new or
+/// restocked or re-set SKU, and each order that is new or changed status (the sweep's in
+/// deadline order, which is also id order within one deadline).
+fn expected_events(before: &Model, after: &Model, command: &Command, rev: u64) -> Vec<Event> {
+    let mut events = Vec::new();
+    let mut push = |kind, subject| {
+        events.push(Event {
+            id: 0,
+            kind,
+            time_ms: after.clock,
+            revision: rev,
+            subject,
+        })
+    };
+    match command {
+        Command::CreateSku { sku, .. } if !before.skus.contains_key(sku.as_str()) => push(
+            EventKind::SkuCreated,
+            EventSubject::Sku(after.skus[sku.as_str()].clone()),
+        ),
+        Command::Restock {
+            sku, request_id, ..
+        } if after.restocks.len() > before.restocks.len() => {
+            let key = (sku.to_string(), request_id.to_string());
+            push(
+                EventKind::SkuRestocked,
+                EventSubject::Sku(after.restocks[&key].2.clone()),
+            )
+        }
+        Command::UpdateSku { sku, .. } => {
+            if let (Some(old), Some(new)) =
+                (before.skus.get(sku.as_str()), after.skus.get(sku.as_str()))
+            {
+                if (old.per_user_limit, old.sale_window) != (new.per_user_limit, new.sale_window) {
+                    push(EventKind::SkuUpdated, EventSubject::Sku(new.clone()))
+                }
+            }
+        }
+        _ => {}
+    }
+    let mut changed: Vec<&Order> = after
+        .orders
+        .values()
+        .filter(|o| before.orders.get(o.order_id.as_str()).map(|b| b.status) != Some(o.status))
+        .collect();
+    changed.sort_by(|a, b| (a.expires_ms, &a.order_id).cmp(&(b.expires_ms, &b.order_id)));
+    for order in changed {
+        push(
+            EventKind::of_order_status(order.status),
+            EventSubject::Order(order.clone()),
+        );
+    }
+    events
+}
+
+fn all_events(store: &Store) -> Vec<Event> {
+    let mut events = Vec::new();
+    let mut after = 0;
+    loop {
+        let EventRead::Page(page) = store.read_events(after, 7).unwrap() else {
+            panic!("nothing is compacted under the default retention");
+        };
+        if page.events.is_empty() {
+            assert_eq!(page.next, after);
+            assert_eq!(
+                page.head, after,
+                "a read past the last event is at the head"
+            );
+            return events;
+        }
+        after = page.next;
+        events.extend(page.events);
+    }
+}
+
+/// The sales buckets the events imply, and the counters the buckets must add up to.
+fn check_sales(store: &Store, model: &Model, events: &[Event]) {
+    let mut expected: BTreeMap<(String, u64), SalesCounts> = BTreeMap::new();
+    for event in events {
+        if let EventSubject::Order(order) = &event.subject {
+            for item in order.items.as_slice() {
+                let start = event.time_ms - event.time_ms % SALES_BUCKET_MS;
+                expected
+                    .entry((item.sku.to_string(), start))
+                    .or_default()
+                    .add(event.kind, item.qty.get());
+            }
+        }
+    }
+    for (name, s) in &model.skus {
+        let buckets = store.sales(&sku(name), 0, u64::MAX).unwrap().unwrap();
+        let stored: BTreeMap<_, _> = buckets
+            .iter()
+            .map(|b| ((name.clone(), b.start_ms), b.counts))
+            .collect();
+        let implied: BTreeMap<_, _> = expected
+            .iter()
+            .filter(|((n, _), _)| n == name)
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        assert_eq!(stored, implied, "sales buckets of {name}");
+        let sum = |f: fn(&SalesCounts) -> u64| buckets.iter().map(|b| f(&b.counts)).sum::<u64>();
+        let (reserved, paid, cancelled, expired, refunded) = (
+            sum(|c| c.reserved),
+            sum(|c| c.paid),
+            sum(|c| c.cancelled),
+            sum(|c| c.expired),
+            sum(|c| c.refunded),
+        );
+        assert_eq!(
+            reserved - paid - cancelled - expired,
+            s.reserved,
+            "reserved of {name}"
+        );
+        assert_eq!(paid - refunded, s.sold, "sold of {name}");
+        assert_eq!(refunded, s.refunded, "refunded of {name}");
+    }
+}
+
 fn check_invariants(store: &Store, model: &Model) {
     for name in SKUS {
         let stored = store.get_sku(&sku(name)).unwrap();
@@ -590,6 +709,7 @@ proptest! {
     fn store_agrees_with_the_reference_model(batches in arb_batches()) {
         let store = temp_store();
         let mut model = Model::default();
+        let mut events: Vec<Event> = Vec::new();
         let mut now: u64 = 10_000;
         for (index, (step, commands)) in batches.into_iter().enumerate() {
             let index = index as u64 + 1;
@@ -598,10 +718,17 @@ proptest! {
             let batch = Batch { now_ms: now, commands };
             let outcomes = store.apply(&[(index, &batch)], None).unwrap().remove(0);
             for (command, outcome) in batch.commands.iter().zip(outcomes) {
+                let before = model.clone();
                 let expected = model.step(index, command);
                 prop_assert_eq!(outcome, expected, "command {:?}", command);
+                for mut event in expected_events(&before, &model, command, index) {
+                    event.id = events.len() as u64 + 1;
+                    events.push(event);
+                }
             }
             check_invariants(&store, &model);
+            prop_assert_eq!(&all_events(&store), &events);
+            check_sales(&store, &model, &events);
         }
     }
 }

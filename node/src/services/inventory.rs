@@ -9,8 +9,9 @@ use crate::refusal_reads::RefusalReads;
 use crate::types::Raft;
 use proto::inventory::inventory_server;
 use proto::inventory::{
-    read_reply, submit_reply, GetOrderRequest, GetSkuRequest, ListOrdersRequest, ListSkusRequest,
-    NotLeader, Outcomes, ReadReply, Record, SubmitReply, SubmitRequest, Unavailable,
+    read_reply, submit_reply, GetOrderRequest, GetSalesRequest, GetSkuRequest, ListOrdersRequest,
+    ListSkusRequest, NotLeader, Outcomes, ReadEventsRequest, ReadReply, Record, SubmitReply,
+    SubmitRequest, Unavailable,
 };
 use serde::Serialize;
 use state_machine::{Command, OrderId, Outcome, SkuId, Store, UserId, MAX_BATCH_COMMANDS};
@@ -24,6 +25,9 @@ use tonic::{Request, Response, Status};
 const SUBMIT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Likewise for the read-index round of a read.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait of a feed read for its first event: a consumer's stream keeps one call open
+/// at a time, and a call that outlives its caller's timeout would only be wasted.
+const MAX_EVENTS_WAIT: Duration = Duration::from_secs(10);
 
 pub struct InventoryService {
     raft: Raft,
@@ -131,8 +135,21 @@ impl InventoryService {
         &self,
         answer: impl FnOnce(&Store) -> Result<T, state_machine::StoreError>,
     ) -> Result<Response<ReadReply>, Status> {
+        self.read_waiting(None, answer).await
+    }
+
+    /// A read that, once confirmed, first waits (at most `wait`) for an event past `after`
+    /// to be applied. Confirming first means a node that does not lead says so at once.
+    async fn read_waiting<T: Serialize>(
+        &self,
+        event_after: Option<(u64, Duration)>,
+        answer: impl FnOnce(&Store) -> Result<T, state_machine::StoreError>,
+    ) -> Result<Response<ReadReply>, Status> {
         let result = match self.reads.confirm(READ_TIMEOUT).await {
             Ok(()) => {
+                if let Some((after, wait)) = event_after {
+                    wait_for_event_after(&self.raft, &self.store, after, wait).await;
+                }
                 let applied = self.applied_index();
                 match answer(&self.store) {
                     Ok(value) => read_reply::Result::Record(Record {
@@ -153,6 +170,24 @@ impl InventoryService {
         Ok(Response::new(ReadReply {
             result: Some(result),
         }))
+    }
+}
+
+/// Waits, at most `wait`, until an event past `after` has been applied here. Any event
+/// applied after the read's confirmation is committed, so answering it keeps the read
+/// linearisable.
+async fn wait_for_event_after(raft: &Raft, store: &Store, after: u64, wait: Duration) {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut metrics = raft.metrics();
+    loop {
+        if store.events_head().map_or(true, |head| head > after) {
+            return;
+        }
+        // Every apply updates the metrics; so do other things, which only cost a re-check.
+        match tokio::time::timeout_at(deadline, metrics.changed()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => return,
+        }
     }
 }
 
@@ -259,6 +294,34 @@ impl inventory_server::Inventory for InventoryService {
             Err(e) => return invalid(e),
         };
         self.read(|store| store.list_user_orders(&user, limit))
+            .await
+    }
+
+    async fn read_events(
+        &self,
+        req: Request<ReadEventsRequest>,
+    ) -> Result<Response<ReadReply>, Status> {
+        let req = req.into_inner();
+        let limit = match page_limit(req.limit) {
+            Ok(limit) => limit,
+            Err(e) => return invalid(e),
+        };
+        let wait = Duration::from_millis(req.wait_ms.into()).min(MAX_EVENTS_WAIT);
+        let event_after = (!wait.is_zero()).then_some((req.after, wait));
+        self.read_waiting(event_after, |store| store.read_events(req.after, limit))
+            .await
+    }
+
+    async fn get_sales(
+        &self,
+        req: Request<GetSalesRequest>,
+    ) -> Result<Response<ReadReply>, Status> {
+        let req = req.into_inner();
+        let sku = match SkuId::new(req.sku) {
+            Ok(sku) => sku,
+            Err(e) => return invalid(e.to_string()),
+        };
+        self.read(|store| store.sales(&sku, req.from_ms, req.to_ms))
             .await
     }
 }

@@ -9,6 +9,8 @@ const SEP: u8 = 0;
 /// Keys of the `applied` tree: the state machine's clock and the caller's applied marker.
 pub(crate) const CLOCK_KEY: &[u8] = b"clock";
 pub(crate) const MARKER_KEY: &[u8] = b"marker";
+/// Key of the `applied` tree holding the newest event id.
+pub(crate) const EVENTS_HEAD_KEY: &[u8] = b"events_head";
 
 /// `sku \0 user`: the units a user holds of a SKU.
 pub fn hold(sku: &SkuId, user: &UserId) -> Vec<u8> {
@@ -23,6 +25,28 @@ pub fn restock(sku: &SkuId, request_id: &RequestId) -> Vec<u8> {
 /// `sku \0 request_tag (BE)`: a tagged patch already applied to a SKU.
 pub fn patch(sku: &SkuId, request_tag: u64) -> Vec<u8> {
     join(sku.as_str().as_bytes(), &request_tag.to_be_bytes())
+}
+
+/// `id (BE)`: events in id order.
+pub fn event(id: u64) -> Vec<u8> {
+    id.to_be_bytes().to_vec()
+}
+
+pub fn event_id(key: &[u8]) -> Option<u64> {
+    key.try_into().ok().map(u64::from_be_bytes)
+}
+
+/// `sku \0 start_ms (BE)`: a SKU's sales buckets in time order.
+pub fn sales(sku: &SkuId, start_ms: u64) -> Vec<u8> {
+    join(sku.as_str().as_bytes(), &start_ms.to_be_bytes())
+}
+
+/// The bucket start at the end of a sales key.
+pub fn sales_start(key: &[u8]) -> Option<u64> {
+    key.len()
+        .checked_sub(8)
+        .and_then(|at| key[at..].try_into().ok())
+        .map(u64::from_be_bytes)
 }
 
 /// `expires_ms (BE) order_id`: sorts reserved orders by deadline, then id.

@@ -4,8 +4,8 @@
 //! so a record changed once is encoded once. The trees are persistent maps (`imbl`): a
 //! snapshot's copy of the whole state is O(1), so export never stops apply for long.
 //!
-//! Only the primary trees (SKUs, orders, restocks, patches, the applied marker and clock) go
-//! to disk.
+//! Only the primary trees (SKUs, orders, restocks, patches, events, sales figures, the
+//! applied marker and clock) go to disk.
 //! The holds and the deadline and user indexes follow from the orders alone, so they live in
 //! memory only and are rebuilt from the orders when the state is loaded: an order then
 //! costs one record at a checkpoint, not four.
@@ -30,10 +30,15 @@ pub(crate) const DEADLINES: usize = 4;
 pub(crate) const USER_ORDERS: usize = 5;
 pub(crate) const APPLIED: usize = 6;
 pub(crate) const PATCHES: usize = 7;
+pub(crate) const EVENTS: usize = 8;
+pub(crate) const SALES: usize = 9;
 
 /// Whether a tree is written to disk; the others are rebuilt from the orders.
 pub(crate) fn is_persisted(tree: usize) -> bool {
-    matches!(tree, SKUS | ORDERS | RESTOCKS | APPLIED | PATCHES)
+    matches!(
+        tree,
+        SKUS | ORDERS | RESTOCKS | APPLIED | PATCHES | EVENTS | SALES
+    )
 }
 
 #[derive(Default, Clone)]
@@ -184,6 +189,12 @@ impl MemTrees {
     pub fn patches(&self) -> &MemTree {
         &self.trees[PATCHES]
     }
+    pub fn events(&self) -> &MemTree {
+        &self.trees[EVENTS]
+    }
+    pub fn sales(&self) -> &MemTree {
+        &self.trees[SALES]
+    }
 
     /// Records held, all trees together.
     pub fn records(&self) -> usize {
@@ -193,5 +204,5 @@ impl MemTrees {
 
 // The tree positions above must name the trees of `NAMES` in the same order.
 const _: () = {
-    assert!(NAMES.len() == 8);
+    assert!(NAMES.len() == 10);
 };

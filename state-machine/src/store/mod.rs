@@ -10,6 +10,7 @@
 
 mod codec;
 pub(crate) mod error;
+mod feed;
 mod keys;
 mod memory;
 mod refusal_reads;
@@ -20,6 +21,7 @@ pub(crate) mod tx;
 use crate::command::{Batch, Outcome, MAX_BATCH_COMMANDS};
 use crate::engine;
 pub use crate::engine::MAX_EXPIRE_PER_COMMAND;
+use crate::events::Retention;
 use crate::model::{Order, Sku};
 use crate::validation::{OrderId, SkuId, UserId};
 use codec::decode;
@@ -47,7 +49,13 @@ pub struct Store {
     dirty: Mutex<Changes>,
     writer: Mutex<()>,
     checkpointer: Mutex<()>,
+    /// How long events are kept; part of apply, so equal on every replica.
+    retention: Retention,
 }
+
+/// Most events one apply prunes: a backlog (after a retention change) drains over several
+/// applies instead of stalling one.
+const MAX_PRUNE_PER_APPLY: usize = 10_000;
 
 /// What a checkpoint wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +88,15 @@ impl Store {
             dirty: Mutex::new(memory::no_changes()),
             writer: Mutex::new(()),
             checkpointer: Mutex::new(()),
+            retention: Retention::default(),
         })
+    }
+
+    /// Keeps events for `retention` instead of the API's default. Every replica of a cluster
+    /// must use the same one: pruning is part of apply. For tests of the retention itself.
+    pub fn with_event_retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
     }
 
     fn disk(&self) -> Arc<Trees> {
@@ -147,6 +163,7 @@ impl Store {
                 }
                 results.push(outcomes);
             }
+            tx.prune_events(self.retention, MAX_PRUNE_PER_APPLY)?;
             tx.commit(marker)?
         };
         self.mem_mut().apply(&changes);
@@ -341,36 +358,26 @@ impl Store {
     }
 }
 
-/// Writes a checkpoint's changes to sled's trees in one transaction.
+/// Writes a checkpoint's changes to sled's trees in one transaction. The trees come from
+/// `in_order`, the same list as `NAMES` and the changes, so none can be left out.
 fn write_changes(disk: &Trees, changes: &Changes) -> Result<(), StoreError> {
     use sled::transaction::{ConflictableTransactionError, TransactionError};
     use sled::Transactional;
-    let t = disk;
-    let result: Result<(), TransactionError<()>> = (
-        &t.skus,
-        &t.orders,
-        &t.holds,
-        &t.restocks,
-        &t.deadlines,
-        &t.user_orders,
-        &t.applied,
-        &t.patches,
-    )
-        .transaction(|(a, b, c, d, e, f, g, h)| {
-            let trees = [a, b, c, d, e, f, g, h];
-            for (position, (tree, writes)) in trees.into_iter().zip(changes).enumerate() {
-                if !memory::is_persisted(position) {
-                    continue;
-                }
-                for (key, value) in writes {
-                    match value {
-                        Some(v) => tree.insert(key.as_slice(), v.as_ref())?,
-                        None => tree.remove(key.as_slice())?,
-                    };
-                }
+    let trees = disk.in_order();
+    let result: Result<(), TransactionError<()>> = trees[..].transaction(|views| {
+        for (position, (tree, writes)) in views.iter().zip(changes).enumerate() {
+            if !memory::is_persisted(position) {
+                continue;
             }
-            Ok::<(), ConflictableTransactionError<()>>(())
-        });
+            for (key, value) in writes {
+                match value {
+                    Some(v) => tree.insert(key.as_slice(), v.as_ref())?,
+                    None => tree.remove(key.as_slice())?,
+                };
+            }
+        }
+        Ok::<(), ConflictableTransactionError<()>>(())
+    });
     match result {
         Ok(()) => Ok(()),
         Err(TransactionError::Storage(e)) => Err(StoreError::Sled(e)),

@@ -9,10 +9,11 @@
 
 use super::codec::decode;
 use super::error::StoreError;
-use super::keys::{CLOCK_KEY, MARKER_KEY};
+use super::keys::{self, CLOCK_KEY, EVENTS_HEAD_KEY, MARKER_KEY};
 use super::memory::{self, MemTrees};
 use super::trees::{self, tree_name, Trees, NAMES};
 use super::{decode_sku, Store};
+use crate::events::{Event, SalesCounts};
 use crate::model::{Order, PatchRecord, RestockRecord};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::sync::Arc;
@@ -20,7 +21,8 @@ use std::sync::Arc;
 const MAGIC: &[u8; 8] = b"INVSNAP\0";
 // 2: orders, SKUs and restock records carry the tag of the request that made them.
 // 3: a `patches` tree, the tagged patches applied to each SKU.
-pub const VERSION: u32 = 3;
+// 4: `events` and `sales` trees, and the events head in `applied`.
+pub const VERSION: u32 = 4;
 const END_TAG: u8 = 0xFF;
 /// Record size bounds: far above any real key or value (an order of 64 items is a few KiB),
 /// low enough that a corrupt length cannot make install allocate gigabytes.
@@ -299,7 +301,14 @@ fn check_record(tree: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> 
         "restocks" => decode::<RestockRecord>(tree, value)?.delta != 0,
         "deadlines" => value.is_empty() && key.len() > 8,
         "user_orders" => value.is_empty() && key.len() > 9,
-        "applied" => key == MARKER_KEY || (key == CLOCK_KEY && value.len() == 8),
+        "applied" => {
+            key == MARKER_KEY || ((key == CLOCK_KEY || key == EVENTS_HEAD_KEY) && value.len() == 8)
+        }
+        "events" => Some(decode::<Event>(tree, value)?.id) == keys::event_id(key),
+        "sales" => {
+            decode::<SalesCounts>(tree, value)?;
+            keys::sales_start(key).is_some() && key.len() > 9
+        }
         "patches" => key.starts_with(
             decode::<PatchRecord>(tree, value)?
                 .sku_after

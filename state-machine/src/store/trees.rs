@@ -10,7 +10,7 @@ pub(crate) const GENERATION_KEY: &[u8] = b"generation";
 const PREFIX: &str = "sm.";
 
 /// The state trees in snapshot order; the position is the record tag in a snapshot.
-pub(crate) const NAMES: [&str; 8] = [
+pub(crate) const NAMES: [&str; 10] = [
     "skus",
     "orders",
     "holds",
@@ -19,6 +19,8 @@ pub(crate) const NAMES: [&str; 8] = [
     "user_orders",
     "applied",
     "patches",
+    "events",
+    "sales",
 ];
 
 pub(crate) struct Trees {
@@ -31,6 +33,8 @@ pub(crate) struct Trees {
     pub user_orders: Tree,
     pub applied: Tree,
     pub patches: Tree,
+    pub events: Tree,
+    pub sales: Tree,
 }
 
 pub(crate) fn tree_name(generation: u64, name: &str) -> String {
@@ -50,11 +54,13 @@ impl Trees {
             user_orders: open(NAMES[5])?,
             applied: open(NAMES[6])?,
             patches: open(NAMES[7])?,
+            events: open(NAMES[8])?,
+            sales: open(NAMES[9])?,
         })
     }
 
     /// In snapshot order, matching `NAMES`.
-    pub fn in_order(&self) -> [&Tree; 8] {
+    pub fn in_order(&self) -> [&Tree; 10] {
         [
             &self.skus,
             &self.orders,
@@ -64,6 +70,8 @@ impl Trees {
             &self.user_orders,
             &self.applied,
             &self.patches,
+            &self.events,
+            &self.sales,
         ]
     }
 }

@@ -7,6 +7,7 @@ use super::codec::{decode, encode};
 use super::error::StoreError;
 use super::keys;
 use super::memory::{self, Changes, MemTree, MemTrees};
+use crate::events::{bucket_start, Event, EventKind, Retention, SalesCounts};
 use crate::model::{Order, PatchRecord, RestockRecord, Sku};
 use crate::validation::{OrderId, RequestId, SkuId, UserId};
 use serde::{de::DeserializeOwned, Serialize};
@@ -62,6 +63,29 @@ pub(crate) struct Tx<'a> {
     /// Index keys to insert (`true`) or remove (`false`).
     deadlines: BTreeMap<Vec<u8>, bool>,
     user_orders: BTreeMap<Vec<u8>, bool>,
+    /// The newest event id as this transaction leaves it; read on first use.
+    events_head: Option<u64>,
+    /// Events appended (`Some`, encoded) or pruned (`None`), by id.
+    events: BTreeMap<u64, Option<memory::Value>>,
+    sales: Slots<SalesCounts>,
+}
+
+/// An event as stored, borrowing its record: encodes exactly as `Event` does, without a
+/// copy of the order or SKU.
+#[derive(Serialize)]
+struct EventRef<'r> {
+    id: u64,
+    kind: EventKind,
+    time_ms: u64,
+    revision: u64,
+    subject: SubjectRef<'r>,
+}
+
+/// Same variants, in the same order, as `EventSubject`.
+#[derive(Serialize)]
+pub(crate) enum SubjectRef<'r> {
+    Sku(&'r Sku),
+    Order(&'r Order),
 }
 
 impl<'a> Tx<'a> {
@@ -76,7 +100,92 @@ impl<'a> Tx<'a> {
             patches: Slots::new("patches"),
             deadlines: BTreeMap::new(),
             user_orders: BTreeMap::new(),
+            events_head: None,
+            events: BTreeMap::new(),
+            sales: Slots::new("sales"),
         }
+    }
+
+    fn events_head(&mut self) -> Result<u64, StoreError> {
+        if let Some(head) = self.events_head {
+            return Ok(head);
+        }
+        let head = read_u64(
+            self.trees.applied(),
+            keys::EVENTS_HEAD_KEY,
+            "applied: events head",
+        )?;
+        self.events_head = Some(head);
+        Ok(head)
+    }
+
+    /// Appends the event of an accepted change with the next id and, for an order, adds its
+    /// units to each SKU's sales bucket of the current clock.
+    pub fn record_event(
+        &mut self,
+        kind: EventKind,
+        revision: u64,
+        subject: SubjectRef,
+    ) -> Result<(), StoreError> {
+        let id = self.events_head()? + 1;
+        if let SubjectRef::Order(order) = subject {
+            let start = bucket_start(self.clock);
+            for item in order.items.as_slice() {
+                let key = keys::sales(&item.sku, start);
+                let mut counts = self
+                    .sales
+                    .get(self.trees.sales(), key.clone())?
+                    .unwrap_or_default();
+                counts.add(kind, item.qty.get());
+                self.sales.set(key, Some(counts));
+            }
+        }
+        let event = EventRef {
+            id,
+            kind,
+            time_ms: self.clock,
+            revision,
+            subject,
+        };
+        self.events.insert(id, Some(Arc::from(encode(&event))));
+        self.events_head = Some(id);
+        Ok(())
+    }
+
+    /// Drops, oldest first and at most `limit` of them, the events `retention` no longer
+    /// keeps: a deterministic function of the applied state, like the rest of apply.
+    pub fn prune_events(&mut self, retention: Retention, limit: usize) -> Result<(), StoreError> {
+        let head = self.events_head()?;
+        let (Some(last_prunable), Some(age_cutoff)) = (
+            head.checked_sub(retention.min_events),
+            self.clock.checked_sub(retention.min_age_ms),
+        ) else {
+            return Ok(());
+        };
+        let trees = self.trees;
+        let committed = trees
+            .events()
+            .iter()
+            .map(|(key, value)| (keys::event_id(key), value));
+        let appended = self
+            .events
+            .iter()
+            .filter_map(|(id, value)| value.as_ref().map(|v| (Some(*id), v)));
+        let mut pruned = Vec::new();
+        for (id, value) in committed.chain(appended) {
+            let id = id.ok_or_else(|| StoreError::Corrupt("events: bad key".into()))?;
+            if id > last_prunable || pruned.len() >= limit {
+                break;
+            }
+            if decode::<Event>("events", value)?.time_ms > age_cutoff {
+                break;
+            }
+            pruned.push(id);
+        }
+        for id in pruned {
+            self.events.insert(id, None);
+        }
+        Ok(())
     }
 
     pub fn sku(&mut self, sku: &SkuId) -> Result<Option<Sku>, StoreError> {
@@ -214,7 +323,19 @@ impl<'a> Tx<'a> {
         changes[memory::PATCHES] = encode_dirty(&self.patches);
         changes[memory::DEADLINES] = index_writes(self.deadlines);
         changes[memory::USER_ORDERS] = index_writes(self.user_orders);
+        changes[memory::SALES] = encode_dirty(&self.sales);
+        changes[memory::EVENTS] = self
+            .events
+            .into_iter()
+            .map(|(id, value)| (keys::event(id), value))
+            .collect();
         let applied = &mut changes[memory::APPLIED];
+        if let Some(head) = self.events_head {
+            applied.insert(
+                keys::EVENTS_HEAD_KEY.to_vec(),
+                Some(Arc::from(&head.to_be_bytes()[..])),
+            );
+        }
         applied.insert(
             keys::CLOCK_KEY.to_vec(),
             Some(Arc::from(&self.clock.to_be_bytes()[..])),
@@ -233,6 +354,18 @@ fn encode_dirty<V: Clone + Serialize + DeserializeOwned>(
         .dirty()
         .map(|(k, v)| (k.clone(), v.as_ref().map(|v| Arc::from(encode(v)))))
         .collect()
+}
+
+/// A big-endian u64 stored under `key`, 0 when absent.
+pub(crate) fn read_u64(tree: &MemTree, key: &[u8], what: &str) -> Result<u64, StoreError> {
+    match tree.get(key) {
+        Some(raw) => raw
+            .as_ref()
+            .try_into()
+            .map(u64::from_be_bytes)
+            .map_err(|_| StoreError::Corrupt(what.into())),
+        None => Ok(0),
+    }
 }
 
 fn index_writes(index: BTreeMap<Vec<u8>, bool>) -> BTreeMap<Vec<u8>, Option<memory::Value>> {

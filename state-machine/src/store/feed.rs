@@ -1,0 +1,81 @@
+//! Reads of the event feed and the sales figures, each from one point in time of the working
+//! set (the node's read-index check comes first, as for every read).
+
+use super::codec::decode;
+use super::error::StoreError;
+use super::keys::{self, EVENTS_HEAD_KEY};
+use super::tx::read_u64;
+use super::Store;
+use crate::events::{Event, EventPage, EventRead, SalesBucket, MAX_EVENTS_PAGE, MAX_SALES_BUCKETS};
+use crate::validation::SkuId;
+use std::ops::Bound;
+
+impl Store {
+    /// The newest event id applied (0: none yet).
+    pub fn events_head(&self) -> Result<u64, StoreError> {
+        read_u64(
+            self.mem().applied(),
+            EVENTS_HEAD_KEY,
+            "applied: events head",
+        )
+    }
+
+    /// Events with ids above `after`, in id order, at most `limit` (1 to `MAX_EVENTS_PAGE`),
+    /// or `Compacted` when the first of them is past the retention.
+    pub fn read_events(&self, after: u64, limit: usize) -> Result<EventRead, StoreError> {
+        let limit = limit.clamp(1, MAX_EVENTS_PAGE);
+        let mem = self.mem();
+        let head = read_u64(mem.applied(), EVENTS_HEAD_KEY, "applied: events head")?;
+        let oldest = match mem.events().first() {
+            Some((key, _)) => {
+                keys::event_id(key).ok_or_else(|| StoreError::Corrupt("events: bad key".into()))?
+            }
+            None => head.saturating_add(1),
+        };
+        if after.saturating_add(1) < oldest {
+            return Ok(EventRead::Compacted { oldest });
+        }
+        let from = keys::event(after);
+        let events = mem
+            .events()
+            .range((Bound::Excluded(from.as_slice()), Bound::Unbounded))
+            .take(limit)
+            .map(|(_, value)| decode::<Event>("events", value))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = events.last().map_or(after, |e| e.id);
+        Ok(EventRead::Page(EventPage { events, next, head }))
+    }
+
+    /// The SKU's sales buckets whose start lies in `[from_ms, to_ms)`, oldest first, at most
+    /// `MAX_SALES_BUCKETS`; buckets with no movement are not stored. `None`: no such SKU.
+    pub fn sales(
+        &self,
+        sku: &SkuId,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> Result<Option<Vec<SalesBucket>>, StoreError> {
+        let mem = self.mem();
+        if mem.skus().get(sku.as_str().as_bytes()).is_none() {
+            return Ok(None);
+        }
+        if from_ms >= to_ms {
+            return Ok(Some(Vec::new()));
+        }
+        let (from, to) = (keys::sales(sku, from_ms), keys::sales(sku, to_ms));
+        mem.sales()
+            .range((
+                Bound::Included(from.as_slice()),
+                Bound::Excluded(to.as_slice()),
+            ))
+            .take(MAX_SALES_BUCKETS)
+            .map(|(key, value)| {
+                Ok(SalesBucket {
+                    start_ms: keys::sales_start(key)
+                        .ok_or_else(|| StoreError::Corrupt("sales: bad key".into()))?,
+                    counts: decode("sales", value)?,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+}

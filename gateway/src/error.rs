@@ -133,6 +133,16 @@ impl ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
 
+    /// `410 events_compacted`: the feed no longer holds the ids asked for.
+    pub fn events_compacted(oldest: u64) -> Self {
+        Self::new(
+            StatusCode::GONE,
+            "events_compacted",
+            format!("events before {oldest} are past the retention"),
+        )
+        .with("oldest", oldest)
+    }
+
     pub fn sku_not_found(sku: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Deserializer};
 use state_machine::{
     Command, Item, Items, OrderId, PaymentRef, Qty, RequestId, RequestTag, SaleWindow, SkuId,
-    UserId, ValidationError, DEFAULT_TTL_MS,
+    UserId, ValidationError, DEFAULT_TTL_MS, MAX_COUNT,
 };
 
 /// Largest `limit` of a list read (API.md: 1–1000).
@@ -250,6 +250,26 @@ pub struct ListOrdersQuery {
     pub limit: u32,
 }
 
+/// `GET /v1/events?after=&limit=`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct EventsQuery {
+    pub after: u64,
+    pub limit: u32,
+}
+
+/// `GET /v1/events/stream?after=`; a `Last-Event-ID` header, when sent, decides instead.
+#[derive(Debug, PartialEq, Eq)]
+pub struct EventStreamQuery {
+    pub after: u64,
+}
+
+/// `GET /v1/skus/{sku}/sales?from_ms=&to_ms=`: bucket starts in `[from_ms, to_ms)`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SalesQuery {
+    pub from_ms: u64,
+    pub to_ms: u64,
+}
+
 /// Query parameters are fields too: unknown or repeated ones are refused like unknown body
 /// fields.
 fn query_pairs(
@@ -292,6 +312,55 @@ fn parse_limit(value: Option<&str>) -> Result<u32, ValidationError> {
             "limit",
             format!("must be an integer between 1 and {MAX_PAGE_LIMIT}, got {raw:?}"),
         )),
+    }
+}
+
+/// A count or time: an integer from 0 to 2^53 - 1, like every count of the API.
+pub fn parse_count(field: &str, raw: &str) -> Result<u64, ValidationError> {
+    match raw.parse::<u64>() {
+        Ok(n) if n <= MAX_COUNT => Ok(n),
+        _ => Err(ValidationError::new(
+            field,
+            format!("must be an integer between 0 and {MAX_COUNT}, got {raw:?}"),
+        )),
+    }
+}
+
+impl EventsQuery {
+    pub fn parse(raw: Option<&str>) -> Result<Self, ValidationError> {
+        let pairs = query_pairs(raw, &["after", "limit"])?;
+        let after = get(&pairs, "after").map_or(Ok(0), |a| parse_count("after", a))?;
+        let limit = parse_limit(get(&pairs, "limit"))?;
+        Ok(Self { after, limit })
+    }
+}
+
+impl EventStreamQuery {
+    pub fn parse(raw: Option<&str>, last_event_id: Option<&str>) -> Result<Self, ValidationError> {
+        let pairs = query_pairs(raw, &["after"])?;
+        let after = get(&pairs, "after").map_or(Ok(0), |a| parse_count("after", a))?;
+        // A reconnecting EventSource sends its last id with the URL it first opened: the id
+        // is where it stands now.
+        let after = match last_event_id {
+            Some(id) => parse_count("Last-Event-ID", id.trim())?,
+            None => after,
+        };
+        Ok(Self { after })
+    }
+}
+
+impl SalesQuery {
+    pub fn parse(raw: Option<&str>) -> Result<Self, ValidationError> {
+        let pairs = query_pairs(raw, &["from_ms", "to_ms"])?;
+        let from_ms = get(&pairs, "from_ms").map_or(Ok(0), |v| parse_count("from_ms", v))?;
+        let to_ms = get(&pairs, "to_ms").map_or(Ok(u64::MAX), |v| parse_count("to_ms", v))?;
+        if to_ms < from_ms {
+            return Err(ValidationError::new(
+                "to_ms",
+                format!("must not be below from_ms ({to_ms} < {from_ms})"),
+            ));
+        }
+        Ok(Self { from_ms, to_ms })
     }
 }
 

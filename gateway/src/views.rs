@@ -7,7 +7,7 @@
 use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use state_machine::{Order, SaleWindow, Sku};
+use state_machine::{Event, EventSubject, Order, SaleWindow, SalesBucket, Sku, SALES_BUCKET_MS};
 
 use crate::error::ApiError;
 
@@ -109,6 +109,83 @@ pub struct SkuPage<'a> {
 #[derive(Debug, Serialize)]
 pub struct OrderList<'a> {
     pub orders: Vec<OrderView<'a>>,
+}
+
+/// One event of the feed: the record as the event left it, under `order` or `sku`.
+#[derive(Debug, Serialize)]
+pub struct EventView<'a> {
+    pub id: u64,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub time_ms: u64,
+    pub revision: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order: Option<OrderView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sku: Option<SkuView<'a>>,
+}
+
+impl<'a> From<&'a Event> for EventView<'a> {
+    fn from(e: &'a Event) -> Self {
+        let (order, sku) = match &e.subject {
+            EventSubject::Order(o) => (Some(OrderView::from(o)), None),
+            EventSubject::Sku(s) => (None, Some(SkuView::from(s))),
+        };
+        Self {
+            id: e.id,
+            kind: e.kind.as_str(),
+            time_ms: e.time_ms,
+            revision: e.revision,
+            order,
+            sku,
+        }
+    }
+}
+
+/// `GET /v1/events`.
+#[derive(Debug, Serialize)]
+pub struct EventPageView<'a> {
+    pub events: Vec<EventView<'a>>,
+    pub next: u64,
+    pub head: u64,
+}
+
+/// `GET /v1/skus/{sku}/sales`.
+#[derive(Debug, Serialize)]
+pub struct SalesView<'a> {
+    pub sku: &'a str,
+    pub bucket_ms: u64,
+    pub buckets: Vec<BucketView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BucketView {
+    pub start_ms: u64,
+    pub reserved: u64,
+    pub paid: u64,
+    pub cancelled: u64,
+    pub expired: u64,
+    pub refunded: u64,
+}
+
+impl<'a> SalesView<'a> {
+    pub fn new(sku: &'a str, buckets: &[SalesBucket]) -> Self {
+        Self {
+            sku,
+            bucket_ms: SALES_BUCKET_MS,
+            buckets: buckets
+                .iter()
+                .map(|b| BucketView {
+                    start_ms: b.start_ms,
+                    reserved: b.counts.reserved,
+                    paid: b.counts.paid,
+                    cancelled: b.counts.cancelled,
+                    expired: b.counts.expired,
+                    refunded: b.counts.refunded,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// `POST /v1/orders/batch`: one result per order, in request order.

@@ -21,8 +21,8 @@ use std::time::Duration;
 use axum::body::Bytes;
 use proto::inventory::inventory_client::InventoryClient;
 use proto::inventory::{
-    read_reply, submit_reply, GetOrderRequest, GetSkuRequest, ListOrdersRequest, ListSkusRequest,
-    ReadReply, SubmitReply, SubmitRequest,
+    read_reply, submit_reply, GetOrderRequest, GetSalesRequest, GetSkuRequest, ListOrdersRequest,
+    ListSkusRequest, ReadEventsRequest, ReadReply, SubmitReply, SubmitRequest,
 };
 use serde::de::DeserializeOwned;
 use state_machine::{Command, Outcome};
@@ -86,8 +86,26 @@ pub enum Answer<T> {
 pub enum Read {
     Sku(String),
     Order(String),
-    Skus { after: String, limit: u32 },
-    Orders { user_id: String, limit: u32 },
+    Skus {
+        after: String,
+        limit: u32,
+    },
+    Orders {
+        user_id: String,
+        limit: u32,
+    },
+    /// With `wait_ms`, the node holds the call until an event past `after` commits (or the
+    /// wait ends): how a stream follows the feed without polling in a loop.
+    Events {
+        after: u64,
+        limit: u32,
+        wait_ms: u32,
+    },
+    Sales {
+        sku: String,
+        from_ms: u64,
+        to_ms: u64,
+    },
 }
 
 pub struct ClusterOptions {
@@ -134,6 +152,12 @@ impl Cluster {
 
     pub fn request_deadline(&self) -> Duration {
         self.request_deadline
+    }
+
+    /// How long a feed read may wait for new events at the node: well inside one attempt's
+    /// timeout, so that an idle wait never counts as a node that failed to answer.
+    pub fn events_wait(&self) -> Duration {
+        self.attempt_timeout / 2
     }
 
     pub fn nodes(&self) -> &[String] {
@@ -324,6 +348,30 @@ impl Cluster {
                             client
                                 .list_orders(timed(ListOrdersRequest { user_id, limit }, timeout))
                                 .await
+                        }
+                        Read::Events {
+                            after,
+                            limit,
+                            wait_ms,
+                        } => {
+                            let request = ReadEventsRequest {
+                                after,
+                                limit,
+                                wait_ms,
+                            };
+                            client.read_events(timed(request, timeout)).await
+                        }
+                        Read::Sales {
+                            sku,
+                            from_ms,
+                            to_ms,
+                        } => {
+                            let request = GetSalesRequest {
+                                sku,
+                                from_ms,
+                                to_ms,
+                            };
+                            client.get_sales(timed(request, timeout)).await
                         }
                     }?;
                     Ok(read_answer(reply.into_inner()))

@@ -4,6 +4,7 @@
 //!
 //! Handlers live in one module per resource; none of them keeps state between requests.
 
+mod events;
 mod extract;
 mod ops;
 mod order_batch;
@@ -45,6 +46,9 @@ mod paths {
     pub const SKUS: &str = "/v1/skus";
     pub const SKU: &str = "/v1/skus/{sku}";
     pub const RESTOCK: &str = "/v1/skus/{sku}/restock";
+    pub const SALES: &str = "/v1/skus/{sku}/sales";
+    pub const EVENTS: &str = "/v1/events";
+    pub const EVENT_STREAM: &str = "/v1/events/stream";
     pub const ORDERS: &str = "/v1/orders";
     pub const ORDER_BATCH: &str = "/v1/orders/batch";
     pub const ORDER: &str = "/v1/orders/{order_id}";
@@ -56,10 +60,13 @@ mod paths {
     pub const READYZ: &str = "/readyz";
     pub const METRICS: &str = "/metrics";
 
-    pub const ALL: [&str; 13] = [
+    pub const ALL: [&str; 16] = [
         SKUS,
         SKU,
         RESTOCK,
+        SALES,
+        EVENTS,
+        EVENT_STREAM,
         ORDERS,
         ORDER_BATCH,
         ORDER,
@@ -79,6 +86,9 @@ pub fn router(state: Shared) -> Router {
         .route(SKUS, post(skus::create).get(skus::list))
         .route(SKU, get(skus::get).patch(skus::patch))
         .route(RESTOCK, post(skus::restock))
+        .route(SALES, get(skus::sales))
+        .route(EVENTS, get(events::list))
+        .route(EVENT_STREAM, get(events::stream))
         .route(ORDERS, post(orders::place).get(orders::list))
         .route(
             ORDER_BATCH,

@@ -3,7 +3,7 @@
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use state_machine::{Sku, SkuId};
+use state_machine::{SalesBucket, Sku, SkuId};
 
 use super::extract::SkuPath;
 use super::{json, sku_answer, submit, OnApplied, Shared};
@@ -11,8 +11,8 @@ use crate::body::JsonBody;
 use crate::cluster::Read;
 use crate::error::ApiError;
 use crate::ids::new_request_tag;
-use crate::requests::{CreateSkuBody, ListSkusQuery, PatchSkuBody, RestockBody};
-use crate::views::{SkuPage, SkuView};
+use crate::requests::{CreateSkuBody, ListSkusQuery, PatchSkuBody, RestockBody, SalesQuery};
+use crate::views::{SalesView, SkuPage, SkuView};
 
 pub async fn create(
     State(state): State<Shared>,
@@ -69,4 +69,23 @@ pub async fn list(
             next: next.as_ref().map(SkuId::as_str),
         },
     ))
+}
+
+pub async fn sales(
+    State(state): State<Shared>,
+    SkuPath(sku): SkuPath,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let query = SalesQuery::parse(query.as_deref())?;
+    let read = Read::Sales {
+        sku: sku.as_str().to_owned(),
+        from_ms: query.from_ms,
+        to_ms: query.to_ms,
+    };
+    let found: Option<Vec<SalesBucket>> =
+        state.cluster.read(read, state.cluster.deadline()).await?;
+    match found {
+        Some(buckets) => Ok(json(StatusCode::OK, SalesView::new(sku.as_str(), &buckets))),
+        None => Err(ApiError::sku_not_found(sku.as_str())),
+    }
 }

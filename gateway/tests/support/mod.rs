@@ -23,13 +23,15 @@ use proto::admin::{
 };
 use proto::inventory::inventory_server::{Inventory, InventoryServer};
 use proto::inventory::{
-    read_reply, submit_reply, GetOrderRequest, GetSkuRequest, ListOrdersRequest, ListSkusRequest,
-    NotLeader, Outcomes, ReadReply, Record, SubmitReply, SubmitRequest, Unavailable,
+    read_reply, submit_reply, GetOrderRequest, GetSalesRequest, GetSkuRequest, ListOrdersRequest,
+    ListSkusRequest, NotLeader, Outcomes, ReadEventsRequest, ReadReply, Record, SubmitReply,
+    SubmitRequest, Unavailable,
 };
 use serde::Serialize;
 use serde_json::Value;
 use state_machine::{
-    Command, Effect, Order, OrderStatus, Outcome, Payment, Refusal, Sku, SkuCreation, SkuId,
+    Command, Effect, Event, EventPage, EventRead, Order, OrderStatus, Outcome, Payment, Refusal,
+    SalesBucket, Sku, SkuCreation, SkuId,
 };
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -54,6 +56,32 @@ struct Model {
     /// Applied restocks: delta, the applying request's tag and the SKU it left.
     restocks: BTreeMap<(String, String), (i64, u64, Sku)>,
     index: u64,
+    /// The feed, as a test sets it (`push_events`); ids below `oldest_event` are gone.
+    events: Vec<Event>,
+    oldest_event: u64,
+    sales: BTreeMap<String, Vec<SalesBucket>>,
+}
+
+impl Model {
+    fn read_events(&self, after: u64, limit: u32) -> EventRead {
+        if after + 1 < self.oldest_event {
+            return EventRead::Compacted {
+                oldest: self.oldest_event,
+            };
+        }
+        let events: Vec<Event> = self
+            .events
+            .iter()
+            .filter(|e| e.id > after)
+            .take(limit.max(1) as usize)
+            .cloned()
+            .collect();
+        EventRead::Page(EventPage {
+            next: events.last().map_or(after, |e| e.id),
+            head: self.events.last().map_or(0, |e| e.id),
+            events,
+        })
+    }
 }
 
 #[derive(Default)]
@@ -132,6 +160,20 @@ impl FakeNode {
 
     pub fn reads(&self) -> usize {
         self.state().reads
+    }
+
+    /// Appends to the feed; ids are the test's to choose.
+    pub fn push_events(&self, events: Vec<Event>) {
+        self.state().model.events.extend(events);
+    }
+
+    /// Reads of ids below `oldest` answer compacted from now on.
+    pub fn compact_before(&self, oldest: u64) {
+        self.state().model.oldest_event = oldest;
+    }
+
+    pub fn set_sales(&self, sku: &str, buckets: Vec<SalesBucket>) {
+        self.state().model.sales.insert(sku.to_owned(), buckets);
     }
 
     /// Calls arriving from now on wait until `open_gate`.
@@ -312,6 +354,56 @@ impl Inventory for FakeNode {
             });
             orders.truncate(limit as usize);
             orders
+        })))
+    }
+
+    async fn read_events(
+        &self,
+        request: GrpcRequest<ReadEventsRequest>,
+    ) -> Result<GrpcResponse<ReadReply>, Status> {
+        self.pass_gate().await;
+        let ReadEventsRequest {
+            after,
+            limit,
+            wait_ms,
+        } = request.into_inner();
+        // A waiting read holds until an event past `after` is there, as a node's does.
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms.into());
+        while self
+            .state()
+            .model
+            .events
+            .last()
+            .is_none_or(|e| e.id <= after)
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(GrpcResponse::new(
+            self.read_reply(|m| m.read_events(after, limit)),
+        ))
+    }
+
+    async fn get_sales(
+        &self,
+        request: GrpcRequest<GetSalesRequest>,
+    ) -> Result<GrpcResponse<ReadReply>, Status> {
+        self.pass_gate().await;
+        let GetSalesRequest {
+            sku,
+            from_ms,
+            to_ms,
+        } = request.into_inner();
+        Ok(GrpcResponse::new(self.read_reply(|m| {
+            m.skus.get(&sku).map(|_| {
+                m.sales
+                    .get(&sku)
+                    .into_iter()
+                    .flatten()
+                    .filter(|b| (from_ms..to_ms).contains(&b.start_ms))
+                    .copied()
+                    .collect::<Vec<_>>()
+            })
         })))
     }
 }

@@ -1214,6 +1214,100 @@ async fn leader_killed_during_a_flash_sale_loses_and_doubles_nothing() {
     }
 }
 
+/// The event feed across a leader kill: a stream opened before the kill goes on through it,
+/// and what it delivered is exactly ids 1..=head, once each, the same events a page read
+/// gives, with one `order.reserved` for every order the buyers were told was reserved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_goes_on_through_a_leader_kill_without_gap_or_repeat() {
+    let _serial = SERIAL.lock().await;
+    let mut cluster = Cluster::start(3).await;
+    let gw = RunningGateway::start(cluster.addrs()).await;
+    let http = gw.http();
+    http.post_json("/v1/skus", &json!({"sku": "FEED", "stock": 1_000}))
+        .await
+        .expect(201);
+    let mut stream = http.events("/v1/events/stream?after=0").await;
+    let leader = cluster.leader(&cluster.ids()).await;
+
+    let mut reserved = BTreeSet::new();
+    for round in 0..4 {
+        if round == 2 {
+            cluster.kill(leader);
+        }
+        let answers = futures::stream::iter(0..25)
+            .map(|i| {
+                let http = http.clone();
+                async move {
+                    let id = format!("feed-{round}-{i}");
+                    let body = order_body(&id, &format!("u-{i}"), &[("FEED", 1)]);
+                    // A 503 may or may not have applied; the same id again is safe.
+                    for _ in 0..20 {
+                        let r = http.post_json("/v1/orders", &body).await;
+                        if r.status == 201 || r.status == 200 {
+                            return id;
+                        }
+                        assert_eq!(r.status, 503, "{}", r.text());
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                    panic!("order {id} never answered");
+                }
+            })
+            .buffer_unordered(10)
+            .collect::<Vec<_>>()
+            .await;
+        reserved.extend(answers);
+    }
+    cluster.restart(leader);
+
+    let head = http.get("/v1/events?limit=1").await.expect(200)["head"]
+        .as_u64()
+        .expect("head");
+    assert_eq!(
+        head,
+        1 + reserved.len() as u64,
+        "one event per order and the SKU's"
+    );
+    let mut streamed = Vec::new();
+    while streamed.len() < head as usize {
+        let event = tokio::time::timeout(Duration::from_secs(20), stream.recv())
+            .await
+            .unwrap_or_else(|_| panic!("the stream stalled after {} events", streamed.len()))
+            .expect("the stream stays open");
+        streamed.push(event);
+    }
+    let ids: Vec<u64> = streamed.iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    assert_eq!(
+        ids,
+        (1..=head).collect::<Vec<_>>(),
+        "ids without gap or repeat"
+    );
+
+    let mut paged = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = http
+            .get(&format!("/v1/events?after={after}"))
+            .await
+            .expect(200);
+        let events = page["events"].as_array().unwrap().clone();
+        if events.is_empty() {
+            break;
+        }
+        after = page["next"].as_u64().unwrap();
+        paged.extend(events);
+    }
+    assert_eq!(streamed, paged, "the stream and the pages agree");
+    let ordered: BTreeSet<String> = streamed
+        .iter()
+        .filter(|e| e["type"] == "order.reserved")
+        .map(|e| e["order"]["order_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        ordered, reserved,
+        "one order.reserved per order answered reserved"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // 4. Two gateways, one cluster
 // ---------------------------------------------------------------------------------------------

@@ -542,6 +542,41 @@ impl Http {
         .await
     }
 
+    /// Opens a Server-Sent Events stream and hands every event's JSON body, in order, to the
+    /// returned channel until the stream or the receiver ends.
+    pub async fn events(&self, path: &str) -> tokio::sync::mpsc::UnboundedReceiver<Value> {
+        let request = Request::get(format!("{}{path}", self.base))
+            .body(Full::new(Bytes::new()))
+            .expect("a GET request");
+        let response = self
+            .client
+            .request(request)
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e:?}"));
+        assert_eq!(response.status(), 200, "GET {path}");
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut body = response.into_body();
+        tokio::spawn(async move {
+            let mut buffer = String::new();
+            while let Some(Ok(frame)) = body.frame().await {
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                buffer.push_str(&String::from_utf8_lossy(&data));
+                while let Some(end) = buffer.find("\n\n") {
+                    let block: String = buffer.drain(..end + 2).collect();
+                    let data = block.lines().find_map(|l| l.strip_prefix("data: "));
+                    if let Some(event) = data.and_then(|d| serde_json::from_str(d).ok()) {
+                        if tx.send(event).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        rx
+    }
+
     /// A POST with no body and no `Content-Type` (pay, cancel, refund).
     pub async fn post_empty(&self, path: &str) -> Resp {
         self.send(Method::POST, path, None, Vec::new()).await

@@ -4,7 +4,7 @@
 use clap::{CommandFactory, Parser, Subcommand};
 use node::bench::{self, Workload};
 use node::cli::output::{Format, OutputArg};
-use node::cli::{demo, exit_code, membership, snapshot_file, status};
+use node::cli::{demo, events, exit_code, membership, snapshot_file, status};
 use node::launcher::LocalCluster;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -115,6 +115,32 @@ enum Cmd {
         #[command(flatten)]
         output: OutputArg,
     },
+    /// Print the event feed through a gateway: the backlog after --after, or with --follow
+    /// every new event as it commits (reconnecting by the last id; Ctrl-C stops).
+    #[command(after_help = "Examples:\n  invctl events --after 0\n  \
+        invctl events --follow\n  \
+        invctl events --follow --after 41 --output json | jq .type")]
+    Events {
+        /// Start after this event id (0: from the first kept).
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        /// Keep printing new events as they commit.
+        #[arg(long)]
+        follow: bool,
+        /// The gateway to read from.
+        #[arg(
+            long,
+            env = "FLASHSTOCK_GATEWAY",
+            default_value = "127.0.0.1:8080",
+            value_name = "HOST:PORT"
+        )]
+        gateway: String,
+        /// Bearer token with the `read` scope, when the gateway requires tokens.
+        #[arg(long, env = "FLASHSTOCK_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        #[command(flatten)]
+        output: OutputArg,
+    },
     /// Benchmark Submit over gRPC against a fresh local 3-node cluster (fsync on).
     #[command(after_help = "Example:\n  cargo run --release --bin invctl -- bench --seconds 10")]
     Bench {
@@ -222,6 +248,23 @@ async fn main() -> ExitCode {
         } => run_bench(seconds, base_port, output.format())
             .await
             .map(|()| exit_code::OK),
+        Cmd::Events {
+            after,
+            follow,
+            gateway,
+            token,
+            output,
+        } => events::run(
+            events::EventsOptions {
+                gateway,
+                after,
+                follow,
+                token,
+            },
+            output.format(),
+        )
+        .await
+        .map(|()| exit_code::OK),
         Cmd::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "invctl", &mut std::io::stdout());
             Ok(exit_code::OK)

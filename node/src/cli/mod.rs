@@ -1,8 +1,10 @@
-//! The `invctl` subcommands. Each talks gRPC to the nodes' admin service; calls that need
-//! the leader follow its "not leader" hint.
+//! The `invctl` subcommands. Each talks gRPC to the nodes' admin service (calls that need
+//! the leader follow its "not leader" hint), except `events`, which reads the feed through a
+//! gateway's HTTP API like any consumer.
 
 pub mod admin;
 pub mod demo;
+pub mod events;
 pub mod exit_code;
 pub mod membership;
 pub mod output;

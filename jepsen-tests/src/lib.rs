@@ -32,6 +32,8 @@ pub mod ci;
 pub mod cli;
 pub mod clients;
 pub mod cluster;
+pub mod feed;
+pub mod feed_check;
 pub mod history;
 pub mod http;
 pub mod invariants;

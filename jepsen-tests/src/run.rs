@@ -16,6 +16,8 @@ use tokio::time::Instant;
 
 use crate::clients::{run_client, Client, Recorder};
 use crate::cluster::{leader_of, Cluster, ClusterSpec};
+use crate::feed::{Feed, FeedLog};
+use crate::feed_check;
 use crate::history::{Completion, History, Input};
 use crate::invariants::{self, NodeFinal};
 use crate::nemesis::{Event, Fault, Nemesis, Schedule};
@@ -179,6 +181,8 @@ struct Executed {
     recovery: Result<String, String>,
     crashes: Vec<String>,
     final_reads: Result<String, String>,
+    /// The feed consumer's record and the head it had to reach (`Err`: no head was read).
+    feed: Result<(FeedLog, u64), String>,
 }
 
 async fn execute(options: &RunOptions) -> anyhow::Result<Executed> {
@@ -219,6 +223,14 @@ async fn execute(options: &RunOptions) -> anyhow::Result<Executed> {
         "setup: ready in {:.1}s, leader n{leader}",
         started.elapsed().as_secs_f64()
     );
+
+    // The feed consumer starts before any write, so it must see every event from the first.
+    let gateways: Vec<_> = cluster
+        .ids()
+        .into_iter()
+        .map(Cluster::gateway_addr)
+        .collect();
+    let feed = Feed::start(gateways.clone());
 
     // Clients and nemesis on one clock.
     let origin = std::time::Instant::now();
@@ -295,6 +307,18 @@ async fn execute(options: &RunOptions) -> anyhow::Result<Executed> {
             .collect::<Vec<_>>()
             .join(" ")
     );
+    let feed = match events_head(&gateways).await {
+        Ok(head) => Ok((feed.finish(head, Duration::from_secs(60)).await, head)),
+        Err(e) => Err(e),
+    };
+    match &feed {
+        Ok((log, head)) => println!(
+            "event feed: {} events received over {} connections, head {head}",
+            log.events.len(),
+            log.connections
+        ),
+        Err(e) => println!("event feed: FAILED: {e}"),
+    }
     let metrics = gateway_metrics(&cluster).await;
     println!("gateways: {metrics}");
     cluster.check_crashes();
@@ -312,7 +336,43 @@ async fn execute(options: &RunOptions) -> anyhow::Result<Executed> {
         recovery,
         crashes,
         final_reads,
+        feed,
     })
+}
+
+/// The newest event id, read through any gateway that answers (after recovery, all should).
+async fn events_head(gateways: &[std::net::SocketAddr]) -> Result<u64, String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last_error = String::from("no gateway");
+    for addr in gateways.iter().cycle() {
+        if Instant::now() >= deadline {
+            break;
+        }
+        let mut conn = crate::http::HttpConn::new(*addr);
+        match conn
+            .request(
+                hyper::Method::GET,
+                "/v1/events?limit=1",
+                None,
+                Duration::from_secs(5),
+            )
+            .await
+        {
+            Ok((200, body)) => {
+                let page: serde_json::Value =
+                    serde_json::from_slice(&body).map_err(|e| format!("{addr}: {e}"))?;
+                return page["head"]
+                    .as_u64()
+                    .ok_or_else(|| format!("{addr}: a page without head"));
+            }
+            Ok((status, body)) => {
+                last_error = format!("{addr}: {status} {}", String::from_utf8_lossy(&body))
+            }
+            Err(e) => last_error = format!("{addr}: {e:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(format!("no gateway answered the events head: {last_error}"))
 }
 
 /// Saves each gateway's `/metrics` into its node dir and sums its retries and leader
@@ -485,6 +545,7 @@ async fn check(
         recovery,
         crashes,
         final_reads,
+        feed,
     } = executed;
     let dir = &options.run_dir;
     let mut files_error = None;
@@ -553,6 +614,19 @@ async fn check(
     report.checks.push(match &final_reads {
         Ok(text) => pass("final reads", text),
         Err(text) => fail("final reads", text),
+    });
+    report.checks.push(match &feed {
+        Ok((log, head)) => result(
+            "event feed",
+            &feed_check::check(log, *head, &history),
+            &format!(
+                "a consumer following the stream through the faults got events 1..={head} once \
+                 each ({} connections), every acknowledged change among them at its revision, \
+                 orders in real-time order",
+                log.connections
+            ),
+        ),
+        Err(text) => fail("event feed", text),
     });
 
     let mut text = String::new();

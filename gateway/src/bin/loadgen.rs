@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use gateway::loadgen::{
-    run_bench, run_flash_sale, run_sustained, Bench, FlashSale, HttpClient, LoadgenError,
+    run_bench, run_feed, run_flash_sale, run_sustained, Bench, FlashSale, HttpClient, LoadgenError,
     Sustained, Target, MAX_BATCH_ORDERS,
 };
 
@@ -81,6 +81,19 @@ Example:
 
 Exits 1 if the W1 flash sale did not sell exactly its stock.")]
     Bench(BenchArgs),
+    /// One event-feed consumer: follows the SSE stream from the head for a duration and
+    /// prints events/s and lag (arrival minus the event's time_ms). Run it beside a load.
+    #[command(after_help = "\
+Example (W2 with a consumer beside it):
+  loadgen feed --seconds 10 & loadgen sustained --clients 256 --seconds 8")]
+    Feed(FeedArgs),
+}
+
+#[derive(Debug, Args)]
+struct FeedArgs {
+    /// How long to follow the stream.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
+    seconds: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -192,6 +205,11 @@ async fn run(cli: Cli) -> Result<bool, LoadgenError> {
             let report = run_sustained(&client, &run).await?;
             print!("{report}");
             Ok(true)
+        }
+        Command::Feed(args) => {
+            let report = run_feed(&client, args.seconds).await?;
+            print!("{report}");
+            Ok(report.gaps_or_repeats == 0)
         }
         Command::Bench(args) => {
             let bench = Bench {

@@ -7,6 +7,7 @@
 //!   hot SKU or many, for a duration; in batch mode ([`Sustained::batch`]) each request is a
 //!   `POST /v1/orders/batch` of many orders, and each order's own result is counted.
 //! - [`run_bench`]: W1, W2 at two client counts and W3 in sequence, as one table.
+//! - [`run_feed`]: one event-feed consumer beside a run: events/s and lag.
 //! - a soak is a long sustained run with a line of figures per interval (`progress`).
 //!
 //! Latencies are measured per request from its send on a connection to the end of its
@@ -28,6 +29,7 @@ mod api;
 mod batch;
 mod bench;
 mod client;
+mod feed;
 mod flash_sale;
 mod progress;
 mod stats;
@@ -41,6 +43,7 @@ pub use api::{create_sku, sku_levels, LoadgenError, SkuLevels, UNLIMITED_STOCK};
 pub use batch::{batch_body, order_outcomes, MAX_BATCH_ORDERS};
 pub use bench::{render_table, run_bench, Bench, BenchReport, BenchRow, Throughput};
 pub use client::{Answer, ClientError, HttpClient, Target};
+pub use feed::{run_feed, FeedReport};
 pub use flash_sale::{default_sku_name, run_flash_sale, FlashSale, FlashSaleReport};
 pub use stats::{percentile, Counts, LatencySummary, Outcome, Recorder, Summary};
 pub use sustained::{create_skus, run_sustained, Sustained, SustainedReport};

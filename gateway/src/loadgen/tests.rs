@@ -518,3 +518,58 @@ async fn sustained_batches_count_every_order_and_every_request() {
         assert!(text.contains(part), "{part} missing in\n{text}");
     }
 }
+
+/// A gateway with only the feed: head 5, then a stream of events 6, 7 and 9, stamped 40 ms
+/// before they are sent, and then silence.
+async fn fake_feed() -> String {
+    async fn head() -> Json<Value> {
+        Json(json!({"events": [], "next": 0, "head": 5}))
+    }
+    async fn stream(axum::extract::RawQuery(query): axum::extract::RawQuery) -> Response {
+        assert_eq!(
+            query.as_deref(),
+            Some("after=5"),
+            "the stream starts at the head"
+        );
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let body: String = [6, 7, 9]
+            .iter()
+            .map(|id| {
+                let data = json!({"id": id, "type": "order.reserved", "time_ms": now_ms - 40});
+                format!(": keep-alive\n\nid: {id}\nevent: order.reserved\ndata: {data}\n\n")
+            })
+            .collect();
+        let chunks = futures::StreamExt::chain(
+            futures::stream::iter([Ok::<_, std::convert::Infallible>(body)]),
+            futures::stream::pending(),
+        );
+        (
+            [("content-type", "text/event-stream")],
+            axum::body::Body::from_stream(chunks),
+        )
+            .into_response()
+    }
+    let app = Router::new()
+        .route("/v1/events", get(head))
+        .route("/v1/events/stream", get(stream));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn the_feed_consumer_counts_events_lag_and_gaps() {
+    let url = fake_feed().await;
+    let client = HttpClient::new(Target::parse(&url).unwrap(), 1, Duration::from_secs(5));
+    let report = run_feed(&client, Duration::from_millis(500)).await.unwrap();
+    assert_eq!(report.events, 3);
+    assert_eq!(report.gaps_or_repeats, 1, "9 does not follow 7");
+    assert!(
+        report.lag.p50 >= Duration::from_millis(40),
+        "lag counts from the event's stamp: {report}"
+    );
+}

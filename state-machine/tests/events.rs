@@ -41,28 +41,14 @@ fn accepted_commands_make_their_events_and_nothing_else_does() {
     run(&store, 12, 100, cancel("o1")); // invalid_transition
     run(&store, 13, 100, refund("o1", true));
     run(&store, 14, 100, refund("o1", true)); // no-op
-    run(
-        &store,
-        15,
-        100,
-        Command::UpdateSku {
-            sku: sku("A"),
-            per_user_limit: Some(Some(1)),
-            sale_window: None,
-            request_tag: 0,
-        },
-    );
-    run(
-        &store,
-        16,
-        100,
-        Command::UpdateSku {
-            sku: sku("A"),
-            per_user_limit: Some(Some(1)),
-            sale_window: None,
-            request_tag: 0,
-        },
-    ); // changes nothing
+    let limit_one = || Command::UpdateSku {
+        sku: sku("A"),
+        per_user_limit: Some(Some(1)),
+        sale_window: None,
+        request_tag: 0,
+    };
+    run(&store, 15, 100, limit_one());
+    run(&store, 16, 100, limit_one()); // changes nothing
     run(&store, 17, 100, Command::Expire); // nothing due
     assert_eq!(
         kinds(&store),

@@ -1226,7 +1226,7 @@ async fn the_event_stream_goes_on_through_a_leader_kill_without_gap_or_repeat() 
     http.post_json("/v1/skus", &json!({"sku": "FEED", "stock": 1_000}))
         .await
         .expect(201);
-    let mut stream = http.events("/v1/events/stream?after=0").await;
+    let mut stream = http.events("/v1/events/stream?after=0", None).await;
     let leader = cluster.leader(&cluster.ids()).await;
 
     let mut reserved = BTreeSet::new();
@@ -1267,19 +1267,25 @@ async fn the_event_stream_goes_on_through_a_leader_kill_without_gap_or_repeat() 
         1 + reserved.len() as u64,
         "one event per order and the SKU's"
     );
-    let mut streamed = Vec::new();
-    while streamed.len() < head as usize {
-        let event = tokio::time::timeout(Duration::from_secs(20), stream.recv())
-            .await
-            .unwrap_or_else(|_| panic!("the stream stalled after {} events", streamed.len()))
-            .expect("the stream stays open");
-        streamed.push(event);
-    }
+    let streamed = receive(&mut stream, head as usize).await;
     let ids: Vec<u64> = streamed.iter().map(|e| e["id"].as_u64().unwrap()).collect();
     assert_eq!(
         ids,
         (1..=head).collect::<Vec<_>>(),
         "ids without gap or repeat"
+    );
+
+    // A consumer that reconnects with the id it last saw, from before the kill (its events
+    // came from the old leader), goes on at the next one from the new leader.
+    let resume_after = head / 3;
+    let mut resumed = http
+        .events("/v1/events/stream?after=0", Some(resume_after))
+        .await;
+    let rest = receive(&mut resumed, (head - resume_after) as usize).await;
+    assert_eq!(
+        rest[..],
+        streamed[resume_after as usize..],
+        "resumed by Last-Event-ID: the same events, none missed or repeated"
     );
 
     let mut paged = Vec::new();
@@ -1306,6 +1312,22 @@ async fn the_event_stream_goes_on_through_a_leader_kill_without_gap_or_repeat() 
         ordered, reserved,
         "one order.reserved per order answered reserved"
     );
+}
+
+/// The next `count` events of a stream; fails if it stalls.
+async fn receive(
+    stream: &mut tokio::sync::mpsc::UnboundedReceiver<Value>,
+    count: usize,
+) -> Vec<Value> {
+    let mut events = Vec::with_capacity(count);
+    while events.len() < count {
+        let event = tokio::time::timeout(Duration::from_secs(20), stream.recv())
+            .await
+            .unwrap_or_else(|_| panic!("the stream stalled after {} events", events.len()))
+            .expect("the stream stays open");
+        events.push(event);
+    }
+    events
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -544,8 +544,16 @@ impl Http {
 
     /// Opens a Server-Sent Events stream and hands every event's JSON body, in order, to the
     /// returned channel until the stream or the receiver ends.
-    pub async fn events(&self, path: &str) -> tokio::sync::mpsc::UnboundedReceiver<Value> {
-        let request = Request::get(format!("{}{path}", self.base))
+    pub async fn events(
+        &self,
+        path: &str,
+        last_event_id: Option<u64>,
+    ) -> tokio::sync::mpsc::UnboundedReceiver<Value> {
+        let mut request = Request::get(format!("{}{path}", self.base));
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id.to_string());
+        }
+        let request = request
             .body(Full::new(Bytes::new()))
             .expect("a GET request");
         let response = self

@@ -26,6 +26,7 @@ mod order_batch;
 mod requests;
 mod routes;
 mod server;
+mod ui;
 mod views;
 
 pub use error::ApiError;

@@ -102,6 +102,7 @@ pub fn router(state: Shared) -> Router {
         .route(HEALTHZ, get(ops::healthz))
         .route(READYZ, get(ops::readyz))
         .route(METRICS, get(ops::metrics))
+        .merge(crate::ui::routes())
         // Must come after every route: it replaces each route's default 405 answer.
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
@@ -123,7 +124,7 @@ async fn method_not_allowed() -> ApiError {
 /// `route` label: the matched pattern, never a raw path with ids in it (unbounded labels).
 fn route_label(matched: Option<&MatchedPath>) -> &'static str {
     matched
-        .and_then(|m| paths::ALL.iter().find(|p| **p == m.as_str()))
+        .and_then(|m| (paths::ALL.iter().chain(&crate::ui::PATHS)).find(|p| **p == m.as_str()))
         .copied()
         .unwrap_or("unmatched")
 }

@@ -123,6 +123,7 @@ fn demo_prints_where_it_serves_as_json() {
         .unwrap();
     let ready = json(&out);
     assert_eq!(ready["gateway"], gateway.as_str());
+    assert_eq!(ready["status_page"], format!("http://{gateway}/ui/"));
     assert_eq!(ready["nodes"].as_array().unwrap().len(), 3);
     assert_eq!(ready["status"]["healthy"], true);
     assert!(ready["data_dir"].as_str().is_some());

@@ -24,6 +24,8 @@ pub struct DemoOptions {
 #[derive(Debug, Serialize)]
 pub struct Ready {
     pub gateway: String,
+    /// The gateway's status page (cluster, live stock, sales, events), for a browser.
+    pub status_page: String,
     pub nodes: Vec<String>,
     pub data_dir: PathBuf,
     pub status: ClusterStatus,
@@ -49,6 +51,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
 
     let ready = Ready {
         gateway: opts.gateway.clone(),
+        status_page: format!("http://{}/ui/", opts.gateway),
         nodes: cluster.addrs(),
         data_dir: dir.path().to_path_buf(),
         status: status::collect(&cluster.addrs()).await?,
@@ -95,6 +98,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
 fn print_ready(ready: &Ready) {
     println!();
     status::print(&ready.status);
+    println!("\nStatus page: {}", ready.status_page);
     let gw = &ready.gateway;
     println!(
         "\nTry it:\n  curl -s -XPOST {gw}/v1/skus -H 'content-type: application/json' -d '{{\"sku\":\"phone\",\"stock\":10}}'\n  \

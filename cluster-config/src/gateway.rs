@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::addr::check_host_port;
 use crate::error::{parse_toml, read_file};
 use crate::node::fits_toml_integer;
-use crate::ConfigError;
+use crate::{ConfigError, TlsSettings};
 
 /// Configuration of the HTTP gateway.
 ///
@@ -37,6 +37,9 @@ pub struct GatewayConfig {
     pub backoff_initial_ms: u64,
     #[serde(default = "default_backoff_max_ms")]
     pub backoff_max_ms: u64,
+    /// How the gateway dials the nodes: mTLS with a gateway certificate, or `insecure`.
+    #[serde(default)]
+    pub tls: TlsSettings,
 }
 
 fn default_listen() -> SocketAddr {
@@ -59,7 +62,7 @@ impl GatewayConfig {
     pub const REQUEST_DEADLINE_RANGE_MS: std::ops::RangeInclusive<u64> = 100..=600_000;
 
     /// A config with every default and the given nodes, for launchers that
-    /// build a gateway config in code.
+    /// build a gateway config in code; it dials the nodes in plaintext until `tls` is set.
     pub fn with_nodes(nodes: Vec<String>) -> GatewayConfig {
         GatewayConfig {
             listen: default_listen(),
@@ -70,6 +73,7 @@ impl GatewayConfig {
             rate_limit_burst: None,
             backoff_initial_ms: default_backoff_initial_ms(),
             backoff_max_ms: default_backoff_max_ms(),
+            tls: TlsSettings::insecure(),
         }
     }
 
@@ -171,7 +175,7 @@ impl GatewayConfig {
             ));
         }
         fits_toml_integer("backoff_max_ms", self.backoff_max_ms)?;
-        Ok(())
+        self.tls.validate()
     }
 
     /// Renders the config as TOML that [`GatewayConfig::from_toml_str`] reads
@@ -191,7 +195,8 @@ impl GatewayConfig {
 mod tests {
     use super::*;
 
-    const MINIMAL: &str = r#"nodes = ["127.0.0.1:7001"]"#;
+    const MINIMAL: &str = r#"nodes = ["127.0.0.1:7001"]
+tls = { insecure = true }"#;
 
     fn valid() -> GatewayConfig {
         GatewayConfig::from_toml_str(
@@ -204,6 +209,7 @@ mod tests {
             rate_limit_burst = 2000
             backoff_initial_ms = 5
             backoff_max_ms = 5
+            tls = { ca = "ca.pem", cert = "gateway.pem", key = "gateway.key" }
             "#,
         )
         .expect("valid gateway config")

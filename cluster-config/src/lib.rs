@@ -12,8 +12,10 @@ mod error;
 mod gateway;
 mod node;
 mod samples;
+mod tls;
 
 pub use error::ConfigError;
 pub use gateway::GatewayConfig;
 pub use node::{local_cluster, ClockSettings, GroupCommit, NodeConfig, RaftTiming, Storage};
 pub use samples::{sample_five_node, sample_gateway, sample_three_node};
+pub use tls::{TlsFiles, TlsSettings};

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::addr::check_host_port;
 use crate::error::{parse_toml, read_file};
-use crate::ConfigError;
+use crate::{ConfigError, TlsSettings};
 
 /// Configuration of one Raft node.
 ///
@@ -33,6 +33,8 @@ pub struct NodeConfig {
     pub group_commit: GroupCommit,
     pub storage: Storage,
     pub clock: ClockSettings,
+    /// mTLS on the node's port and towards its peers; required (`insecure = true` to opt out).
+    pub tls: TlsSettings,
 }
 
 // `advertise` defaults to `listen`, which a field-level serde default cannot
@@ -55,6 +57,8 @@ struct RawNodeConfig {
     storage: Storage,
     #[serde(default)]
     clock: ClockSettings,
+    #[serde(default)]
+    tls: TlsSettings,
 }
 
 impl From<RawNodeConfig> for NodeConfig {
@@ -69,6 +73,7 @@ impl From<RawNodeConfig> for NodeConfig {
             group_commit: raw.group_commit,
             storage: raw.storage,
             clock: raw.clock,
+            tls: raw.tls,
         }
     }
 }
@@ -263,7 +268,8 @@ impl NodeConfig {
         self.raft.validate()?;
         self.group_commit.validate()?;
         self.storage.validate()?;
-        self.clock.validate()
+        self.clock.validate()?;
+        self.tls.validate()
     }
 
     fn validate_members(&self) -> Result<(), ConfigError> {
@@ -435,7 +441,7 @@ pub(crate) fn fits_toml_integer(field: &str, value: u64) -> Result<(), ConfigErr
 
 /// Builds validated configs for an `n`-node cluster on 127.0.0.1: ids
 /// `1..=n`, ports `base_port..base_port + n`, data in `data_root/node{i}`,
-/// and every node in `initial_members`.
+/// and every node in `initial_members`; plaintext (`[tls] insecure = true`).
 ///
 /// # Panics
 ///
@@ -474,6 +480,8 @@ pub fn local_cluster(n: usize, base_port: u16, data_root: &Path) -> Vec<NodeConf
                 group_commit: GroupCommit::default(),
                 storage: Storage::default(),
                 clock: ClockSettings::default(),
+                // Callers that want mTLS (`invctl demo`) set the files after making them.
+                tls: TlsSettings::insecure(),
             };
             if let Err(e) = config.validate() {
                 panic!("local_cluster built an invalid config: {e}");
@@ -532,6 +540,7 @@ mod tests {
         id = 2
         listen = "127.0.0.1:7002"
         data_dir = "data/node2"
+        tls = { insecure = true }
     "#;
 
     const FULL: &str = r#"
@@ -539,6 +548,7 @@ mod tests {
         listen = "0.0.0.0:7002"
         advertise = "10.0.0.2:7002"
         data_dir = "/var/lib/inv/node2"
+        tls = { ca = "/etc/inv/ca.pem", cert = "/etc/inv/node-2.pem", key = "/etc/inv/node-2.key" }
 
         [initial_members]
         1 = "10.0.0.1:7002"

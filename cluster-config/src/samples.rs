@@ -54,7 +54,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::{local_cluster, GatewayConfig, NodeConfig};
+    use crate::{local_cluster, GatewayConfig, NodeConfig, TlsSettings};
 
     fn check_cluster(files: Vec<(&str, &str)>, base_port: u16, data_root: &str) {
         let parsed: Vec<NodeConfig> = files
@@ -64,10 +64,15 @@ mod tests {
             })
             .collect();
         // The samples must describe the same cluster local_cluster builds.
-        assert_eq!(
-            parsed,
-            local_cluster(files.len(), base_port, Path::new(data_root))
-        );
+        let mut expected = local_cluster(files.len(), base_port, Path::new(data_root));
+        for c in &mut expected {
+            c.tls = TlsSettings::files(crate::TlsFiles {
+                ca: "certs/ca.pem".into(),
+                cert: format!("certs/node-{}.pem", c.id).into(),
+                key: format!("certs/node-{}.key", c.id).into(),
+            });
+        }
+        assert_eq!(parsed, expected);
         for ((name, _), c) in files.iter().zip(&parsed) {
             assert_eq!(*name, format!("node{}.toml", c.id));
         }

@@ -26,6 +26,15 @@ struct Args {
     /// HTTP listen address; overrides the config's.
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
+    /// The cluster CA (PEM); with --cert and --key, overrides the config's [tls].
+    #[arg(long, value_name = "FILE", requires_all = ["cert", "key"])]
+    ca: Option<PathBuf>,
+    /// The gateway certificate (`invctl certs gateway`).
+    #[arg(long, value_name = "FILE", requires_all = ["ca", "key"])]
+    cert: Option<PathBuf>,
+    /// Its private key.
+    #[arg(long, value_name = "FILE", requires_all = ["ca", "cert"])]
+    key: Option<PathBuf>,
 }
 
 fn config(args: Args) -> anyhow::Result<GatewayConfig> {
@@ -41,6 +50,9 @@ fn config(args: Args) -> anyhow::Result<GatewayConfig> {
     }
     if let Some(listen) = args.listen {
         config.listen = listen;
+    }
+    if let (Some(ca), Some(cert), Some(key)) = (args.ca, args.cert, args.key) {
+        config.tls = cluster_config::TlsSettings::files(cluster_config::TlsFiles { ca, cert, key });
     }
     config.validate()?;
     Ok(config)

@@ -28,6 +28,8 @@ const LISTEN_BACKLOG: u32 = 16_384;
 pub enum StartError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error("TLS towards the nodes: {0:#}")]
+    Tls(anyhow::Error),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -47,6 +49,7 @@ pub fn app(config: &GatewayConfig) -> Result<Router, StartError> {
             request_deadline: Duration::from_millis(config.request_deadline_ms),
             backoff_initial: Duration::from_millis(config.backoff_initial_ms),
             backoff_max: Duration::from_millis(config.backoff_max_ms),
+            dialer: node_dialer(config).map_err(StartError::Tls)?,
         },
         metrics.clone(),
     ));
@@ -62,6 +65,24 @@ pub fn app(config: &GatewayConfig) -> Result<Router, StartError> {
         metrics,
     });
     Ok(routes::router(state))
+}
+
+/// How the gateway dials the nodes: with its gateway certificate, or in plaintext when the
+/// config says `insecure` (warned about at every start).
+fn node_dialer(config: &GatewayConfig) -> anyhow::Result<mtls::Dialer> {
+    let Some(files) = config.tls.tls_files() else {
+        tracing::warn!("tls.insecure = true: the gateway dials the nodes in plaintext");
+        return Ok(mtls::Dialer::Plain);
+    };
+    mtls::provider::install_tls13_only();
+    let identity = mtls::PemIdentity::load(&files.ca, &files.cert, &files.key)?;
+    let role = identity.role()?;
+    anyhow::ensure!(
+        role == mtls::Role::Gateway,
+        "{} is a certificate for {role}, not for a gateway",
+        files.cert.display()
+    );
+    Ok(mtls::Dialer::tls(&identity))
 }
 
 /// A gateway bound to its listen address, not yet serving.

@@ -12,9 +12,12 @@ use std::process::{Child, ChildStdin, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use cluster_config::{GatewayConfig, NodeConfig, RaftTiming};
+use cluster_config::{GatewayConfig, NodeConfig, RaftTiming, TlsFiles, TlsSettings};
+use mtls::certs::{self, Ca};
+use mtls::{Dialer, PemIdentity, Role};
 use proto::admin::admin_client::AdminClient;
 use proto::admin::{StateDigestReply, StateDigestRequest, StatusReply, StatusRequest};
+use std::sync::RwLock;
 use tokio::time::Instant;
 
 use crate::http::HttpConn;
@@ -26,6 +29,45 @@ pub const PROXY_PORT: u16 = 7001;
 pub const GATEWAY_PORT: u16 = 8080;
 /// How long one admin `Status` call may take (a paused node never answers).
 const STATUS_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// The harness's admin identity for the cluster running now (one at a time; each run makes
+/// its own CA). The status and digest calls are free functions used across the harness.
+static ADMIN_DIALER: RwLock<Option<Dialer>> = RwLock::new(None);
+
+fn admin_dialer() -> Dialer {
+    ADMIN_DIALER
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+        .unwrap_or_default()
+}
+
+/// A CA for this run in `dir/certs`, a certificate per node, one for all gateways and one
+/// for the harness's own admin calls.
+fn make_certs(dir: &Path, nodes: u32) -> anyhow::Result<()> {
+    let certs_dir = dir.join("certs");
+    Ca::init(&certs_dir, 2)?;
+    for id in 1..=nodes {
+        let host = vec![node_ip(id).to_string()];
+        certs::issue_into(&certs_dir, &Role::Node(u64::from(id)), &host, 2)?;
+    }
+    certs::issue_into(&certs_dir, &Role::Gateway, &[], 2)?;
+    let admin = certs::issue_into(&certs_dir, &Role::Admin("jepsen".into()), &[], 2)?;
+    mtls::provider::install_tls13_only();
+    let identity = PemIdentity::load(&certs_dir.join(certs::CA_CERT), &admin.cert, &admin.key)?;
+    *ADMIN_DIALER.write().unwrap_or_else(|p| p.into_inner()) = Some(Dialer::tls(&identity));
+    Ok(())
+}
+
+fn tls_files(dir: &Path, role: &Role) -> TlsFiles {
+    let certs_dir = dir.join("certs");
+    let stem = certs::file_stem(role);
+    TlsFiles {
+        ca: certs_dir.join(certs::CA_CERT),
+        cert: certs_dir.join(format!("{stem}.pem")),
+        key: certs_dir.join(format!("{stem}.key")),
+    }
+}
 
 /// What the cluster is built from.
 #[derive(Clone, Debug)]
@@ -96,6 +138,7 @@ impl Cluster {
             topology,
             crashes: Vec::new(),
         };
+        make_certs(&cluster.spec.dir, cluster.spec.nodes).context("certificates")?;
         for id in 1..=cluster.spec.nodes {
             std::fs::create_dir_all(cluster.node_dir(id).join("data"))?;
             cluster.write_configs(id)?;
@@ -152,6 +195,7 @@ impl Cluster {
             group_commit: Default::default(),
             storage: Default::default(),
             clock: Default::default(),
+            tls: TlsSettings::files(tls_files(&self.spec.dir, &Role::Node(u64::from(id)))),
         };
         node.validate().context("node config")?;
         std::fs::write(self.node_dir(id).join("node.toml"), node.to_toml_string())?;
@@ -166,6 +210,7 @@ impl Cluster {
         let mut gateway = GatewayConfig::with_nodes(nodes);
         gateway.listen = Self::gateway_addr(id);
         gateway.request_deadline_ms = self.spec.request_deadline_ms;
+        gateway.tls = TlsSettings::files(tls_files(&self.spec.dir, &Role::Gateway));
         gateway.validate().context("gateway config")?;
         std::fs::write(
             self.node_dir(id).join("gateway.toml"),
@@ -373,13 +418,13 @@ impl Cluster {
 
     /// An admin client of one node, or `None` if it cannot be reached in time.
     async fn admin(id: u32) -> Option<AdminClient<tonic::transport::Channel>> {
-        let channel =
-            tonic::transport::Endpoint::from_shared(format!("http://{}", Self::node_addr(id)))
-                .ok()?
-                .connect_timeout(STATUS_TIMEOUT)
-                .connect()
-                .await
-                .ok()?;
+        let channel = admin_dialer()
+            .endpoint(&Self::node_addr(id).to_string())
+            .ok()?
+            .connect_timeout(STATUS_TIMEOUT)
+            .connect()
+            .await
+            .ok()?;
         Some(AdminClient::new(channel))
     }
 

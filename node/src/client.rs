@@ -4,6 +4,7 @@
 
 use crate::codec::{decode, encode};
 use crate::network::{Channels, MAX_MESSAGE_BYTES};
+use mtls::Dialer;
 use proto::admin::admin_client::AdminClient;
 use proto::admin::{StatusReply, StatusRequest};
 use proto::inventory::inventory_client::InventoryClient;
@@ -41,10 +42,15 @@ enum Attempt<T> {
 }
 
 impl Client {
+    /// A plaintext client (an `insecure` cluster).
     pub fn new(addrs: Vec<String>, deadline: Duration) -> Self {
+        Self::with_dialer(addrs, deadline, Dialer::Plain)
+    }
+
+    pub fn with_dialer(addrs: Vec<String>, deadline: Duration, dialer: Dialer) -> Self {
         Self {
             addrs: Arc::new(addrs),
-            channels: Channels::default(),
+            channels: Channels::new(dialer),
             leader: Arc::new(AtomicUsize::new(0)),
             hinted: Default::default(),
             deadline,
@@ -231,9 +237,20 @@ impl Client {
     }
 }
 
-/// The admin `Status` of one node, straight from that node (no leader following).
+/// The admin `Status` of one node, straight from that node (no leader following), in
+/// plaintext (an `insecure` cluster).
 pub async fn status(addr: &str, timeout: Duration) -> Result<StatusReply, String> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+    status_via(&Dialer::Plain, addr, timeout).await
+}
+
+/// As [`status`], dialling with `dialer` (an admin or node certificate).
+pub async fn status_via(
+    dialer: &Dialer,
+    addr: &str,
+    timeout: Duration,
+) -> Result<StatusReply, String> {
+    let channel = dialer
+        .endpoint(addr)
         .map_err(|e| e.to_string())?
         .connect_timeout(timeout)
         .timeout(timeout)

@@ -6,11 +6,12 @@
 
 use crate::clock::{judge, Clocks, Offset, Verdict};
 use crate::types::{NodeId, Raft};
+use mtls::Dialer;
 use proto::admin::admin_client::AdminClient;
 use proto::admin::ClockRequest;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 const INTERVAL: Duration = Duration::from_millis(500);
 /// Slow calls still count (with their round trip as uncertainty): under network delay a
@@ -25,7 +26,7 @@ struct Peer {
     last: Option<(Offset, Instant)>,
 }
 
-pub fn start(raft: Raft, clocks: Clocks, me: NodeId) {
+pub fn start(raft: Raft, clocks: Clocks, me: NodeId, dialer: Dialer) {
     tokio::spawn(async move {
         let mut peers: HashMap<NodeId, Peer> = HashMap::new();
         let mut standing_aside = false;
@@ -41,7 +42,7 @@ pub fn start(raft: Raft, clocks: Clocks, me: NodeId) {
             peers.retain(|id, _| voters.iter().any(|(v, _)| v == id));
             for (id, addr) in &voters {
                 if peers.get(id).is_none_or(|p| &p.addr != addr) {
-                    match Endpoint::from_shared(format!("http://{addr}")) {
+                    match dialer.endpoint(addr) {
                         Ok(endpoint) => {
                             let channel = endpoint
                                 .connect_timeout(CALL_TIMEOUT)

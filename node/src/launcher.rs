@@ -3,7 +3,9 @@
 //! killed when the launcher is dropped, so an interrupted run leaves nothing behind.
 
 use anyhow::{bail, Context};
-use cluster_config::NodeConfig;
+use cluster_config::{NodeConfig, TlsFiles, TlsSettings};
+use mtls::certs::{self, Ca};
+use mtls::{Dialer, PemIdentity, Role};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,6 +14,51 @@ pub struct LocalCluster {
     pub dir: PathBuf,
     pub configs: Vec<NodeConfig>,
     children: Vec<(String, Child)>,
+    /// Under mTLS: the certificates made for this cluster in `dir/certs`.
+    pub certs: Option<LocalCerts>,
+}
+
+/// The certificates of a secure local cluster: the gateway's and an operator's.
+#[derive(Debug, Clone)]
+pub struct LocalCerts {
+    pub dir: PathBuf,
+    pub gateway: TlsFiles,
+    pub admin: TlsFiles,
+}
+
+impl LocalCerts {
+    /// A CA, one certificate per node (for 127.0.0.1), the gateway's and `admin/demo`.
+    fn make(dir: &Path, configs: &mut [NodeConfig]) -> anyhow::Result<Self> {
+        let dir = dir.join("certs");
+        Ca::init(&dir, certs::CA_DAYS)?;
+        let files = |issued: certs::IssuedFiles| TlsFiles {
+            ca: dir.join(certs::CA_CERT),
+            cert: issued.cert,
+            key: issued.key,
+        };
+        let local = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+        for c in configs.iter_mut() {
+            let issued = certs::issue_into(&dir, &Role::Node(c.id), &local, certs::LEAF_DAYS)?;
+            c.tls = TlsSettings::files(files(issued));
+        }
+        let gateway = files(certs::issue_into(
+            &dir,
+            &Role::Gateway,
+            &local,
+            certs::LEAF_DAYS,
+        )?);
+        let admin = files(certs::issue_into(
+            &dir,
+            &Role::Admin("demo".into()),
+            &[],
+            certs::LEAF_DAYS,
+        )?);
+        Ok(Self {
+            dir,
+            gateway,
+            admin,
+        })
+    }
 }
 
 /// The directory holding this executable's sibling binaries (`node`, `gateway`, ...).
@@ -48,15 +95,43 @@ pub fn sibling(name: &str) -> anyhow::Result<PathBuf> {
 }
 
 impl LocalCluster {
-    /// Writes configs for `n` nodes on 127.0.0.1 from `base_port` under `dir` and starts them.
+    /// Writes configs for `n` nodes on 127.0.0.1 from `base_port` under `dir` and starts them,
+    /// in plaintext (`insecure`).
     pub fn start(n: usize, base_port: u16, dir: &Path, log_level: &str) -> anyhow::Result<Self> {
+        Self::start_with(n, base_port, dir, log_level, false)
+    }
+
+    /// As [`LocalCluster::start`], with a fresh CA and mTLS between every process.
+    pub fn start_secure(
+        n: usize,
+        base_port: u16,
+        dir: &Path,
+        log_level: &str,
+    ) -> anyhow::Result<Self> {
+        Self::start_with(n, base_port, dir, log_level, true)
+    }
+
+    fn start_with(
+        n: usize,
+        base_port: u16,
+        dir: &Path,
+        log_level: &str,
+        secure: bool,
+    ) -> anyhow::Result<Self> {
         let node_bin = sibling("node")?;
         std::fs::create_dir_all(dir)?;
-        let configs = cluster_config::local_cluster(n, base_port, dir);
+        let mut configs = cluster_config::local_cluster(n, base_port, dir);
+        let certs = if secure {
+            mtls::provider::install_tls13_only();
+            Some(LocalCerts::make(dir, &mut configs)?)
+        } else {
+            None
+        };
         let mut cluster = Self {
             dir: dir.to_path_buf(),
             configs,
             children: Vec::new(),
+            certs,
         };
         for c in cluster.configs.clone() {
             let path = dir.join(format!("node{}.toml", c.id));
@@ -79,11 +154,35 @@ impl LocalCluster {
         self.configs.iter().map(|c| c.advertise.clone()).collect()
     }
 
-    /// Starts a gateway process in front of the cluster on `listen`.
-    pub fn start_gateway(&mut self, listen: &str) -> anyhow::Result<()> {
+    /// How an operator dials this cluster: its admin certificate, or plaintext.
+    pub fn admin_dialer(&self) -> anyhow::Result<Dialer> {
+        match &self.certs {
+            None => Ok(Dialer::Plain),
+            Some(c) => Ok(Dialer::tls(&PemIdentity::load(
+                &c.admin.ca,
+                &c.admin.cert,
+                &c.admin.key,
+            )?)),
+        }
+    }
+
+    /// Starts a gateway process in front of the cluster on `listen`; `extra` are more of its
+    /// flags.
+    pub fn start_gateway(&mut self, listen: &str, extra: &[String]) -> anyhow::Result<()> {
         let bin = sibling("gateway")?;
         let log = std::fs::File::create(self.dir.join("gateway.log"))?;
-        let child = Command::new(&bin)
+        let mut gateway = Command::new(&bin);
+        if let Some(certs) = &self.certs {
+            gateway
+                .arg("--ca")
+                .arg(&certs.gateway.ca)
+                .arg("--cert")
+                .arg(&certs.gateway.cert)
+                .arg("--key")
+                .arg(&certs.gateway.key);
+        }
+        let child = gateway
+            .args(extra)
             .arg("--listen")
             .arg(listen)
             .arg("--nodes")
@@ -99,9 +198,12 @@ impl LocalCluster {
     /// Waits until some node reports a leader that has applied its first entry.
     pub async fn wait_for_leader(&self, timeout: Duration) -> anyhow::Result<u64> {
         let started = Instant::now();
+        let dialer = self.admin_dialer()?;
         while started.elapsed() < timeout {
             for addr in self.addrs() {
-                if let Ok(s) = crate::client::status(&addr, Duration::from_millis(300)).await {
+                if let Ok(s) =
+                    crate::client::status_via(&dialer, &addr, Duration::from_millis(300)).await
+                {
                     if s.role == "leader" && s.last_applied > 0 {
                         return Ok(s.node_id);
                     }

@@ -26,5 +26,6 @@ pub mod refusal_reads;
 pub mod server;
 pub mod services;
 pub mod state_machine_store;
+pub mod tls;
 pub mod types;
 pub mod wal;

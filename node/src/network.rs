@@ -5,6 +5,7 @@
 
 use crate::codec::{decode, encode};
 use crate::types::{NodeId, TypeConfig};
+use mtls::Dialer;
 use openraft::error::{
     InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Timeout,
     Unreachable,
@@ -20,7 +21,7 @@ use proto::raft::{raft_reply, RaftRequest};
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// Largest gRPC message between nodes: an AppendEntries of `max_payload_entries` full
 /// batches, or one snapshot chunk, stays well below it.
@@ -30,16 +31,26 @@ pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 #[derive(Clone, Default)]
 pub struct Channels {
     by_addr: Arc<Mutex<HashMap<String, Channel>>>,
+    dialer: Dialer,
 }
 
 impl Channels {
+    pub fn new(dialer: Dialer) -> Self {
+        Self {
+            by_addr: Default::default(),
+            dialer,
+        }
+    }
+
     /// A lazily connected channel to `addr`, created once and reused.
     pub fn get(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
         let mut map = self.by_addr.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(ch) = map.get(addr) {
             return Ok(ch.clone());
         }
-        let ch = Endpoint::from_shared(format!("http://{addr}"))?
+        let ch = self
+            .dialer
+            .endpoint(addr)?
             .connect_timeout(std::time::Duration::from_millis(500))
             .tcp_nodelay(true)
             .http2_keep_alive_interval(std::time::Duration::from_secs(5))
@@ -56,10 +67,10 @@ pub struct Network {
 }
 
 impl Network {
-    pub fn new(self_id: NodeId) -> Self {
+    pub fn new(self_id: NodeId, dialer: Dialer) -> Self {
         Self {
             self_id,
-            channels: Channels::default(),
+            channels: Channels::new(dialer),
         }
     }
 }

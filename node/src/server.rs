@@ -9,6 +9,7 @@ use crate::network::{Network, MAX_MESSAGE_BYTES};
 use crate::read_index::ReadIndex;
 use crate::services::{admin::AdminService, inventory::InventoryService, raft::RaftService};
 use crate::state_machine_store::StateMachine;
+use crate::tls::{NodeTls, ADMIN_ROLES, INVENTORY_ROLES, RAFT_ROLES};
 use crate::types::Raft;
 use anyhow::Context;
 use cluster_config::NodeConfig;
@@ -19,10 +20,15 @@ use proto::raft::raft_server::RaftServer;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
+use tonic::service::interceptor::InterceptedService;
 
 /// sled's page cache. Apply and reads use the in-memory state; sled is written by
 /// checkpoints and read at start, so its cache need not hold the working set.
 const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+/// HTTP/2 streams one connection may have open at once: a gateway multiplexes its whole
+/// load over one connection, so this is generous, but one client cannot open unbounded
+/// server tasks.
+const MAX_STREAMS_PER_CONNECTION: u32 = 1024;
 /// Entries per AppendEntries: each may carry thousands of commands.
 const MAX_PAYLOAD_ENTRIES: u64 = 64;
 
@@ -74,12 +80,13 @@ pub async fn run(
     let log_store = LogStore::open(&config.data_dir.join("raft-log"), log_options())?;
     let store = Arc::new(state_machine::Store::open(&db)?.sync_on_flush(&sled_dir)?);
     let clocks = Clocks::new(&config.clock);
+    let tls = NodeTls::load(&config)?;
     let state_machine = StateMachine::open(store.clone(), &config.data_dir.join("snapshots"))?
         .with_clocks(clocks.clone());
     let raft = Raft::new(
         config.id,
         Arc::new(raft_config(&config)?),
-        Network::new(config.id),
+        Network::new(config.id, tls.dialer()),
         log_store,
         state_machine,
     )
@@ -104,34 +111,49 @@ pub async fn run(
     tracing::info!(id = config.id, listen = %config.listen, advertise = %config.advertise, "node listening");
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tonic::transport::Server::builder()
-        .add_service(
-            RaftServer::new(RaftService::new(raft.clone(), config.id))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
-        )
-        .add_service(
-            InventoryServer::new(InventoryService::new(
-                raft.clone(),
-                store.clone(),
-                proposer,
-                reads,
-            ))
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES),
-        )
-        .add_service(AdminServer::new(AdminService::new(
-            raft.clone(),
-            config.advertise.clone(),
-            clocks.clone(),
-            store.clone(),
-        )))
+    let mut builder = tonic::transport::Server::builder()
+        .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION));
+    if let Some(tls_config) = tls.server_config() {
+        builder = builder
+            .tls_config(tls_config)
+            .context("bad TLS certificate or key")?;
+    }
+    let raft_service = RaftServer::new(RaftService::new(raft.clone(), config.id))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let inventory_service = InventoryServer::new(InventoryService::new(
+        raft.clone(),
+        store.clone(),
+        proposer,
+        reads,
+    ))
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let admin_service = AdminServer::new(AdminService::new(
+        raft.clone(),
+        config.advertise.clone(),
+        clocks.clone(),
+        store.clone(),
+    ));
+    let server = builder
+        .add_service(InterceptedService::new(
+            raft_service,
+            tls.gate("raft", RAFT_ROLES),
+        ))
+        .add_service(InterceptedService::new(
+            inventory_service,
+            tls.gate("inventory", INVENTORY_ROLES),
+        ))
+        .add_service(InterceptedService::new(
+            admin_service,
+            tls.gate("admin", ADMIN_ROLES),
+        ))
         .serve_with_incoming_shutdown(incoming, async {
             let _ = stop_rx.await;
         });
     let server = tokio::spawn(server);
 
-    crate::clock_monitor::start(raft.clone(), clocks, config.id);
+    crate::clock_monitor::start(raft.clone(), clocks, config.id, tls.dialer());
     initialise_if_new(&raft, &config).await?;
 
     shutdown.await;

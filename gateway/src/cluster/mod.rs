@@ -113,6 +113,8 @@ pub struct ClusterOptions {
     pub request_deadline: Duration,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
+    /// Plaintext, or mTLS with the gateway certificate.
+    pub dialer: mtls::Dialer,
 }
 
 pub struct Cluster {
@@ -131,7 +133,7 @@ pub struct Cluster {
 impl Cluster {
     pub fn new(options: ClusterOptions, metrics: Arc<Metrics>) -> Self {
         Self {
-            pool: ChannelPool::new(options.nodes.clone()),
+            pool: ChannelPool::new(options.nodes.clone(), options.dialer),
             nodes: options.nodes,
             leader: LeaderTracker::new(metrics.clone()),
             metrics,

@@ -9,7 +9,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use mtls::Dialer;
+use tonic::transport::Channel;
 
 /// Most channels kept. The configured nodes plus leader hints for nodes added later; bounded
 /// so a stream of bogus hints cannot grow the map without limit.
@@ -27,13 +28,15 @@ const CHANNEL_BUFFER: usize = 4_096;
 pub struct ChannelPool {
     configured: Vec<String>,
     channels: Mutex<HashMap<String, Channel>>,
+    dialer: Dialer,
 }
 
 impl ChannelPool {
-    pub fn new(configured: Vec<String>) -> Self {
+    pub fn new(configured: Vec<String>, dialer: Dialer) -> Self {
         Self {
             configured,
             channels: Mutex::new(HashMap::new()),
+            dialer,
         }
     }
 
@@ -43,7 +46,9 @@ impl ChannelPool {
         if let Some(ch) = channels.get(addr) {
             return Some(ch.clone());
         }
-        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+        let endpoint = self
+            .dialer
+            .endpoint(addr)
             .ok()?
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)

@@ -4,7 +4,7 @@
 use clap::{CommandFactory, Parser, Subcommand};
 use node::bench::{self, Workload};
 use node::cli::output::{Format, OutputArg};
-use node::cli::{demo, events, exit_code, membership, snapshot_file, status};
+use node::cli::{admin, certs, demo, events, exit_code, membership, snapshot_file, status};
 use node::launcher::LocalCluster;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -21,6 +21,8 @@ const DEFAULT_NODES: &str = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003";
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
+    #[command(flatten)]
+    tls: certs::TlsArgs,
 }
 
 #[derive(clap::Args)]
@@ -153,12 +155,68 @@ enum Cmd {
         #[command(flatten)]
         output: OutputArg,
     },
+    /// Make the cluster CA and the certificates it signs (all files in one directory).
+    #[command(after_help = "Examples:\n  \
+        invctl certs init --dir certs\n  \
+        invctl certs node --dir certs --id 1 --addr 10.0.0.1:7001\n  \
+        invctl certs gateway --dir certs\n  \
+        invctl certs admin --dir certs --name alice")]
+    Certs {
+        #[command(subcommand)]
+        cmd: CertsCmd,
+    },
     /// Print a shell completion script to stdout.
     #[command(after_help = "Examples:\n  \
         invctl completions bash > /etc/bash_completion.d/invctl\n  \
         invctl completions zsh > \"${fpath[1]}/_invctl\"\n  \
         invctl completions fish > ~/.config/fish/completions/invctl.fish")]
     Completions { shell: clap_complete::Shell },
+}
+
+#[derive(clap::Args)]
+struct CertsDir {
+    /// Where the CA and the certificates live (created with mode 0700).
+    #[arg(long, env = "FLASHSTOCK_CERTS_DIR", default_value = "certs")]
+    dir: std::path::PathBuf,
+    /// Validity in days.
+    #[arg(long)]
+    days: Option<i64>,
+    #[command(flatten)]
+    output: OutputArg,
+}
+
+#[derive(Subcommand)]
+enum CertsCmd {
+    /// A new cluster CA: ca.pem and ca.key (mode 0600).
+    Init {
+        #[command(flatten)]
+        dir: CertsDir,
+    },
+    /// A node certificate: role flashstock://node/ID, names flashstock-node and ADDR's host.
+    Node {
+        #[arg(long)]
+        id: u64,
+        /// The node's advertised host:port.
+        #[arg(long)]
+        addr: String,
+        #[command(flatten)]
+        dir: CertsDir,
+    },
+    /// The gateways' certificate (flashstock://gateway); --host for each name it serves
+    /// HTTPS under.
+    Gateway {
+        #[arg(long, value_delimiter = ',')]
+        host: Vec<String>,
+        #[command(flatten)]
+        dir: CertsDir,
+    },
+    /// An operator's certificate (flashstock://admin/NAME) for invctl --cert.
+    Admin {
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        dir: CertsDir,
+    },
 }
 
 #[derive(Subcommand)]
@@ -179,7 +237,17 @@ async fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .init();
-    let result = match Cli::parse().command {
+    let cli = Cli::parse();
+    if !matches!(cli.command, Cmd::Demo { .. }) {
+        match cli.tls.dialer() {
+            Ok(dialer) => admin::use_dialer(dialer),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::from(exit_code::ERROR);
+            }
+        }
+    }
+    let result = match cli.command {
         Cmd::Demo {
             flash_sale,
             exit,
@@ -265,6 +333,7 @@ async fn main() -> ExitCode {
         )
         .await
         .map(|()| exit_code::OK),
+        Cmd::Certs { cmd } => run_certs(cmd).map(|()| exit_code::OK),
         Cmd::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "invctl", &mut std::io::stdout());
             Ok(exit_code::OK)
@@ -277,6 +346,36 @@ async fn main() -> ExitCode {
             ExitCode::from(exit_code::ERROR)
         }
     }
+}
+
+fn run_certs(cmd: CertsCmd) -> anyhow::Result<()> {
+    use mtls::certs::{host_of, CA_DAYS, LEAF_DAYS};
+    use mtls::Role;
+    let (written, dir) = match cmd {
+        CertsCmd::Init { dir } => (certs::init(&dir.dir, dir.days.unwrap_or(CA_DAYS))?, dir),
+        CertsCmd::Node { id, addr, dir } => {
+            anyhow::ensure!(id > 0, "node ids start at 1");
+            let hosts = vec![host_of(&addr)?];
+            let days = dir.days.unwrap_or(LEAF_DAYS);
+            (certs::issue(&dir.dir, Role::Node(id), hosts, days)?, dir)
+        }
+        CertsCmd::Gateway { host, dir } => {
+            let days = dir.days.unwrap_or(LEAF_DAYS);
+            (certs::issue(&dir.dir, Role::Gateway, host, days)?, dir)
+        }
+        CertsCmd::Admin { name, dir } => {
+            anyhow::ensure!(
+                mtls::role::valid_admin_name(&name),
+                "--name must be 1-64 characters from A-Z a-z 0-9 . _ -"
+            );
+            let days = dir.days.unwrap_or(LEAF_DAYS);
+            (
+                certs::issue(&dir.dir, Role::Admin(name), vec![], days)?,
+                dir,
+            )
+        }
+    };
+    dir.output.format().emit(&written, certs::print)
 }
 
 async fn run_status(nodes: &[String], out: Format) -> anyhow::Result<u8> {

@@ -2,8 +2,10 @@
 
 use anyhow::{anyhow, bail, Context};
 use futures::stream::{FuturesUnordered, StreamExt};
+use mtls::Dialer;
 use proto::admin::admin_client::AdminClient;
 use proto::admin::{admin_reply, AdminReply, StatusReply, StatusRequest};
+use std::sync::OnceLock;
 use std::time::Duration;
 use tonic::transport::Channel;
 
@@ -12,8 +14,21 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How many "not leader" hints to follow before giving up.
 const MAX_HOPS: usize = 5;
 
+/// How invctl dials: one identity per run (its `--ca --cert --key`), set once at start.
+static DIALER: OnceLock<Dialer> = OnceLock::new();
+
+/// Sets the identity every admin call of this process uses; the first call wins.
+pub fn use_dialer(dialer: Dialer) {
+    let _ = DIALER.set(dialer);
+}
+
+pub fn dialer() -> Dialer {
+    DIALER.get().cloned().unwrap_or_default()
+}
+
 pub async fn connect(addr: &str, timeout: Duration) -> anyhow::Result<AdminClient<Channel>> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+    let channel = dialer()
+        .endpoint(addr)
         .with_context(|| format!("{addr} is not a host:port"))?
         .connect_timeout(Duration::from_millis(800))
         .timeout(timeout)

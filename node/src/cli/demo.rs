@@ -1,6 +1,7 @@
 //! `invctl demo`: a local three-node cluster and a gateway, as separate processes with data in
 //! a fresh temporary directory; optionally the flash-sale scenario; stops everything on
-//! Ctrl-C.
+//! Ctrl-C. The nodes' ports speak mTLS only, with a CA and certificates made in the data
+//! dir; the gateway's HTTP side stays plain so the README's `curl` lines work.
 
 use super::output::Format;
 use super::status::{self, ClusterStatus};
@@ -28,7 +29,16 @@ pub struct Ready {
     pub status_page: String,
     pub nodes: Vec<String>,
     pub data_dir: PathBuf,
+    /// The operator identity to pass to invctl (`--ca --cert --key`).
+    pub admin_tls: Option<AdminTls>,
     pub status: ClusterStatus,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AdminTls {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
@@ -43,9 +53,11 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         opts.gateway,
         dir.path().display()
     ));
-    let mut cluster = LocalCluster::start(3, opts.base_port, dir.path(), "info,openraft=warn")?;
+    let mut cluster =
+        LocalCluster::start_secure(3, opts.base_port, dir.path(), "info,openraft=warn")?;
+    super::admin::use_dialer(cluster.admin_dialer()?);
     cluster.wait_for_leader(Duration::from_secs(30)).await?;
-    cluster.start_gateway(&opts.gateway)?;
+    cluster.start_gateway(&opts.gateway, &[])?;
     wait_for_port(&opts.gateway, Duration::from_secs(15)).await?;
     cluster.check_alive()?;
 
@@ -54,6 +66,11 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         status_page: format!("http://{}/ui/", opts.gateway),
         nodes: cluster.addrs(),
         data_dir: dir.path().to_path_buf(),
+        admin_tls: cluster.certs.as_ref().map(|c| AdminTls {
+            ca: c.admin.ca.clone(),
+            cert: c.admin.cert.clone(),
+            key: c.admin.key.clone(),
+        }),
         status: status::collect(&cluster.addrs()).await?,
     };
     out.emit(&ready, print_ready)?;
@@ -106,9 +123,28 @@ fn print_ready(ready: &Ready) {
          curl -s -XPOST {gw}/v1/orders/o-1/pay\n  \
          curl -s {gw}/v1/skus/phone\n  \
          curl -s {gw}/v1/cluster\n  \
-         cargo run --release --bin invctl -- status --nodes {}\n",
-        ready.nodes.join(",")
+         cargo run --release --bin invctl -- status --nodes {}{}\n",
+        ready.nodes.join(","),
+        ready
+            .admin_tls
+            .as_ref()
+            .map(|t| format!(
+                " --ca {} --cert {} --key {}",
+                t.ca.display(),
+                t.cert.display(),
+                t.key.display()
+            ))
+            .unwrap_or_default()
     );
+    if let Some(t) = &ready.admin_tls {
+        println!(
+            "The nodes speak mTLS only. For invctl in another shell:\n  \
+             export FLASHSTOCK_CA={} FLASHSTOCK_CERT={} FLASHSTOCK_KEY={}\n",
+            t.ca.display(),
+            t.cert.display(),
+            t.key.display()
+        );
+    }
 }
 
 async fn wait_for_port(addr: &str, timeout: Duration) -> anyhow::Result<()> {

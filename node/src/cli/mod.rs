@@ -3,6 +3,7 @@
 //! gateway's HTTP API like any consumer.
 
 pub mod admin;
+pub mod certs;
 pub mod demo;
 pub mod events;
 pub mod exit_code;

@@ -4,6 +4,7 @@
 use crate::clock::Clocks;
 use crate::leader::LeaderHint;
 use crate::types::{NodeId, Raft, TypeConfig};
+use mtls::Role;
 use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
 use openraft::raft::ClientWriteResponse;
 use openraft::{BasicNode, ChangeMembers, Membership, ServerState};
@@ -235,6 +236,17 @@ fn role(state: ServerState) -> &'static str {
     }
 }
 
+/// The gate admits gateways to this service for `Status` alone (their `/v1/cluster`); every
+/// other call needs an admin or node certificate. Without mTLS there are no roles.
+fn operators_only<T>(req: &Request<T>, call: &str) -> Result<(), Status> {
+    match req.extensions().get::<Role>() {
+        Some(Role::Gateway) => Err(Status::permission_denied(format!(
+            "the admin service's {call} needs a admin or node certificate; this one is gateway"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 #[tonic::async_trait]
 impl admin_server::Admin for AdminService {
     async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusReply>, Status> {
@@ -287,6 +299,7 @@ impl admin_server::Admin for AdminService {
         &self,
         req: Request<AddLearnerRequest>,
     ) -> Result<Response<AdminReply>, Status> {
+        operators_only(&req, "AddLearner")?;
         let req = req.into_inner();
         let (raft, node) = (&self.raft, BasicNode::new(&req.addr));
         let written = self
@@ -305,6 +318,7 @@ impl admin_server::Admin for AdminService {
         &self,
         req: Request<ChangeMembershipRequest>,
     ) -> Result<Response<AdminReply>, Status> {
+        operators_only(&req, "ChangeMembership")?;
         Ok(match req.into_inner().change {
             Some(Change::AddVoters(ids)) => self.add_voters(ids.ids.into_iter().collect()).await,
             Some(Change::RemoveNodes(ids)) => {
@@ -321,6 +335,7 @@ impl admin_server::Admin for AdminService {
         &self,
         req: Request<SnapshotRequest>,
     ) -> Result<Response<AdminReply>, Status> {
+        operators_only(&req, "TriggerSnapshot")?;
         let target = self
             .raft
             .metrics()
@@ -358,8 +373,9 @@ impl admin_server::Admin for AdminService {
 
     async fn state_digest(
         &self,
-        _: Request<StateDigestRequest>,
+        req: Request<StateDigestRequest>,
     ) -> Result<Response<StateDigestReply>, Status> {
+        operators_only(&req, "StateDigest")?;
         let store = self.store.clone();
         let (marker, digest) = tokio::task::spawn_blocking(move || store.digest())
             .await
@@ -372,13 +388,18 @@ impl admin_server::Admin for AdminService {
         }))
     }
 
-    async fn clock(&self, _: Request<ClockRequest>) -> Result<Response<ClockReply>, Status> {
+    async fn clock(&self, req: Request<ClockRequest>) -> Result<Response<ClockReply>, Status> {
+        operators_only(&req, "Clock")?;
         Ok(Response::new(ClockReply {
             wall_ms: self.clocks.wall_ms(),
         }))
     }
 
-    async fn metrics(&self, _: Request<MetricsRequest>) -> Result<Response<MetricsReply>, Status> {
+    async fn metrics(
+        &self,
+        req: Request<MetricsRequest>,
+    ) -> Result<Response<MetricsReply>, Status> {
+        operators_only(&req, "Metrics")?;
         let m = self.raft.metrics().borrow().clone();
         let json = serde_json::to_string(&m).map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(MetricsReply { json }))

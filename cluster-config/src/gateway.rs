@@ -40,6 +40,62 @@ pub struct GatewayConfig {
     /// How the gateway dials the nodes: mTLS with a gateway certificate, or `insecure`.
     #[serde(default)]
     pub tls: TlsSettings,
+    /// Bearer tokens of the HTTP API; none means the API is open (API.md, Access control).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tokens: Vec<ApiToken>,
+}
+
+/// One bearer token, as its SHA-256 (`invctl tokens new` prints the line to paste).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiToken {
+    /// Who holds it, for people reading the config; never logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// SHA-256 of the token, 64 hex characters.
+    pub sha256: String,
+    /// Of `orders`, `catalog`, `read`.
+    pub scopes: Vec<String>,
+}
+
+// The hash is no secret, but keep configs' Debug output short and free of it anyway.
+impl std::fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiToken")
+            .field("name", &self.name)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiToken {
+    pub const SCOPES: [&'static str; 3] = ["orders", "catalog", "read"];
+
+    fn validate(&self, i: usize) -> Result<(), ConfigError> {
+        if self.sha256.len() != 64 || !self.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ConfigError::invalid(
+                format!("tokens[{i}].sha256"),
+                "must be 64 hex characters (the line `invctl tokens new` prints)",
+            ));
+        }
+        if self.scopes.is_empty() {
+            return Err(ConfigError::invalid(
+                format!("tokens[{i}].scopes"),
+                "is empty; give at least one of orders, catalog, read",
+            ));
+        }
+        if let Some(bad) = self
+            .scopes
+            .iter()
+            .find(|s| !Self::SCOPES.contains(&s.as_str()))
+        {
+            return Err(ConfigError::invalid(
+                format!("tokens[{i}].scopes"),
+                format!("{bad:?} is not a scope; use orders, catalog or read"),
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn default_listen() -> SocketAddr {
@@ -74,6 +130,7 @@ impl GatewayConfig {
             backoff_initial_ms: default_backoff_initial_ms(),
             backoff_max_ms: default_backoff_max_ms(),
             tls: TlsSettings::insecure(),
+            tokens: Vec::new(),
         }
     }
 
@@ -175,6 +232,9 @@ impl GatewayConfig {
             ));
         }
         fits_toml_integer("backoff_max_ms", self.backoff_max_ms)?;
+        for (i, token) in self.tokens.iter().enumerate() {
+            token.validate(i)?;
+        }
         self.tls.validate()
     }
 
@@ -232,6 +292,31 @@ tls = { insecure = true }"#;
             Err(e @ ConfigError::Parse { .. }) => e.to_string(),
             other => panic!("expected a parse error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn tokens_need_a_hash_and_known_scopes() {
+        let with = |token: &str| {
+            GatewayConfig::from_toml_str(&format!("{MINIMAL}\n[[tokens]]\n{token}"))
+                .map_err(|e| e.field().unwrap_or_default().to_string())
+        };
+        let hash = "ab".repeat(32);
+        assert!(with(&format!(
+            "sha256 = \"{hash}\"\nscopes = [\"orders\", \"read\"]"
+        ))
+        .is_ok());
+        assert_eq!(
+            with("sha256 = \"abc\"\nscopes = [\"read\"]").unwrap_err(),
+            "tokens[0].sha256"
+        );
+        assert_eq!(
+            with(&format!("sha256 = \"{hash}\"\nscopes = []")).unwrap_err(),
+            "tokens[0].scopes"
+        );
+        assert_eq!(
+            with(&format!("sha256 = \"{hash}\"\nscopes = [\"admin\"]")).unwrap_err(),
+            "tokens[0].scopes"
+        );
     }
 
     #[test]

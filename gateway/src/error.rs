@@ -18,6 +18,8 @@ pub struct ApiError {
     message: String,
     extra: Map<String, Value>,
     retry_after_secs: Option<u64>,
+    /// `WWW-Authenticate: Bearer` on a 401.
+    bearer_challenge: bool,
 }
 
 impl ApiError {
@@ -28,6 +30,7 @@ impl ApiError {
             message: message.into(),
             extra: Map::new(),
             retry_after_secs: None,
+            bearer_challenge: false,
         }
     }
 
@@ -111,6 +114,23 @@ impl ApiError {
             "payload_too_large",
             format!("the body is over {limit} bytes"),
         )
+    }
+
+    /// `401 unauthenticated` with `WWW-Authenticate: Bearer`: no token, or an unknown one.
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        let mut err = Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", message);
+        err.bearer_challenge = true;
+        err
+    }
+
+    /// `403 forbidden`: a known token without the scope the route needs; names `scope`.
+    pub fn forbidden(scope: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("the token lacks the {scope} scope"),
+        )
+        .with("scope", scope)
     }
 
     /// `429 rate_limited` with `Retry-After` in whole seconds (at least 1).
@@ -229,6 +249,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.bearer_challenge {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }

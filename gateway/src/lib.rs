@@ -16,6 +16,7 @@
 //! ```
 
 mod admission;
+mod auth;
 mod body;
 mod cluster;
 mod error;

@@ -63,6 +63,7 @@ pub fn app(config: &GatewayConfig) -> Result<Router, StartError> {
             config.rate_limit_burst,
         ),
         metrics,
+        tokens: Arc::new(crate::auth::Tokens::from_config(&config.tokens)),
     });
     Ok(routes::router(state))
 }

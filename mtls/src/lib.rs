@@ -10,12 +10,14 @@
 //! - [`key_file`]: writing and reading private keys without ever exposing them to others.
 //! - [`grpc`]: tonic glue: server config, a dialer for clients, the per-service role gate.
 //! - [`provider`]: the process-wide TLS 1.3-only crypto provider.
+//! - [`token`]: the HTTP API's bearer tokens and the hashes configs keep of them.
 
 pub mod certs;
 pub mod grpc;
 pub mod key_file;
 pub mod provider;
 pub mod role;
+pub mod token;
 
 pub use grpc::{Dialer, PemIdentity, RoleGate, NODE_DNS_NAME};
 pub use role::{Role, RoleKind};

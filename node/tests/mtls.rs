@@ -297,4 +297,18 @@ async fn the_certificate_decides_who_may_call_what() {
 
     // The cluster itself still works through all of this.
     wait_for_leader(&admin, &cluster).await;
+
+    // Everything the nodes logged (their stderr) holds no private key material.
+    let mut logs = String::new();
+    for id in 1..=3 {
+        let log = cluster.dir.path().join(format!("node{id}.log"));
+        logs += &std::fs::read_to_string(&log).unwrap();
+    }
+    assert!(logs.contains("node listening"), "the logs were captured");
+    for id in 1..=3 {
+        let key = std::fs::read_to_string(pki.node_files(id).key).unwrap();
+        for line in key.lines().filter(|l| !l.starts_with("-----")) {
+            assert!(!logs.contains(line), "node {id}'s key is in the logs");
+        }
+    }
 }

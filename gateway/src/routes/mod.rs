@@ -36,6 +36,7 @@ pub struct AppState {
     pub batcher: Batcher,
     pub admission: Admission,
     pub metrics: Arc<Metrics>,
+    pub tokens: Arc<crate::auth::Tokens>,
 }
 
 pub type Shared = Arc<AppState>;
@@ -109,6 +110,10 @@ pub fn router(state: Shared) -> Router {
         // Layers run after routing, so `MatchedPath` names the route. Admission is inside
         // the metrics layer so that 429s are counted too.
         .layer(middleware::from_fn_with_state(state.clone(), admit))
+        .layer(middleware::from_fn_with_state(
+            state.tokens.clone(),
+            crate::auth::require,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }

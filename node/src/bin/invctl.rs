@@ -165,6 +165,13 @@ enum Cmd {
         #[command(subcommand)]
         cmd: CertsCmd,
     },
+    /// Make a bearer token for the gateway's HTTP API: the token is printed once, with the
+    /// `[[tokens]]` entry (its SHA-256) to paste into the gateway's config.
+    #[command(after_help = "Example:\n  invctl tokens new --scopes orders,read --name checkout")]
+    Tokens {
+        #[command(subcommand)]
+        cmd: TokensCmd,
+    },
     /// Print a shell completion script to stdout.
     #[command(after_help = "Examples:\n  \
         invctl completions bash > /etc/bash_completion.d/invctl\n  \
@@ -216,6 +223,19 @@ enum CertsCmd {
         name: String,
         #[command(flatten)]
         dir: CertsDir,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokensCmd {
+    /// A fresh random token with the given scopes.
+    New {
+        /// Of orders, catalog, read.
+        #[arg(long, value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+        /// Who holds it (a comment in the config).
+        #[arg(long)]
+        name: Option<String>,
     },
 }
 
@@ -334,6 +354,9 @@ async fn main() -> ExitCode {
         .await
         .map(|()| exit_code::OK),
         Cmd::Certs { cmd } => run_certs(cmd).map(|()| exit_code::OK),
+        Cmd::Tokens {
+            cmd: TokensCmd::New { scopes, name },
+        } => new_token(&scopes, name.as_deref()).map(|()| exit_code::OK),
         Cmd::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "invctl", &mut std::io::stdout());
             Ok(exit_code::OK)
@@ -376,6 +399,22 @@ fn run_certs(cmd: CertsCmd) -> anyhow::Result<()> {
         }
     };
     dir.output.format().emit(&written, certs::print)
+}
+
+fn new_token(scopes: &[String], name: Option<&str>) -> anyhow::Result<()> {
+    const SCOPES: [&str; 3] = ["orders", "catalog", "read"];
+    if let Some(bad) = scopes.iter().find(|s| !SCOPES.contains(&s.as_str())) {
+        anyhow::bail!("{bad:?} is not a scope; use orders, catalog or read");
+    }
+    let token = mtls::token::generate()?;
+    println!("token (shown only now; give it to the client): {token}");
+    println!("\nfor the gateway's config:\n[[tokens]]");
+    if let Some(name) = name {
+        println!("name = {name:?}");
+    }
+    println!("sha256 = \"{}\"", mtls::token::hash_hex(&token));
+    println!("scopes = {scopes:?}");
+    Ok(())
 }
 
 async fn run_status(nodes: &[String], out: Format) -> anyhow::Result<u8> {

@@ -71,9 +71,24 @@ async fn read_required(req: Request, limit: usize) -> Result<Vec<u8>, ApiError> 
     Ok(bytes)
 }
 
-/// Reads the whole body, refusing it as soon as it passes `limit`, so a client cannot make
-/// the gateway buffer more than that.
+/// How long a whole body may take to arrive: a client trickling bytes must not hold a
+/// connection, a task and a buffer for ever.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reads the whole body within [`BODY_READ_TIMEOUT`], refusing it as soon as it passes
+/// `limit`, so a client cannot make the gateway buffer more than that.
 async fn read(req: Request, limit: usize) -> Result<(HeaderMap, Vec<u8>), ApiError> {
+    tokio::time::timeout(BODY_READ_TIMEOUT, read_unbounded(req, limit))
+        .await
+        .unwrap_or_else(|_| {
+            Err(ApiError::invalid_request(format!(
+                "the body did not arrive within {} s",
+                BODY_READ_TIMEOUT.as_secs()
+            )))
+        })
+}
+
+async fn read_unbounded(req: Request, limit: usize) -> Result<(HeaderMap, Vec<u8>), ApiError> {
     let (parts, mut body) = req.into_parts();
     let declared = parts
         .headers

@@ -128,6 +128,8 @@ pub struct Cluster {
     backoff_max: Duration,
     /// Spreads first attempts over the nodes while no leader is known.
     next_probe: AtomicUsize,
+    /// One readiness probe at a time (see `probe_leader`).
+    leader_probe: tokio::sync::Mutex<()>,
 }
 
 impl Cluster {
@@ -144,6 +146,7 @@ impl Cluster {
             backoff_initial: options.backoff_initial,
             backoff_max: options.backoff_max,
             next_probe: AtomicUsize::new(0),
+            leader_probe: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -169,6 +172,25 @@ impl Cluster {
     /// True when a leader answered within `window`.
     pub fn leader_answered_within(&self, window: Duration) -> bool {
         self.leader.answered_within(window)
+    }
+
+    /// Runs `probe` unless a probe is running already: then waits for that one (until
+    /// `deadline`) instead. However many callers ask at once (`/readyz` polled by many load
+    /// balancers), at most one probe reaches the cluster at a time.
+    pub async fn probe_leader<F: std::future::Future>(
+        &self,
+        deadline: tokio::time::Instant,
+        window: Duration,
+        probe: F,
+    ) {
+        let Ok(_only_probe) = tokio::time::timeout_at(deadline, self.leader_probe.lock()).await
+        else {
+            return;
+        };
+        if self.leader_answered_within(window) {
+            return; // the probe we waited for got its answer
+        }
+        let _ = tokio::time::timeout_at(deadline, probe).await;
     }
 
     pub(crate) fn pool(&self) -> &ChannelPool {

@@ -28,10 +28,10 @@ pub async fn readyz(State(state): State<Shared>) -> Response {
     if !cluster.leader_answered_within(READY_WINDOW) {
         let deadline = tokio::time::Instant::now() + READY_WINDOW.min(cluster.request_deadline());
         // Any answer from the leader (even "no such SKU") proves it is there; the tracker
-        // records it.
-        let _ = cluster
-            .read::<Option<Sku>>(Read::Sku(PROBE_SKU.to_owned()), deadline)
-            .await;
+        // records it. Concurrent calls share one probe, so /readyz cannot start unbounded
+        // read-index rounds.
+        let probe = cluster.read::<Option<Sku>>(Read::Sku(PROBE_SKU.to_owned()), deadline);
+        cluster.probe_leader(deadline, READY_WINDOW, probe).await;
     }
     if cluster.leader_answered_within(READY_WINDOW) {
         json(StatusCode::OK, json!({"status": "ready"}))

@@ -56,6 +56,9 @@ enum Cmd {
         /// First of three consecutive ports for the nodes.
         #[arg(long, default_value_t = 7001)]
         base_port: u16,
+        /// Require a bearer token on the HTTP API; one with every scope is made and printed.
+        #[arg(long, conflicts_with = "flash_sale")]
+        tokens: bool,
         #[command(flatten)]
         output: OutputArg,
     },
@@ -273,10 +276,12 @@ async fn main() -> ExitCode {
             exit,
             gateway,
             base_port,
+            tokens,
             output,
         } => demo::run(demo::DemoOptions {
             gateway,
             base_port,
+            tokens,
             flash_sale,
             exit,
             out: output.format(),

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 pub struct DemoOptions {
     pub gateway: String,
     pub base_port: u16,
+    /// Bearer tokens on the HTTP API: one with every scope, printed once.
+    pub tokens: bool,
     pub flash_sale: bool,
     /// Stop after the flash sale instead of waiting for Ctrl-C (for scripts).
     pub exit: bool,
@@ -31,6 +33,8 @@ pub struct Ready {
     pub data_dir: PathBuf,
     /// The operator identity to pass to invctl (`--ca --cert --key`).
     pub admin_tls: Option<AdminTls>,
+    /// With `--tokens`: the bearer token (every scope) the HTTP API requires.
+    pub token: Option<String>,
     pub status: ClusterStatus,
 }
 
@@ -57,7 +61,24 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         LocalCluster::start_secure(3, opts.base_port, dir.path(), "info,openraft=warn")?;
     super::admin::use_dialer(cluster.admin_dialer()?);
     cluster.wait_for_leader(Duration::from_secs(30)).await?;
-    cluster.start_gateway(&opts.gateway, &[])?;
+    let token = if opts.tokens {
+        Some(mtls::token::generate()?)
+    } else {
+        None
+    };
+    let mut gateway_flags = Vec::new();
+    if let Some(token) = &token {
+        let mut config = cluster_config::GatewayConfig::with_nodes(cluster.addrs());
+        config.tokens = vec![cluster_config::ApiToken {
+            name: Some("demo".into()),
+            sha256: mtls::token::hash_hex(token),
+            scopes: cluster_config::ApiToken::SCOPES.map(String::from).to_vec(),
+        }];
+        let path = dir.path().join("gateway.toml");
+        std::fs::write(&path, config.to_toml_string())?;
+        gateway_flags = vec!["--config".to_string(), path.display().to_string()];
+    }
+    cluster.start_gateway(&opts.gateway, &gateway_flags)?;
     wait_for_port(&opts.gateway, Duration::from_secs(15)).await?;
     cluster.check_alive()?;
 
@@ -71,6 +92,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
             cert: c.admin.cert.clone(),
             key: c.admin.key.clone(),
         }),
+        token,
         status: status::collect(&cluster.addrs()).await?,
     };
     out.emit(&ready, print_ready)?;
@@ -136,6 +158,12 @@ fn print_ready(ready: &Ready) {
             ))
             .unwrap_or_default()
     );
+    if let Some(token) = &ready.token {
+        println!(
+            "The HTTP API requires a bearer token; add to every curl line above:\n  \
+             -H 'authorization: Bearer {token}'\n"
+        );
+    }
     if let Some(t) = &ready.admin_tls {
         println!(
             "The nodes speak mTLS only. For invctl in another shell:\n  \

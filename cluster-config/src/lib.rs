@@ -1,4 +1,5 @@
-//! The TOML schema for nodes and gateways, its validation, and sample configs.
+//! The TOML schema for nodes and gateways, its validation, and sample configs; and, in
+//! [`mtls`], the identities those configs name (CA, role certificates, API tokens).
 //!
 //! A node reads a [`NodeConfig`] and a gateway a [`GatewayConfig`]; both are
 //! parsed with unknown fields rejected and then validated, so a typo or an
@@ -10,6 +11,7 @@
 mod addr;
 mod error;
 mod gateway;
+pub mod mtls;
 mod node;
 mod samples;
 mod tls;

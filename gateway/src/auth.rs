@@ -83,7 +83,7 @@ impl Tokens {
         let entries = tokens
             .iter()
             .filter_map(|t| {
-                let hash = mtls::token::parse_hash(&t.sha256)?;
+                let hash = cluster_config::mtls::token::parse_hash(&t.sha256)?;
                 let bits = t
                     .scopes
                     .iter()
@@ -102,7 +102,7 @@ impl Tokens {
     /// The scope bits of `token`, or `None` if it is not configured. Every stored hash is
     /// compared, in constant time, whichever matches.
     fn scopes_of(&self, token: &str) -> Option<u8> {
-        let presented = mtls::token::hash(token.as_bytes());
+        let presented = cluster_config::mtls::token::hash(token.as_bytes());
         let mut found = Choice::from(0);
         let mut bits = 0u8;
         for (hash, scopes) in &self.entries {
@@ -198,12 +198,12 @@ mod tests {
         let tokens = Tokens::from_config(&[
             ApiToken {
                 name: None,
-                sha256: mtls::token::hash_hex(&t1),
+                sha256: cluster_config::mtls::token::hash_hex(&t1),
                 scopes: vec!["read".into()],
             },
             ApiToken {
                 name: None,
-                sha256: mtls::token::hash_hex(&t2),
+                sha256: cluster_config::mtls::token::hash_hex(&t2),
                 scopes: vec!["orders".into(), "catalog".into()],
             },
         ]);

@@ -70,20 +70,20 @@ pub fn app(config: &GatewayConfig) -> Result<Router, StartError> {
 
 /// How the gateway dials the nodes: with its gateway certificate, or in plaintext when the
 /// config says `insecure` (warned about at every start).
-fn node_dialer(config: &GatewayConfig) -> anyhow::Result<mtls::Dialer> {
+fn node_dialer(config: &GatewayConfig) -> anyhow::Result<cluster_config::mtls::Dialer> {
     let Some(files) = config.tls.tls_files() else {
         tracing::warn!("tls.insecure = true: the gateway dials the nodes in plaintext");
-        return Ok(mtls::Dialer::Plain);
+        return Ok(cluster_config::mtls::Dialer::Plain);
     };
-    mtls::provider::install_tls13_only();
-    let identity = mtls::PemIdentity::load(&files.ca, &files.cert, &files.key)?;
+    cluster_config::mtls::provider::install_tls13_only();
+    let identity = cluster_config::mtls::PemIdentity::load(&files.ca, &files.cert, &files.key)?;
     let role = identity.role()?;
     anyhow::ensure!(
-        role == mtls::Role::Gateway,
+        role == cluster_config::mtls::Role::Gateway,
         "{} is a certificate for {role}, not for a gateway",
         files.cert.display()
     );
-    Ok(mtls::Dialer::tls(&identity))
+    Ok(cluster_config::mtls::Dialer::tls(&identity))
 }
 
 /// A gateway bound to its listen address, not yet serving.

@@ -51,7 +51,7 @@ struct Tokens {
 async fn gateway() -> (FakeNode, axum::Router, Tokens) {
     captured();
     let node = FakeNode::start(1).await;
-    let new = || mtls::token::generate().unwrap();
+    let new = || cluster_config::mtls::token::generate().unwrap();
     let tokens = Tokens {
         orders: new(),
         catalog: new(),
@@ -60,7 +60,7 @@ async fn gateway() -> (FakeNode, axum::Router, Tokens) {
     };
     let entry = |t: &str, scopes: &[&str]| ApiToken {
         name: Some("test".into()),
-        sha256: mtls::token::hash_hex(t),
+        sha256: cluster_config::mtls::token::hash_hex(t),
         scopes: scopes.iter().map(|s| s.to_string()).collect(),
     };
     let mut c = config(vec![node.addr.clone()]);
@@ -208,7 +208,7 @@ async fn every_scope_against_every_route() {
     for token in [&t.orders, &t.catalog, &t.read, &t.all] {
         assert!(!logs.contains(token.as_str()), "a token is in the logs");
         assert!(
-            !logs.contains(&mtls::token::hash_hex(token)),
+            !logs.contains(&cluster_config::mtls::token::hash_hex(token)),
             "a token hash is in the logs"
         );
     }

@@ -12,9 +12,9 @@ use std::process::{Child, ChildStdin, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use cluster_config::mtls::certs::{self, Ca};
+use cluster_config::mtls::{Dialer, PemIdentity, Role};
 use cluster_config::{GatewayConfig, NodeConfig, RaftTiming, TlsFiles, TlsSettings};
-use mtls::certs::{self, Ca};
-use mtls::{Dialer, PemIdentity, Role};
 use proto::admin::admin_client::AdminClient;
 use proto::admin::{StateDigestReply, StateDigestRequest, StatusReply, StatusRequest};
 use std::sync::RwLock;
@@ -53,7 +53,7 @@ fn make_certs(dir: &Path, nodes: u32) -> anyhow::Result<()> {
     }
     certs::issue_into(&certs_dir, &Role::Gateway, &[], 2)?;
     let admin = certs::issue_into(&certs_dir, &Role::Admin("jepsen".into()), &[], 2)?;
-    mtls::provider::install_tls13_only();
+    cluster_config::mtls::provider::install_tls13_only();
     let identity = PemIdentity::load(&certs_dir.join(certs::CA_CERT), &admin.cert, &admin.key)?;
     *ADMIN_DIALER.write().unwrap_or_else(|p| p.into_inner()) = Some(Dialer::tls(&identity));
     Ok(())

@@ -4,7 +4,7 @@
 
 use crate::codec::{decode, encode};
 use crate::network::{Channels, MAX_MESSAGE_BYTES};
-use mtls::Dialer;
+use cluster_config::mtls::Dialer;
 use proto::admin::admin_client::AdminClient;
 use proto::admin::{StatusReply, StatusRequest};
 use proto::inventory::inventory_client::InventoryClient;

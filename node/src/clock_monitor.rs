@@ -6,7 +6,7 @@
 
 use crate::clock::{judge, Clocks, Offset, Verdict};
 use crate::types::{NodeId, Raft};
-use mtls::Dialer;
+use cluster_config::mtls::Dialer;
 use proto::admin::admin_client::AdminClient;
 use proto::admin::ClockRequest;
 use std::collections::HashMap;

@@ -3,9 +3,9 @@
 //! killed when the launcher is dropped, so an interrupted run leaves nothing behind.
 
 use anyhow::{bail, Context};
+use cluster_config::mtls::certs::{self, Ca};
+use cluster_config::mtls::{Dialer, PemIdentity, Role};
 use cluster_config::{NodeConfig, TlsFiles, TlsSettings};
-use mtls::certs::{self, Ca};
-use mtls::{Dialer, PemIdentity, Role};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -122,7 +122,7 @@ impl LocalCluster {
         std::fs::create_dir_all(dir)?;
         let mut configs = cluster_config::local_cluster(n, base_port, dir);
         let certs = if secure {
-            mtls::provider::install_tls13_only();
+            cluster_config::mtls::provider::install_tls13_only();
             Some(LocalCerts::make(dir, &mut configs)?)
         } else {
             None

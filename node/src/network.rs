@@ -5,7 +5,7 @@
 
 use crate::codec::{decode, encode};
 use crate::types::{NodeId, TypeConfig};
-use mtls::Dialer;
+use cluster_config::mtls::Dialer;
 use openraft::error::{
     InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Timeout,
     Unreachable,

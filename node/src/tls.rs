@@ -2,8 +2,8 @@
 //! certificate), the server's TLS config, a role gate per service, and the dialer it uses
 //! towards its peers. `insecure = true` gives none of these, with a warning at every start.
 
+use cluster_config::mtls::{Dialer, PemIdentity, Role, RoleGate, RoleKind};
 use cluster_config::NodeConfig;
-use mtls::{Dialer, PemIdentity, Role, RoleGate, RoleKind};
 
 /// Only nodes replicate, vote and send snapshots.
 pub const RAFT_ROLES: &[RoleKind] = &[RoleKind::Node];
@@ -27,7 +27,7 @@ impl NodeTls {
             );
             return Ok(Self { identity: None });
         };
-        mtls::provider::install_tls13_only();
+        cluster_config::mtls::provider::install_tls13_only();
         let identity = PemIdentity::load(&files.ca, &files.cert, &files.key)?;
         let role = identity.role()?;
         if role != Role::Node(config.id) {

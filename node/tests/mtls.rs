@@ -5,10 +5,10 @@
 
 mod common;
 
+use cluster_config::mtls::certs::{self, Ca};
+use cluster_config::mtls::{Dialer, PemIdentity, Role, NODE_DNS_NAME};
 use cluster_config::{TlsFiles, TlsSettings};
 use common::Cluster;
-use mtls::certs::{self, Ca};
-use mtls::{Dialer, PemIdentity, Role, NODE_DNS_NAME};
 use node::codec::encode;
 use node::types::TypeConfig;
 use openraft::raft::{AppendEntriesRequest, VoteRequest};
@@ -32,7 +32,7 @@ struct Pki {
 
 impl Pki {
     fn new(nodes: u64) -> Self {
-        mtls::provider::install_tls13_only();
+        cluster_config::mtls::provider::install_tls13_only();
         let dir = tempfile::tempdir().unwrap();
         let ca_dir = dir.path().join("certs");
         Ca::init(&ca_dir, 1).unwrap();

@@ -114,7 +114,7 @@ pub struct ClusterOptions {
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
     /// Plaintext, or mTLS with the gateway certificate.
-    pub dialer: mtls::Dialer,
+    pub dialer: cluster_config::mtls::Dialer,
 }
 
 pub struct Cluster {

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use mtls::Dialer;
+use cluster_config::mtls::Dialer;
 use tonic::transport::Channel;
 
 /// Most channels kept. The configured nodes plus leader hints for nodes added later; bounded

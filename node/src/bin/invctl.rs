@@ -377,8 +377,8 @@ async fn main() -> ExitCode {
 }
 
 fn run_certs(cmd: CertsCmd) -> anyhow::Result<()> {
-    use mtls::certs::{host_of, CA_DAYS, LEAF_DAYS};
-    use mtls::Role;
+    use cluster_config::mtls::certs::{host_of, CA_DAYS, LEAF_DAYS};
+    use cluster_config::mtls::Role;
     let (written, dir) = match cmd {
         CertsCmd::Init { dir } => (certs::init(&dir.dir, dir.days.unwrap_or(CA_DAYS))?, dir),
         CertsCmd::Node { id, addr, dir } => {
@@ -393,7 +393,7 @@ fn run_certs(cmd: CertsCmd) -> anyhow::Result<()> {
         }
         CertsCmd::Admin { name, dir } => {
             anyhow::ensure!(
-                mtls::role::valid_admin_name(&name),
+                cluster_config::mtls::role::valid_admin_name(&name),
                 "--name must be 1-64 characters from A-Z a-z 0-9 . _ -"
             );
             let days = dir.days.unwrap_or(LEAF_DAYS);
@@ -411,13 +411,16 @@ fn new_token(scopes: &[String], name: Option<&str>) -> anyhow::Result<()> {
     if let Some(bad) = scopes.iter().find(|s| !SCOPES.contains(&s.as_str())) {
         anyhow::bail!("{bad:?} is not a scope; use orders, catalog or read");
     }
-    let token = mtls::token::generate()?;
+    let token = cluster_config::mtls::token::generate()?;
     println!("token (shown only now; give it to the client): {token}");
     println!("\nfor the gateway's config:\n[[tokens]]");
     if let Some(name) = name {
         println!("name = {name:?}");
     }
-    println!("sha256 = \"{}\"", mtls::token::hash_hex(&token));
+    println!(
+        "sha256 = \"{}\"",
+        cluster_config::mtls::token::hash_hex(&token)
+    );
     println!("scopes = {scopes:?}");
     Ok(())
 }

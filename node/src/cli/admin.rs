@@ -1,8 +1,8 @@
 //! Admin calls against one node, and against the leader by following hints.
 
 use anyhow::{anyhow, bail, Context};
+use cluster_config::mtls::Dialer;
 use futures::stream::{FuturesUnordered, StreamExt};
-use mtls::Dialer;
 use proto::admin::admin_client::AdminClient;
 use proto::admin::{admin_reply, AdminReply, StatusReply, StatusRequest};
 use std::sync::OnceLock;

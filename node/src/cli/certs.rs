@@ -1,10 +1,10 @@
 //! `invctl certs`: the cluster CA and the certificates it signs, written into one directory
-//! (mtls::certs does the work), and `--ca --cert --key`, the identity every other command
+//! (cluster_config::mtls::certs does the work), and `--ca --cert --key`, the identity every other command
 //! dials the nodes with.
 
 use anyhow::bail;
-use mtls::certs::{self, Ca};
-use mtls::{Dialer, PemIdentity, Role};
+use cluster_config::mtls::certs::{self, Ca};
+use cluster_config::mtls::{Dialer, PemIdentity, Role};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -27,7 +27,7 @@ impl TlsArgs {
         match (&self.ca, &self.cert, &self.key) {
             (None, None, None) => Ok(Dialer::Plain),
             (Some(ca), Some(cert), Some(key)) => {
-                mtls::provider::install_tls13_only();
+                cluster_config::mtls::provider::install_tls13_only();
                 Ok(Dialer::tls(&PemIdentity::load(ca, cert, key)?))
             }
             _ => bail!("--ca, --cert and --key go together (or FLASHSTOCK_CA/_CERT/_KEY)"),

@@ -62,7 +62,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     super::admin::use_dialer(cluster.admin_dialer()?);
     cluster.wait_for_leader(Duration::from_secs(30)).await?;
     let token = if opts.tokens {
-        Some(mtls::token::generate()?)
+        Some(cluster_config::mtls::token::generate()?)
     } else {
         None
     };
@@ -71,7 +71,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         let mut config = cluster_config::GatewayConfig::with_nodes(cluster.addrs());
         config.tokens = vec![cluster_config::ApiToken {
             name: Some("demo".into()),
-            sha256: mtls::token::hash_hex(token),
+            sha256: cluster_config::mtls::token::hash_hex(token),
             scopes: cluster_config::ApiToken::SCOPES.map(String::from).to_vec(),
         }];
         let path = dir.path().join("gateway.toml");

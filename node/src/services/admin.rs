@@ -4,7 +4,7 @@
 use crate::clock::Clocks;
 use crate::leader::LeaderHint;
 use crate::types::{NodeId, Raft, TypeConfig};
-use mtls::Role;
+use cluster_config::mtls::Role;
 use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
 use openraft::raft::ClientWriteResponse;
 use openraft::{BasicNode, ChangeMembers, Membership, ServerState};

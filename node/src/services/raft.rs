@@ -4,7 +4,7 @@
 
 use crate::codec::{decode, encode};
 use crate::types::{NodeId, Raft, TypeConfig};
-use mtls::Role;
+use cluster_config::mtls::Role;
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use proto::raft::raft_server;
 use proto::raft::{raft_reply, RaftReply, RaftRequest, WrongNode};

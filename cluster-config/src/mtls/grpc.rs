@@ -2,8 +2,8 @@
 //! (plaintext or mTLS alike), and [`RoleGate`], the interceptor that admits a service's
 //! roles only.
 
-use crate::key_file::read_secret;
-use crate::role::{Role, RoleKind};
+use crate::mtls::key_file::read_secret;
+use crate::mtls::role::{Role, RoleKind};
 use anyhow::Context;
 use std::path::Path;
 use std::sync::Arc;

@@ -5,9 +5,9 @@
 //! certificates carry [`NODE_DNS_NAME`] besides their host, so a client can check any node
 //! against one fixed name whatever address it dialled.
 
-use crate::key_file::{private_dir, read_secret, write_public, write_secret};
-use crate::role::Role;
-use crate::NODE_DNS_NAME;
+use crate::mtls::key_file::{private_dir, read_secret, write_public, write_secret};
+use crate::mtls::role::Role;
+use crate::mtls::NODE_DNS_NAME;
 use anyhow::{bail, Context};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,

@@ -112,21 +112,38 @@ fn bench_prints_its_rows_as_json() {
     }
 }
 
-#[test]
-fn demo_prints_where_it_serves_as_json() {
+/// `invctl demo --exit --output json` with `extra` flags: the Ready document.
+fn demo_ready(extra: &[&str]) -> (String, Value) {
     let base = consecutive_free_ports();
     let gateway = format!("127.0.0.1:{}", free_port_outside(base));
     let out = Process::new(env!("CARGO_BIN_EXE_invctl"))
         .args(["demo", "--exit", "--gateway", &gateway, "--output", "json"])
         .args(["--base-port", &base.to_string()])
+        .args(extra)
         .output()
         .unwrap();
-    let ready = json(&out);
+    (gateway, json(&out))
+}
+
+#[test]
+fn demo_prints_where_it_serves_as_json() {
+    let (gateway, ready) = demo_ready(&[]);
     assert_eq!(ready["gateway"], gateway.as_str());
     assert_eq!(ready["status_page"], format!("http://{gateway}/ui/"));
     assert_eq!(ready["nodes"].as_array().unwrap().len(), 3);
     assert_eq!(ready["status"]["healthy"], true);
     assert!(ready["data_dir"].as_str().is_some());
+    assert!(
+        ready["admin_tls"]["ca"].is_string(),
+        "mTLS by default: {ready}"
+    );
+}
+
+#[test]
+fn demo_insecure_runs_without_certificates() {
+    let (_, ready) = demo_ready(&["--insecure"]);
+    assert_eq!(ready["status"]["healthy"], true, "{ready}");
+    assert!(ready["admin_tls"].is_null(), "no certificates: {ready}");
 }
 
 fn free_port_outside(base: u16) -> u16 {

@@ -59,6 +59,10 @@ enum Cmd {
         /// Require a bearer token on the HTTP API; one with every scope is made and printed.
         #[arg(long, conflicts_with = "flash_sale")]
         tokens: bool,
+        /// Plaintext gRPC between the processes, no certificates: only to measure what TLS
+        /// costs (`loadgen bench` against both).
+        #[arg(long)]
+        insecure: bool,
         #[command(flatten)]
         output: OutputArg,
     },
@@ -277,11 +281,13 @@ async fn main() -> ExitCode {
             gateway,
             base_port,
             tokens,
+            insecure,
             output,
         } => demo::run(demo::DemoOptions {
             gateway,
             base_port,
             tokens,
+            insecure,
             flash_sale,
             exit,
             out: output.format(),

@@ -16,6 +16,8 @@ pub struct DemoOptions {
     pub base_port: u16,
     /// Bearer tokens on the HTTP API: one with every scope, printed once.
     pub tokens: bool,
+    /// Plaintext node ports: only to measure what TLS costs.
+    pub insecure: bool,
     pub flash_sale: bool,
     /// Stop after the flash sale instead of waiting for Ctrl-C (for scripts).
     pub exit: bool,
@@ -57,8 +59,15 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         opts.gateway,
         dir.path().display()
     ));
-    let mut cluster =
-        LocalCluster::start_secure(3, opts.base_port, dir.path(), "info,openraft=warn")?;
+    let log_level = "info,openraft=warn";
+    let mut cluster = if opts.insecure {
+        out.progress(
+            "warning: --insecure: the node ports speak plaintext gRPC, without certificates",
+        );
+        LocalCluster::start(3, opts.base_port, dir.path(), log_level)?
+    } else {
+        LocalCluster::start_secure(3, opts.base_port, dir.path(), log_level)?
+    };
     super::admin::use_dialer(cluster.admin_dialer()?);
     cluster.wait_for_leader(Duration::from_secs(30)).await?;
     let token = if opts.tokens {

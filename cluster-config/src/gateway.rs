@@ -43,6 +43,23 @@ pub struct GatewayConfig {
     /// Bearer tokens of the HTTP API; none means the API is open (API.md, Access control).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tokens: Vec<ApiToken>,
+    /// How long a request body may take to arrive in full; a slower one is refused.
+    #[serde(default = "default_body_timeout_ms")]
+    pub body_timeout_ms: u64,
+    /// Serve the HTTP API over TLS with this certificate; absent: plain HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub https: Option<HttpsSettings>,
+}
+
+/// The certificate the gateway's HTTP listener presents: any server certificate clients
+/// trust (a public CA's, a company CA's, or `invctl certs gateway` with the cluster CA).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpsSettings {
+    /// The certificate chain, PEM, leaf first.
+    pub cert: std::path::PathBuf,
+    /// Its private key, PEM.
+    pub key: std::path::PathBuf,
 }
 
 /// One bearer token, as its SHA-256 (`invctl tokens new` prints the line to paste).
@@ -113,9 +130,13 @@ fn default_backoff_initial_ms() -> u64 {
 fn default_backoff_max_ms() -> u64 {
     500
 }
+fn default_body_timeout_ms() -> u64 {
+    10_000
+}
 
 impl GatewayConfig {
     pub const REQUEST_DEADLINE_RANGE_MS: std::ops::RangeInclusive<u64> = 100..=600_000;
+    pub const BODY_TIMEOUT_RANGE_MS: std::ops::RangeInclusive<u64> = 100..=600_000;
 
     /// A config with every default and the given nodes, for launchers that
     /// build a gateway config in code; it dials the nodes in plaintext until `tls` is set.
@@ -131,6 +152,8 @@ impl GatewayConfig {
             backoff_max_ms: default_backoff_max_ms(),
             tls: TlsSettings::insecure(),
             tokens: Vec::new(),
+            body_timeout_ms: default_body_timeout_ms(),
+            https: None,
         }
     }
 
@@ -232,8 +255,26 @@ impl GatewayConfig {
             ));
         }
         fits_toml_integer("backoff_max_ms", self.backoff_max_ms)?;
+        if !Self::BODY_TIMEOUT_RANGE_MS.contains(&self.body_timeout_ms) {
+            return Err(ConfigError::invalid(
+                "body_timeout_ms",
+                format!(
+                    "is {} ms; it must be in {}..={} ms (default 10000)",
+                    self.body_timeout_ms,
+                    Self::BODY_TIMEOUT_RANGE_MS.start(),
+                    Self::BODY_TIMEOUT_RANGE_MS.end()
+                ),
+            ));
+        }
         for (i, token) in self.tokens.iter().enumerate() {
             token.validate(i)?;
+        }
+        if let Some(https) = &self.https {
+            for (field, path) in [("https.cert", &https.cert), ("https.key", &https.key)] {
+                if path.as_os_str().is_empty() {
+                    return Err(ConfigError::invalid(field, "is empty; give a PEM file"));
+                }
+            }
         }
         self.tls.validate()
     }
@@ -269,7 +310,9 @@ tls = { insecure = true }"#;
             rate_limit_burst = 2000
             backoff_initial_ms = 5
             backoff_max_ms = 5
+            body_timeout_ms = 250
             tls = { ca = "ca.pem", cert = "gateway.pem", key = "gateway.key" }
+            https = { cert = "gateway-https.pem", key = "gateway-https.key" }
             "#,
         )
         .expect("valid gateway config")
@@ -330,6 +373,22 @@ tls = { insecure = true }"#;
         assert_eq!(c.rate_limit_burst, None);
         assert_eq!(c.backoff_initial_ms, 10);
         assert_eq!(c.backoff_max_ms, 500);
+        assert_eq!(c.body_timeout_ms, 10_000);
+        assert_eq!(c.https, None);
+    }
+
+    #[test]
+    fn https_section_round_trips() {
+        let text = format!("{MINIMAL}\nhttps = {{ cert = \"gw.pem\", key = \"gw.key\" }}\n");
+        let c = GatewayConfig::from_toml_str(&text).unwrap();
+        let https = c.https.clone().unwrap();
+        assert_eq!(https.cert, std::path::PathBuf::from("gw.pem"));
+        assert_eq!(
+            GatewayConfig::from_toml_str(&c.to_toml_string()).unwrap(),
+            c
+        );
+        let e = parse_error(&format!("{MINIMAL}\nhttps = {{ cert = \"gw.pem\" }}\n"));
+        assert!(e.contains("missing field `key`"), "{e}");
     }
 
     #[test]
@@ -370,7 +429,7 @@ tls = { insecure = true }"#;
     #[test]
     fn limit_rules() {
         type Edit = fn(&mut GatewayConfig);
-        let cases: [(&str, Edit); 10] = [
+        let cases: [(&str, Edit); 14] = [
             ("request_deadline_ms", |c| c.request_deadline_ms = 99),
             ("request_deadline_ms", |c| c.request_deadline_ms = 600_001),
             ("max_in_flight", |c| c.max_in_flight = 0),
@@ -386,6 +445,20 @@ tls = { insecure = true }"#;
             }),
             ("backoff_max_ms", |c| {
                 c.backoff_max_ms = u64::MAX;
+            }),
+            ("body_timeout_ms", |c| c.body_timeout_ms = 99),
+            ("body_timeout_ms", |c| c.body_timeout_ms = 600_001),
+            ("https.cert", |c| {
+                c.https = Some(HttpsSettings {
+                    cert: "".into(),
+                    key: "k.pem".into(),
+                })
+            }),
+            ("https.key", |c| {
+                c.https = Some(HttpsSettings {
+                    cert: "c.pem".into(),
+                    key: "".into(),
+                })
             }),
         ];
         for (field, edit) in cases {

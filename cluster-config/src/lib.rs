@@ -17,7 +17,7 @@ mod samples;
 mod tls;
 
 pub use error::ConfigError;
-pub use gateway::{ApiToken, GatewayConfig};
+pub use gateway::{ApiToken, GatewayConfig, HttpsSettings};
 pub use node::{local_cluster, ClockSettings, GroupCommit, NodeConfig, RaftTiming, Storage};
 pub use samples::{sample_five_node, sample_gateway, sample_three_node};
 pub use tls::{TlsFiles, TlsSettings};

@@ -109,4 +109,18 @@ mod tests {
         let g = GatewayConfig::from_toml_str(&text).unwrap();
         assert!(g.rate_limit_per_sec.is_some() && g.rate_limit_burst.is_some());
     }
+
+    #[test]
+    fn commented_out_https_is_valid_when_enabled() {
+        let text = sample_gateway()[0]
+            .1
+            .replace("# [https]", "[https]")
+            .replace("# cert =", "cert =")
+            .replace("# key =", "key =");
+        let g = GatewayConfig::from_toml_str(&text).unwrap();
+        assert_eq!(
+            g.https.unwrap().cert,
+            std::path::PathBuf::from("certs/gateway.pem")
+        );
+    }
 }

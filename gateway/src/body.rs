@@ -1,10 +1,14 @@
-//! Request bodies: the size limit (413: 64 KiB, 1 MiB for an order batch), the
+//! Request bodies: reading them in full within the body timeout (before admission, see
+//! `routes::admit`), the size limit (413: 64 KiB, 1 MiB for an order batch), the
 //! `Content-Type` rule (415) and JSON decoding into the request shapes with unknown fields
 //! refused (400), naming the innermost field of a bad value (`items[3].qty`).
 //!
 //! This module only turns bytes into a typed body; whether the values obey the API's rules is
 //! `requests`' business.
 
+use std::time::Duration;
+
+use axum::body::Body;
 use axum::extract::{FromRequest, Request};
 use axum::http::{header, HeaderMap};
 use http_body_util::BodyExt;
@@ -71,27 +75,36 @@ async fn read_required(req: Request, limit: usize) -> Result<Vec<u8>, ApiError> 
     Ok(bytes)
 }
 
-/// How long a whole body may take to arrive: a client trickling bytes must not hold a
-/// connection, a task and a buffer for ever.
-pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Reads the whole body within [`BODY_READ_TIMEOUT`], refusing it as soon as it passes
-/// `limit`, so a client cannot make the gateway buffer more than that.
-async fn read(req: Request, limit: usize) -> Result<(HeaderMap, Vec<u8>), ApiError> {
-    tokio::time::timeout(BODY_READ_TIMEOUT, read_unbounded(req, limit))
+/// Reads the whole body within `timeout`, refusing it as soon as it passes `limit`, and gives
+/// back the request with the body in memory. Admission runs after this (`routes::admit`), so
+/// a client trickling its body holds no in-flight slot while it does.
+pub async fn buffer(req: Request, limit: usize, timeout: Duration) -> Result<Request, ApiError> {
+    let (parts, body) = req.into_parts();
+    let bytes = tokio::time::timeout(timeout, read_limited(&parts.headers, body, limit))
         .await
         .unwrap_or_else(|_| {
             Err(ApiError::invalid_request(format!(
-                "the body did not arrive within {} s",
-                BODY_READ_TIMEOUT.as_secs()
+                "the body did not arrive within {} ms",
+                timeout.as_millis()
             )))
-        })
+        })?;
+    Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 
-async fn read_unbounded(req: Request, limit: usize) -> Result<(HeaderMap, Vec<u8>), ApiError> {
-    let (parts, mut body) = req.into_parts();
-    let declared = parts
-        .headers
+/// The body's bytes, refused as soon as they pass `limit`. By the time an extractor calls
+/// this, [`buffer`] has already read the body from the network.
+async fn read(req: Request, limit: usize) -> Result<(HeaderMap, Vec<u8>), ApiError> {
+    let (parts, body) = req.into_parts();
+    let bytes = read_limited(&parts.headers, body, limit).await?;
+    Ok((parts.headers, bytes))
+}
+
+async fn read_limited(
+    headers: &HeaderMap,
+    mut body: Body,
+    limit: usize,
+) -> Result<Vec<u8>, ApiError> {
+    let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
@@ -109,7 +122,7 @@ async fn read_unbounded(req: Request, limit: usize) -> Result<(HeaderMap, Vec<u8
             bytes.extend_from_slice(&data);
         }
     }
-    Ok((parts.headers, bytes))
+    Ok(bytes)
 }
 
 /// `application/json`, any case, parameters such as `; charset=utf-8` allowed.

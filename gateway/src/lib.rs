@@ -20,6 +20,7 @@ mod auth;
 mod body;
 mod cluster;
 mod error;
+mod https;
 mod ids;
 pub mod loadgen;
 mod metrics;

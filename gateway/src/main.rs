@@ -35,6 +35,12 @@ struct Args {
     /// Its private key.
     #[arg(long, value_name = "FILE", requires_all = ["ca", "cert"])]
     key: Option<PathBuf>,
+    /// Serve the HTTP API over TLS with this certificate chain (PEM); overrides [https].
+    #[arg(long, value_name = "FILE", requires = "https_key")]
+    https_cert: Option<PathBuf>,
+    /// The HTTPS certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "https_cert")]
+    https_key: Option<PathBuf>,
 }
 
 fn config(args: Args) -> anyhow::Result<GatewayConfig> {
@@ -53,6 +59,9 @@ fn config(args: Args) -> anyhow::Result<GatewayConfig> {
     }
     if let (Some(ca), Some(cert), Some(key)) = (args.ca, args.cert, args.key) {
         config.tls = cluster_config::TlsSettings::files(cluster_config::TlsFiles { ca, cert, key });
+    }
+    if let (Some(cert), Some(key)) = (args.https_cert, args.https_key) {
+        config.https = Some(cluster_config::HttpsSettings { cert, key });
     }
     config.validate()?;
     Ok(config)

@@ -30,6 +30,8 @@ pub enum StartError {
     Config(#[from] ConfigError),
     #[error("TLS towards the nodes: {0:#}")]
     Tls(anyhow::Error),
+    #[error("HTTPS: {0:#}")]
+    Https(anyhow::Error),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -64,6 +66,7 @@ pub fn app(config: &GatewayConfig) -> Result<Router, StartError> {
         ),
         metrics,
         tokens: Arc::new(crate::auth::Tokens::from_config(&config.tokens)),
+        body_timeout: Duration::from_millis(config.body_timeout_ms),
     });
     Ok(routes::router(state))
 }
@@ -91,6 +94,8 @@ pub struct Gateway {
     listener: TcpListener,
     local_addr: SocketAddr,
     app: Router,
+    /// `Some`: the API is served over TLS with this config.
+    https: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Gateway {
@@ -98,6 +103,13 @@ impl Gateway {
     /// [`Gateway::local_addr`]).
     pub async fn bind(config: GatewayConfig) -> Result<Gateway, StartError> {
         let app = app(&config)?;
+        // Bad certificate files fail the start, not the first client's handshake.
+        let https = config
+            .https
+            .as_ref()
+            .map(crate::https::server_config)
+            .transpose()
+            .map_err(StartError::Https)?;
         let listener = listen(config.listen).map_err(|source| StartError::Bind {
             addr: config.listen,
             source,
@@ -110,6 +122,7 @@ impl Gateway {
             listener,
             local_addr,
             app,
+            https,
         })
     }
 
@@ -125,17 +138,25 @@ impl Gateway {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        // Answers are small and latency-bound: do not let Nagle hold them back.
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-            }
-        });
-        let server = axum::serve(listener, self.app).with_graceful_shutdown(async move {
+        let stopped = async move {
             let _ = stop_rx.await;
-        });
-        let mut server = tokio::spawn(std::future::IntoFuture::into_future(server));
-        tracing::info!(addr = %self.local_addr, "gateway listening");
+        };
+        let (mut server, scheme) = match self.https {
+            Some(tls) => {
+                let listener = crate::https::TlsListener::new(self.listener, tls)?;
+                (spawn_server(listener, self.app, stopped), "https")
+            }
+            None => {
+                // Answers are small and latency-bound: do not let Nagle hold them back.
+                let listener = self.listener.tap_io(|tcp| {
+                    if let Err(e) = tcp.set_nodelay(true) {
+                        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+                    }
+                });
+                (spawn_server(listener, self.app, stopped), "http")
+            }
+        };
+        tracing::info!(addr = %self.local_addr, scheme, "gateway listening");
         tokio::select! {
             ended = &mut server => {
                 // The server stopped without being asked: an accept loop error.
@@ -156,6 +177,18 @@ impl Gateway {
         tracing::info!("gateway stopped");
         Ok(())
     }
+}
+
+fn spawn_server<L>(
+    listener: L,
+    app: Router,
+    stopped: impl Future<Output = ()> + Send + 'static,
+) -> tokio::task::JoinHandle<std::io::Result<()>>
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+{
+    let server = axum::serve(listener, app).with_graceful_shutdown(stopped);
+    tokio::spawn(std::future::IntoFuture::into_future(server))
 }
 
 fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {

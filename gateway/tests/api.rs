@@ -720,6 +720,86 @@ async fn in_flight_bound_answers_429_at_once() {
     assert_eq!(again.status, 201, "the slot is free again");
 }
 
+/// A body that sends `head` and then nothing more, for ever: a client trickling its body.
+fn stalled_body(head: &'static str) -> Body {
+    use futures::StreamExt;
+    let first = futures::stream::once(async move {
+        Ok::<_, std::io::Error>(axum::body::Bytes::from_static(head.as_bytes()))
+    });
+    Body::from_stream(first.chain(futures::stream::pending()))
+}
+
+#[tokio::test]
+async fn a_slow_body_holds_no_in_flight_slot_and_is_refused_at_the_body_timeout() {
+    let node = FakeNode::start(1).await;
+    let mut c = config(vec![node.addr.clone()]);
+    c.max_in_flight = 1;
+    c.body_timeout_ms = 300;
+    let app = gateway::app(&c).unwrap();
+    let started = std::time::Instant::now();
+    let slow = tokio::spawn({
+        let app = app.clone();
+        async move {
+            send(
+                &app,
+                "POST",
+                "/v1/skus",
+                Some("application/json"),
+                stalled_body(r#"{"sku": "SLOW", "#),
+            )
+            .await
+        }
+    });
+    // Admission comes after the body: the one slot is free for a request that has its body.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let quick = post_json(&app, "/v1/skus", json!({"sku": "B1", "stock": 1})).await;
+    assert_eq!(quick.status, 201, "{}", quick.text());
+    assert!(!slow.is_finished(), "the slow body is still arriving");
+
+    let slow = slow.await.unwrap();
+    let body = slow.assert_error(400, "invalid_request");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did not arrive within 300 ms"),
+        "{body}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert!(
+        node.commands()
+            .iter()
+            .all(|c| !format!("{c:?}").contains("SLOW")),
+        "nothing of the slow request reached the cluster"
+    );
+    // The slot was never taken by the slow request, nor leaked by it.
+    let again = post_json(&app, "/v1/skus", json!({"sku": "C1", "stock": 1})).await;
+    assert_eq!(again.status, 201, "{}", again.text());
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_refused_before_admission_with_413() {
+    let node = FakeNode::start(1).await;
+    let app = gateway::app(&config(vec![node.addr.clone()])).unwrap();
+    let big = format!(
+        r#"{{"sku": "A1", "stock": 1, "pad": "{}"}}"#,
+        "x".repeat(70_000)
+    );
+    let answer = send(&app, "POST", "/v1/skus", Some("application/json"), big).await;
+    answer.assert_error(413, "payload_too_large");
+    // The batch route has its own, larger limit.
+    let batch = format!(r#"{{"orders": [], "pad": "{}"}}"#, "x".repeat(70_000));
+    let answer = send(
+        &app,
+        "POST",
+        "/v1/orders/batch",
+        Some("application/json"),
+        batch,
+    )
+    .await;
+    answer.assert_error(400, "invalid_request");
+}
+
 #[tokio::test]
 async fn empty_token_bucket_answers_429_with_whole_seconds() {
     let node = FakeNode::start(1).await;

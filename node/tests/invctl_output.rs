@@ -139,6 +139,31 @@ fn demo_prints_where_it_serves_as_json() {
     );
 }
 
+/// The demo reports ready only once its gateway answered `/healthz` over TLS with the
+/// certificate it made, checked against its CA: a ready document is that check passing.
+#[test]
+fn demo_https_serves_the_api_over_tls() {
+    let (gateway, ready) = demo_ready(&["--https"]);
+    assert_eq!(ready["url"], format!("https://{gateway}"), "{ready}");
+    assert_eq!(ready["status_page"], format!("https://{gateway}/ui/"));
+    assert!(
+        ready["https_ca"].as_str().unwrap().ends_with("ca.pem"),
+        "{ready}"
+    );
+    assert_eq!(ready["status"]["healthy"], true, "{ready}");
+}
+
+#[test]
+fn demo_https_needs_the_certificates_insecure_leaves_out() {
+    let out = Process::new(env!("CARGO_BIN_EXE_invctl"))
+        .args(["demo", "--exit", "--https", "--insecure"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--insecure"), "{stderr}");
+}
+
 #[test]
 fn demo_insecure_runs_without_certificates() {
     let (_, ready) = demo_ready(&["--insecure"]);

@@ -37,6 +37,8 @@ pub struct AppState {
     pub admission: Admission,
     pub metrics: Arc<Metrics>,
     pub tokens: Arc<crate::auth::Tokens>,
+    /// How long a request body may take to arrive (`body_timeout_ms`).
+    pub body_timeout: std::time::Duration,
 }
 
 pub type Shared = Arc<AppState>;
@@ -163,12 +165,23 @@ async fn observe(State(state): State<Shared>, req: Request, next: Next) -> Respo
 
 /// Admission control for the API routes: operations endpoints (`/healthz`, `/readyz`,
 /// `/metrics`) must answer even when the gateway is saturated.
+///
+/// The body is read first, within the body timeout: a slot is for work on the cluster, and a
+/// client sending its body slowly (or never) must not hold one while it does.
 async fn admit(State(state): State<Shared>, req: Request, next: Next) -> Response {
-    let is_api =
-        req.uri().path().starts_with("/v1/") && req.extensions().get::<MatchedPath>().is_some();
-    if !is_api {
-        return next.run(req).await;
-    }
+    let route = match req.extensions().get::<MatchedPath>() {
+        Some(m) if m.as_str().starts_with("/v1/") => m.as_str(),
+        _ => return next.run(req).await,
+    };
+    let limit = if route == paths::ORDER_BATCH {
+        crate::order_batch::MAX_BATCH_BODY_BYTES
+    } else {
+        crate::body::MAX_BODY_BYTES
+    };
+    let req = match crate::body::buffer(req, limit, state.body_timeout).await {
+        Ok(req) => req,
+        Err(e) => return e.into_response(),
+    };
     match state.admission.admit() {
         Ok(_permit) => next.run(req).await,
         Err(refused) => refused.into_response(),

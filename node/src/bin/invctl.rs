@@ -59,6 +59,10 @@ enum Cmd {
         /// Require a bearer token on the HTTP API; one with every scope is made and printed.
         #[arg(long, conflicts_with = "flash_sale")]
         tokens: bool,
+        /// Serve the HTTP API over TLS, with the gateway's certificate from the demo's CA
+        /// (curl --cacert); the flash sale's load generator speaks plain HTTP only.
+        #[arg(long, conflicts_with_all = ["flash_sale", "insecure"])]
+        https: bool,
         /// Plaintext gRPC between the processes, no certificates: only to measure what TLS
         /// costs (`loadgen bench` against both).
         #[arg(long)]
@@ -144,6 +148,10 @@ enum Cmd {
             value_name = "HOST:PORT"
         )]
         gateway: String,
+        /// The CA of the gateway's HTTPS certificate: speak TLS to it (`demo --https` prints
+        /// it).
+        #[arg(long, env = "FLASHSTOCK_HTTPS_CA", value_name = "FILE")]
+        https_ca: Option<std::path::PathBuf>,
         /// Bearer token with the `read` scope, when the gateway requires tokens.
         #[arg(long, env = "FLASHSTOCK_TOKEN", hide_env_values = true)]
         token: Option<String>,
@@ -281,12 +289,14 @@ async fn main() -> ExitCode {
             gateway,
             base_port,
             tokens,
+            https,
             insecure,
             output,
         } => demo::run(demo::DemoOptions {
             gateway,
             base_port,
             tokens,
+            https,
             insecure,
             flash_sale,
             exit,
@@ -351,11 +361,15 @@ async fn main() -> ExitCode {
             after,
             follow,
             gateway,
+            https_ca,
             token,
             output,
         } => events::run(
             events::EventsOptions {
-                gateway,
+                gateway: node::cli::gateway_http::GatewayAddr {
+                    addr: gateway,
+                    https_ca,
+                },
                 after,
                 follow,
                 token,

@@ -3,6 +3,7 @@
 //! Ctrl-C. The nodes' ports speak mTLS only, with a CA and certificates made in the data
 //! dir; the gateway's HTTP side stays plain so the README's `curl` lines work.
 
+use super::gateway_http::GatewayAddr;
 use super::output::Format;
 use super::status::{self, ClusterStatus};
 use crate::launcher::{sibling, LocalCluster};
@@ -16,6 +17,8 @@ pub struct DemoOptions {
     pub base_port: u16,
     /// Bearer tokens on the HTTP API: one with every scope, printed once.
     pub tokens: bool,
+    /// HTTPS on the API with the gateway certificate (issued for 127.0.0.1 and localhost).
+    pub https: bool,
     /// Plaintext node ports: only to measure what TLS costs.
     pub insecure: bool,
     pub flash_sale: bool,
@@ -29,6 +32,10 @@ pub struct DemoOptions {
 #[derive(Debug, Serialize)]
 pub struct Ready {
     pub gateway: String,
+    /// The API's base URL: `http://` or, with `--https`, `https://`.
+    pub url: String,
+    /// With `--https`: the CA that signed the API's certificate (curl --cacert).
+    pub https_ca: Option<PathBuf>,
     /// The gateway's status page (cluster, live stock, sales, events), for a browser.
     pub status_page: String,
     pub nodes: Vec<String>,
@@ -76,6 +83,21 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         None
     };
     let mut gateway_flags = Vec::new();
+    let mut https_ca = None;
+    if opts.https {
+        let certs = cluster
+            .certs
+            .as_ref()
+            .context("--https needs the demo's certificates, which --insecure leaves out")?;
+        for (flag, path) in [
+            ("--https-cert", &certs.gateway.cert),
+            ("--https-key", &certs.gateway.key),
+        ] {
+            gateway_flags.push(flag.to_string());
+            gateway_flags.push(path.display().to_string());
+        }
+        https_ca = Some(certs.gateway.ca.clone());
+    }
     if let Some(token) = &token {
         let mut config = cluster_config::GatewayConfig::with_nodes(cluster.addrs());
         config.tokens = vec![cluster_config::ApiToken {
@@ -85,15 +107,22 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         }];
         let path = dir.path().join("gateway.toml");
         std::fs::write(&path, config.to_toml_string())?;
-        gateway_flags = vec!["--config".to_string(), path.display().to_string()];
+        gateway_flags.extend(["--config".to_string(), path.display().to_string()]);
     }
     cluster.start_gateway(&opts.gateway, &gateway_flags)?;
-    wait_for_port(&opts.gateway, Duration::from_secs(15)).await?;
+    let gateway = GatewayAddr {
+        addr: opts.gateway.clone(),
+        https_ca: https_ca.clone(),
+    };
+    wait_for_gateway(&gateway, Duration::from_secs(15)).await?;
     cluster.check_alive()?;
 
+    let url = gateway.url();
     let ready = Ready {
         gateway: opts.gateway.clone(),
-        status_page: format!("http://{}/ui/", opts.gateway),
+        status_page: format!("{url}/ui/"),
+        url,
+        https_ca,
         nodes: cluster.addrs(),
         data_dir: dir.path().to_path_buf(),
         admin_tls: cluster.certs.as_ref().map(|c| AdminTls {
@@ -147,13 +176,17 @@ fn print_ready(ready: &Ready) {
     println!();
     status::print(&ready.status);
     println!("\nStatus page: {}", ready.status_page);
-    let gw = &ready.gateway;
+    let gw = &ready.url;
+    let curl = match &ready.https_ca {
+        Some(ca) => format!("curl --cacert {}", ca.display()),
+        None => "curl".to_string(),
+    };
     println!(
-        "\nTry it:\n  curl -s -XPOST {gw}/v1/skus -H 'content-type: application/json' -d '{{\"sku\":\"phone\",\"stock\":10}}'\n  \
-         curl -s -XPOST {gw}/v1/orders -H 'content-type: application/json' -d '{{\"order_id\":\"o-1\",\"user_id\":\"u-1\",\"items\":[{{\"sku\":\"phone\",\"qty\":1}}]}}'\n  \
-         curl -s -XPOST {gw}/v1/orders/o-1/pay\n  \
-         curl -s {gw}/v1/skus/phone\n  \
-         curl -s {gw}/v1/cluster\n  \
+        "\nTry it:\n  {curl} -s -XPOST {gw}/v1/skus -H 'content-type: application/json' -d '{{\"sku\":\"phone\",\"stock\":10}}'\n  \
+         {curl} -s -XPOST {gw}/v1/orders -H 'content-type: application/json' -d '{{\"order_id\":\"o-1\",\"user_id\":\"u-1\",\"items\":[{{\"sku\":\"phone\",\"qty\":1}}]}}'\n  \
+         {curl} -s -XPOST {gw}/v1/orders/o-1/pay\n  \
+         {curl} -s {gw}/v1/skus/phone\n  \
+         {curl} -s {gw}/v1/cluster\n  \
          cargo run --release --bin invctl -- status --nodes {}{}\n",
         ready.nodes.join(","),
         ready
@@ -184,13 +217,21 @@ fn print_ready(ready: &Ready) {
     }
 }
 
-async fn wait_for_port(addr: &str, timeout: Duration) -> anyhow::Result<()> {
+/// Waits until the gateway answers `GET /healthz` with 200, over TLS when it serves HTTPS: the
+/// demo shows the addresses it prints working, not just a port open.
+async fn wait_for_gateway(gateway: &GatewayAddr, timeout: Duration) -> anyhow::Result<()> {
     let started = Instant::now();
+    let mut last = String::from("no answer yet");
     while started.elapsed() < timeout {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return Ok(());
+        match gateway.send(hyper::Request::get("/healthz")).await {
+            Ok(answer) if answer.status() == hyper::StatusCode::OK => return Ok(()),
+            Ok(answer) => last = format!("answered {}", answer.status()),
+            Err(e) => last = format!("{e:#}"),
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    bail!("the gateway did not listen on {addr} within {timeout:?}")
+    bail!(
+        "the gateway at {} did not answer /healthz within {timeout:?}: {last}",
+        gateway.url()
+    )
 }

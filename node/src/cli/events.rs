@@ -5,12 +5,12 @@
 //! With `--follow` a dropped connection is reopened with `Last-Event-ID`, so the printed
 //! feed has no gap and no repeat across gateway restarts and leader changes.
 
+use super::gateway_http::GatewayAddr;
 use super::output::Format;
 use anyhow::{anyhow, bail, Context};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::BodyExt;
 use hyper::body::Bytes;
 use hyper::{Request, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -18,8 +18,7 @@ use std::time::Duration;
 const RECONNECT_PAUSE: Duration = Duration::from_millis(500);
 
 pub struct EventsOptions {
-    /// `host:port` of a gateway.
-    pub gateway: String,
+    pub gateway: GatewayAddr,
     pub after: u64,
     pub follow: bool,
     pub token: Option<String>,
@@ -188,23 +187,14 @@ async fn open(
     path: &str,
     last_event_id: Option<u64>,
 ) -> anyhow::Result<hyper::Response<hyper::body::Incoming>> {
-    let tcp = tokio::net::TcpStream::connect(&opts.gateway)
-        .await
-        .with_context(|| format!("cannot reach the gateway at {}", opts.gateway))?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    let mut request = Request::get(path).header("host", opts.gateway.as_str());
+    let mut request = Request::get(path);
     if let Some(id) = last_event_id {
         request = request.header("last-event-id", id.to_string());
     }
     if let Some(token) = &opts.token {
         request = request.header("authorization", format!("Bearer {token}"));
     }
-    Ok(sender
-        .send_request(request.body(Empty::<Bytes>::new())?)
-        .await?)
+    opts.gateway.send(request).await
 }
 
 /// Turns stream bytes into the events' JSON bodies; comments (keep-alives) and fields other

@@ -7,6 +7,7 @@ pub mod certs;
 pub mod demo;
 pub mod events;
 pub mod exit_code;
+pub mod gateway_http;
 pub mod membership;
 pub mod output;
 pub mod snapshot_file;

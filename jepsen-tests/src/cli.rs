@@ -40,6 +40,7 @@ pub const EXIT_UNKNOWN: u8 = 3;
         jepsen --nodes 3 --workload register --faults partition --time-limit 60\n  \
         jepsen --nodes 5 --workload flash-sale --faults all --time-limit 600 --seed 42\n  \
         jepsen ci\n  \
+        jepsen campaign --runs 100 --time-limit 30 --seed 7\n  \
         jepsen check --model cas-register --format jepsen-log jepsen.log\n\n\
         Exit codes: 0 passed, 1 failed, 2 usage, 77 skipped (not root / no namespaces); \
         see `jepsen check --help` for its own."
@@ -55,6 +56,9 @@ struct Cli {
 enum Cmd {
     /// The CI suite: partitions, pauses, kills, a mix, a five-node ring, and the broken node.
     Ci(CiArgs),
+    /// Many seeded runs, each with a workload, fault mix and cluster size drawn from --seed;
+    /// one table at the end (runs, operations, anomalies by kind, seeds of failures).
+    Campaign(CampaignArgs),
     /// Checks a recorded history for linearizability against a model (no cluster, no root).
     #[command(
         after_help = "Prints `linearizable` (exit 0), `not-linearizable` and where \
@@ -145,6 +149,28 @@ struct CiArgs {
     /// Use this stale-reads node instead of building one.
     #[arg(long, value_name = "PATH")]
     broken_node_bin: Option<PathBuf>,
+    /// Time budget of each linearizability search, seconds.
+    #[arg(long, default_value_t = 45)]
+    check_budget: u64,
+}
+
+#[derive(Args)]
+struct CampaignArgs {
+    /// How many runs.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    runs: u32,
+    /// The campaign's seed: it draws every run's seed, workload, faults and size
+    /// [default: random, printed first].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Seconds per run.
+    #[arg(long, default_value_t = 30)]
+    time_limit: u64,
+    /// Parent of the runs' dirs [default: $TMPDIR/jepsen/campaign-<time>-s<seed>].
+    #[arg(long, value_name = "DIR")]
+    run_dir: Option<PathBuf>,
+    #[command(flatten)]
+    binaries: Binaries,
     /// Time budget of each linearizability search, seconds.
     #[arg(long, default_value_t = 45)]
     check_budget: u64,
@@ -362,6 +388,28 @@ async fn ci_run(args: CiArgs) -> ExitCode {
     finish(&summary)
 }
 
+async fn campaign_run(args: CampaignArgs) -> ExitCode {
+    if let Some(code) = skip_if_unsupported() {
+        return code;
+    }
+    let seed = args.seed.unwrap_or_else(Rng::fresh_seed);
+    let (node_bin, gateway_bin) = args.binaries.resolve();
+    let options = crate::campaign::CampaignOptions {
+        runs: args.runs,
+        seed,
+        time_limit: Duration::from_secs(args.time_limit),
+        base_dir: args
+            .run_dir
+            .unwrap_or_else(|| default_base().join(format!("campaign-{}-s{seed}", unix_secs()))),
+        node_bin,
+        gateway_bin,
+        self_bin: self_bin(),
+        check_budget: Duration::from_secs(args.check_budget),
+    };
+    let summary = crate::campaign::campaign(&options).await;
+    finish(&summary)
+}
+
 /// The whole program; `src/bin/jepsen.rs` only calls this.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -395,6 +443,10 @@ pub fn main() -> ExitCode {
             Some(Cmd::Ci(args)) => {
                 crate::topology::install_cleanup_handlers();
                 ci_run(args).await
+            }
+            Some(Cmd::Campaign(args)) => {
+                crate::topology::install_cleanup_handlers();
+                campaign_run(args).await
             }
             Some(Cmd::Check(args)) => check_history(&args),
             None => {

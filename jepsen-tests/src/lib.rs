@@ -27,6 +27,7 @@
 //! configs the binaries read) and `proto` (only the admin `Status` call).
 
 pub mod atomicity;
+pub mod campaign;
 pub mod cas_register;
 pub mod ci;
 pub mod cli;

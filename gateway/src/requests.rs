@@ -327,8 +327,11 @@ pub fn parse_count(field: &str, raw: &str) -> Result<u64, ValidationError> {
 }
 
 impl EventsQuery {
+    /// The query parameters it takes; the OpenAPI document lists the same.
+    pub const PARAMS: [&str; 2] = ["after", "limit"];
+
     pub fn parse(raw: Option<&str>) -> Result<Self, ValidationError> {
-        let pairs = query_pairs(raw, &["after", "limit"])?;
+        let pairs = query_pairs(raw, &Self::PARAMS)?;
         let after = get(&pairs, "after").map_or(Ok(0), |a| parse_count("after", a))?;
         let limit = parse_limit(get(&pairs, "limit"))?;
         Ok(Self { after, limit })
@@ -336,8 +339,11 @@ impl EventsQuery {
 }
 
 impl EventStreamQuery {
+    /// The query parameters it takes; the OpenAPI document lists the same.
+    pub const PARAMS: [&str; 1] = ["after"];
+
     pub fn parse(raw: Option<&str>, last_event_id: Option<&str>) -> Result<Self, ValidationError> {
-        let pairs = query_pairs(raw, &["after"])?;
+        let pairs = query_pairs(raw, &Self::PARAMS)?;
         let after = get(&pairs, "after").map_or(Ok(0), |a| parse_count("after", a))?;
         // A reconnecting EventSource sends its last id with the URL it first opened: the id
         // is where it stands now.
@@ -350,8 +356,11 @@ impl EventStreamQuery {
 }
 
 impl SalesQuery {
+    /// The query parameters it takes; the OpenAPI document lists the same.
+    pub const PARAMS: [&str; 2] = ["from_ms", "to_ms"];
+
     pub fn parse(raw: Option<&str>) -> Result<Self, ValidationError> {
-        let pairs = query_pairs(raw, &["from_ms", "to_ms"])?;
+        let pairs = query_pairs(raw, &Self::PARAMS)?;
         let from_ms = get(&pairs, "from_ms").map_or(Ok(0), |v| parse_count("from_ms", v))?;
         let to_ms = get(&pairs, "to_ms").map_or(Ok(u64::MAX), |v| parse_count("to_ms", v))?;
         if to_ms < from_ms {
@@ -365,8 +374,11 @@ impl SalesQuery {
 }
 
 impl ListSkusQuery {
+    /// The query parameters it takes; the OpenAPI document lists the same.
+    pub const PARAMS: [&str; 2] = ["after", "limit"];
+
     pub fn parse(raw: Option<&str>) -> Result<Self, ValidationError> {
-        let pairs = query_pairs(raw, &["after", "limit"])?;
+        let pairs = query_pairs(raw, &Self::PARAMS)?;
         // An empty `after` is the first page, as in the node's contract.
         let after = match get(&pairs, "after") {
             None | Some("") => None,
@@ -378,8 +390,11 @@ impl ListSkusQuery {
 }
 
 impl ListOrdersQuery {
+    /// The query parameters it takes; the OpenAPI document lists the same.
+    pub const PARAMS: [&str; 2] = ["user_id", "limit"];
+
     pub fn parse(raw: Option<&str>) -> Result<Self, ValidationError> {
-        let pairs = query_pairs(raw, &["user_id", "limit"])?;
+        let pairs = query_pairs(raw, &Self::PARAMS)?;
         let user_id = match get(&pairs, "user_id") {
             Some(u) => UserId::parse("user_id", u)?,
             None => return Err(ValidationError::new("user_id", "is required")),

@@ -2,8 +2,8 @@
 //! The scope a request needs is decided by method and path alone, so routes added later are
 //! covered without touching this: every `GET` (and `HEAD`) under `/v1/` needs `read`; other
 //! methods need `catalog` under `/v1/skus` and `orders` under `/v1/orders`; anything else
-//! under `/v1/` needs a known token (its route answers 404 or 405). `/healthz`, `/readyz` and
-//! `/metrics` need none.
+//! under `/v1/` needs a known token (its route answers 404 or 405). Nothing outside `/v1/`
+//! needs one: `/healthz`, `/readyz`, `/metrics`, `/openapi.json` and `/ui/`.
 //!
 //! Configs hold SHA-256 hashes only; a presented token is hashed and compared with every
 //! stored hash in constant time. Neither a token nor its hash is ever logged or echoed.
@@ -188,6 +188,7 @@ mod tests {
         assert_eq!(n(Method::DELETE, "/v1/other"), Needed::AnyToken);
         assert_eq!(n(Method::GET, "/healthz"), Needed::Nothing);
         assert_eq!(n(Method::GET, "/metrics"), Needed::Nothing);
+        assert_eq!(n(Method::GET, "/openapi.json"), Needed::Nothing);
         assert_eq!(n(Method::GET, "/ui/"), Needed::Nothing);
     }
 

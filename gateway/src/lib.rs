@@ -24,6 +24,7 @@ mod https;
 mod ids;
 pub mod loadgen;
 mod metrics;
+mod openapi;
 mod order_batch;
 mod requests;
 mod routes;
@@ -32,6 +33,9 @@ mod ui;
 mod views;
 
 pub use error::ApiError;
+/// Every route pattern the router serves outside `/ui/`, for checking the OpenAPI document of
+/// `GET /openapi.json` against the router.
+pub use routes::paths::ALL as ROUTE_PATTERNS;
 pub use server::{app, serve, Gateway, StartError, SHUTDOWN_GRACE};
 
 /// Re-exported so callers need not depend on `cluster-config` for the one type.

@@ -10,6 +10,7 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use state_machine::ValidationError;
+use utoipa::ToSchema;
 
 use crate::body::{decode, DecodeError};
 use crate::error::ApiError;
@@ -21,10 +22,12 @@ pub const MAX_BATCH_ORDERS: usize = 1_000;
 /// Largest batch body (API.md): 1,000 orders of about a kilobyte each.
 pub const MAX_BATCH_BODY_BYTES: usize = 1_048_576;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, expecting = "a JSON object with orders")]
-struct BatchBody<'a> {
+#[schema(as = PlaceOrderBatch)]
+pub struct BatchBody<'a> {
     #[serde(borrow)]
+    #[schema(value_type = Vec<PlaceOrderBody>, min_items = 1, max_items = 1000)]
     orders: Vec<&'a RawValue>,
 }
 

@@ -10,6 +10,7 @@ use state_machine::{
     Command, Item, Items, OrderId, PaymentRef, Qty, RequestId, RequestTag, SaleWindow, SkuId,
     UserId, ValidationError, DEFAULT_TTL_MS, MAX_COUNT,
 };
+use utoipa::ToSchema;
 
 /// Largest `limit` of a list read (API.md: 1–1000).
 pub const MAX_PAGE_LIMIT: u32 = 1_000;
@@ -24,11 +25,12 @@ fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "a JSON object with start_ms and end_ms"
 )]
+#[schema(as = SaleWindowInput)]
 pub struct SaleWindowBody {
     pub start_ms: u64,
     pub end_ms: u64,
@@ -41,8 +43,9 @@ impl SaleWindowBody {
 }
 
 /// `POST /v1/skus`. Explicit `null` equals leaving an optional field out.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, expecting = "a JSON object")]
+#[schema(as = CreateSku)]
 pub struct CreateSkuBody {
     pub sku: String,
     pub stock: u64,
@@ -72,8 +75,9 @@ impl CreateSkuBody {
 }
 
 /// `POST /v1/skus/{sku}/restock`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, expecting = "a JSON object")]
+#[schema(as = Restock)]
 pub struct RestockBody {
     pub request_id: String,
     pub delta: i64,
@@ -97,8 +101,9 @@ impl RestockBody {
 }
 
 /// `PATCH /v1/skus/{sku}`: an absent field stays as it is, `null` clears the setting.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, expecting = "a JSON object")]
+#[schema(as = PatchSku)]
 pub struct PatchSkuBody {
     #[serde(default, deserialize_with = "present")]
     pub per_user_limit: Option<Option<u64>>,
@@ -128,16 +133,18 @@ impl PatchSkuBody {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, expecting = "a JSON object with sku and qty")]
+#[schema(as = ItemInput)]
 pub struct ItemBody {
     pub sku: String,
     pub qty: u64,
 }
 
 /// `POST /v1/orders`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, expecting = "a JSON object")]
+#[schema(as = PlaceOrder)]
 pub struct PlaceOrderBody {
     #[serde(default)]
     pub order_id: Option<String>,
@@ -182,8 +189,9 @@ impl PlaceOrderBody {
 }
 
 /// `POST /v1/orders/{order_id}/pay`; the body is optional, `null` equals absent.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, expecting = "a JSON object")]
+#[schema(as = Pay)]
 pub struct PayBody {
     #[serde(default)]
     pub payment_ref: Option<String>,
@@ -209,13 +217,15 @@ impl PayBody {
 }
 
 /// `POST /v1/orders/{order_id}/cancel`; the body is optional and has no fields.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, expecting = "a JSON object")]
+#[schema(as = Cancel)]
 pub struct CancelBody {}
 
 /// `POST /v1/orders/{order_id}/refund`; the body is optional, `restock` defaults to true.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, expecting = "a JSON object")]
+#[schema(as = Refund)]
 pub struct RefundBody {
     #[serde(default)]
     pub restock: Option<bool>,

@@ -8,10 +8,12 @@ use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use state_machine::{Event, EventSubject, Order, SaleWindow, SalesBucket, Sku, SALES_BUCKET_MS};
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Sku)]
 pub struct SkuView<'a> {
     pub sku: &'a str,
     pub total: u64,
@@ -19,12 +21,15 @@ pub struct SkuView<'a> {
     pub reserved: u64,
     pub sold: u64,
     pub refunded: u64,
+    #[schema(required = true)]
     pub per_user_limit: Option<u64>,
+    #[schema(required = true)]
     pub sale_window: Option<SaleWindowView>,
     pub revision: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SaleWindow)]
 pub struct SaleWindowView {
     pub start_ms: u64,
     pub end_ms: u64,
@@ -55,21 +60,25 @@ impl<'a> From<&'a Sku> for SkuView<'a> {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Item)]
 pub struct ItemView<'a> {
     pub sku: &'a str,
     pub qty: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Order)]
 pub struct OrderView<'a> {
     pub order_id: &'a str,
     pub user_id: &'a str,
     pub items: Vec<ItemView<'a>>,
+    #[schema(schema_with = crate::openapi::order_status)]
     pub status: &'static str,
     pub created_ms: u64,
     pub expires_ms: u64,
     pub updated_ms: u64,
+    #[schema(required = true)]
     pub payment_ref: Option<&'a str>,
     pub revision: u64,
 }
@@ -99,29 +108,34 @@ impl<'a> From<&'a Order> for OrderView<'a> {
 }
 
 /// `GET /v1/skus`: one page and the cursor of the next (`null` at the end).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SkuPage<'a> {
     pub skus: Vec<SkuView<'a>>,
+    #[schema(required = true)]
     pub next: Option<&'a str>,
 }
 
 /// `GET /v1/orders?user_id=`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OrderList<'a> {
     pub orders: Vec<OrderView<'a>>,
 }
 
 /// One event of the feed: the record as the event left it, under `order` or `sku`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Event)]
 pub struct EventView<'a> {
     pub id: u64,
     #[serde(rename = "type")]
+    #[schema(schema_with = crate::openapi::event_type)]
     pub kind: &'static str,
     pub time_ms: u64,
     pub revision: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub order: Option<OrderView<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub sku: Option<SkuView<'a>>,
 }
 
@@ -143,7 +157,8 @@ impl<'a> From<&'a Event> for EventView<'a> {
 }
 
 /// `GET /v1/events`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = EventPage)]
 pub struct EventPageView<'a> {
     pub events: Vec<EventView<'a>>,
     pub next: u64,
@@ -151,14 +166,16 @@ pub struct EventPageView<'a> {
 }
 
 /// `GET /v1/skus/{sku}/sales`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Sales)]
 pub struct SalesView<'a> {
     pub sku: &'a str,
     pub bucket_ms: u64,
     pub buckets: Vec<BucketView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SalesBucket)]
 pub struct BucketView {
     pub start_ms: u64,
     pub reserved: u64,
@@ -189,15 +206,17 @@ impl<'a> SalesView<'a> {
 }
 
 /// `POST /v1/orders/batch`: one result per order, in request order.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = BatchResults)]
 pub struct BatchView<'a> {
     pub results: Vec<BatchResultView<'a>>,
 }
 
 /// One order of a batch: the status and body `POST /v1/orders` would have answered for it
 /// alone, the body as `order` or as `error`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
+#[schema(as = BatchResult)]
 pub enum BatchResultView<'a> {
     Order {
         status: u16,
@@ -205,6 +224,7 @@ pub enum BatchResultView<'a> {
     },
     Error {
         status: u16,
+        #[schema(schema_with = crate::openapi::error_detail_ref)]
         error: Map<String, Value>,
     },
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use proto::admin::admin_client::AdminClient;
 use proto::admin::{StatusReply, StatusRequest};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::Cluster;
 
@@ -18,17 +19,22 @@ const STATUS_TIMEOUT: Duration = Duration::from_millis(1_000);
 /// Most nodes asked in one view; membership is a handful of nodes, this bounds a bogus list.
 const MAX_NODES: usize = 32;
 
-#[derive(Debug, Serialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, PartialEq, Eq, ToSchema)]
+#[schema(as = Cluster)]
 pub struct ClusterView {
+    /// `null` while no leader is known.
+    #[schema(required = true)]
     pub leader: Option<u64>,
     pub term: u64,
     pub nodes: Vec<NodeView>,
 }
 
-#[derive(Debug, Serialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, PartialEq, Eq, ToSchema)]
+#[schema(as = ClusterNode)]
 pub struct NodeView {
     pub id: u64,
     pub addr: String,
+    #[schema(schema_with = crate::openapi::node_role)]
     pub role: &'static str,
     pub last_log_index: u64,
     pub last_applied: u64,

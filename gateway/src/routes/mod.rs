@@ -43,9 +43,9 @@ pub struct AppState {
 
 pub type Shared = Arc<AppState>;
 
-/// The route patterns: the router's table and the `route` metric label both come from here,
-/// so a label is always a pattern the router knows.
-mod paths {
+/// The route patterns: the router's table, the `route` metric label and the OpenAPI document
+/// all come from here, so a label is always a pattern the router knows.
+pub mod paths {
     pub const SKUS: &str = "/v1/skus";
     pub const SKU: &str = "/v1/skus/{sku}";
     pub const RESTOCK: &str = "/v1/skus/{sku}/restock";
@@ -62,8 +62,9 @@ mod paths {
     pub const HEALTHZ: &str = "/healthz";
     pub const READYZ: &str = "/readyz";
     pub const METRICS: &str = "/metrics";
+    pub const OPENAPI: &str = "/openapi.json";
 
-    pub const ALL: [&str; 16] = [
+    pub const ALL: [&str; 17] = [
         SKUS,
         SKU,
         RESTOCK,
@@ -80,6 +81,7 @@ mod paths {
         HEALTHZ,
         READYZ,
         METRICS,
+        OPENAPI,
     ];
 }
 
@@ -105,6 +107,7 @@ pub fn router(state: Shared) -> Router {
         .route(HEALTHZ, get(ops::healthz))
         .route(READYZ, get(ops::readyz))
         .route(METRICS, get(ops::metrics))
+        .route(OPENAPI, get(ops::openapi))
         .merge(crate::ui::routes())
         // Must come after every route: it replaces each route's default 405 answer.
         .method_not_allowed_fallback(method_not_allowed)
@@ -163,14 +166,19 @@ async fn observe(State(state): State<Shared>, req: Request, next: Next) -> Respo
     response
 }
 
-/// Admission control for the API routes: operations endpoints (`/healthz`, `/readyz`,
-/// `/metrics`) must answer even when the gateway is saturated.
+/// Whether admission control applies to a route: operations endpoints (`/healthz`,
+/// `/readyz`, `/metrics`, `/openapi.json`) must answer even when the gateway is saturated.
+pub fn admission_applies(path: &str) -> bool {
+    path.starts_with("/v1/")
+}
+
+/// Admission control for the API routes (see `admission_applies`).
 ///
 /// The body is read first, within the body timeout: a slot is for work on the cluster, and a
 /// client sending its body slowly (or never) must not hold one while it does.
 async fn admit(State(state): State<Shared>, req: Request, next: Next) -> Response {
     let route = match req.extensions().get::<MatchedPath>() {
-        Some(m) if m.as_str().starts_with("/v1/") => m.as_str(),
+        Some(m) if admission_applies(m.as_str()) => m.as_str(),
         _ => return next.run(req).await,
     };
     let limit = if route == paths::ORDER_BATCH {

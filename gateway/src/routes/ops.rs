@@ -1,4 +1,5 @@
-//! Operations endpoints: liveness, readiness, metrics and the cluster view.
+//! Operations endpoints: liveness, readiness, metrics, the API's OpenAPI document and the
+//! cluster view.
 
 use std::time::Duration;
 
@@ -45,6 +46,15 @@ pub async fn metrics(State(state): State<Shared>) -> Response {
         StatusCode::OK,
         [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         state.metrics.render(),
+    )
+        .into_response()
+}
+
+pub async fn openapi() -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::openapi::document_json(),
     )
         .into_response()
 }

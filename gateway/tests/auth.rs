@@ -230,3 +230,18 @@ async fn without_tokens_configured_the_api_is_open() {
     .await;
     assert_eq!(status, 201, "{body}");
 }
+
+#[tokio::test]
+async fn the_openapi_document_needs_no_token() {
+    let (_node, app, t) = gateway().await;
+    for token in [
+        None,
+        Some("not-a-configured-token"),
+        Some(t.orders.as_str()),
+    ] {
+        let (status, headers, body) = call(&app, "GET", "/openapi.json", None, token).await;
+        assert_eq!(status, 200, "with {token:?}: {body}");
+        assert!(headers.get("www-authenticate").is_none());
+        assert!(body["openapi"].is_string(), "{body}");
+    }
+}

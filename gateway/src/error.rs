@@ -243,12 +243,25 @@ impl From<ValidationError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response =
-            (self.status, axum::Json(json!({ "error": self.body() }))).into_response();
+        let mut body = self.body();
+        // A `request_id_conflict` already names the restock's `request_id`, which says more
+        // to the client there than the HTTP one (still in the `x-request-id` header).
+        if let Some(id) = crate::request_id::current() {
+            body.entry("request_id").or_insert(Value::from(id));
+        }
+        let mut response = (self.status, axum::Json(json!({ "error": body }))).into_response();
         if let Some(secs) = self.retry_after_secs {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The rest of the refused body is never read, so the connection cannot carry
+            // another request; saying so keeps a pooling client from reusing it and failing.
+            // (hyper drops the header on HTTP/2, where it has no meaning.)
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if self.bearer_challenge {
             response

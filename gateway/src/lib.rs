@@ -26,6 +26,7 @@ pub mod loadgen;
 mod metrics;
 mod openapi;
 mod order_batch;
+mod request_id;
 mod requests;
 mod routes;
 mod server;

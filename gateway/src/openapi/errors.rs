@@ -151,7 +151,13 @@ pub fn detail_schema(codes: &[&'static str]) -> Schema {
         .required("message")
         .additional_properties(Some(AdditionalProperties::FreeForm(false)));
     for (name, kind) in NAMED_FIELDS {
-        detail = detail.property(name, ObjectBuilder::new().schema_type(kind));
+        let mut field = ObjectBuilder::new().schema_type(kind);
+        if name == "request_id" {
+            field = field.description(Some(
+                "the request's `x-request-id`; in `request_id_conflict`, the restock's own",
+            ));
+        }
+        detail = detail.property(name, field);
     }
     detail.into()
 }
@@ -163,6 +169,17 @@ pub fn error_schema() -> Schema {
         .required("error")
         .additional_properties(Some(AdditionalProperties::FreeForm(false)))
         .into()
+}
+
+/// `x-request-id`, on every answer (API.md, "Request ids").
+pub fn request_id_header() -> utoipa::openapi::header::Header {
+    HeaderBuilder::new()
+        .schema(ObjectBuilder::new().schema_type(Type::String))
+        .description(Some(
+            "the client's own `x-request-id` when it follows the identifier rule, else one \
+             the gateway made; error bodies repeat it as `request_id`",
+        ))
+        .build()
 }
 
 /// The responses of `failures`, one per status, keyed by status.
@@ -199,10 +216,13 @@ fn response(status: u16, failures: &[Failure]) -> Response {
     let schema = AllOfBuilder::new()
         .item(Ref::from_schema_name(ERROR))
         .item(narrowed);
-    let mut response = ResponseBuilder::new().description(description).content(
-        "application/json",
-        ContentBuilder::new().schema(Some(schema)).build(),
-    );
+    let mut response = ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new().schema(Some(schema)).build(),
+        )
+        .header(crate::request_id::HEADER.as_str(), request_id_header());
     let seconds = || {
         ObjectBuilder::new()
             .schema_type(Type::Integer)

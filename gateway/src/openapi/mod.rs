@@ -131,7 +131,11 @@ fn operation(op: &Operation, failures: &[errors::Failure]) -> utoipa::openapi::p
             answer.status.to_string(),
             ResponseBuilder::new()
                 .description(answer.description)
-                .content(mime, ContentBuilder::new().schema(Some(schema)).build()),
+                .content(mime, ContentBuilder::new().schema(Some(schema)).build())
+                .header(
+                    crate::request_id::HEADER.as_str(),
+                    errors::request_id_header(),
+                ),
         );
     }
     let mut responses = responses.build();
@@ -170,6 +174,17 @@ fn operation(op: &Operation, failures: &[errors::Failure]) -> utoipa::openapi::p
             );
         }
     }
+    builder = builder.parameter(
+        ParameterBuilder::new()
+            .name(crate::request_id::HEADER.as_str())
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .schema(Some(identifier(128)))
+            .description(Some(
+                "the client's id for this request, echoed on the answer; one outside the \
+                 identifier rule is replaced",
+            )),
+    );
     if let Some(body) = &op.body {
         builder = builder.request_body(Some(
             RequestBodyBuilder::new()

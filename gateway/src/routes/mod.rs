@@ -120,6 +120,8 @@ pub fn router(state: Shared) -> Router {
             crate::auth::require,
         ))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
+        // Outermost, so every answer carries it, the 401s, 404s and 429s of the layers too.
+        .layer(middleware::from_fn(crate::request_id::assign))
         .with_state(state)
 }
 

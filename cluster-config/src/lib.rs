@@ -11,6 +11,7 @@
 mod addr;
 mod error;
 mod gateway;
+pub mod logging;
 pub mod mtls;
 mod node;
 mod samples;

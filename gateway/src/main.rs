@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::Parser;
+use cluster_config::logging::LogFormat;
 use gateway::GatewayConfig;
 
 // The gateway allocates per request and per response on every worker; glibc's malloc was a
@@ -41,6 +42,9 @@ struct Args {
     /// The HTTPS certificate's private key (PEM).
     #[arg(long, value_name = "FILE", requires = "https_cert")]
     https_key: Option<PathBuf>,
+    /// Logs on stderr as `text` or `json` (one object per line); `RUST_LOG` filters both.
+    #[arg(long, value_name = "FORMAT", default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 fn config(args: Args) -> anyhow::Result<GatewayConfig> {
@@ -97,16 +101,9 @@ async fn shutdown_signal() {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    // Logs go to stderr, in colour only on a terminal, so redirected logs stay readable.
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    let config = config(Args::parse())?;
+    let args = Args::parse();
+    cluster_config::logging::init(args.log_format, "info");
+    let config = config(args)?;
     tracing::info!(nodes = ?config.nodes, listen = %config.listen, "starting gateway");
     gateway::serve(config, shutdown_signal()).await
 }

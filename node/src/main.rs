@@ -2,6 +2,7 @@
 //! without starting.
 
 use clap::{ArgGroup, Parser};
+use cluster_config::logging::LogFormat;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -27,6 +28,9 @@ struct Args {
     /// included) and exit without starting.
     #[arg(long, value_name = "FILE")]
     check_config: Option<PathBuf>,
+    /// Logs on stderr as `text` or `json` (one object per line); `RUST_LOG` filters both.
+    #[arg(long, value_name = "FORMAT", default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -37,7 +41,7 @@ fn main() -> anyhow::Result<ExitCode> {
     let Some(path) = args.config else {
         unreachable!("clap requires --config or --check-config");
     };
-    serve(&path)?;
+    serve(&path, args.log_format)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -56,16 +60,8 @@ fn check_config(path: &std::path::Path) -> ExitCode {
 }
 
 #[tokio::main]
-async fn serve(path: &std::path::Path) -> anyhow::Result<()> {
-    // Logs go to stderr, in colour only on a terminal, so redirected logs stay readable.
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,openraft=warn".into()),
-        )
-        .init();
+async fn serve(path: &std::path::Path, log_format: LogFormat) -> anyhow::Result<()> {
+    cluster_config::logging::init(log_format, "info,openraft=warn");
     let config = cluster_config::NodeConfig::load(path)?;
     node::server::run(config, shutdown_signal()).await
 }

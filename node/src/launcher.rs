@@ -204,7 +204,7 @@ impl LocalCluster {
                 if let Ok(s) =
                     crate::client::status_via(&dialer, &addr, Duration::from_millis(300)).await
                 {
-                    if s.role == "leader" && s.last_applied > 0 {
+                    if proto::MemberRole::reports_leader(&s.role) && s.last_applied > 0 {
                         return Ok(s.node_id);
                     }
                 }

@@ -71,6 +71,21 @@ async fn membership_commands_print_one_json_document_each() {
     assert_eq!(added["id"], n4);
     assert_eq!(added["addr"], addr4.as_str());
     assert_eq!(added["changed"], true);
+    // Right after the promotion the new voter is a follower (or leads), never a learner,
+    // even before it has applied the change that promoted it.
+    let after = json(&cluster.invctl(&["status", "--output", "json"], &[1]));
+    let row = after["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == n4)
+        .unwrap_or_else(|| panic!("node {n4} missing: {after}"))
+        .clone();
+    assert_eq!(row["voter"], true, "{after}");
+    assert!(
+        row["role"] == "follower" || row["role"] == "leader",
+        "{after}"
+    );
     let again = json(&cluster.invctl(
         &[
             "add-node", "--id", &id4, "--addr", &addr4, "--output", "json",

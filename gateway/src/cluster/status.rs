@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use proto::admin::admin_client::AdminClient;
 use proto::admin::{StatusReply, StatusRequest};
+use proto::MemberRole;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -98,7 +99,7 @@ fn build_view(replies: Vec<(String, Option<StatusReply>)>) -> ClusterView {
     let leader = replies
         .iter()
         .filter_map(|(_, r)| r.as_ref())
-        .filter(|r| r.term == term && r.role.eq_ignore_ascii_case("leader"))
+        .filter(|r| r.term == term && MemberRole::reports_leader(&r.role))
         .map(|r| r.node_id)
         .next()
         .or_else(|| {
@@ -111,11 +112,11 @@ fn build_view(replies: Vec<(String, Option<StatusReply>)>) -> ClusterView {
     let mut nodes: Vec<NodeView> = replies
         .into_iter()
         .map(|(addr, reply)| match reply {
-            Some(r) if !r.role.eq_ignore_ascii_case("shutdown") => {
+            Some(r) if MemberRole::parse(&r.role) != Some(MemberRole::Shutdown) => {
                 let voter = members.get(&addr).map(|(_, v)| *v);
                 NodeView {
                     id: r.node_id,
-                    role: role(&r.role, voter),
+                    role: MemberRole::seen(&r.role, voter).api().as_str(),
                     addr,
                     last_log_index: r.last_log_index,
                     last_applied: r.last_applied,
@@ -128,7 +129,7 @@ fn build_view(replies: Vec<(String, Option<StatusReply>)>) -> ClusterView {
                     .or_else(|| members.get(&addr).map(|(id, _)| *id))
                     .unwrap_or(0),
                 addr,
-                role: "unreachable",
+                role: MemberRole::Unreachable.as_str(),
                 last_log_index: 0,
                 last_applied: 0,
                 reachable: false,
@@ -140,16 +141,6 @@ fn build_view(replies: Vec<(String, Option<StatusReply>)>) -> ClusterView {
         leader,
         term,
         nodes,
-    }
-}
-
-/// API.md knows `leader`, `follower`, `learner`: a candidate is a voter that does not lead.
-fn role(reported: &str, voter: Option<bool>) -> &'static str {
-    match reported.to_ascii_lowercase().as_str() {
-        "leader" => "leader",
-        "learner" => "learner",
-        _ if voter == Some(false) => "learner",
-        _ => "follower",
     }
 }
 
@@ -221,6 +212,16 @@ mod tests {
         );
         let json = serde_json::to_value(&view).unwrap();
         assert_eq!(json["nodes"][1]["last_log_index"], 10);
+    }
+
+    #[test]
+    fn a_voter_still_reporting_learner_is_shown_as_a_follower() {
+        // Node 3 was just promoted (the members list says voter) but has not applied it.
+        let view = build_view(vec![
+            ("n1:1".into(), Some(reply(1, "Leader", 3, Some(1)))),
+            ("n3:1".into(), Some(reply(3, "Learner", 3, Some(1)))),
+        ]);
+        assert_eq!(view.nodes[1].role, "follower");
     }
 
     #[test]

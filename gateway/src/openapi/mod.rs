@@ -260,7 +260,7 @@ pub fn event_type() -> ObjectBuilder {
 
 /// `ClusterNode.role`.
 pub fn node_role() -> ObjectBuilder {
-    names(["leader", "follower", "learner", "unreachable"])
+    names(proto::MemberRole::API.map(proto::MemberRole::as_str))
 }
 
 /// An order batch's result carries the error member as a lone answer would.

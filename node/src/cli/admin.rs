@@ -5,6 +5,7 @@ use cluster_config::mtls::Dialer;
 use futures::stream::{FuturesUnordered, StreamExt};
 use proto::admin::admin_client::AdminClient;
 use proto::admin::{admin_reply, AdminReply, StatusReply, StatusRequest};
+use proto::MemberRole;
 use std::sync::OnceLock;
 use std::time::Duration;
 use tonic::transport::Channel;
@@ -48,7 +49,10 @@ pub async fn status(addr: &str) -> anyhow::Result<StatusReply> {
 /// next is tried. A node that just restarted or was just removed often knows no leader while
 /// the others do.
 pub async fn informed_status(addrs: &[String]) -> anyhow::Result<StatusReply> {
-    first_status(addrs, |s| s.role == "leader" || !s.leader_addr.is_empty()).await
+    first_status(addrs, |s| {
+        MemberRole::reports_leader(&s.role) || !s.leader_addr.is_empty()
+    })
+    .await
 }
 
 /// Asks all of `addrs` at once and returns the first answer `wanted` accepts, else the first
@@ -78,7 +82,7 @@ async fn first_status(
 /// The leader's address, asking the nodes in `addrs`.
 pub async fn leader_addr(addrs: &[String]) -> anyhow::Result<String> {
     let s = informed_status(addrs).await?;
-    if s.role == "leader" {
+    if MemberRole::reports_leader(&s.role) {
         return Ok(s.addr);
     }
     if s.leader_addr.is_empty() {

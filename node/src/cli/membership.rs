@@ -142,7 +142,7 @@ pub async fn remove_node(
         let answering = view
             .nodes
             .iter()
-            .filter(|n| n.voter && n.id != id && n.role != "unreachable")
+            .filter(|n| n.voter && n.id != id && n.role != proto::MemberRole::Unreachable)
             .count();
         if answering * 2 <= remaining.len() && !force {
             bail!(

@@ -3,6 +3,7 @@
 
 use super::admin;
 use proto::admin::StatusReply;
+use proto::MemberRole;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,7 +13,7 @@ pub struct NodeRow {
     pub addr: String,
     pub voter: bool,
     /// leader, follower, candidate, learner or unreachable
-    pub role: String,
+    pub role: MemberRole,
     pub term: Option<u64>,
     pub last_log_index: Option<u64>,
     pub last_applied: Option<u64>,
@@ -90,7 +91,9 @@ pub async fn collect(addrs: &[String]) -> anyhow::Result<ClusterStatus> {
                 id: m.id,
                 addr: m.addr.clone(),
                 voter: m.voter,
-                role: s.map_or("unreachable".into(), |s| s.role.clone()),
+                role: s.map_or(MemberRole::Unreachable, |s| {
+                    MemberRole::seen(&s.role, Some(m.voter))
+                }),
                 term: s.map(|s| s.term),
                 last_log_index: s.map(|s| s.last_log_index),
                 last_applied: s.map(|s| s.last_applied),
@@ -103,7 +106,7 @@ pub async fn collect(addrs: &[String]) -> anyhow::Result<ClusterStatus> {
     let voters = nodes.iter().filter(|n| n.voter).count();
     let voters_answering = nodes
         .iter()
-        .filter(|n| n.voter && n.role != "unreachable")
+        .filter(|n| n.voter && n.role != MemberRole::Unreachable)
         .count();
     Ok(ClusterStatus {
         leader: leader.as_ref().map(|l| l.node_id),
@@ -119,7 +122,7 @@ pub async fn collect(addrs: &[String]) -> anyhow::Result<ClusterStatus> {
 /// The node that calls itself leader at the highest term.
 fn leader_of<'a>(replies: impl Iterator<Item = &'a StatusReply>) -> Option<StatusReply> {
     replies
-        .filter(|s| s.role == "leader")
+        .filter(|s| MemberRole::reports_leader(&s.role))
         .max_by_key(|s| s.term)
         .cloned()
 }

@@ -15,6 +15,7 @@ use proto::admin::{
     Member, MetricsReply, MetricsRequest, NotLeader, Replication, SnapshotRequest,
     StateDigestReply, StateDigestRequest, StatusReply, StatusRequest,
 };
+use proto::MemberRole;
 use state_machine::Store;
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -228,12 +229,13 @@ fn installed(written: &Written) -> Membership<NodeId, BasicNode> {
 
 fn role(state: ServerState) -> &'static str {
     match state {
-        ServerState::Leader => "leader",
-        ServerState::Follower => "follower",
-        ServerState::Candidate => "candidate",
-        ServerState::Learner => "learner",
-        ServerState::Shutdown => "shutdown",
+        ServerState::Leader => MemberRole::Leader,
+        ServerState::Follower => MemberRole::Follower,
+        ServerState::Candidate => MemberRole::Candidate,
+        ServerState::Learner => MemberRole::Learner,
+        ServerState::Shutdown => MemberRole::Shutdown,
     }
+    .as_str()
 }
 
 /// The gate admits gateways to this service for `Status` alone (their `/v1/cluster`); every

@@ -18,6 +18,15 @@ pub enum MemberRole {
 }
 
 impl MemberRole {
+    pub const ALL: [MemberRole; 6] = [
+        MemberRole::Leader,
+        MemberRole::Follower,
+        MemberRole::Candidate,
+        MemberRole::Learner,
+        MemberRole::Shutdown,
+        MemberRole::Unreachable,
+    ];
+
     /// The roles API.md's `/v1/cluster` knows, in its order.
     pub const API: [MemberRole; 4] = [
         MemberRole::Leader,
@@ -40,16 +49,9 @@ impl MemberRole {
     /// A role as a node wrote it (`StatusReply.role`), any case; `None` for a word no
     /// version of the node writes.
     pub fn parse(wire: &str) -> Option<MemberRole> {
-        [
-            MemberRole::Leader,
-            MemberRole::Follower,
-            MemberRole::Candidate,
-            MemberRole::Learner,
-            MemberRole::Shutdown,
-            MemberRole::Unreachable,
-        ]
-        .into_iter()
-        .find(|r| r.as_str().eq_ignore_ascii_case(wire))
+        MemberRole::ALL
+            .into_iter()
+            .find(|r| r.as_str().eq_ignore_ascii_case(wire))
     }
 
     /// Whether a node's own report says it leads.
@@ -94,14 +96,7 @@ mod tests {
 
     #[test]
     fn every_role_parses_back_from_its_word_in_any_case() {
-        for role in [
-            MemberRole::Leader,
-            MemberRole::Follower,
-            MemberRole::Candidate,
-            MemberRole::Learner,
-            MemberRole::Shutdown,
-            MemberRole::Unreachable,
-        ] {
+        for role in MemberRole::ALL {
             assert_eq!(MemberRole::parse(role.as_str()), Some(role));
             assert_eq!(MemberRole::parse(&role.as_str().to_uppercase()), Some(role));
         }

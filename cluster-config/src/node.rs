@@ -22,6 +22,10 @@ pub struct NodeConfig {
     /// `host:port` peers and gateways dial to reach this node.
     pub advertise: String,
     pub data_dir: PathBuf,
+    /// Address of the HTTP listener for Prometheus (`/metrics`) and health checks
+    /// (`/healthz`, `/readyz`); none without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_addr: Option<SocketAddr>,
     /// Node id -> advertise address of the members the cluster starts with.
     /// Empty for a node that waits to be added to a running cluster.
     #[serde(
@@ -47,6 +51,8 @@ struct RawNodeConfig {
     #[serde(default)]
     advertise: Option<String>,
     data_dir: PathBuf,
+    #[serde(default, deserialize_with = "metrics_addr::deserialize")]
+    metrics_addr: Option<SocketAddr>,
     #[serde(default, deserialize_with = "members::deserialize")]
     initial_members: BTreeMap<u64, String>,
     #[serde(default)]
@@ -68,6 +74,7 @@ impl From<RawNodeConfig> for NodeConfig {
             listen: raw.listen,
             advertise: raw.advertise.unwrap_or_else(|| raw.listen.to_string()),
             data_dir: raw.data_dir,
+            metrics_addr: raw.metrics_addr,
             initial_members: raw.initial_members,
             raft: raw.raft,
             group_commit: raw.group_commit,
@@ -264,12 +271,39 @@ impl NodeConfig {
                 ),
             ));
         }
+        self.validate_metrics_addr()?;
         self.validate_members()?;
         self.raft.validate()?;
         self.group_commit.validate()?;
         self.storage.validate()?;
         self.clock.validate()?;
         self.tls.validate()
+    }
+
+    fn validate_metrics_addr(&self) -> Result<(), ConfigError> {
+        let Some(addr) = self.metrics_addr else {
+            return Ok(());
+        };
+        if addr.port() == 0 {
+            // Prometheus finds a target by a fixed address in its own config.
+            return Err(ConfigError::invalid(
+                "metrics_addr",
+                format!("{addr} has port 0; choose a fixed port that Prometheus can scrape"),
+            ));
+        }
+        let same_ip = addr.ip() == self.listen.ip()
+            || addr.ip().is_unspecified()
+            || self.listen.ip().is_unspecified();
+        if addr.port() == self.listen.port() && same_ip {
+            return Err(ConfigError::invalid(
+                "metrics_addr",
+                format!(
+                    "{addr} overlaps listen = {}; the metrics listener needs a port of its own",
+                    self.listen
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn validate_members(&self) -> Result<(), ConfigError> {
@@ -475,6 +509,7 @@ pub fn local_cluster(n: usize, base_port: u16, data_root: &Path) -> Vec<NodeConf
                 listen: addr(port),
                 advertise: addr(port).to_string(),
                 data_dir: data_root.join(format!("node{id}")),
+                metrics_addr: None,
                 initial_members: members.clone(),
                 raft: RaftTiming::default(),
                 group_commit: GroupCommit::default(),
@@ -489,6 +524,27 @@ pub fn local_cluster(n: usize, base_port: u16, data_root: &Path) -> Vec<NodeConf
             config
         })
         .collect()
+}
+
+// serde's own message for a bad socket address names neither the field nor the expected
+// form, and hostnames are refused without saying so.
+mod metrics_addr {
+    use std::net::SocketAddr;
+
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer};
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<SocketAddr>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map(Some).map_err(|_| {
+            D::Error::custom(format!(
+                "metrics_addr: {text:?} is not an IP address and port; \
+                 write it like \"127.0.0.1:9101\" (no host names)"
+            ))
+        })
+    }
 }
 
 // TOML table keys are always strings, and toml's serde support does not
@@ -548,6 +604,7 @@ mod tests {
         listen = "0.0.0.0:7002"
         advertise = "10.0.0.2:7002"
         data_dir = "/var/lib/inv/node2"
+        metrics_addr = "0.0.0.0:9102"
         tls = { ca = "/etc/inv/ca.pem", cert = "/etc/inv/node-2.pem", key = "/etc/inv/node-2.key" }
 
         [initial_members]
@@ -623,6 +680,7 @@ mod tests {
         assert_eq!(c.raft.max_in_snapshot_log_to_keep, 1_000);
         assert_eq!(c.raft.install_snapshot_timeout_ms, 10_000);
         assert_eq!(c.group_commit.max_batch, 4096);
+        assert_eq!(c.metrics_addr, None);
         assert!(!c.is_initialiser());
     }
 
@@ -646,6 +704,7 @@ mod tests {
         assert_eq!(c.initial_members[&3], "10.0.0.3:7002");
         assert_eq!(c.raft.max_in_snapshot_log_to_keep, 0);
         assert_eq!(c.group_commit.max_batch, 1);
+        assert_eq!(c.metrics_addr, Some("0.0.0.0:9102".parse().unwrap()));
     }
 
     #[test]
@@ -741,6 +800,48 @@ mod tests {
         // A wildcard listen address cannot double as the advertised one.
         let e = parse_error_or_invalid("id = 1\nlisten = \"0.0.0.0:7001\"\ndata_dir = \"d\"\n");
         assert_eq!(e.field(), Some("advertise"));
+    }
+
+    #[test]
+    fn metrics_addr_rules() {
+        for bad in [
+            "localhost:9102",
+            "10.0.0.2",
+            "10.0.0.2:70000",
+            "http://10.0.0.2:9102",
+        ] {
+            let e = parse_error(&format!("metrics_addr = \"{bad}\"\n{MINIMAL}"));
+            assert!(
+                e.contains(&format!(
+                    "metrics_addr: {bad:?} is not an IP address and port"
+                )),
+                "{e}"
+            );
+        }
+        let mut c = valid();
+        c.metrics_addr = Some("10.0.0.2:0".parse().unwrap());
+        assert_invalid(&c, "metrics_addr");
+        // listen is 0.0.0.0:7002, which already holds port 7002 on every address.
+        c.metrics_addr = Some("127.0.0.1:7002".parse().unwrap());
+        assert_invalid(&c, "metrics_addr");
+        c.metrics_addr = Some("127.0.0.1:9102".parse().unwrap());
+        c.validate().unwrap();
+        let mut c = NodeConfig::from_toml_str(MINIMAL).unwrap();
+        c.metrics_addr = Some("127.0.0.1:7002".parse().unwrap());
+        assert_invalid(&c, "metrics_addr");
+        // Same port on another address of the machine: no clash.
+        c.metrics_addr = Some("127.0.0.2:7002".parse().unwrap());
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn metrics_addr_round_trips_and_is_left_out_when_unset() {
+        let mut c = NodeConfig::from_toml_str(MINIMAL).unwrap();
+        assert!(!c.to_toml_string().contains("metrics_addr"));
+        c.metrics_addr = Some("127.0.0.1:9102".parse().unwrap());
+        let text = c.to_toml_string();
+        assert!(text.contains("metrics_addr = \"127.0.0.1:9102\""), "{text}");
+        assert_eq!(NodeConfig::from_toml_str(&text).unwrap(), c);
     }
 
     fn parse_error_or_invalid(text: &str) -> ConfigError {

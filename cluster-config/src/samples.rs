@@ -56,7 +56,12 @@ mod tests {
     use super::*;
     use crate::{local_cluster, GatewayConfig, NodeConfig, TlsSettings};
 
-    fn check_cluster(files: Vec<(&str, &str)>, base_port: u16, data_root: &str) {
+    fn check_cluster(
+        files: Vec<(&str, &str)>,
+        base_port: u16,
+        data_root: &str,
+        metrics_base_port: u16,
+    ) {
         let parsed: Vec<NodeConfig> = files
             .iter()
             .map(|(name, text)| {
@@ -66,6 +71,10 @@ mod tests {
         // The samples must describe the same cluster local_cluster builds.
         let mut expected = local_cluster(files.len(), base_port, Path::new(data_root));
         for c in &mut expected {
+            c.metrics_addr = Some(std::net::SocketAddr::from((
+                [127, 0, 0, 1],
+                metrics_base_port + c.id as u16 - 1,
+            )));
             c.tls = TlsSettings::files(crate::TlsFiles {
                 ca: "certs/ca.pem".into(),
                 cert: format!("certs/node-{}.pem", c.id).into(),
@@ -82,12 +91,12 @@ mod tests {
 
     #[test]
     fn three_node_samples_valid() {
-        check_cluster(sample_three_node(), 7001, "data");
+        check_cluster(sample_three_node(), 7001, "data", 9101);
     }
 
     #[test]
     fn five_node_samples_valid() {
-        check_cluster(sample_five_node(), 7101, "data/five-node");
+        check_cluster(sample_five_node(), 7101, "data/five-node", 9111);
     }
 
     #[test]

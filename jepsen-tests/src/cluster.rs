@@ -190,6 +190,7 @@ impl Cluster {
             listen: SocketAddr::from(([0, 0, 0, 0], NODE_PORT)),
             advertise: self.advertise(id),
             data_dir: self.node_dir(id).join("data"),
+            metrics_addr: None,
             initial_members: members.collect(),
             raft: self.spec.raft.clone(),
             group_commit: Default::default(),

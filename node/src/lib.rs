@@ -1,6 +1,7 @@
 //! A Raft replica of the inventory: openraft glue (write-ahead log store, state-machine adapter,
 //! gRPC network), the gRPC services for peers, gateways and the admin CLI, the leader's group
-//! commit, read index and expiry ticker, and the node binary. It knows nothing of HTTP.
+//! commit, read index and expiry ticker, and the node binary. Its one HTTP server is the
+//! optional metrics and health listener (`metrics`).
 
 // openraft's storage traits fix `StorageError` (a large enum) as the error type of every
 // storage call; boxing it in our helpers would only add conversions at each trait boundary.
@@ -20,6 +21,7 @@ pub mod in_flight;
 pub mod launcher;
 pub mod leader;
 pub mod log_store;
+pub mod metrics;
 pub mod network;
 pub mod read_index;
 pub mod refusal_reads;

@@ -19,6 +19,7 @@ fn measure(appenders: usize) -> (f64, f64, f64) {
         wal::Options {
             segment_bytes: 64 * 1024 * 1024,
             note_synced: false,
+            fsync_seconds: node::metrics::HotPath::default().wal_fsync,
         },
     )
     .unwrap();

@@ -5,11 +5,15 @@
 //! a higher term. Proposals and reads wait for a good verdict (`Clocks::fit_to_lead`).
 
 use crate::clock::{judge, Clocks, Offset, Verdict};
+use crate::metrics::PeerLabels;
 use crate::types::{NodeId, Raft};
 use cluster_config::mtls::Dialer;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use proto::admin::admin_client::AdminClient;
 use proto::admin::ClockRequest;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 
@@ -26,10 +30,14 @@ struct Peer {
     last: Option<(Offset, Instant)>,
 }
 
-pub fn start(raft: Raft, clocks: Clocks, me: NodeId, dialer: Dialer) {
+/// Each peer's last fresh offset, in seconds, for the node's metrics.
+pub type OffsetGauges = Family<PeerLabels, Gauge<f64, AtomicU64>>;
+
+pub fn start(raft: Raft, clocks: Clocks, me: NodeId, dialer: Dialer, offsets: OffsetGauges) {
     tokio::spawn(async move {
         let mut peers: HashMap<NodeId, Peer> = HashMap::new();
         let mut standing_aside = false;
+        let mut exported = BTreeSet::new();
         let mut tick = tokio::time::interval(INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -91,6 +99,7 @@ pub fn start(raft: Raft, clocks: Clocks, me: NodeId, dialer: Dialer) {
                 .filter(|(_, at)| at.elapsed() < FRESH)
                 .map(|(offset, _)| offset)
                 .collect();
+            export_offsets(&offsets, &peers, &mut exported);
             let verdict = judge(clocks.max_offset_ms(), voters.len(), &fresh);
             let previous = clocks.set_verdict(verdict.clone());
             log_change(&previous, &verdict);
@@ -121,6 +130,31 @@ fn voter_peers(raft: &Raft, me: NodeId) -> Option<Vec<(NodeId, String)>> {
             .filter_map(|id| membership.get_node(&id).map(|n| (id, n.addr.clone())))
             .collect(),
     )
+}
+
+/// A peer that left, or whose measurement went stale, drops out rather than keep its last
+/// figure: an alert on the offset must not fire (or stay quiet) on old news. `exported` is
+/// the set of peers this exported last time.
+fn export_offsets(
+    offsets: &OffsetGauges,
+    peers: &HashMap<NodeId, Peer>,
+    exported: &mut BTreeSet<NodeId>,
+) {
+    let mut now = BTreeSet::new();
+    for (id, peer) in peers {
+        if let Some((offset, at)) = peer.last {
+            if at.elapsed() < FRESH {
+                offsets
+                    .get_or_create(&PeerLabels { peer: *id })
+                    .set(offset.ahead_ms as f64 / 1000.0);
+                now.insert(*id);
+            }
+        }
+    }
+    for gone in exported.difference(&now) {
+        offsets.remove(&PeerLabels { peer: *gone });
+    }
+    *exported = now;
 }
 
 fn membership_committed(raft: &Raft) -> bool {

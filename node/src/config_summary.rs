@@ -18,6 +18,17 @@ pub fn summary(config: &NodeConfig) -> String {
     } else {
         "does not exist yet; created on start"
     };
+    match c.metrics_addr {
+        Some(addr) => {
+            let _ = writeln!(
+                s,
+                "  metrics    http://{addr}/metrics, health at /healthz and /readyz"
+            );
+        }
+        None => {
+            let _ = writeln!(s, "  metrics    off (no metrics_addr)");
+        }
+    }
     let _ = writeln!(s, "  data_dir   {} ({dir_state})", c.data_dir.display());
     if c.initial_members.is_empty() {
         let _ = writeln!(

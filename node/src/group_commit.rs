@@ -6,7 +6,9 @@
 use crate::clock::Clocks;
 use crate::in_flight::{Entered, InFlightOrders};
 use crate::leader::LeaderHint;
+use crate::metrics::{Histogram, HotPath};
 use crate::types::Raft;
+use prometheus_client::metrics::gauge::Gauge;
 use state_machine::{Batch, Command, Outcome};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -43,6 +45,24 @@ struct Proposal {
     /// Dropped only after `client_write` returned, so a caller that gave up waiting does not
     /// take its orders out of flight.
     in_flight: Entered,
+    /// Counts this proposal in `proposals_pending` until dropped with `in_flight`.
+    pending: Pending,
+}
+
+/// One submit in the node's `proposals_pending` gauge, for as long as it lives.
+struct Pending(Gauge);
+
+impl Pending {
+    fn enter(gauge: &Gauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 #[derive(Clone)]
@@ -50,18 +70,21 @@ pub struct GroupCommit {
     tx: mpsc::Sender<Proposal>,
     in_flight: InFlightOrders,
     clocks: Clocks,
+    pending: Gauge,
 }
 
 impl GroupCommit {
     /// Proposals are stamped with `clocks.proposal_ms()`; the state machine keeps
-    /// `clock = max(clock, now_ms)`.
-    pub fn start(raft: Raft, max_batch: usize, clocks: Clocks) -> Self {
+    /// `clock = max(clock, now_ms)`. `metrics` counts pending submits and commands per entry.
+    pub fn start(raft: Raft, max_batch: usize, clocks: Clocks, metrics: &HotPath) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(raft, rx, max_batch.max(1), clocks.clone()));
+        let per_entry = metrics.commands_per_entry.clone();
+        tokio::spawn(run(raft, rx, max_batch.max(1), clocks.clone(), per_entry));
         Self {
             tx,
             in_flight: InFlightOrders::default(),
             clocks,
+            pending: metrics.proposals_pending.clone(),
         }
     }
 
@@ -92,6 +115,7 @@ impl GroupCommit {
                 bytes,
                 reply,
                 in_flight,
+                pending: Pending::enter(&self.pending),
             })
             .map_err(|_| ProposeError::Unavailable("leader proposal queue is full".into()))?;
         rx.await
@@ -99,7 +123,13 @@ impl GroupCommit {
     }
 }
 
-async fn run(raft: Raft, mut rx: mpsc::Receiver<Proposal>, max_batch: usize, clocks: Clocks) {
+async fn run(
+    raft: Raft,
+    mut rx: mpsc::Receiver<Proposal>,
+    max_batch: usize,
+    clocks: Clocks,
+    per_entry: Histogram,
+) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut carry: Option<Proposal> = None;
     loop {
@@ -133,6 +163,7 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<Proposal>, max_batch: usize, clo
         }
         let raft = raft.clone();
         let now_ms = clocks.proposal_ms();
+        per_entry.observe(size as u64);
         tokio::spawn(async move {
             propose(&raft, group, now_ms).await;
             drop(slot);
@@ -152,7 +183,7 @@ async fn propose(raft: &Raft, group: Vec<Proposal>, now_ms: u64) {
     for p in group {
         replies.push((p.commands.len(), p.reply));
         commands.extend(p.commands);
-        in_flight.push(p.in_flight);
+        in_flight.push((p.in_flight, p.pending));
     }
     let total = commands.len();
     let batch = Batch { now_ms, commands };
@@ -205,6 +236,7 @@ mod tests {
             bytes,
             reply: oneshot::channel().0,
             in_flight: InFlightOrders::default().enter(&[]),
+            pending: Pending::enter(&Gauge::default()),
         }
     }
 
@@ -214,5 +246,17 @@ mod tests {
         assert!(!fits(10, 1_000, &proposal(7, 1_000), 16));
         assert!(fits(1, MAX_ENTRY_BYTES - 100, &proposal(1, 100), 4096));
         assert!(!fits(1, MAX_ENTRY_BYTES - 100, &proposal(1, 101), 4096));
+    }
+
+    #[test]
+    fn a_proposal_is_pending_until_dropped() {
+        let gauge = Gauge::default();
+        let first = Pending::enter(&gauge);
+        let second = Pending::enter(&gauge);
+        assert_eq!(gauge.get(), 2);
+        drop(first);
+        assert_eq!(gauge.get(), 1);
+        drop(second);
+        assert_eq!(gauge.get(), 0);
     }
 }

@@ -12,6 +12,7 @@
 //! is reported saved. The committed id is written without waiting: a lost one only means a
 //! restarted node re-applies less before it hears from the leader.
 
+use crate::metrics::{Histogram, HotPath};
 use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
 use crate::wal::{self, frame, Request};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
@@ -34,6 +35,8 @@ pub struct LogOptions {
     /// Test only (the chaos suite's `kill-lose-unsynced`): on open, throw away every byte
     /// written after the last completed `fdatasync`, as a power cut would have.
     pub lose_unsynced_on_open: bool,
+    /// Observes each `fdatasync` of a log segment (the node's metrics).
+    pub fsync_seconds: Histogram,
 }
 
 impl Default for LogOptions {
@@ -41,6 +44,7 @@ impl Default for LogOptions {
         Self {
             segment_bytes: 64 * 1024 * 1024,
             lose_unsynced_on_open: false,
+            fsync_seconds: HotPath::default().wal_fsync,
         }
     }
 }
@@ -260,6 +264,7 @@ impl LogStore {
             wal::Options {
                 segment_bytes: options.segment_bytes,
                 note_synced: options.lose_unsynced_on_open,
+                fsync_seconds: options.fsync_seconds,
             },
         )?;
         Ok(Self {

@@ -5,6 +5,7 @@
 use crate::clock::Clocks;
 use crate::group_commit::GroupCommit;
 use crate::log_store::{LogOptions, LogStore};
+use crate::metrics::{HotPath, NodeMetrics};
 use crate::network::{Network, MAX_MESSAGE_BYTES};
 use crate::read_index::ReadIndex;
 use crate::services::{admin::AdminService, inventory::InventoryService, raft::RaftService};
@@ -53,13 +54,14 @@ pub fn raft_config(config: &NodeConfig) -> anyhow::Result<openraft::Config> {
 /// each restart then loses every log byte written after the last completed `fdatasync`.
 pub const LOSE_UNSYNCED_ENV: &str = "FLASHSTOCK_TEST_LOSE_UNSYNCED";
 
-fn log_options() -> LogOptions {
+fn log_options(metrics: &HotPath) -> LogOptions {
     let lose_unsynced_on_open = std::env::var_os(LOSE_UNSYNCED_ENV).is_some_and(|v| v == "1");
     if lose_unsynced_on_open {
         tracing::warn!("test mode: the Raft log loses its unsynced tail at every start");
     }
     LogOptions {
         lose_unsynced_on_open,
+        fsync_seconds: metrics.wal_fsync.clone(),
         ..LogOptions::default()
     }
 }
@@ -77,12 +79,16 @@ pub async fn run(
         .cache_capacity(CACHE_BYTES)
         .open()
         .with_context(|| format!("cannot open sled in {}", config.data_dir.display()))?;
-    let log_store = LogStore::open(&config.data_dir.join("raft-log"), log_options())?;
+    // Made even without `metrics_addr`: observing costs a few atomics, and one code path is
+    // simpler than two.
+    let metrics = NodeMetrics::default();
+    let log_store = LogStore::open(&config.data_dir.join("raft-log"), log_options(&metrics.hot))?;
     let store = Arc::new(state_machine::Store::open(&db)?.sync_on_flush(&sled_dir)?);
     let clocks = Clocks::new(&config.clock);
     let tls = NodeTls::load(&config)?;
     let state_machine = StateMachine::open(store.clone(), &config.data_dir.join("snapshots"))?
-        .with_clocks(clocks.clone());
+        .with_clocks(clocks.clone())
+        .with_metrics(metrics.hot.clone());
     let raft = Raft::new(
         config.id,
         Arc::new(raft_config(&config)?),
@@ -92,7 +98,13 @@ pub async fn run(
     )
     .await?;
 
-    let proposer = GroupCommit::start(raft.clone(), config.group_commit.max_batch, clocks.clone());
+    metrics.watch(raft.clone());
+    let proposer = GroupCommit::start(
+        raft.clone(),
+        config.group_commit.max_batch,
+        clocks.clone(),
+        &metrics.hot,
+    );
     let reads = ReadIndex::start(raft.clone(), clocks.clone());
     crate::expiry::start(
         raft.clone(),
@@ -152,8 +164,18 @@ pub async fn run(
             let _ = stop_rx.await;
         });
     let server = tokio::spawn(server);
+    let metrics_server = match config.metrics_addr {
+        Some(addr) => Some(crate::metrics::http::start(addr, metrics.clone(), raft.clone()).await?),
+        None => None,
+    };
 
-    crate::clock_monitor::start(raft.clone(), clocks, config.id, tls.dialer());
+    crate::clock_monitor::start(
+        raft.clone(),
+        clocks,
+        config.id,
+        tls.dialer(),
+        metrics.clock_offset.clone(),
+    );
     initialise_if_new(&raft, &config).await?;
 
     shutdown.await;
@@ -165,6 +187,8 @@ pub async fn run(
     let _ = server.await;
     let last = store.clone();
     tokio::task::spawn_blocking(move || last.checkpoint()).await??;
+    // Last: `/healthz` answers for as long as the process does its work.
+    drop(metrics_server);
     Ok(())
 }
 

@@ -6,6 +6,7 @@
 //! openraft, installed by streaming into the store's next generation.
 
 use crate::clock::Clocks;
+use crate::metrics::HotPath;
 use crate::types::Response;
 use crate::types::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 use openraft::storage::{RaftStateMachine, Snapshot};
@@ -40,6 +41,8 @@ pub struct StateMachine {
     membership: StoredMembership,
     /// Told the state machine's clock after each apply and install (the cluster clock).
     clocks: Option<Clocks>,
+    /// Apply and snapshot durations (unregistered unless a node set its own).
+    metrics: HotPath,
 }
 
 struct SnapshotFiles {
@@ -94,6 +97,7 @@ impl StateMachine {
             }),
             membership: applied.membership,
             clocks: None,
+            metrics: HotPath::default(),
         })
     }
 
@@ -106,6 +110,12 @@ impl StateMachine {
     /// Tells `clocks` the state machine's clock after every apply and install.
     pub fn with_clocks(mut self, clocks: Clocks) -> Self {
         self.clocks = Some(clocks);
+        self
+    }
+
+    /// Observes apply and snapshot durations into the node's metrics.
+    pub fn with_metrics(mut self, metrics: HotPath) -> Self {
+        self.metrics = metrics;
         self
     }
 
@@ -215,10 +225,12 @@ impl SnapshotFiles {
 pub struct SnapshotBuilder {
     store: Arc<Store>,
     files: Arc<SnapshotFiles>,
+    metrics: HotPath,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let started = std::time::Instant::now();
         let id = self.files.next_id.fetch_add(1, Ordering::Relaxed);
         let building = self.files.dir.join(format!("building-{id}.snap"));
         let store = self.store.clone();
@@ -251,6 +263,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         if self.files.make_current(&meta, &name)? {
             tracing::info!(snapshot = %meta.snapshot_id, records = info.records, bytes = info.bytes, "snapshot built");
         }
+        self.metrics.snapshot_build.observe_since(started);
         Ok(Snapshot {
             meta,
             snapshot: Box::new(file),
@@ -275,6 +288,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let Some(last) = entries.last().map(|e| e.log_id) else {
             return Ok(Vec::new());
         };
+        let started = std::time::Instant::now();
         let mut batches: Vec<(u64, &Batch)> = Vec::new();
         for entry in &entries {
             match &entry.payload {
@@ -295,6 +309,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .apply(&batches, Some(&marker))
             .map_err(|e| StorageError::from(StorageIOError::apply(last, &e)))?
             .into_iter();
+        self.metrics.apply.observe_since(started);
         self.note_clock();
         // One response per entry, blank and membership entries included.
         Ok(entries
@@ -312,6 +327,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         SnapshotBuilder {
             store: self.store.clone(),
             files: self.files.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 
@@ -332,6 +348,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &SnapshotMeta,
         mut snapshot: Box<tokio::fs::File>,
     ) -> Result<(), StorageError> {
+        let started = std::time::Instant::now();
         snapshot.flush().await.map_err(snap_write)?;
         let file = snapshot.into_std().await;
         let store = self.store.clone();
@@ -363,6 +380,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.files.make_current(meta, &name)?;
         self.files.remove_received()?;
         self.note_clock();
+        self.metrics.snapshot_install.observe_since(started);
         tracing::info!(snapshot = %meta.snapshot_id, records = info.records, "snapshot installed");
         Ok(())
     }

@@ -281,6 +281,7 @@ async fn losing_unsynced_bytes_keeps_everything_reported_saved() {
     let lossy = LogOptions {
         segment_bytes: 256,
         lose_unsynced_on_open: true,
+        ..LogOptions::default()
     };
     let mut store = LogStore::open(&dir, lossy.clone()).unwrap();
     let written: Vec<Entry> = (0..20).map(|i| entry(1, i)).collect();

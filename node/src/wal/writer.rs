@@ -9,6 +9,7 @@
 //! `fsync` would "succeed"): every waiting and later request fails, and the node must stop.
 
 use super::segments::{self, SegmentInfo};
+use crate::metrics::Histogram;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -18,8 +19,10 @@ use std::sync::mpsc;
 /// `fdatasync`s of log segments this process has completed (benchmarks and metrics read it).
 pub static FDATASYNCS: AtomicU64 = AtomicU64::new(0);
 
-fn sync_segment(file: &File) -> io::Result<()> {
+fn sync_segment(file: &File, fsync_seconds: &Histogram) -> io::Result<()> {
+    let started = std::time::Instant::now();
     file.sync_data()?;
+    fsync_seconds.observe_since(started);
     FDATASYNCS.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }
@@ -55,6 +58,8 @@ pub struct Options {
     /// Test only: after each `fdatasync`, note how far the log was synced, so that a harness
     /// can later throw away everything after it (see `lose_unsynced`).
     pub note_synced: bool,
+    /// Observes the duration of each segment `fdatasync`.
+    pub fsync_seconds: Histogram,
 }
 
 /// Where the test-only note of the synced length lives.
@@ -207,7 +212,7 @@ impl State {
             return Err(e);
         }
         if must_sync && self.unsynced {
-            sync_segment(&self.file)?;
+            sync_segment(&self.file, &self.options.fsync_seconds)?;
             self.unsynced = false;
             if self.options.note_synced {
                 self.note_synced()?;
@@ -235,7 +240,7 @@ impl State {
 
     fn roll(&mut self) -> io::Result<()> {
         if self.unsynced {
-            sync_segment(&self.file)?;
+            sync_segment(&self.file, &self.options.fsync_seconds)?;
             self.unsynced = false;
         }
         let seq = self.active.seq + 1;

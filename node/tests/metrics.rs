@@ -1,0 +1,229 @@
+//! The metrics address of real nodes: every family of `/metrics` with plausible values after
+//! some writes, `/healthz`, and `/readyz` both ways (ready while healthy, 503 once the node
+//! has lost its leader).
+
+mod common;
+
+use common::*;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+struct Answer {
+    status: u16,
+    content_type: String,
+    body: String,
+}
+
+fn get(addr: SocketAddr, path: &str) -> std::io::Result<Answer> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text)?;
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-type:")
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    Ok(Answer {
+        status,
+        content_type,
+        body: body.to_string(),
+    })
+}
+
+/// `name{labels}` -> value of every sample line.
+fn samples(text: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (key, value) = l.rsplit_once(' ')?;
+            Some((key.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+fn scrape(addr: SocketAddr) -> BTreeMap<String, f64> {
+    let answer = get(addr, "/metrics").expect("scrape");
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert!(
+        answer
+            .content_type
+            .starts_with("application/openmetrics-text"),
+        "{}",
+        answer.content_type
+    );
+    assert!(answer.body.ends_with("# EOF\n"), "{}", answer.body);
+    samples(&answer.body)
+}
+
+fn value(s: &BTreeMap<String, f64>, key: &str) -> f64 {
+    *s.get(key)
+        .unwrap_or_else(|| panic!("no {key} in {:#?}", s.keys().collect::<Vec<_>>()))
+}
+
+/// Scrapes `addr` until `ok` holds (the watcher and the clock monitor update in the
+/// background), and returns that scrape.
+async fn scrape_until(
+    addr: SocketAddr,
+    what: &str,
+    ok: impl Fn(&BTreeMap<String, f64>) -> bool,
+) -> BTreeMap<String, f64> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = scrape(addr);
+        if ok(&s) {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "never {what}: {s:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_export_every_family_and_answer_health_checks() {
+    let mut cluster = Cluster::start(3, |c| {
+        c.metrics_addr = Some(SocketAddr::from(([127, 0, 0, 1], free_port())));
+        // Snapshots after a few entries, so the build histogram has something in it.
+        c.raft.snapshot_logs_since_last = 10;
+        c.raft.max_in_snapshot_log_to_keep = 5;
+    });
+    let addrs: Vec<SocketAddr> = cluster
+        .configs
+        .iter()
+        .map(|c| c.metrics_addr.unwrap())
+        .collect();
+    let metrics_addr = |id: u64| addrs[id as usize - 1];
+    let client = cluster.client();
+    let leader = cluster.leader(&[1, 2, 3]).await;
+    client.submit(&[create("A", 1_000)]).await.unwrap();
+    let mut last_index = 0;
+    for i in 0..30 {
+        let (_, index) = client
+            .submit(&[order(&format!("o-{i}"), "u", "A", 1)])
+            .await
+            .unwrap();
+        last_index = index;
+    }
+    // Several commands in one submit travel in one entry.
+    let batch: Vec<_> = (0..5)
+        .map(|i| order(&format!("b-{i}"), "u", "A", 1))
+        .collect();
+    let (_, index) = client.submit(&batch).await.unwrap();
+    last_index = last_index.max(index);
+    cluster.wait_applied(&[1, 2, 3], last_index).await;
+
+    let followers: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
+    let on_leader = scrape_until(metrics_addr(leader), "a full leader scrape", |s| {
+        s.get("flashstock_node_snapshot_build_duration_seconds_count")
+            .is_some_and(|n| *n >= 1.0)
+            && s.get("flashstock_node_applied_index")
+                .is_some_and(|i| *i >= last_index as f64)
+            && followers.iter().all(|f| {
+                s.contains_key(&format!(
+                    "flashstock_node_clock_offset_seconds{{peer=\"{f}\"}}"
+                )) && s
+                    .get(&format!(
+                        "flashstock_node_follower_lag_entries{{follower=\"{f}\"}}"
+                    ))
+                    .is_some_and(|lag| *lag <= 2.0)
+            })
+    })
+    .await;
+    let s = &on_leader;
+    assert!(value(s, "flashstock_node_term") >= 1.0);
+    assert_eq!(value(s, "flashstock_node_leader_id"), leader as f64);
+    assert_eq!(value(s, "flashstock_node_role{role=\"leader\"}"), 1.0);
+    assert_eq!(value(s, "flashstock_node_role{role=\"follower\"}"), 0.0);
+    assert!(
+        value(s, "flashstock_node_last_log_index") >= value(s, "flashstock_node_applied_index")
+    );
+    assert!(value(s, "flashstock_node_snapshot_index") > 0.0);
+    assert!(value(s, "flashstock_node_leader_changes_seen_total") >= 1.0);
+    assert_eq!(value(s, "flashstock_node_proposals_pending"), 0.0);
+    // Every submit above was one entry of its own (each waited for the previous one).
+    assert!(value(s, "flashstock_node_commands_per_entry_count") >= 32.0);
+    assert!(value(s, "flashstock_node_commands_per_entry_sum") >= 36.0);
+    assert!(value(s, "flashstock_node_commands_per_entry_bucket{le=\"+Inf\"}") >= 32.0);
+    assert!(
+        value(s, "flashstock_node_commands_per_entry_bucket{le=\"4.0\"}")
+            < value(s, "flashstock_node_commands_per_entry_count")
+    );
+    assert!(value(s, "flashstock_node_wal_fsync_duration_seconds_count") >= 32.0);
+    assert!(value(s, "flashstock_node_wal_fsync_duration_seconds_sum") > 0.0);
+    assert!(value(s, "flashstock_node_apply_duration_seconds_count") >= 1.0);
+    assert!(value(s, "flashstock_node_snapshot_install_duration_seconds_count") >= 0.0);
+    for f in &followers {
+        let offset = value(
+            s,
+            &format!("flashstock_node_clock_offset_seconds{{peer=\"{f}\"}}"),
+        );
+        assert!(
+            offset.abs() < 1.0,
+            "one machine, yet an offset of {offset} s"
+        );
+    }
+
+    for f in &followers {
+        let s = scrape_until(metrics_addr(*f), "a follower caught up", |s| {
+            s.get("flashstock_node_applied_index")
+                .is_some_and(|i| *i >= last_index as f64)
+        })
+        .await;
+        assert_eq!(value(&s, "flashstock_node_leader_id"), leader as f64);
+        assert_eq!(value(&s, "flashstock_node_role{role=\"follower\"}"), 1.0);
+        assert!(value(&s, "flashstock_node_wal_fsync_duration_seconds_count") >= 1.0);
+        assert!(
+            !s.keys()
+                .any(|k| k.starts_with("flashstock_node_follower_lag_entries")),
+            "a follower exports no lag"
+        );
+    }
+
+    for id in 1..=3 {
+        let health = get(metrics_addr(id), "/healthz").unwrap();
+        assert_eq!((health.status, health.body.as_str()), (200, "ok\n"));
+        let ready = get(metrics_addr(id), "/readyz").unwrap();
+        assert_eq!(ready.status, 200, "node {id}: {}", ready.body);
+    }
+    assert_eq!(get(metrics_addr(1), "/nothing").unwrap().status, 404);
+
+    // Alone, the last follower loses its leader: still alive, no longer ready.
+    let kept = followers[0];
+    for id in (1..=3).filter(|id| *id != kept) {
+        cluster.stop(id);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let ready = loop {
+        let ready = get(metrics_addr(kept), "/readyz").unwrap();
+        if ready.status != 200 || Instant::now() > deadline {
+            break ready;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    assert!(ready.body.starts_with("not ready: "), "{}", ready.body);
+    assert_eq!(get(metrics_addr(kept), "/healthz").unwrap().status, 200);
+}

@@ -117,6 +117,12 @@ pub async fn run(
         std::time::Duration::from_millis(config.storage.checkpoint_interval_ms),
     );
 
+    // Before the gRPC port: a metrics address that cannot be bound stops the node before it
+    // serves anything, rather than leave it running unwatched.
+    let metrics_server = match config.metrics_addr {
+        Some(addr) => Some(crate::metrics::http::start(addr, metrics.clone(), raft.clone()).await?),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -164,10 +170,6 @@ pub async fn run(
             let _ = stop_rx.await;
         });
     let server = tokio::spawn(server);
-    let metrics_server = match config.metrics_addr {
-        Some(addr) => Some(crate::metrics::http::start(addr, metrics.clone(), raft.clone()).await?),
-        None => None,
-    };
 
     crate::clock_monitor::start(
         raft.clone(),

@@ -227,3 +227,48 @@ async fn nodes_export_every_family_and_answer_health_checks() {
     assert!(ready.body.starts_with("not ready: "), "{}", ready.body);
     assert_eq!(get(metrics_addr(kept), "/healthz").unwrap().status, 200);
 }
+
+#[test]
+fn a_metrics_address_in_use_stops_the_node_naming_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = cluster_config::local_cluster(1, free_port(), dir.path())
+        .pop()
+        .unwrap();
+    config.metrics_addr = Some(taken.local_addr().unwrap());
+    let path = dir.path().join("node1.toml");
+    std::fs::write(&path, config.to_toml_string()).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_node"))
+        .arg("--config")
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the node kept running with its metrics address taken");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(!status.success());
+    assert!(
+        stderr.contains(&format!(
+            "cannot listen for metrics on {} (metrics_addr)",
+            taken.local_addr().unwrap()
+        )),
+        "{stderr}"
+    );
+}

@@ -17,13 +17,15 @@ use crate::run::{run, RunOptions};
 use crate::workload::Workload;
 
 /// Fault mixes a run draws from: each family alone, and the pairs that hurt most together.
-pub const FAULT_MIXES: [&str; 10] = [
+pub const FAULT_MIXES: [&str; 12] = [
     "partition",
     "pause",
     "kill",
     "power",
     "loss",
     "delay",
+    "membership",
+    "membership,kill",
     "partition,kill",
     "pause,kill",
     "partition,loss,delay",

@@ -97,11 +97,12 @@ struct RunArgs {
     /// register, flash-sale, retry or multi-item.
     #[arg(long, default_value = "register")]
     workload: String,
-    /// Comma-separated: families partition, pause, kill, power, loss, delay, all; or single
-    /// faults partition-one, partition-leader, partition-halves, partition-bridge,
+    /// Comma-separated: families partition, pause, kill, power, loss, delay, membership, all;
+    /// or single faults partition-one, partition-leader, partition-halves, partition-bridge,
     /// majorities-ring, pause-one, pause-leader, kill-one, kill-leader, kill-majority,
     /// kill-all, kill-lose-unsynced (power: every node killed, and each restart loses the
-    /// Raft log's bytes written after its last fdatasync).
+    /// Raft log's bytes written after its last fdatasync), member-remove-one,
+    /// member-remove-leader (out of the membership under load, back as learner then voter).
     #[arg(long, default_value = "partition")]
     faults: String,
     /// Seconds of clients and faults.

@@ -469,6 +469,77 @@ impl Cluster {
         all
     }
 
+    /// Runs a membership change on the leader, asking again (a new leader, a change still
+    /// in progress, a learner still catching up) until it succeeds or `timeout` passes.
+    pub async fn change_membership(
+        &self,
+        change: MembershipChange,
+        timeout: Duration,
+    ) -> anyhow::Result<String> {
+        let deadline = Instant::now() + timeout;
+        let mut last = String::from("no leader answered");
+        while Instant::now() < deadline {
+            if let Some(leader) = self.leader().await {
+                match self.try_change(leader, change).await {
+                    Ok(Some(ok)) => return Ok(ok),
+                    Ok(None) => last = format!("n{leader} is no longer the leader"),
+                    Err(e) => last = format!("n{leader}: {e}"),
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        bail!("{change:?} did not succeed within {timeout:?}: {last}")
+    }
+
+    /// One attempt: `Ok(None)` when the node is not the leader.
+    async fn try_change(
+        &self,
+        leader: u32,
+        change: MembershipChange,
+    ) -> anyhow::Result<Option<String>> {
+        use proto::admin::admin_reply::Result as Reply;
+        use proto::admin::change_membership_request::Change;
+        use proto::admin::{AddLearnerRequest, ChangeMembershipRequest, NodeIds};
+        let mut admin = Self::admin(leader)
+            .await
+            .context("cannot reach the leader's admin service")?;
+        let ids = |id: u32| NodeIds {
+            ids: vec![u64::from(id)],
+        };
+        let reply = match change {
+            MembershipChange::Remove(id) => {
+                admin
+                    .change_membership(ChangeMembershipRequest {
+                        change: Some(Change::RemoveNodes(ids(id))),
+                    })
+                    .await
+            }
+            MembershipChange::AddLearner(id) => {
+                admin
+                    .add_learner(AddLearnerRequest {
+                        id: u64::from(id),
+                        addr: self.advertise(id),
+                        blocking: true,
+                    })
+                    .await
+            }
+            MembershipChange::Promote(id) => {
+                admin
+                    .change_membership(ChangeMembershipRequest {
+                        change: Some(Change::AddVoters(ids(id))),
+                    })
+                    .await
+            }
+        }?
+        .into_inner();
+        match reply.result {
+            Some(Reply::Ok(ok)) => Ok(Some(ok)),
+            Some(Reply::NotLeader(_)) => Ok(None),
+            Some(Reply::Error(e)) => bail!("{e}"),
+            None => bail!("an empty admin reply"),
+        }
+    }
+
     /// The node that reports itself leader with the highest term, if any answers.
     pub async fn leader(&self) -> Option<u32> {
         leader_of(&self.statuses().await)
@@ -549,11 +620,22 @@ impl Drop for Cluster {
 }
 
 /// The node claiming leadership with the highest term.
+/// A membership change the nemesis makes through the leader's admin service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MembershipChange {
+    /// Out of the membership (a voter through joint consensus).
+    Remove(u32),
+    /// Back in as a learner, waiting until it has caught up.
+    AddLearner(u32),
+    /// From learner to voter.
+    Promote(u32),
+}
+
 pub fn leader_of(statuses: &[(u32, Option<StatusReply>)]) -> Option<u32> {
     statuses
         .iter()
         .filter_map(|(id, s)| s.as_ref().map(|s| (*id, s)))
-        .filter(|(_, s)| s.role == "leader")
+        .filter(|(_, s)| proto::MemberRole::reports_leader(&s.role))
         .max_by_key(|(_, s)| s.term)
         .map(|(id, _)| id)
 }

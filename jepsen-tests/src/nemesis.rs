@@ -15,8 +15,11 @@
 //! - `kill-lose-unsynced`: a power cut. SIGKILL every node; each restarts having lost every
 //!   Raft-log byte written after its last completed `fdatasync` (the nodes run in the test
 //!   mode that makes this so, and then every kill of the run loses that tail).
+//! - `member-remove-one`, `member-remove-leader`: the node is taken out of the membership
+//!   under load (the leader through joint consensus, so it steps down), keeps running, and at
+//!   the end is added back as a learner, waits to catch up, and is promoted to voter again.
 //!
-//! Families: `partition`, `pause`, `kill`, `power`, `loss`, `delay`, `all`.
+//! Families: `partition`, `pause`, `kill`, `power`, `loss`, `delay`, `membership`, `all`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -25,7 +28,7 @@ use std::time::Duration;
 use anyhow::bail;
 use tokio::time::Instant;
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, MembershipChange};
 use crate::rng::Rng;
 use crate::topology::node_ip;
 
@@ -45,10 +48,12 @@ pub enum Fault {
     KillMajority,
     KillAll,
     KillLoseUnsynced,
+    MemberRemoveOne,
+    MemberRemoveLeader,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 14] = [
+    pub const ALL: [Fault; 16] = [
         Fault::PartitionOne,
         Fault::PartitionLeader,
         Fault::PartitionHalves,
@@ -63,6 +68,8 @@ impl Fault {
         Fault::KillMajority,
         Fault::KillAll,
         Fault::KillLoseUnsynced,
+        Fault::MemberRemoveOne,
+        Fault::MemberRemoveLeader,
     ];
 
     pub fn name(self) -> &'static str {
@@ -81,6 +88,8 @@ impl Fault {
             Fault::KillMajority => "kill-majority",
             Fault::KillAll => "kill-all",
             Fault::KillLoseUnsynced => "kill-lose-unsynced",
+            Fault::MemberRemoveOne => "member-remove-one",
+            Fault::MemberRemoveLeader => "member-remove-leader",
         }
     }
 
@@ -95,6 +104,7 @@ impl Fault {
             Fault::Delay => "delay",
             Fault::PauseOne | Fault::PauseLeader => "pause",
             Fault::KillLoseUnsynced => "power",
+            Fault::MemberRemoveOne | Fault::MemberRemoveLeader => "membership",
             _ => "kill",
         }
     }
@@ -133,7 +143,7 @@ impl Fault {
             };
             if matched.is_empty() {
                 bail!(
-                    "unknown fault {word:?}; use partition, pause, kill, power, loss, delay, all, or one of: {}",
+                    "unknown fault {word:?}; use partition, pause, kill, power, loss, delay, membership, all, or one of: {}",
                     Fault::ALL.map(Fault::name).join(", ")
                 );
             }
@@ -276,7 +286,13 @@ enum Undo {
     Delay,
     Resume(Vec<u32>),
     Restart(Vec<u32>),
+    /// Add the node back as a learner, then make it a voter.
+    Readd(u32),
 }
+
+/// How long one membership step may take, retries included: a learner catching up after a
+/// fault may need a snapshot.
+const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Timing of the schedule.
 #[derive(Clone, Copy, Debug)]
@@ -308,6 +324,8 @@ pub struct Nemesis {
     pub events: Vec<Event>,
     /// Print each start and end as it happens.
     pub verbose: bool,
+    /// Nodes taken out of the membership and not yet back: `heal_all` re-adds them.
+    removed: BTreeSet<u32>,
 }
 
 fn duration_between(rng: &mut Rng, (lo, hi): (Duration, Duration)) -> Duration {
@@ -328,6 +346,7 @@ impl Nemesis {
             origin,
             events: Vec::new(),
             verbose: true,
+            removed: BTreeSet::new(),
         }
     }
 
@@ -524,6 +543,21 @@ impl Nemesis {
                     Undo::Restart(victims),
                 )
             }
+            Fault::MemberRemoveOne | Fault::MemberRemoveLeader => {
+                let (node, why) = if fault == Fault::MemberRemoveLeader {
+                    self.target_leader(cluster).await
+                } else {
+                    (*self.rng.pick(&ids), "random")
+                };
+                self.removed.insert(node);
+                let ok = cluster
+                    .change_membership(MembershipChange::Remove(node), MEMBERSHIP_TIMEOUT)
+                    .await?;
+                (
+                    format!("n{node} ({why}) out of the membership: {ok}"),
+                    Undo::Readd(node),
+                )
+            }
         })
     }
 
@@ -543,7 +577,19 @@ impl Nemesis {
                 }
                 Ok(())
             }
+            Undo::Readd(node) => self.readd(cluster, node).await,
         }
+    }
+
+    async fn readd(&mut self, cluster: &Cluster, node: u32) -> anyhow::Result<()> {
+        for step in [
+            MembershipChange::AddLearner(node),
+            MembershipChange::Promote(node),
+        ] {
+            cluster.change_membership(step, MEMBERSHIP_TIMEOUT).await?;
+        }
+        self.removed.remove(&node);
+        Ok(())
     }
 
     /// Undoes everything: rules, delays, pauses; restarts every node that is down (killed, or
@@ -559,6 +605,9 @@ impl Nemesis {
             if !cluster.is_running(id) {
                 cluster.restart(id)?;
             }
+        }
+        for node in std::mem::take(&mut self.removed) {
+            self.readd(cluster, node).await?;
         }
         let now = self.now_ns();
         for event in &mut self.events {
@@ -585,7 +634,11 @@ mod tests {
             .unwrap()
             .contains(&Fault::MajoritiesRing));
         assert!(Fault::parse_list("majorities-ring", 3).is_err());
-        assert_eq!(Fault::parse_list("all", 3).unwrap().len(), 13);
+        assert_eq!(Fault::parse_list("all", 3).unwrap().len(), 15);
+        assert_eq!(
+            Fault::parse_list("membership", 3).unwrap(),
+            vec![Fault::MemberRemoveOne, Fault::MemberRemoveLeader]
+        );
         assert_eq!(
             Fault::parse_list("power", 3).unwrap(),
             vec![Fault::KillLoseUnsynced]

@@ -936,10 +936,23 @@ fn check_k8s(k8s: &K8s, cli: &Cli, image: &str) -> Vec<String> {
         problems.push("the node container has no port named grpc".into());
         return problems;
     };
-    for probe in ["startupProbe", "livenessProbe", "readinessProbe"] {
-        match get(container, &format!("{probe}.tcpSocket")) {
-            Some(tcp) if probe_port_is(tcp, "grpc", grpc) => {}
-            _ => problems.push(format!("node {probe} is not a TCP probe of the gRPC port")),
+    match container_port(container, "metrics") {
+        None => problems.push("the node container has no port named metrics".into()),
+        Some(metrics) => {
+            for (probe, path) in [
+                ("startupProbe", "/healthz"),
+                ("livenessProbe", "/healthz"),
+                ("readinessProbe", "/readyz"),
+            ] {
+                match get(container, &format!("{probe}.httpGet")) {
+                    Some(get_)
+                        if probe_port_is(get_, "metrics", metrics)
+                            && get(get_, "path").and_then(Value::as_str) == Some(path) => {}
+                    _ => problems.push(format!(
+                        "node {probe} is not GET {path} on the metrics port"
+                    )),
+                }
+            }
         }
     }
     if let Some(svc) = headless {
@@ -1016,6 +1029,13 @@ fn check_k8s(k8s: &K8s, cli: &Cli, image: &str) -> Vec<String> {
             problems.push(format!(
                 "{key}: listens on {}, container port {grpc}",
                 config.listen
+            ));
+        }
+        let metrics = container_port(container, "metrics");
+        if config.metrics_addr.map(|a| a.port()) != metrics {
+            problems.push(format!(
+                "{key}: metrics_addr {:?}, container port metrics {metrics:?}: the probes ask it",
+                config.metrics_addr
             ));
         }
         let expected = format!("{sts_name}-{ordinal}.{service_name}:{grpc}");
@@ -1223,6 +1243,15 @@ fn k8s_manifests_have_the_expected_kinds_and_agree_with_the_configs() {
     assert!(!mutate(&|d| if is(d, "Deployment") {
         d["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["path"] =
             "/healthz".into();
+    })
+    .is_empty());
+    assert!(!mutate(&|d| if is(d, "StatefulSet") {
+        d["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["path"] =
+            "/healthz".into();
+    })
+    .is_empty());
+    assert!(!mutate(&|d| if is(d, "StatefulSet") {
+        d["spec"]["template"]["spec"]["containers"][0]["ports"][1]["containerPort"] = 9200.into();
     })
     .is_empty());
     assert!(!mutate(&|d| if is(d, "PodDisruptionBudget") {

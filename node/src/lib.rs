@@ -17,6 +17,7 @@ pub mod codec;
 pub mod config_summary;
 pub mod expiry;
 pub mod group_commit;
+pub mod health;
 pub mod in_flight;
 pub mod launcher;
 pub mod leader;

@@ -10,7 +10,7 @@ use crate::network::{Network, MAX_MESSAGE_BYTES};
 use crate::read_index::ReadIndex;
 use crate::services::{admin::AdminService, inventory::InventoryService, raft::RaftService};
 use crate::state_machine_store::StateMachine;
-use crate::tls::{NodeTls, ADMIN_ROLES, INVENTORY_ROLES, RAFT_ROLES};
+use crate::tls::{NodeTls, ADMIN_ROLES, HEALTH_ROLES, INVENTORY_ROLES, RAFT_ROLES};
 use crate::types::Raft;
 use anyhow::Context;
 use cluster_config::NodeConfig;
@@ -153,7 +153,13 @@ pub async fn run(
         clocks.clone(),
         store.clone(),
     ));
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    crate::health::start(raft.clone(), metrics.progress.clone(), health_reporter);
     let server = builder
+        .add_service(InterceptedService::new(
+            health_service,
+            tls.gate("health", HEALTH_ROLES),
+        ))
         .add_service(InterceptedService::new(
             raft_service,
             tls.gate("raft", RAFT_ROLES),

@@ -9,6 +9,8 @@ use cluster_config::NodeConfig;
 pub const RAFT_ROLES: &[RoleKind] = &[RoleKind::Node];
 /// Gateways submit and read; nodes too (the node's own client in tests and the bench).
 pub const INVENTORY_ROLES: &[RoleKind] = &[RoleKind::Gateway, RoleKind::Node];
+/// Health is asked by anyone the cluster's CA vouches for.
+pub const HEALTH_ROLES: &[RoleKind] = &[RoleKind::Admin, RoleKind::Node, RoleKind::Gateway];
 /// Operators; nodes ask each other's clock through it. Gateways pass the gate for `Status`
 /// only (their `/v1/cluster`): the admin service refuses them every other call.
 pub const ADMIN_ROLES: &[RoleKind] = &[RoleKind::Admin, RoleKind::Node, RoleKind::Gateway];

@@ -1472,3 +1472,64 @@ async fn two_gateways_give_the_same_answers() {
     assert_eq!(again["results"][3]["error"]["available"], 0);
     assert_eq!(counters(&sku(&a, "G2").await), (3, 0, 3, 0));
 }
+
+/// The first line of node `id`'s log holding every one of `needles`, waited for a few
+/// seconds: a node writes its log on its own time.
+async fn log_line(cluster: &Cluster, id: u64, needles: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = std::fs::read_to_string(cluster.log_path(id)).unwrap_or_default();
+        if let Some(line) = log.lines().find(|l| needles.iter().all(|n| l.contains(n))) {
+            return line.to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no line with {needles:?} in node {id}'s log:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_id_follows_the_order_into_the_leaders_log() {
+    let _serial = SERIAL.lock().await;
+    let cluster = Cluster::start(3).await;
+    let gateway = RunningGateway::start(cluster.addrs()).await;
+    let http = gateway.http();
+    http.post_json("/v1/skus", &json!({"sku": "T1", "stock": 5}))
+        .await
+        .expect(201);
+    let body = serde_json::to_vec(&order_body("t-1", "u-t", &[("T1", 1)])).unwrap();
+    let placed = http
+        .try_send_with(
+            Method::POST,
+            "/v1/orders",
+            Some("application/json"),
+            &[("x-request-id", "trace-order-1")],
+            body,
+        )
+        .await
+        .unwrap();
+    let revision = placed.expect(201)["revision"].as_u64().unwrap();
+    let read = http
+        .try_send_with(
+            Method::GET,
+            "/v1/orders/t-1",
+            None,
+            &[("x-request-id", "trace-read-1")],
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    read.expect(200);
+
+    let leader = cluster.leader(&cluster.ids()).await;
+    let node = format!("node={leader}");
+    let index = format!("log_index={revision}");
+    let submit = log_line(&cluster, leader, &["trace-order-1", "submit answered"]).await;
+    for part in [node.as_str(), index.as_str(), "term="] {
+        assert!(submit.contains(part), "{part} missing: {submit}");
+    }
+    let read = log_line(&cluster, leader, &["trace-read-1", "read confirmed"]).await;
+    assert!(read.contains(&node), "{read}");
+}

@@ -13,7 +13,9 @@ use state_machine::{Command, Outcome};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use super::{decode_outcome, encode_command, outcome_count_mismatch, Cluster, ClusterError};
+use super::{
+    decode_outcome, encode_command, outcome_count_mismatch, Cluster, ClusterError, RequestIds,
+};
 
 /// Most commands in one `Submit`. Large enough to carry a flash sale's burst in a few log
 /// entries, small enough that one entry applies in tens of milliseconds.
@@ -27,6 +29,8 @@ pub const MAX_SUBMITS_IN_FLIGHT: usize = 4;
 
 struct Pending {
     command: Bytes,
+    /// The HTTP request's id: the batch's `Submit` carries its commands' ids to the node.
+    request_id: Option<String>,
     deadline: Instant,
     reply: oneshot::Sender<Result<Outcome, ClusterError>>,
 }
@@ -56,6 +60,7 @@ impl Batcher {
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
             command: encoded,
+            request_id: crate::request_id::current(),
             deadline,
             reply,
         };
@@ -125,7 +130,8 @@ async fn submit(cluster: Arc<Cluster>, batch: Vec<Pending>, _slot: OwnedSemaphor
         .max()
         .unwrap_or_else(Instant::now);
     let commands: Vec<Bytes> = batch.iter().map(|p| p.command.clone()).collect();
-    let result = cluster.submit(commands, deadline).await;
+    let request_ids = RequestIds::joined(batch.iter().filter_map(|p| p.request_id.as_deref()));
+    let result = cluster.submit(commands, request_ids, deadline).await;
     match result {
         Ok(outcomes) if outcomes.len() == batch.len() => {
             for (p, raw) in batch.into_iter().zip(outcomes) {

@@ -11,6 +11,7 @@
 mod batcher;
 mod leader;
 mod pool;
+mod request_ids;
 pub mod status;
 
 use std::future::Future;
@@ -33,6 +34,7 @@ use tonic::Code;
 pub use batcher::Batcher;
 use leader::LeaderTracker;
 use pool::ChannelPool;
+pub use request_ids::RequestIds;
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -304,20 +306,24 @@ impl Cluster {
     }
 
     /// Proposes encoded commands; returns one encoded outcome per command, in order.
+    /// `request_ids` (see [`RequestIds`]) travel as metadata, for the node's log.
     pub async fn submit(
         &self,
         commands: Vec<Bytes>,
+        request_ids: RequestIds,
         deadline: Instant,
     ) -> Result<Vec<Bytes>, ClusterError> {
         let commands = Arc::new(commands);
         self.call(deadline, |channel, timeout| {
             let commands = commands.clone();
+            let request_ids = request_ids.clone();
             async move {
                 let mut client = client(channel);
                 let mut request = tonic::Request::new(SubmitRequest {
                     commands: commands.as_ref().clone(),
                 });
                 request.set_timeout(timeout);
+                request_ids.attach(&mut request);
                 let reply = client.submit(request).await?.into_inner();
                 Ok(submit_answer(reply))
             }
@@ -336,7 +342,9 @@ impl Cluster {
             .iter()
             .map(encode_command)
             .collect::<Result<Vec<_>, _>>()?;
-        let outcomes = self.submit(encoded, deadline).await?;
+        let outcomes = self
+            .submit(encoded, RequestIds::of_this_request(), deadline)
+            .await?;
         if outcomes.len() != commands.len() {
             return Err(outcome_count_mismatch(outcomes.len(), commands.len()));
         }
@@ -434,6 +442,7 @@ fn client(channel: Channel) -> InventoryClient<Channel> {
 fn timed<T>(message: T, timeout: Duration) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request.set_timeout(timeout);
+    RequestIds::of_this_request().attach(&mut request);
     request
 }
 

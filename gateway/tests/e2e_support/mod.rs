@@ -181,7 +181,7 @@ impl Cluster {
             .unwrap_or_else(|| panic!("no node {id} in this cluster"))
     }
 
-    fn log_path(&self, id: u64) -> PathBuf {
+    pub fn log_path(&self, id: u64) -> PathBuf {
         self.dir.path().join(format!("node{id}.log"))
     }
 
@@ -201,7 +201,11 @@ impl Cluster {
         let child = Process::new(binary)
             .arg("--config")
             .arg(&config)
-            .env("RUST_LOG", "info,openraft=warn")
+            // The inventory calls' spans and answers too: the request-id test reads them.
+            .env(
+                "RUST_LOG",
+                "info,openraft=warn,node::services::inventory=debug",
+            )
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(stdout)
@@ -495,11 +499,27 @@ impl Http {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> Result<Resp, String> {
+        self.try_send_with(method, path, content_type, &[], body)
+            .await
+    }
+
+    /// Like [`Http::try_send`], with extra request headers.
+    pub async fn try_send_with(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<Resp, String> {
         let mut request = Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base));
         if let Some(ct) = content_type {
             request = request.header(CONTENT_TYPE, ct);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         let request = request
             .body(Full::new(Bytes::from(body)))

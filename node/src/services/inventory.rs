@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tonic::codegen::Bytes;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 /// How long a Submit waits for its entry to commit before answering unavailable (maybe
 /// applied): a leader cut off from its quorum must not hold callers forever.
@@ -131,6 +132,23 @@ impl InventoryService {
         (hint.id != Some(self.raft.metrics().borrow().id)).then_some(hint)
     }
 
+    /// The call's span: this node, and the HTTP request ids the gateway sent with it, so
+    /// `RUST_LOG=node::services=debug` follows an order from the gateway's answer header into
+    /// the log. Nothing is formatted unless that level is on.
+    fn span<T>(&self, call: &'static str, req: &Request<T>) -> tracing::Span {
+        let ids = req
+            .metadata()
+            .get(proto::REQUEST_ID_METADATA)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        tracing::debug_span!(
+            "call",
+            call,
+            node = self.raft.metrics().borrow().id,
+            request_id = ids
+        )
+    }
+
     async fn read<T: Serialize>(
         &self,
         answer: impl FnOnce(&Store) -> Result<T, state_machine::StoreError>,
@@ -151,6 +169,7 @@ impl InventoryService {
                     wait_for_event_after(&self.raft, &self.store, after, wait).await;
                 }
                 let applied = self.applied_index();
+                tracing::debug!(applied_index = applied, "read confirmed");
                 match answer(&self.store) {
                     Ok(value) => read_reply::Result::Record(Record {
                         value: encode(&value),
@@ -215,7 +234,59 @@ fn page_limit(limit: u32) -> Result<usize, String> {
 #[tonic::async_trait]
 impl inventory_server::Inventory for InventoryService {
     async fn submit(&self, req: Request<SubmitRequest>) -> Result<Response<SubmitReply>, Status> {
-        let req = req.into_inner();
+        let span = self.span("submit", &req);
+        self.submit_in(req.into_inner()).instrument(span).await
+    }
+
+    async fn get_sku(&self, req: Request<GetSkuRequest>) -> Result<Response<ReadReply>, Status> {
+        let span = self.span("get_sku", &req);
+        self.get_sku_in(req.into_inner()).instrument(span).await
+    }
+
+    async fn get_order(
+        &self,
+        req: Request<GetOrderRequest>,
+    ) -> Result<Response<ReadReply>, Status> {
+        let span = self.span("get_order", &req);
+        self.get_order_in(req.into_inner()).instrument(span).await
+    }
+
+    async fn list_skus(
+        &self,
+        req: Request<ListSkusRequest>,
+    ) -> Result<Response<ReadReply>, Status> {
+        let span = self.span("list_skus", &req);
+        self.list_skus_in(req.into_inner()).instrument(span).await
+    }
+
+    async fn list_orders(
+        &self,
+        req: Request<ListOrdersRequest>,
+    ) -> Result<Response<ReadReply>, Status> {
+        let span = self.span("list_orders", &req);
+        self.list_orders_in(req.into_inner()).instrument(span).await
+    }
+
+    async fn read_events(
+        &self,
+        req: Request<ReadEventsRequest>,
+    ) -> Result<Response<ReadReply>, Status> {
+        let span = self.span("read_events", &req);
+        self.read_events_in(req.into_inner()).instrument(span).await
+    }
+
+    async fn get_sales(
+        &self,
+        req: Request<GetSalesRequest>,
+    ) -> Result<Response<ReadReply>, Status> {
+        let span = self.span("get_sales", &req);
+        self.get_sales_in(req.into_inner()).instrument(span).await
+    }
+}
+
+/// The calls' bodies, inside their spans.
+impl InventoryService {
+    async fn submit_in(&self, req: SubmitRequest) -> Result<Response<SubmitReply>, Status> {
         if req.commands.is_empty() || req.commands.len() > MAX_BATCH_COMMANDS {
             return Err(Status::invalid_argument(format!(
                 "a submit carries 1 to {MAX_BATCH_COMMANDS} commands, got {}",
@@ -236,35 +307,32 @@ impl inventory_server::Inventory for InventoryService {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| Status::invalid_argument(format!("undecodable command: {e}")))?;
         let result = self.propose_unrefused(commands, sizes).await;
+        if let submit_reply::Result::Outcomes(outcomes) = &result {
+            let term = self.raft.metrics().borrow().current_term;
+            tracing::debug!(term, log_index = outcomes.log_index, "submit answered");
+        }
         Ok(Response::new(SubmitReply {
             result: Some(result),
         }))
     }
 
-    async fn get_sku(&self, req: Request<GetSkuRequest>) -> Result<Response<ReadReply>, Status> {
-        let sku = match SkuId::new(req.into_inner().sku) {
+    async fn get_sku_in(&self, req: GetSkuRequest) -> Result<Response<ReadReply>, Status> {
+        let sku = match SkuId::new(req.sku) {
             Ok(sku) => sku,
             Err(e) => return invalid(e.to_string()),
         };
         self.read(|store| store.get_sku(&sku)).await
     }
 
-    async fn get_order(
-        &self,
-        req: Request<GetOrderRequest>,
-    ) -> Result<Response<ReadReply>, Status> {
-        let id = match OrderId::new(req.into_inner().order_id) {
+    async fn get_order_in(&self, req: GetOrderRequest) -> Result<Response<ReadReply>, Status> {
+        let id = match OrderId::new(req.order_id) {
             Ok(id) => id,
             Err(e) => return invalid(e.to_string()),
         };
         self.read(|store| store.get_order(&id)).await
     }
 
-    async fn list_skus(
-        &self,
-        req: Request<ListSkusRequest>,
-    ) -> Result<Response<ReadReply>, Status> {
-        let req = req.into_inner();
+    async fn list_skus_in(&self, req: ListSkusRequest) -> Result<Response<ReadReply>, Status> {
         let after = match req.after.as_str() {
             "" => None,
             raw => match SkuId::parse("after", raw) {
@@ -280,11 +348,7 @@ impl inventory_server::Inventory for InventoryService {
             .await
     }
 
-    async fn list_orders(
-        &self,
-        req: Request<ListOrdersRequest>,
-    ) -> Result<Response<ReadReply>, Status> {
-        let req = req.into_inner();
+    async fn list_orders_in(&self, req: ListOrdersRequest) -> Result<Response<ReadReply>, Status> {
         let user = match UserId::new(req.user_id) {
             Ok(user) => user,
             Err(e) => return invalid(e.to_string()),
@@ -297,11 +361,7 @@ impl inventory_server::Inventory for InventoryService {
             .await
     }
 
-    async fn read_events(
-        &self,
-        req: Request<ReadEventsRequest>,
-    ) -> Result<Response<ReadReply>, Status> {
-        let req = req.into_inner();
+    async fn read_events_in(&self, req: ReadEventsRequest) -> Result<Response<ReadReply>, Status> {
         let limit = match page_limit(req.limit) {
             Ok(limit) => limit,
             Err(e) => return invalid(e),
@@ -312,11 +372,7 @@ impl inventory_server::Inventory for InventoryService {
             .await
     }
 
-    async fn get_sales(
-        &self,
-        req: Request<GetSalesRequest>,
-    ) -> Result<Response<ReadReply>, Status> {
-        let req = req.into_inner();
+    async fn get_sales_in(&self, req: GetSalesRequest) -> Result<Response<ReadReply>, Status> {
         let sku = match SkuId::new(req.sku) {
             Ok(sku) => sku,
             Err(e) => return invalid(e.to_string()),

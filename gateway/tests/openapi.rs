@@ -694,3 +694,72 @@ async fn document_answers_when_admission_control_refuses_api_requests() {
         assert_eq!(get(&app, "/openapi.json").await.status, 200);
     }
 }
+
+/// `(METHOD, path)` of every "`METHOD /path`" in `text`, the query left off.
+fn operations_named_in(text: &str) -> BTreeSet<(String, String)> {
+    let mut found = BTreeSet::new();
+    for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+        let opener = format!("`{method} /");
+        for (at, _) in text.match_indices(&opener) {
+            let rest = &text[at + opener.len() - 1..];
+            let end = rest.find(['`', '?', ' ']).unwrap_or(rest.len());
+            found.insert((method.to_owned(), rest[..end].to_owned()));
+        }
+    }
+    found
+}
+
+/// The codes of the "Errors" table: every backticked word in its code column.
+fn error_codes_named_in(text: &str) -> BTreeSet<String> {
+    let table = text
+        .split("## Errors")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("an Errors section");
+    table
+        .lines()
+        .filter_map(|line| line.split('|').nth(2))
+        .flat_map(|column| column.split('`').skip(1).step_by(2))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_api_reference_in_docs_names_exactly_the_documents_operations_and_codes() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/API.md");
+    let reference = std::fs::read_to_string(path).unwrap();
+    let (_node, app) = one_node().await;
+    let doc = document(&app).await;
+
+    let mut documented: BTreeSet<(String, String)> = doc
+        .operations()
+        .into_iter()
+        .map(|(path, method)| (method, path))
+        .collect();
+    // The order whose id is `batch`: the reference's `GET /v1/orders/{order_id}` covers it.
+    assert!(documented.remove(&("GET".to_owned(), "/v1/orders/batch".to_owned())));
+    let mut named = operations_named_in(&reference);
+    // The status page is HTML for people, not part of the machine-readable document.
+    assert!(named.remove(&("GET".to_owned(), "/ui/".to_owned())));
+    assert_eq!(
+        named, documented,
+        "operations in docs/API.md vs /openapi.json"
+    );
+
+    let mut codes = BTreeSet::new();
+    for (path, method) in doc.operations() {
+        let op = &doc.0["paths"][&path][method.to_ascii_lowercase()];
+        for response in op["responses"].as_object().unwrap().values() {
+            codes.extend(doc.error_codes(response));
+        }
+    }
+    // Router-level answers (no route, no such method) belong to no operation of the document.
+    let mut named = error_codes_named_in(&reference);
+    for router_level in ["not_found", "method_not_allowed"] {
+        assert!(named.remove(router_level), "{router_level}");
+    }
+    // Beyond the contract's table, and said so in the reference's last section.
+    assert!(codes.remove("internal"));
+    assert!(reference.contains("`500 internal`"));
+    assert_eq!(named, codes, "error codes in docs/API.md vs /openapi.json");
+}

@@ -308,8 +308,12 @@ impl InventoryService {
             .map_err(|e| Status::invalid_argument(format!("undecodable command: {e}")))?;
         let result = self.propose_unrefused(commands, sizes).await;
         if let submit_reply::Result::Outcomes(outcomes) = &result {
-            let term = self.raft.metrics().borrow().current_term;
-            tracing::debug!(term, log_index = outcomes.log_index, "submit answered");
+            // The term is read only when the line is written.
+            tracing::debug!(
+                term = self.raft.metrics().borrow().current_term,
+                log_index = outcomes.log_index,
+                "submit answered"
+            );
         }
         Ok(Response::new(SubmitReply {
             result: Some(result),

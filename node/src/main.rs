@@ -34,6 +34,7 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<ExitCode> {
+    #[cfg(target_os = "linux")]
     disable_transparent_huge_pages();
     let args = Args::parse();
     if let Some(path) = args.check_config {
@@ -50,6 +51,7 @@ fn main() -> anyhow::Result<ExitCode> {
 /// touching such a piece again then faulted in and zeroed a whole 2 MiB page. Under order
 /// batches that zeroing was up to half of a node's cycles (perf: `clear_page_erms` under
 /// sled's checkpoint inserts), and the nodes did a third more work per order with it.
+#[cfg(target_os = "linux")]
 fn disable_transparent_huge_pages() {
     // SAFETY: PR_SET_THP_DISABLE takes plain integers and touches no memory of ours.
     let rc = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };

@@ -5,7 +5,8 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use std::process::{Command as Process, Output};
+use std::process::{Command as Process, Output, Stdio};
+use std::time::{Duration, Instant};
 
 fn json(out: &Output) -> Value {
     assert!(
@@ -152,6 +153,57 @@ fn demo_prints_where_it_serves_as_json() {
         ready["admin_tls"]["ca"].is_string(),
         "mTLS by default: {ready}"
     );
+}
+
+/// `kill <demo>` (SIGTERM) stops the demo as Ctrl-C does: its nodes and gateway exit and its
+/// data dir is gone.
+#[test]
+fn demo_stops_its_processes_and_removes_its_data_on_sigterm() {
+    let base = consecutive_free_ports();
+    let gateway = format!("127.0.0.1:{}", free_port_outside(base));
+    let mut demo = Process::new(env!("CARGO_BIN_EXE_invctl"))
+        .args(["demo", "--gateway", &gateway, "--output", "json"])
+        .args(["--base-port", &base.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = demo.stdout.take().unwrap();
+    let ready: Value = serde_json::Deserializer::from_reader(stdout)
+        .into_iter()
+        .next()
+        .expect("a ready document")
+        .expect("JSON");
+    let data_dir = std::path::PathBuf::from(ready["data_dir"].as_str().unwrap());
+    assert!(data_dir.is_dir(), "{ready}");
+    let running_from_it = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+            .filter(|cmd| String::from_utf8_lossy(cmd).contains(data_dir.to_str().unwrap()))
+            .count()
+    };
+    assert_eq!(running_from_it(), 4, "three nodes and a gateway");
+
+    let killed = Process::new("kill")
+        .args(["-TERM", &demo.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = demo.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the demo did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    assert_eq!(running_from_it(), 0, "processes left running");
+    assert!(!data_dir.exists(), "{} left behind", data_dir.display());
 }
 
 /// The demo reports ready only once its gateway answered `/healthz` over TLS with the

@@ -162,7 +162,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     }
     if !opts.exit {
         out.progress("running; press Ctrl-C to stop");
-        tokio::signal::ctrl_c().await?;
+        stop_requested().await?;
     }
     out.progress("stopping");
     cluster.stop();
@@ -170,6 +170,17 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         bail!("the flash sale did not sell exactly its stock");
     }
     Ok(())
+}
+
+/// Ctrl-C, or SIGTERM from `kill` or a service manager: either stops the processes and
+/// removes the data dir. Without the SIGTERM arm, `kill <demo>` left three nodes and a
+/// gateway running, orphaned, and the data dir behind.
+async fn stop_requested() -> std::io::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        interrupted = tokio::signal::ctrl_c() => interrupted,
+        _ = term.recv() => Ok(()),
+    }
 }
 
 fn print_ready(ready: &Ready) {

@@ -648,8 +648,13 @@ fn check_compose(compose: &Value, cli: &Cli) -> Vec<String> {
             ));
         }
         let health = strings(seq(node, "healthcheck.test")).join(" ");
-        if !health.contains(&format!("/dev/tcp/127.0.0.1/{port}")) {
-            problems.push(format!("{name}: the healthcheck does not dial port {port}"));
+        match config.metrics_addr {
+            Some(metrics)
+                if health.contains(&format!("/dev/tcp/127.0.0.1/{}", metrics.port()))
+                    && health.contains("GET /readyz") => {}
+            _ => problems.push(format!(
+                "{name}: the healthcheck does not ask /readyz on its metrics_addr"
+            )),
         }
         let data = mount_target(node, &format!("{name}-data"));
         if !data.is_some_and(|d| config.data_dir.starts_with(d)) {

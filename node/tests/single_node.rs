@@ -1,5 +1,6 @@
-//! One node process on its own: what it does to itself at start (`--log-format json`, and
-//! transparent huge pages off, see `main.rs`), checked from outside.
+//! One node process on its own: what it does to itself at start (`--log-format json`,
+//! transparent huge pages off, see `main.rs`) and what it logs as it becomes leader, checked
+//! from outside.
 
 use std::io::{BufRead, BufReader, Lines};
 use std::process::{Child, ChildStderr, Command, Stdio};
@@ -72,4 +73,36 @@ fn a_running_node_has_transparent_huge_pages_off() {
     if let Some(thp) = thp {
         assert_eq!(thp, "0", "THP_enabled in /proc/<node>/status");
     }
+}
+
+/// Elections are logged at `info` under the node's default filter (openraft at `warn`).
+#[test]
+fn a_node_logs_its_election_at_info() {
+    let (child, lines, _dir) = start(&[]);
+    let mut wanted = [
+        "leader changed term=1 leader=1",
+        "role changed term=1 role=Leader",
+    ]
+    .into_iter()
+    .collect::<std::collections::BTreeSet<_>>();
+    // Read on a thread of its own: a node that never logs the lines must fail the test, not
+    // hang it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !wanted.is_empty() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => wanted.retain(|w| !line.contains(w)),
+            Err(_) => break,
+        }
+    }
+    stop(child);
+    assert!(wanted.is_empty(), "never logged: {wanted:?}");
 }

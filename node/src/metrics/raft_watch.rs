@@ -67,6 +67,9 @@ impl Seen {
 
         if let Some(leader) = m.current_leader {
             if self.leader != Some(leader) {
+                // openraft logs its own elections at info too, but the node's filter keeps
+                // openraft at warn: this is the one line an operator needs.
+                tracing::info!(term = m.current_term, leader, "leader changed");
                 gauges.leader_changes.inc();
                 self.leader = Some(leader);
             }
@@ -78,6 +81,7 @@ impl Seen {
             self.applied = applied;
         }
         if self.state != Some(m.state) {
+            tracing::info!(term = m.current_term, role = ?m.state, "role changed");
             for (state, role) in ROLES {
                 let value = i64::from(state == m.state);
                 gauges.role.get_or_create(&RoleLabels { role }).set(value);

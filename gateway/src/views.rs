@@ -73,7 +73,7 @@ pub struct OrderView<'a> {
     pub order_id: &'a str,
     pub user_id: &'a str,
     pub items: Vec<ItemView<'a>>,
-    #[schema(schema_with = crate::openapi::order_status)]
+    #[schema(schema_with = crate::openapi::field_schemas::order_status)]
     pub status: &'static str,
     pub created_ms: u64,
     pub expires_ms: u64,
@@ -127,7 +127,7 @@ pub struct OrderList<'a> {
 pub struct EventView<'a> {
     pub id: u64,
     #[serde(rename = "type")]
-    #[schema(schema_with = crate::openapi::event_type)]
+    #[schema(schema_with = crate::openapi::field_schemas::event_type)]
     pub kind: &'static str,
     pub time_ms: u64,
     pub revision: u64,
@@ -224,7 +224,7 @@ pub enum BatchResultView<'a> {
     },
     Error {
         status: u16,
-        #[schema(schema_with = crate::openapi::error_detail_ref)]
+        #[schema(schema_with = crate::openapi::field_schemas::error_detail_ref)]
         error: Map<String, Value>,
     },
 }

@@ -35,7 +35,7 @@ pub struct ClusterView {
 pub struct NodeView {
     pub id: u64,
     pub addr: String,
-    #[schema(schema_with = crate::openapi::node_role)]
+    #[schema(schema_with = crate::openapi::field_schemas::node_role)]
     pub role: &'static str,
     pub last_log_index: u64,
     pub last_applied: u64,

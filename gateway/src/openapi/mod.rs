@@ -7,6 +7,7 @@
 //! and with every answer they can provoke.
 
 mod errors;
+pub mod field_schemas;
 mod operations;
 
 use std::sync::OnceLock;
@@ -19,7 +20,7 @@ use utoipa::openapi::response::{ResponseBuilder, ResponsesBuilder};
 use utoipa::openapi::schema::{ComponentsBuilder, ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
-    ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, Paths, Ref, RefOr, Required,
+    ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, Paths, RefOr, Required,
 };
 
 use operations::{Content, Operation, Schemas};
@@ -232,44 +233,4 @@ fn identifier(max: usize) -> ObjectBuilder {
     ObjectBuilder::new()
         .schema_type(Type::String)
         .pattern(Some(format!("^[A-Za-z0-9._:-]{{1,{max}}}$")))
-}
-
-/// `Order.status`.
-pub fn order_status() -> ObjectBuilder {
-    use state_machine::OrderStatus::*;
-    names([Reserved, Paid, Cancelled, Expired, Refunded].map(|s| s.as_str()))
-}
-
-/// `Event.type`.
-pub fn event_type() -> ObjectBuilder {
-    use state_machine::EventKind::*;
-    names(
-        [
-            SkuCreated,
-            SkuRestocked,
-            SkuUpdated,
-            OrderReserved,
-            OrderPaid,
-            OrderCancelled,
-            OrderExpired,
-            OrderRefunded,
-        ]
-        .map(|k| k.as_str()),
-    )
-}
-
-/// `ClusterNode.role`.
-pub fn node_role() -> ObjectBuilder {
-    names(proto::MemberRole::API.map(proto::MemberRole::as_str))
-}
-
-/// An order batch's result carries the error member as a lone answer would.
-pub fn error_detail_ref() -> Ref {
-    Ref::from_schema_name(errors::ERROR_DETAIL)
-}
-
-fn names<const N: usize>(values: [&'static str; N]) -> ObjectBuilder {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .enum_values(Some(values))
 }

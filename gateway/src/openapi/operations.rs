@@ -19,7 +19,7 @@ use crate::requests::{
     CancelBody, CreateSkuBody, EventStreamQuery, EventsQuery, ListOrdersQuery, ListSkusQuery,
     PatchSkuBody, PayBody, PlaceOrderBody, RefundBody, RestockBody, SalesQuery,
 };
-use crate::routes::{admission_applies, paths};
+use crate::routes::paths::{self, admission_applies};
 use crate::views::{BatchView, EventPageView, OrderList, OrderView, SalesView, SkuPage, SkuView};
 
 /// The named schemas the operations refer to, gathered as they are referred to.

@@ -9,6 +9,7 @@ mod extract;
 mod ops;
 mod order_batch;
 mod orders;
+pub mod paths;
 mod skus;
 
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use crate::cluster::{Batcher, Cluster};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::views::{OrderView, SkuView};
+use paths::admission_applies;
 
 /// What every handler shares.
 pub struct AppState {
@@ -42,48 +44,6 @@ pub struct AppState {
 }
 
 pub type Shared = Arc<AppState>;
-
-/// The route patterns: the router's table, the `route` metric label and the OpenAPI document
-/// all come from here, so a label is always a pattern the router knows.
-pub mod paths {
-    pub const SKUS: &str = "/v1/skus";
-    pub const SKU: &str = "/v1/skus/{sku}";
-    pub const RESTOCK: &str = "/v1/skus/{sku}/restock";
-    pub const SALES: &str = "/v1/skus/{sku}/sales";
-    pub const EVENTS: &str = "/v1/events";
-    pub const EVENT_STREAM: &str = "/v1/events/stream";
-    pub const ORDERS: &str = "/v1/orders";
-    pub const ORDER_BATCH: &str = "/v1/orders/batch";
-    pub const ORDER: &str = "/v1/orders/{order_id}";
-    pub const PAY: &str = "/v1/orders/{order_id}/pay";
-    pub const CANCEL: &str = "/v1/orders/{order_id}/cancel";
-    pub const REFUND: &str = "/v1/orders/{order_id}/refund";
-    pub const CLUSTER: &str = "/v1/cluster";
-    pub const HEALTHZ: &str = "/healthz";
-    pub const READYZ: &str = "/readyz";
-    pub const METRICS: &str = "/metrics";
-    pub const OPENAPI: &str = "/openapi.json";
-
-    pub const ALL: [&str; 17] = [
-        SKUS,
-        SKU,
-        RESTOCK,
-        SALES,
-        EVENTS,
-        EVENT_STREAM,
-        ORDERS,
-        ORDER_BATCH,
-        ORDER,
-        PAY,
-        CANCEL,
-        REFUND,
-        CLUSTER,
-        HEALTHZ,
-        READYZ,
-        METRICS,
-        OPENAPI,
-    ];
-}
 
 pub fn router(state: Shared) -> Router {
     use paths::*;
@@ -166,12 +126,6 @@ async fn observe(State(state): State<Shared>, req: Request, next: Next) -> Respo
         .metrics
         .observe_request(route, method, status, elapsed);
     response
-}
-
-/// Whether admission control applies to a route: operations endpoints (`/healthz`,
-/// `/readyz`, `/metrics`, `/openapi.json`) must answer even when the gateway is saturated.
-pub fn admission_applies(path: &str) -> bool {
-    path.starts_with("/v1/")
 }
 
 /// Admission control for the API routes (see `admission_applies`).

@@ -179,9 +179,12 @@ impl Cli {
         Cli {
             binaries: workspace_binaries(),
             flags: BTreeMap::from([
-                ("node", long_flags(&read(&root.join("node/src/main.rs")))),
                 (
-                    "gateway",
+                    "flashstock-node",
+                    long_flags(&read(&root.join("node/src/main.rs"))),
+                ),
+                (
+                    "flashstock-gateway",
                     long_flags(&read(&root.join("gateway/src/main.rs"))),
                 ),
                 ("invctl", invctl_flags),
@@ -436,7 +439,7 @@ fn check_dockerfile(text: &str, cli: &Cli) -> Vec<String> {
             }
         }
     }
-    for needed in ["node", "gateway", "invctl"] {
+    for needed in ["flashstock-node", "flashstock-gateway", "invctl"] {
         if !copied.contains(needed) {
             problems.push(format!("the runtime stage lacks the {needed} binary"));
         }
@@ -613,7 +616,7 @@ fn check_compose(compose: &Value, cli: &Cli) -> Vec<String> {
             problems.push(format!("{name}: command is {command:?}"));
             continue;
         };
-        if program != "node" || flag != "--config" {
+        if program != "flashstock-node" || flag != "--config" {
             problems.push(format!("{name}: command is {command:?}"));
         }
         let Some(file) = mounted_file(node, config_path) else {
@@ -742,7 +745,7 @@ fn compose_runs_three_nodes_and_a_gateway_on_configs_the_parsers_accept() {
     assert!(!check_compose(&no_gateway, &cli).is_empty());
     let mut bad_flag = compose;
     bad_flag["services"]["node1"]["command"] = Value::Sequence(vec![
-        "node".into(),
+        "flashstock-node".into(),
         "--conf".into(),
         "/etc/flashstock/node.toml".into(),
     ]);
@@ -1113,7 +1116,7 @@ fn check_k8s(k8s: &K8s, cli: &Cli, image: &str) -> Vec<String> {
     }
     let command = container_command(gw);
     cli.check(&command, &mut problems);
-    if command.first().map(String::as_str) != Some("gateway") {
+    if command.first().map(String::as_str) != Some("flashstock-gateway") {
         problems.push(format!("the Deployment runs {command:?}"));
     }
     let Some(http) = container_port(gw, "http") else {
@@ -1386,7 +1389,7 @@ fn exec_config_path(unit: &Unit) -> String {
 fn systemd_node_unit_is_hardened_and_runs_a_real_node() {
     let cli = Cli::load();
     let text = read_deploy("systemd/flashstock-node@.service");
-    let problems = check_unit(&text, &cli, "node", 0);
+    let problems = check_unit(&text, &cli, "flashstock-node", 0);
     assert!(problems.is_empty(), "{problems:#?}");
     let unit = parse_unit(&text);
     let service = &unit["Service"];
@@ -1437,14 +1440,14 @@ fn systemd_node_unit_is_hardened_and_runs_a_real_node() {
         ),
         (
             text.replace(
-                "/usr/local/bin/node --config",
+                "/usr/local/bin/flashstock-node --config",
                 "/usr/local/bin/nodes --config",
             ),
             "no such binary",
         ),
     ] {
         assert!(
-            !check_unit(&broken, &cli, "node", 0).is_empty(),
+            !check_unit(&broken, &cli, "flashstock-node", 0).is_empty(),
             "{why} passed"
         );
     }
@@ -1455,7 +1458,7 @@ fn systemd_gateway_unit_is_hardened_and_waits_for_the_drain() {
     let cli = Cli::load();
     let text = read_deploy("systemd/flashstock-gateway.service");
     let drain = gateway_drain_secs();
-    let problems = check_unit(&text, &cli, "gateway", drain);
+    let problems = check_unit(&text, &cli, "flashstock-gateway", drain);
     assert!(problems.is_empty(), "{problems:#?}");
     let unit = parse_unit(&text);
     assert_eq!(exec_config_path(&unit), "/etc/flashstock/gateway.toml");
@@ -1469,9 +1472,9 @@ fn systemd_gateway_unit_is_hardened_and_waits_for_the_drain() {
         .starts_with("/etc/flashstock/certs"));
 
     let short_stop = text.replace("TimeoutStopSec=20", &format!("TimeoutStopSec={drain}"));
-    assert!(!check_unit(&short_stop, &cli, "gateway", drain).is_empty());
+    assert!(!check_unit(&short_stop, &cli, "flashstock-gateway", drain).is_empty());
     let no_restart = text.replace("Restart=on-failure", "Restart=no");
-    assert!(!check_unit(&no_restart, &cli, "gateway", drain).is_empty());
+    assert!(!check_unit(&no_restart, &cli, "flashstock-gateway", drain).is_empty());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1481,15 +1484,21 @@ fn systemd_gateway_unit_is_hardened_and_waits_for_the_drain() {
 #[test]
 fn flag_and_binary_discovery_finds_the_real_ones() {
     let cli = Cli::load();
-    for bin in ["node", "gateway", "invctl", "loadgen", "jepsen"] {
+    for bin in [
+        "flashstock-node",
+        "flashstock-gateway",
+        "invctl",
+        "loadgen",
+        "jepsen",
+    ] {
         assert!(
             cli.binaries.contains(bin),
             "{bin} missing from {:?}",
             cli.binaries
         );
     }
-    assert!(cli.flags["node"].contains("--check-config"));
-    assert!(cli.flags["gateway"].contains("--https-cert"));
+    assert!(cli.flags["flashstock-node"].contains("--check-config"));
+    assert!(cli.flags["flashstock-gateway"].contains("--https-cert"));
     for flag in [
         "--dir", "--id", "--addr", "--host", "--name", "--ca", "--nodes",
     ] {

@@ -16,7 +16,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The HTTP gateway in front of the inventory cluster.
 #[derive(Debug, Parser)]
-#[command(name = "gateway", version)]
+#[command(name = "flashstock-gateway", version)]
 struct Args {
     /// Gateway TOML config (see cluster-config/samples/gateway.toml).
     #[arg(long, value_name = "FILE")]

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 
 /// The first `n` lines the gateway logs at start-up with `format`, then it is stopped.
 fn first_lines(format: &str, n: usize) -> Vec<String> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flashstock-gateway"))
         .args(["--log-format", format, "--nodes", "127.0.0.1:1"])
         .args(["--listen", "127.0.0.1:0"])
         .env("RUST_LOG", "info")
@@ -46,7 +46,7 @@ fn text_is_the_default_and_unknown_formats_are_refused() {
         serde_json::from_str::<serde_json::Value>(line).is_err(),
         "{line}"
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_gateway"))
+    let out = Command::new(env!("CARGO_BIN_EXE_flashstock-gateway"))
         .args(["--log-format", "yaml", "--nodes", "127.0.0.1:1"])
         .output()
         .unwrap();

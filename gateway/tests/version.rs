@@ -5,7 +5,10 @@ use std::process::Command;
 #[test]
 fn gateway_and_loadgen_print_their_version() {
     for (bin, name) in [
-        (env!("CARGO_BIN_EXE_gateway"), "gateway"),
+        (
+            env!("CARGO_BIN_EXE_flashstock-gateway"),
+            "flashstock-gateway",
+        ),
         (env!("CARGO_BIN_EXE_loadgen"), "loadgen"),
     ] {
         let out = Command::new(bin).arg("--version").output().unwrap();

@@ -172,7 +172,10 @@ async fn finish_broken_build(
             log.display()
         );
     }
-    let bin = options.broken_target_dir.join("release").join("node");
+    let bin = options
+        .broken_target_dir
+        .join("release")
+        .join("flashstock-node");
     if !bin.is_file() {
         bail!("the build left no {}", bin.display());
     }

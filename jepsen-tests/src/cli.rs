@@ -81,10 +81,10 @@ enum Cmd {
 
 #[derive(Args)]
 struct Binaries {
-    /// The node binary [default: `node` next to this binary].
+    /// The node binary [default: `flashstock-node` next to this binary].
     #[arg(long, value_name = "PATH")]
     node_bin: Option<PathBuf>,
-    /// The gateway binary [default: `gateway` next to this binary].
+    /// The gateway binary [default: `flashstock-gateway` next to this binary].
     #[arg(long, value_name = "PATH")]
     gateway_bin: Option<PathBuf>,
 }
@@ -253,10 +253,12 @@ fn beside_self(name: &str) -> PathBuf {
 impl Binaries {
     fn resolve(&self) -> (PathBuf, PathBuf) {
         (
-            self.node_bin.clone().unwrap_or_else(|| beside_self("node")),
+            self.node_bin
+                .clone()
+                .unwrap_or_else(|| beside_self("flashstock-node")),
             self.gateway_bin
                 .clone()
-                .unwrap_or_else(|| beside_self("gateway")),
+                .unwrap_or_else(|| beside_self("flashstock-gateway")),
         )
     }
 }

@@ -1,4 +1,4 @@
-//! What `node --check-config` prints for a valid config: the settings an operator wants to
+//! What `flashstock-node --check-config` prints for a valid config: the settings an operator wants to
 //! confirm before a rollout, with the defaults filled in, so a missing line in the file shows
 //! as the value the node will really use.
 

@@ -61,7 +61,8 @@ impl LocalCerts {
     }
 }
 
-/// The directory holding this executable's sibling binaries (`node`, `gateway`, ...).
+/// The directory holding this executable's sibling binaries (`flashstock-node`,
+/// `flashstock-gateway`, ...).
 pub fn bin_dir() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("cannot locate the running binary")?;
     Ok(exe
@@ -118,7 +119,7 @@ impl LocalCluster {
         log_level: &str,
         secure: bool,
     ) -> anyhow::Result<Self> {
-        let node_bin = sibling("node")?;
+        let node_bin = sibling("flashstock-node")?;
         std::fs::create_dir_all(dir)?;
         let mut configs = cluster_config::local_cluster(n, base_port, dir);
         let certs = if secure {
@@ -169,7 +170,7 @@ impl LocalCluster {
     /// Starts a gateway process in front of the cluster on `listen`; `extra` are more of its
     /// flags.
     pub fn start_gateway(&mut self, listen: &str, extra: &[String]) -> anyhow::Result<()> {
-        let bin = sibling("gateway")?;
+        let bin = sibling("flashstock-gateway")?;
         let log = std::fs::File::create(self.dir.join("gateway.log"))?;
         let mut gateway = Command::new(&bin);
         if let Some(certs) = &self.certs {

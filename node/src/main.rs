@@ -1,5 +1,5 @@
-//! The node binary: `node --config FILE`, or `node --check-config FILE` to validate a config
-//! without starting.
+//! The node binary: `flashstock-node --config FILE`, or `flashstock-node --check-config FILE`
+//! to validate a config without starting.
 
 use clap::{ArgGroup, Parser};
 use cluster_config::logging::LogFormat;
@@ -13,10 +13,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(
+    name = "flashstock-node",
     version,
     about = "A flashstock Raft node",
-    after_help = "Examples:\n  node --config cluster-config/samples/three-node/node1.toml\n  \
-                  node --check-config cluster-config/samples/three-node/node1.toml\n\n\
+    after_help = "Examples:\n  flashstock-node --config cluster-config/samples/three-node/node1.toml\n  \
+                  flashstock-node --check-config cluster-config/samples/three-node/node1.toml\n\n\
                   Exit codes of --check-config: 0 valid, 1 not (the message names the field).",
     group(ArgGroup::new("mode").required(true).args(["config", "check_config"]))
 )]

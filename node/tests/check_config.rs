@@ -1,11 +1,11 @@
-//! `node --check-config FILE`: 0 and a summary for a valid config, 1 and the reason for an
+//! `flashstock-node --check-config FILE`: 0 and a summary for a valid config, 1 and the reason for an
 //! invalid one, without starting a node.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn check(path: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_node"))
+    Command::new(env!("CARGO_BIN_EXE_flashstock-node"))
         .arg("--check-config")
         .arg(path)
         .output()
@@ -80,7 +80,7 @@ fn an_invalid_config_names_the_problem_and_exits_1() {
 
 #[test]
 fn config_and_check_config_are_exclusive_and_one_is_required() {
-    let node = env!("CARGO_BIN_EXE_node");
+    let node = env!("CARGO_BIN_EXE_flashstock-node");
     let file = sample("three-node/node1.toml");
     let both = Command::new(node)
         .arg("--config")

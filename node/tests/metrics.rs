@@ -238,7 +238,7 @@ fn a_metrics_address_in_use_stops_the_node_naming_it() {
     config.metrics_addr = Some(taken.local_addr().unwrap());
     let path = dir.path().join("node1.toml");
     std::fs::write(&path, config.to_toml_string()).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_node"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_flashstock-node"))
         .arg("--config")
         .arg(&path)
         .stdout(std::process::Stdio::null())

@@ -17,7 +17,7 @@ fn start(args: &[&str]) -> (Child, Lines<BufReader<ChildStderr>>, tempfile::Temp
     let config = &cluster_config::local_cluster(1, port, dir.path())[0];
     let path = dir.path().join("node.toml");
     std::fs::write(&path, config.to_toml_string()).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_node"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flashstock-node"))
         .arg("--config")
         .arg(&path)
         .args(args)

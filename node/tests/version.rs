@@ -5,7 +5,7 @@ use std::process::Command;
 #[test]
 fn node_and_invctl_print_their_version() {
     for (bin, name) in [
-        (env!("CARGO_BIN_EXE_node"), "node"),
+        (env!("CARGO_BIN_EXE_flashstock-node"), "flashstock-node"),
         (env!("CARGO_BIN_EXE_invctl"), "invctl"),
     ] {
         let out = Command::new(bin).arg("--version").output().unwrap();

@@ -26,6 +26,18 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Every kind, in the order the API reference lists them (the OpenAPI document's enum).
+    pub const ALL: [EventKind; 8] = [
+        EventKind::SkuCreated,
+        EventKind::SkuRestocked,
+        EventKind::SkuUpdated,
+        EventKind::OrderReserved,
+        EventKind::OrderPaid,
+        EventKind::OrderCancelled,
+        EventKind::OrderExpired,
+        EventKind::OrderRefunded,
+    ];
+
     /// The `type` of the API's event body.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -144,4 +156,21 @@ pub struct SalesBucket {
 /// The start of the bucket holding `t_ms`.
 pub fn bucket_start(t_ms: u64) -> u64 {
     t_ms - t_ms % SALES_BUCKET_MS
+}
+
+#[cfg(test)]
+mod kind_tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn all_lists_each_kind_once_with_every_order_event() {
+        let names: BTreeSet<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(names.len(), EventKind::ALL.len());
+        for status in OrderStatus::ALL {
+            assert!(EventKind::ALL.contains(&EventKind::of_order_status(status)));
+        }
+        let statuses: BTreeSet<&str> = OrderStatus::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(statuses.len(), OrderStatus::ALL.len());
+    }
 }

@@ -172,6 +172,15 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
+    /// Every status, in the order of the API reference.
+    pub const ALL: [OrderStatus; 5] = [
+        OrderStatus::Reserved,
+        OrderStatus::Paid,
+        OrderStatus::Cancelled,
+        OrderStatus::Expired,
+        OrderStatus::Refunded,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             OrderStatus::Reserved => "reserved",

@@ -7,26 +7,12 @@ use utoipa::openapi::Ref;
 
 /// `Order.status`.
 pub fn order_status() -> ObjectBuilder {
-    use state_machine::OrderStatus::*;
-    names([Reserved, Paid, Cancelled, Expired, Refunded].map(|s| s.as_str()))
+    names(state_machine::OrderStatus::ALL.map(state_machine::OrderStatus::as_str))
 }
 
 /// `Event.type`.
 pub fn event_type() -> ObjectBuilder {
-    use state_machine::EventKind::*;
-    names(
-        [
-            SkuCreated,
-            SkuRestocked,
-            SkuUpdated,
-            OrderReserved,
-            OrderPaid,
-            OrderCancelled,
-            OrderExpired,
-            OrderRefunded,
-        ]
-        .map(|k| k.as_str()),
-    )
+    names(state_machine::EventKind::ALL.map(state_machine::EventKind::as_str))
 }
 
 /// `ClusterNode.role`.

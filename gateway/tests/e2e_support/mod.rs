@@ -46,7 +46,7 @@ pub fn now_ms() -> u64 {
 // The node binary
 // ---------------------------------------------------------------------------------------------
 
-/// `<target>/<profile>/node`, built there (once per test process) when missing.
+/// `<target>/<profile>/flashstock-node`, built there (once per test process) when missing.
 pub fn node_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(find_or_build_node)
@@ -64,7 +64,7 @@ fn find_or_build_node() -> PathBuf {
         .parent()
         .unwrap_or_else(|| panic!("{} has no parent target dir", profile_dir.display()))
         .to_path_buf();
-    let binary = profile_dir.join(format!("node{}", std::env::consts::EXE_SUFFIX));
+    let binary = profile_dir.join(format!("flashstock-node{}", std::env::consts::EXE_SUFFIX));
     if binary.is_file() {
         return binary;
     }
@@ -74,7 +74,7 @@ fn find_or_build_node() -> PathBuf {
         .unwrap_or("debug")
         .to_owned();
     let mut cargo = Process::new(env!("CARGO"));
-    cargo.args(["build", "-p", "node", "--bin", "node"]);
+    cargo.args(["build", "-p", "node", "--bin", "flashstock-node"]);
     match profile.as_str() {
         "debug" => {}
         "release" => {
@@ -97,7 +97,7 @@ fn find_or_build_node() -> PathBuf {
     assert!(
         status.success(),
         "building the node binary failed ({status}): `{cargo:?}`; \
-         build it yourself with `cargo build -p node --bin node` into {}",
+         build it yourself with `cargo build -p node --bin flashstock-node` into {}",
         target_dir.display()
     );
     assert!(

@@ -62,7 +62,7 @@ impl Cluster {
         let path = self.dir.path().join(format!("node{id}.toml"));
         std::fs::write(&path, self.configs[i].to_toml_string()).unwrap();
         let log = std::fs::File::create(self.dir.path().join(format!("node{id}.log"))).unwrap();
-        let child = Process::new(env!("CARGO_BIN_EXE_node"))
+        let child = Process::new(env!("CARGO_BIN_EXE_flashstock-node"))
             .arg("--config")
             .arg(&path)
             .env("RUST_LOG", "info,openraft=warn")

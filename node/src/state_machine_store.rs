@@ -106,6 +106,68 @@ impl StateMachine {
     }
 }
 
+/// What `StateMachine::restore_from` wrote.
+#[derive(Debug, Clone)]
+pub struct Restored {
+    /// The snapshot's last included log id, now the store's last applied.
+    pub last_log_id: LogId,
+    pub records: u64,
+}
+
+impl StateMachine {
+    /// Fills this state machine's empty store from `snapshot` (a file as `build_snapshot`
+    /// writes them) for a new cluster: the records as they are, the applied log id as the
+    /// snapshot's, but the membership replaced by `members`, so nothing of the old cluster's
+    /// addresses survives. Then builds this node's current snapshot from the result, which a
+    /// lagging or new member of the new cluster may be sent. Everything is durable when it
+    /// returns.
+    pub async fn restore_from(
+        &mut self,
+        snapshot: std::fs::File,
+        members: std::collections::BTreeMap<crate::types::NodeId, openraft::BasicNode>,
+    ) -> Result<Restored, StorageError> {
+        if self.store.marker().map_err(sm_read)?.is_some() {
+            return Err(sm_write(std::io::Error::other(
+                "the store already holds applied state; restore only fills an empty one",
+            )));
+        }
+        let store = self.store.clone();
+        let info = tokio::task::spawn_blocking(move || store.install_snapshot(snapshot))
+            .await
+            .map_err(sm_write)?
+            .map_err(snap_read)?;
+        let Some(last) = decode_marker(info.marker)?.last else {
+            return Err(snap_read(std::io::Error::other(
+                "the snapshot covers no log entry",
+            )));
+        };
+        let voters = members.keys().copied().collect();
+        // Logged at the snapshot's last id: the membership must be at or before the applied
+        // id, and no entry of the new cluster exists yet to carry it.
+        let membership =
+            StoredMembership::new(Some(last), openraft::Membership::new(vec![voters], members));
+        let marker = serde_json::to_vec(&Applied {
+            last: Some(last),
+            membership: membership.clone(),
+        })
+        .map_err(sm_write)?;
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            store.set_marker(&marker)?;
+            store.checkpoint()
+        })
+        .await
+        .map_err(sm_write)?
+        .map_err(sm_write)?;
+        self.membership = membership;
+        self.get_snapshot_builder().await.build_snapshot().await?;
+        Ok(Restored {
+            last_log_id: last,
+            records: info.records,
+        })
+    }
+}
+
 impl StateMachine {
     /// Tells `clocks` the state machine's clock after every apply and install.
     pub fn with_clocks(mut self, clocks: Clocks) -> Self {

@@ -4,7 +4,9 @@
 use clap::{CommandFactory, Parser, Subcommand};
 use node::bench::{self, Workload};
 use node::cli::output::{Format, OutputArg};
-use node::cli::{admin, certs, demo, events, exit_code, membership, snapshot_file, status};
+use node::cli::{
+    admin, certs, demo, events, exit_code, membership, restore, snapshot_file, status,
+};
 use node::launcher::LocalCluster;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -125,6 +127,24 @@ enum Cmd {
         node: Option<u64>,
         #[command(flatten)]
         nodes: Nodes,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Prepare an empty data dir from a backup snapshot, for a node of a new cluster: run it
+    /// on every machine of the new cluster with the same snapshot file and that node's
+    /// config, then start the nodes as usual.
+    #[command(after_help = concat!(
+        "Example:\n  invctl restore --snapshot backup/snapshot-3.snap --config node1.toml\n\n",
+        node::exit_codes_help!()
+    ))]
+    Restore {
+        /// The snapshot file (`snapshot-N.snap` from a node's `snapshots/` dir).
+        #[arg(long, value_name = "FILE")]
+        snapshot: std::path::PathBuf,
+        /// The new node's config: its id, data_dir (must be empty or missing) and the new
+        /// cluster's initial_members.
+        #[arg(long, value_name = "FILE")]
+        config: std::path::PathBuf,
         #[command(flatten)]
         output: OutputArg,
     },
@@ -273,7 +293,7 @@ async fn main() -> ExitCode {
         )
         .init();
     let cli = Cli::parse();
-    if !matches!(cli.command, Cmd::Demo { .. }) {
+    if !matches!(cli.command, Cmd::Demo { .. } | Cmd::Restore { .. }) {
         match cli.tls.dialer() {
             Ok(dialer) => admin::use_dialer(dialer),
             Err(e) => {
@@ -350,6 +370,14 @@ async fn main() -> ExitCode {
             }
             .map(|()| exit_code::OK)
         }
+        Cmd::Restore {
+            snapshot,
+            config,
+            output,
+        } => restore::run(&snapshot, &config)
+            .await
+            .and_then(|r| output.format().emit(&r, restore::print))
+            .map(|()| exit_code::OK),
         Cmd::Bench {
             seconds,
             base_port,

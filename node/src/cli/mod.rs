@@ -10,5 +10,6 @@ pub mod exit_code;
 pub mod gateway_http;
 pub mod membership;
 pub mod output;
+pub mod restore;
 pub mod snapshot_file;
 pub mod status;

@@ -28,6 +28,26 @@ fn free_ports(n: usize) -> Vec<u16> {
 impl Cluster {
     /// Starts `n` nodes with fast test timings; `tweak` adjusts each config.
     pub fn start(n: usize, tweak: impl Fn(&mut NodeConfig)) -> Self {
+        let mut cluster = Self::configure(n, tweak);
+        cluster.spawn_all();
+        cluster
+    }
+
+    /// Starts every configured node.
+    pub fn spawn_all(&mut self) {
+        for id in 1..=self.configs.len() as u64 {
+            self.spawn(id);
+        }
+    }
+
+    /// Where node `id`'s config is written as TOML (before it starts, by `configure`).
+    pub fn config_path(&self, id: u64) -> std::path::PathBuf {
+        self.dir.path().join(format!("node{id}.toml"))
+    }
+
+    /// `n` node configs (fast test timings, `tweak`ed), written to `config_path`, no node
+    /// started yet.
+    pub fn configure(n: usize, tweak: impl Fn(&mut NodeConfig)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let ports = free_ports(n);
         let mut configs = cluster_config::local_cluster(n, 20_000, dir.path());
@@ -46,21 +66,26 @@ impl Cluster {
             tweak(c);
             c.validate().unwrap();
         }
-        let mut cluster = Self {
+        let cluster = Self {
             dir,
             procs: configs.iter().map(|_| None).collect(),
             configs,
         };
         for id in 1..=n as u64 {
-            cluster.spawn(id);
+            cluster.write_config(id);
         }
         cluster
     }
 
+    fn write_config(&self, id: u64) {
+        let toml = self.configs[id as usize - 1].to_toml_string();
+        std::fs::write(self.config_path(id), toml).unwrap();
+    }
+
     fn spawn(&mut self, id: u64) {
         let i = id as usize - 1;
-        let path = self.dir.path().join(format!("node{id}.toml"));
-        std::fs::write(&path, self.configs[i].to_toml_string()).unwrap();
+        self.write_config(id);
+        let path = self.config_path(id);
         let log = std::fs::File::create(self.dir.path().join(format!("node{id}.log"))).unwrap();
         let child = Process::new(env!("CARGO_BIN_EXE_flashstock-node"))
             .arg("--config")

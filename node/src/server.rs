@@ -245,13 +245,18 @@ async fn refuse_reinitialisation(
     for (id, addr, status) in answers {
         match status {
             Ok(s) if !s.cluster_id.is_empty() => anyhow::bail!(
-                "node {} has an empty data dir ({}) but its peer node {id} at {addr} already                  belongs to cluster {}: this node is a wiped member of that cluster, and                  initialising would start a second cluster under the same node ids. Not                  initialising; see \"Recovering a wiped node\" in the README",
+                "node {} has an empty data dir ({}) but its peer node {id} at {addr} already \
+                 belongs to cluster {}: this node is a wiped member of that cluster, and \
+                 initialising would start a second cluster under the same node ids. Not \
+                 initialising; see \"Recovering a wiped node\" in the README",
                 config.id,
                 config.data_dir.display(),
                 s.cluster_id
             ),
             Ok(_) => tracing::debug!(peer = id, "peer has no cluster yet"),
-            Err(e) => tracing::info!(peer = id, %addr, error = %e, "peer did not answer before initialising"),
+            Err(e) => {
+                tracing::info!(peer = id, %addr, error = %e, "peer did not answer before initialising")
+            }
         }
     }
     Ok(())

@@ -5,6 +5,7 @@
 //! a higher term. Proposals and reads wait for a good verdict (`Clocks::fit_to_lead`).
 
 use crate::clock::{judge, Clocks, Offset, Verdict};
+use crate::cluster_id::{ClusterIdentity, Stamp};
 use crate::metrics::PeerLabels;
 use crate::types::{NodeId, Raft};
 use cluster_config::mtls::Dialer;
@@ -15,6 +16,7 @@ use proto::admin::ClockRequest;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 const INTERVAL: Duration = Duration::from_millis(500);
@@ -26,14 +28,21 @@ const FRESH: Duration = Duration::from_secs(5);
 
 struct Peer {
     addr: String,
-    client: AdminClient<Channel>,
+    client: AdminClient<InterceptedService<Channel, Stamp>>,
     last: Option<(Offset, Instant)>,
 }
 
 /// Each peer's last fresh offset, in seconds, for the node's metrics.
 pub type OffsetGauges = Family<PeerLabels, Gauge<f64, AtomicU64>>;
 
-pub fn start(raft: Raft, clocks: Clocks, me: NodeId, dialer: Dialer, offsets: OffsetGauges) {
+pub fn start(
+    raft: Raft,
+    clocks: Clocks,
+    me: NodeId,
+    dialer: Dialer,
+    identity: ClusterIdentity,
+    offsets: OffsetGauges,
+) {
     tokio::spawn(async move {
         let mut peers: HashMap<NodeId, Peer> = HashMap::new();
         let mut standing_aside = false;
@@ -60,7 +69,10 @@ pub fn start(raft: Raft, clocks: Clocks, me: NodeId, dialer: Dialer, offsets: Of
                                 *id,
                                 Peer {
                                     addr: addr.clone(),
-                                    client: AdminClient::new(channel),
+                                    client: AdminClient::with_interceptor(
+                                        channel,
+                                        Stamp(identity.clone()),
+                                    ),
                                     last: None,
                                 },
                             );

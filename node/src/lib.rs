@@ -13,6 +13,7 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod clock_monitor;
+pub mod cluster_id;
 pub mod codec;
 pub mod config_summary;
 pub mod expiry;

@@ -1,8 +1,11 @@
 //! The Raft network over tonic. `new_client` is called per replication stream and per vote
 //! or read-index round, so it only clones a cached, lazily connected channel per address.
 //! A connect failure is `Unreachable` (openraft backs off); a peer that answers as another
-//! node id is refused the same way, since its address is wrong.
+//! node id is refused the same way, since its address is wrong, and so is a peer that refuses
+//! this node's cluster id (`FailedPrecondition`): it belongs to another cluster, or has no id
+//! yet and will not vote, and openraft's backoff keeps that from becoming a hot retry loop.
 
+use crate::cluster_id::{ClusterIdentity, Stamp};
 use crate::codec::{decode, encode};
 use crate::types::{NodeId, TypeConfig};
 use cluster_config::mtls::Dialer;
@@ -71,13 +74,15 @@ impl Channels {
 pub struct Network {
     self_id: NodeId,
     channels: Channels,
+    identity: ClusterIdentity,
 }
 
 impl Network {
-    pub fn new(self_id: NodeId, dialer: Dialer) -> Self {
+    pub fn new(self_id: NodeId, dialer: Dialer, identity: ClusterIdentity) -> Self {
         Self {
             self_id,
             channels: Channels::new(dialer),
+            identity,
         }
     }
 }
@@ -90,6 +95,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             self_id: self.self_id,
             target,
             channel: self.channels.get(&node.addr).map_err(|e| e.to_string()),
+            identity: self.identity.clone(),
         }
     }
 }
@@ -98,6 +104,7 @@ pub struct PeerClient {
     self_id: NodeId,
     target: NodeId,
     channel: Result<Channel, String>,
+    identity: ClusterIdentity,
 }
 
 type RpcResult<T, E> = Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
@@ -125,7 +132,7 @@ impl PeerClient {
             .channel
             .clone()
             .map_err(|e| RPCError::Unreachable(Unreachable::from(AnyError::error(e))))?;
-        let mut client = RaftClient::new(channel)
+        let mut client = RaftClient::with_interceptor(channel, Stamp(self.identity.clone()))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let request = RaftRequest {
@@ -155,7 +162,15 @@ impl PeerClient {
                     timeout: ttl,
                 }));
             }
-            Ok(Err(status)) if status.code() == tonic::Code::Unavailable => {
+            Ok(Err(status))
+                if matches!(
+                    status.code(),
+                    tonic::Code::Unavailable | tonic::Code::FailedPrecondition
+                ) =>
+            {
+                if status.code() == tonic::Code::FailedPrecondition {
+                    tracing::debug!(target = self.target, %status, "peer refused this node's cluster id");
+                }
                 return Err(RPCError::Unreachable(Unreachable::new(&status)));
             }
             Ok(Err(status)) => return Err(RPCError::Network(NetworkError::new(&status))),

@@ -1,8 +1,9 @@
 //! Starts a node from its config: opens sled, builds Raft, serves the gRPC services,
-//! initialises a brand-new cluster (lowest-id initial member only, never on restart), and
-//! shuts down cleanly when asked.
+//! initialises a brand-new cluster (lowest-id initial member only, never on restart, never
+//! when a peer already belongs to a cluster), and shuts down cleanly when asked.
 
 use crate::clock::Clocks;
+use crate::cluster_id::{self, ClusterIdentity};
 use crate::group_commit::GroupCommit;
 use crate::log_store::{LogOptions, LogStore};
 use crate::metrics::{HotPath, NodeMetrics};
@@ -13,6 +14,7 @@ use crate::state_machine_store::StateMachine;
 use crate::tls::{NodeTls, ADMIN_ROLES, HEALTH_ROLES, INVENTORY_ROLES, RAFT_ROLES};
 use crate::types::Raft;
 use anyhow::Context;
+use cluster_config::mtls::Dialer;
 use cluster_config::NodeConfig;
 use openraft::{BasicNode, SnapshotPolicy};
 use proto::admin::admin_server::AdminServer;
@@ -32,6 +34,9 @@ const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 const MAX_STREAMS_PER_CONNECTION: u32 = 1024;
 /// Entries per AppendEntries: each may carry thousands of commands.
 const MAX_PAYLOAD_ENTRIES: u64 = 64;
+/// How long the initialiser of an empty data dir waits for each peer's status before it
+/// decides no cluster exists yet (they are asked at once).
+const PEER_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub fn raft_config(config: &NodeConfig) -> anyhow::Result<openraft::Config> {
     let t = &config.raft;
@@ -80,6 +85,7 @@ pub async fn run(
         .cache_capacity(CACHE_BYTES)
         .open()
         .with_context(|| format!("cannot open sled in {}", config.data_dir.display()))?;
+    let identity = ClusterIdentity::open(&config.data_dir)?;
     // Made even without `metrics_addr`: observing costs a few atomics, and one code path is
     // simpler than two.
     let metrics = NodeMetrics::default();
@@ -93,12 +99,13 @@ pub async fn run(
     let raft = Raft::new(
         config.id,
         Arc::new(raft_config(&config)?),
-        Network::new(config.id, tls.dialer()),
+        Network::new(config.id, tls.dialer(), identity.clone()),
         log_store,
         state_machine,
     )
     .await?;
 
+    refuse_reinitialisation(&raft, &config, &tls.dialer()).await?;
     metrics.watch(raft.clone());
     let proposer = GroupCommit::start(
         raft.clone(),
@@ -137,9 +144,14 @@ pub async fn run(
             .tls_config(tls_config)
             .context("bad TLS certificate or key")?;
     }
-    let raft_service = RaftServer::new(RaftService::new(raft.clone(), config.id))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let raft_service = RaftServer::new(RaftService::new(
+        raft.clone(),
+        config.id,
+        identity.clone(),
+        config.initial_members.keys().next().copied(),
+    ))
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let inventory_service = InventoryServer::new(InventoryService::new(
         raft.clone(),
         store.clone(),
@@ -153,6 +165,7 @@ pub async fn run(
         config.advertise.clone(),
         clocks.clone(),
         store.clone(),
+        identity.clone(),
     ));
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     crate::health::start(raft.clone(), metrics.progress.clone(), health_reporter);
@@ -162,7 +175,7 @@ pub async fn run(
             tls.gate("health", HEALTH_ROLES),
         ))
         .add_service(InterceptedService::new(
-            raft_service,
+            InterceptedService::new(raft_service, check(&identity, "raft")),
             tls.gate("raft", RAFT_ROLES),
         ))
         .add_service(InterceptedService::new(
@@ -170,7 +183,7 @@ pub async fn run(
             tls.gate("inventory", INVENTORY_ROLES),
         ))
         .add_service(InterceptedService::new(
-            admin_service,
+            InterceptedService::new(admin_service, check(&identity, "admin")),
             tls.gate("admin", ADMIN_ROLES),
         ))
         .serve_with_incoming_shutdown(incoming, async {
@@ -183,9 +196,10 @@ pub async fn run(
         clocks,
         config.id,
         tls.dialer(),
+        identity.clone(),
         metrics.clock_offset.clone(),
     );
-    initialise_if_new(&raft, &config).await?;
+    initialise_if_new(&raft, &config, &identity).await?;
 
     shutdown.await;
     tracing::info!(id = config.id, "shutting down");
@@ -201,16 +215,75 @@ pub async fn run(
     Ok(())
 }
 
-async fn initialise_if_new(raft: &Raft, config: &NodeConfig) -> anyhow::Result<()> {
+fn check(identity: &ClusterIdentity, service: &'static str) -> cluster_id::Check {
+    cluster_id::Check {
+        identity: identity.clone(),
+        service,
+    }
+}
+
+/// The initialiser with an empty data dir asks its peers first: one that already belongs to
+/// a cluster means this node is a wiped member, and initialising would make a second cluster
+/// under the same node ids. Peers that do not answer count as new (a fresh cluster, or all
+/// down: then the cluster ids keep the two clusters apart).
+async fn refuse_reinitialisation(
+    raft: &Raft,
+    config: &NodeConfig,
+    dialer: &Dialer,
+) -> anyhow::Result<()> {
     if !config.is_initialiser() || raft.is_initialized().await? {
         return Ok(());
     }
+    let peers = config
+        .initial_members
+        .iter()
+        .filter(|(id, _)| **id != config.id);
+    let answers = futures::future::join_all(peers.map(|(id, addr)| async move {
+        let status = crate::client::status_via(dialer, addr, PEER_PROBE_TIMEOUT).await;
+        (*id, addr, status)
+    }))
+    .await;
+    for (id, addr, status) in answers {
+        match status {
+            Ok(s) if !s.cluster_id.is_empty() => anyhow::bail!(
+                "node {} has an empty data dir ({}) but its peer node {id} at {addr} already \
+                 belongs to cluster {}: this node is a wiped member of that cluster, and \
+                 initialising would start a second cluster under the same node ids. Not \
+                 initialising; see \"Recovering a wiped node\" in the README",
+                config.id,
+                config.data_dir.display(),
+                s.cluster_id
+            ),
+            Ok(_) => tracing::debug!(peer = id, "peer has no cluster yet"),
+            Err(e) => {
+                tracing::info!(peer = id, %addr, error = %e, "peer did not answer before initialising")
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn initialise_if_new(
+    raft: &Raft,
+    config: &NodeConfig,
+    identity: &ClusterIdentity,
+) -> anyhow::Result<()> {
+    if !config.is_initialiser() || raft.is_initialized().await? {
+        return Ok(());
+    }
+    // Stored before `initialize`: every entry this node will replicate carries it.
+    let cluster_id = identity.get_or_create().await.with_context(|| {
+        format!(
+            "cannot store the cluster id in {}",
+            config.data_dir.display()
+        )
+    })?;
     let members: BTreeMap<u64, BasicNode> = config
         .initial_members
         .iter()
         .map(|(id, addr)| (*id, BasicNode::new(addr)))
         .collect();
-    tracing::info!(?members, "initialising a new cluster");
+    tracing::info!(?members, %cluster_id, "initialising a new cluster");
     match raft.initialize(members).await {
         Ok(()) => Ok(()),
         // Someone else's vote or log got here first: the cluster exists.

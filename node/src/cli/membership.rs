@@ -84,6 +84,19 @@ pub async fn add_node(addrs: &[String], id: u64, addr: &str, out: Format) -> any
             answered.node_id
         );
     }
+    if !answered.cluster_id.is_empty() && answered.cluster_id != view.cluster_id {
+        bail!(
+            "node {id} at {addr} belongs to cluster {}, not to this cluster ({}): it cannot \
+             join. If it is meant to, stop it, empty its data dir and start it with a join \
+             config (see \"Recovering a wiped node\" in the README)",
+            answered.cluster_id,
+            if view.cluster_id.is_empty() {
+                "no id"
+            } else {
+                &view.cluster_id
+            }
+        );
+    }
     let message = on_leader(addrs, |mut c| {
         let req = AddLearnerRequest {
             id,

@@ -23,10 +23,14 @@ pub struct NodeRow {
     pub clock_offset_ms: Option<i64>,
     /// Why the node may not lead because of its clock; empty while it may.
     pub clock_problem: String,
+    /// The cluster id the node reports; empty while it has none, absent if unreachable.
+    pub cluster_id: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct ClusterStatus {
+    /// The cluster id of the node whose view this is (the leader's when one answers).
+    pub cluster_id: String,
     pub leader: Option<u64>,
     pub term: u64,
     /// "uniform", or "joint" while a membership change is between its two configs.
@@ -100,6 +104,7 @@ pub async fn collect(addrs: &[String]) -> anyhow::Result<ClusterStatus> {
                 lag,
                 clock_offset_ms: s.and_then(|s| s.clock_offset_ms),
                 clock_problem: s.map(|s| s.clock_problem.clone()).unwrap_or_default(),
+                cluster_id: s.map(|s| s.cluster_id.clone()),
             }
         })
         .collect();
@@ -109,6 +114,7 @@ pub async fn collect(addrs: &[String]) -> anyhow::Result<ClusterStatus> {
         .filter(|n| n.voter && n.role != MemberRole::Unreachable)
         .count();
     Ok(ClusterStatus {
+        cluster_id: leader.as_ref().unwrap_or(&view).cluster_id.clone(),
         leader: leader.as_ref().map(|l| l.node_id),
         term: answers.values().map(|s| s.term).max().unwrap_or(view.term),
         membership: if view.joint { "joint" } else { "uniform" }.into(),
@@ -142,12 +148,17 @@ async fn probe(addrs: &BTreeSet<String>) -> BTreeMap<String, StatusReply> {
 
 pub fn print(status: &ClusterStatus) {
     println!(
-        "leader: {}   term: {}   membership: {}   voters answering: {}/{}",
+        "leader: {}   term: {}   membership: {}   voters answering: {}/{}   cluster: {}",
         status.leader.map_or("none".into(), |l| l.to_string()),
         status.term,
         status.membership,
         status.voters_answering,
-        status.voters
+        status.voters,
+        if status.cluster_id.is_empty() {
+            "(no id)"
+        } else {
+            &status.cluster_id
+        }
     );
     println!(
         "{:>4}  {:<22} {:<12} {:<6} {:>6} {:>10} {:>10} {:>8} {:>10}",
@@ -168,6 +179,15 @@ pub fn print(status: &ClusterStatus) {
             n.clock_offset_ms
                 .map_or("-".to_string(), |v| format!("{v:+}"))
         );
+    }
+    for n in &status.nodes {
+        match &n.cluster_id {
+            Some(id) if id.is_empty() => println!("node {} has no cluster id yet", n.id),
+            Some(id) if *id != status.cluster_id => {
+                println!("node {} reports another cluster: {id}", n.id)
+            }
+            _ => {}
+        }
     }
     for n in status.nodes.iter().filter(|n| !n.clock_problem.is_empty()) {
         println!("node {} may not lead: {}", n.id, n.clock_problem);

@@ -2,6 +2,7 @@
 //! membership and snapshot operations, which need the leader (others answer "not leader").
 
 use crate::clock::Clocks;
+use crate::cluster_id::ClusterIdentity;
 use crate::leader::LeaderHint;
 use crate::types::{NodeId, Raft, TypeConfig};
 use cluster_config::mtls::Role;
@@ -39,15 +40,23 @@ pub struct AdminService {
     addr: String,
     clocks: Clocks,
     store: Arc<Store>,
+    identity: ClusterIdentity,
 }
 
 impl AdminService {
-    pub fn new(raft: Raft, addr: String, clocks: Clocks, store: Arc<Store>) -> Self {
+    pub fn new(
+        raft: Raft,
+        addr: String,
+        clocks: Clocks,
+        store: Arc<Store>,
+        identity: ClusterIdentity,
+    ) -> Self {
         Self {
             raft,
             addr,
             clocks,
             store,
+            identity,
         }
     }
 
@@ -294,6 +303,11 @@ impl admin_server::Admin for AdminService {
             millis_since_quorum_ack: m.millis_since_quorum_ack,
             clock_offset_ms: clock.offset_ms,
             clock_problem: clock.problem,
+            cluster_id: self
+                .identity
+                .get()
+                .map(|id| id.to_string())
+                .unwrap_or_default(),
         }))
     }
 

@@ -1,11 +1,19 @@
 //! The peer-facing Raft service: decodes openraft's requests and hands them to the local
 //! Raft, after checking the request is meant for this node and, under mTLS, that the node it
 //! claims to come from (sender, leader or candidate) is the one its certificate names.
+//!
+//! Calls stamped with another cluster's id never get here (`cluster_id::Check` refuses them).
+//! A node without an id takes the one a leader's AppendEntries or InstallSnapshot carries,
+//! stored before it answers. Until then a node with no Raft state (new or wiped) votes for no
+//! one, with one exception: the initialiser's first campaign of a brand-new cluster (see
+//! `may_vote_without_id`).
 
+use crate::cluster_id::{self, AdoptError, ClusterIdentity};
 use crate::codec::{decode, encode};
 use crate::types::{NodeId, Raft, TypeConfig};
 use cluster_config::mtls::Role;
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use openraft::LogId;
 use proto::raft::raft_server;
 use proto::raft::{raft_reply, RaftReply, RaftRequest, WrongNode};
 use serde::Serialize;
@@ -14,11 +22,74 @@ use tonic::{Request, Response, Status};
 pub struct RaftService {
     raft: Raft,
     id: NodeId,
+    identity: ClusterIdentity,
+    /// The lowest id of `initial_members`, when this node's config has them.
+    initialiser: Option<NodeId>,
 }
 
 impl RaftService {
-    pub fn new(raft: Raft, id: NodeId) -> Self {
-        Self { raft, id }
+    pub fn new(
+        raft: Raft,
+        id: NodeId,
+        identity: ClusterIdentity,
+        initialiser: Option<NodeId>,
+    ) -> Self {
+        Self {
+            raft,
+            id,
+            identity,
+            initialiser,
+        }
+    }
+
+    /// Takes the leader's cluster id if this node has none, durably, before the request is
+    /// acted on.
+    async fn adopt(&self, metadata: &tonic::metadata::MetadataMap) -> Result<(), Status> {
+        let Some(offered) = cluster_id::offered(metadata)? else {
+            return Ok(());
+        };
+        if self.identity.get().is_some() {
+            return Ok(()); // equal: the gate refused any other
+        }
+        match self.identity.adopt(offered).await {
+            Ok(()) => {
+                tracing::info!(cluster_id = %offered, "joined cluster: adopted its id from the leader");
+                Ok(())
+            }
+            Err(AdoptError::Mismatch { mine, offered }) => Err(cluster_id::mismatch(mine, offered)),
+            Err(e @ AdoptError::Store(_)) => Err(Status::unavailable(e.to_string())),
+        }
+    }
+
+    /// A node that does not know its cluster must not vote: a wiped member restarted under its
+    /// old id would vote again in a term it already voted in, for a candidate that may lack
+    /// entries it had acknowledged. Nodes with Raft state but no id (data dirs of older
+    /// versions) vote as before: their stored vote keeps them from voting twice. The one vote
+    /// a stateless node gives is to the initialiser campaigning with nothing but the initial
+    /// membership entry (log id 0-0): no leader has been elected with that log, so nothing
+    /// can have been committed that the vote could lose, and without it a new cluster of more
+    /// than one voter would never elect its first leader.
+    async fn may_vote_without_id(&self, rpc: &VoteRequest<NodeId>) -> Result<(), Status> {
+        if self.identity.get().is_some()
+            || self
+                .raft
+                .is_initialized()
+                .await
+                .map_err(|e| Status::unavailable(e.to_string()))?
+        {
+            return Ok(());
+        }
+        let candidate = rpc.vote.leader_id().voted_for();
+        if candidate.is_some()
+            && candidate == self.initialiser
+            && rpc.last_log_id == Some(LogId::default())
+        {
+            return Ok(());
+        }
+        Err(Status::failed_precondition(format!(
+            "node {} has no cluster id yet and votes for no one until a leader replicates to it",
+            self.id
+        )))
     }
 
     fn check(&self, req: &RaftRequest) -> Option<RaftReply> {
@@ -69,12 +140,13 @@ impl raft_server::Raft for RaftService {
         req: Request<RaftRequest>,
     ) -> Result<Response<RaftReply>, Status> {
         let role = req.extensions().get::<Role>().cloned();
-        let req = req.into_inner();
+        let (metadata, _, req) = req.into_parts();
         if let Some(wrong) = self.check(&req) {
             return Ok(Response::new(wrong));
         }
         let rpc: AppendEntriesRequest<TypeConfig> = decode(&req.payload).map_err(bad)?;
         check_sender(role.as_ref(), req.from, rpc.vote.leader_id().voted_for())?;
+        self.adopt(&metadata).await?;
         Ok(reply(self.raft.append_entries(rpc).await))
     }
 
@@ -86,6 +158,7 @@ impl raft_server::Raft for RaftService {
         }
         let rpc: VoteRequest<NodeId> = decode(&req.payload).map_err(bad)?;
         check_sender(role.as_ref(), req.from, rpc.vote.leader_id().voted_for())?;
+        self.may_vote_without_id(&rpc).await?;
         Ok(reply(self.raft.vote(rpc).await))
     }
 
@@ -94,12 +167,13 @@ impl raft_server::Raft for RaftService {
         req: Request<RaftRequest>,
     ) -> Result<Response<RaftReply>, Status> {
         let role = req.extensions().get::<Role>().cloned();
-        let req = req.into_inner();
+        let (metadata, _, req) = req.into_parts();
         if let Some(wrong) = self.check(&req) {
             return Ok(Response::new(wrong));
         }
         let rpc: InstallSnapshotRequest<TypeConfig> = decode(&req.payload).map_err(bad)?;
         check_sender(role.as_ref(), req.from, rpc.vote.leader_id().voted_for())?;
+        self.adopt(&metadata).await?;
         Ok(reply(self.raft.install_snapshot(rpc).await))
     }
 }

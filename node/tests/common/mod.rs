@@ -208,6 +208,25 @@ impl Cluster {
         assert!(status.success(), "kill {signal} node {id}");
     }
 
+    /// Waits up to `timeout` for node `id` to exit on its own; its exit status if it did.
+    pub fn wait_exit(&mut self, id: u64, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.procs[id as usize - 1].as_mut()?;
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.procs[id as usize - 1] = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// What node `id` logged since it was last started.
+    pub fn log(&self, id: u64) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("node{id}.log"))).unwrap_or_default()
+    }
+
     pub fn restart(&mut self, id: u64) {
         self.spawn(id);
     }

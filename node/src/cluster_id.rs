@@ -31,6 +31,19 @@ impl ClusterId {
         Ok(Self(bits))
     }
 
+    /// The id `invctl restore` gives a cluster restored from a backup: the first 128 bits of
+    /// SHA-256 over `seed` (the snapshot file's bytes and the new membership). Every node of
+    /// the new cluster is restored from the same file with the same membership, so each
+    /// arrives at the same id without talking to the others; and it differs from the backed-up
+    /// cluster's random one, so the two never replicate to each other.
+    pub fn derive(seed: &[u8]) -> Self {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(seed);
+        let mut bits = [0u8; 16];
+        bits.copy_from_slice(&digest[..16]);
+        Self(bits)
+    }
+
     /// 32 hex digits, either case.
     pub fn parse(text: &str) -> Result<Self, String> {
         if text.len() != 32 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {

@@ -75,7 +75,7 @@ async fn digest(addr: &str) -> (u64, u64) {
 
 /// The node at `config` exits with an error instead of serving.
 fn node_refuses_to_start(config: &Path, needle: &str) {
-    let mut child = Process::new(env!("CARGO_BIN_EXE_node"))
+    let mut child = Process::new(env!("CARGO_BIN_EXE_flashstock-node"))
         .arg("--config")
         .arg(config)
         .stdout(std::process::Stdio::null())
@@ -142,7 +142,10 @@ async fn a_new_cluster_restored_from_a_snapshot_serves_the_old_state_with_its_ow
     let backup = old.dir.path().join("backup.snap");
     std::fs::copy(current_snapshot(&old, leader), &backup).unwrap();
     let (old_index, old_digest) = digest(&old.addr(leader)).await;
-    let old_term = admin::status(&old.addr(leader)).await.unwrap().term;
+    let old_status = admin::status(&old.addr(leader)).await.unwrap();
+    let old_term = old_status.term;
+    let old_cluster_id = old_status.cluster_id.clone();
+    assert_eq!(old_cluster_id.len(), 32, "the old cluster has an id");
     assert!(old_term >= 2, "the old cluster never changed leader");
     let mut old_skus = Vec::new();
     for sku in ["A", "B"] {
@@ -194,20 +197,37 @@ async fn a_new_cluster_restored_from_a_snapshot_serves_the_old_state_with_its_ow
     std::fs::write(crashed.join("RESTORE-UNFINISHED"), b"").unwrap();
     node_refuses_to_start(&new.config_path(3), "did not finish");
 
+    let mut restored_ids = Vec::new();
     for id in 1..=3 {
         let out = restore(&backup, &new.config_path(id));
         assert!(out.status.success(), "{}", text(&out));
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(report["node_id"], id);
+        restored_ids.push(report["cluster_id"].as_str().unwrap().to_string());
         assert_eq!(report["last_log_index"], old_index);
         assert!(report["records"].as_u64().unwrap() > 30, "{report}");
     }
     assert!(!crashed.join("db").join("half").exists());
     assert!(!crashed.join("RESTORE-UNFINISHED").exists());
 
+    // Restored alike, the nodes agree on an id of their own without having talked.
+    assert_eq!(restored_ids[0].len(), 32, "{restored_ids:?}");
+    assert!(
+        restored_ids.iter().all(|i| *i == restored_ids[0]),
+        "{restored_ids:?}"
+    );
+    assert_ne!(
+        restored_ids[0], old_cluster_id,
+        "the backed-up cluster's id was reused"
+    );
+
     new.spawn_all();
     let leader = new.leader(&[1, 2, 3]).await;
     let status = admin::status(&new.addr(leader)).await.unwrap();
+    for id in 1..=3 {
+        let member = admin::status(&new.addr(id)).await.unwrap();
+        assert_eq!(member.cluster_id, restored_ids[0], "node {id}'s cluster id");
+    }
     assert!(
         status.term > old_term,
         "the new cluster's term {} went back from the snapshot's {old_term}",

@@ -145,6 +145,10 @@ enum Cmd {
         /// cluster's initial_members.
         #[arg(long, value_name = "FILE")]
         config: std::path::PathBuf,
+        /// The new cluster's id (32 hex digits). Default: derived from the snapshot's bytes
+        /// and the config's initial_members, so nodes restored alike agree without it.
+        #[arg(long, value_name = "HEX", value_parser = node::cluster_id::ClusterId::parse)]
+        cluster_id: Option<node::cluster_id::ClusterId>,
         #[command(flatten)]
         output: OutputArg,
     },
@@ -373,8 +377,9 @@ async fn main() -> ExitCode {
         Cmd::Restore {
             snapshot,
             config,
+            cluster_id,
             output,
-        } => restore::run(&snapshot, &config)
+        } => restore::run(&snapshot, &config, cluster_id)
             .await
             .and_then(|r| output.format().emit(&r, restore::print))
             .map(|()| exit_code::OK),

@@ -7,12 +7,17 @@
 //! log is empty and purged up to that id; the vote is in the snapshot's term. Such a dir is
 //! initialised (openraft sees a last log id), so no node calls `initialize` on it.
 //!
+//! The new cluster's id (`cluster-id`) is written too: `--cluster-id`, or derived from the
+//! snapshot's bytes and the new membership, so that every node restored alike gets the same
+//! one (a restored dir is never bootstrapped, and a leader never invents an id).
+//!
 //! Crash safety: the first thing written is the `RESTORE-UNFINISHED` file (synced with its
 //! directory), the last thing done is removing it. A node refuses to start on a dir that
 //! holds it, and `invctl restore` run again on such a dir wipes what the crashed run wrote
 //! and starts over.
 
 use super::snapshot_file;
+use crate::cluster_id::{self, ClusterId};
 use crate::log_store::{LogOptions, LogStore};
 use crate::state_machine_store::StateMachine;
 use crate::types::Vote;
@@ -28,8 +33,9 @@ use std::sync::Arc;
 /// Present in a data dir while a restore writes it.
 pub const UNFINISHED: &str = "RESTORE-UNFINISHED";
 /// What a restore writes into the data dir besides `UNFINISHED`; a rerun removes exactly
-/// these.
+/// these (directories, then the cluster id file and its temporary).
 const WRITTEN: [&str; 3] = ["db", "raft-log", "snapshots"];
+const WRITTEN_FILES: [&str; 2] = [cluster_id::FILE_NAME, "cluster-id.tmp"];
 
 #[derive(Debug, Serialize)]
 pub struct Restored {
@@ -39,6 +45,8 @@ pub struct Restored {
     pub last_log_index: u64,
     pub last_log_term: u64,
     pub records: u64,
+    /// The new cluster's id, the same on every node restored alike.
+    pub cluster_id: String,
     /// The new cluster's membership, as the restored node starts with it.
     pub members: BTreeMap<u64, String>,
 }
@@ -55,7 +63,11 @@ pub fn refuse_unfinished(data_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn run(snapshot: &Path, config_path: &Path) -> anyhow::Result<Restored> {
+pub async fn run(
+    snapshot: &Path,
+    config_path: &Path,
+    cluster_id: Option<ClusterId>,
+) -> anyhow::Result<Restored> {
     let config = NodeConfig::load(config_path)
         .with_context(|| format!("{} is not a valid node config", config_path.display()))?;
     ensure!(
@@ -73,13 +85,34 @@ pub async fn run(snapshot: &Path, config_path: &Path) -> anyhow::Result<Restored
         "{} covers no log entry: there is nothing to restore",
         snapshot.display()
     );
+    let cluster_id = match cluster_id {
+        Some(id) => id,
+        None => derived_id(snapshot, &config.initial_members)?,
+    };
     prepare_data_dir(&config.data_dir)?;
     mark_unfinished(&config.data_dir)?;
-    let restored = write_state(&config, snapshot).await?;
+    let mut restored = write_state(&config, snapshot).await?;
+    cluster_id::store(&config.data_dir, cluster_id).with_context(|| {
+        format!(
+            "cannot store the cluster id in {}",
+            config.data_dir.display()
+        )
+    })?;
+    restored.cluster_id = cluster_id.to_string();
     let marker = config.data_dir.join(UNFINISHED);
     std::fs::remove_file(&marker).with_context(|| format!("cannot remove {}", marker.display()))?;
     sync_dir(&config.data_dir)?;
     Ok(restored)
+}
+
+/// The id of a cluster restored from `snapshot` with `members`; see [`ClusterId::derive`].
+fn derived_id(snapshot: &Path, members: &BTreeMap<u64, String>) -> anyhow::Result<ClusterId> {
+    let mut seed =
+        std::fs::read(snapshot).with_context(|| format!("cannot read {}", snapshot.display()))?;
+    for (id, addr) in members {
+        seed.extend_from_slice(format!("\n{id}={addr}").as_bytes());
+    }
+    Ok(ClusterId::derive(&seed))
 }
 
 /// The data dir's entries, or none when it does not exist yet.
@@ -99,9 +132,9 @@ fn entries(dir: &Path) -> anyhow::Result<Vec<String>> {
 fn refuse_occupied(dir: &Path) -> anyhow::Result<()> {
     let names = entries(dir)?;
     let unfinished = names.iter().any(|n| n == UNFINISHED);
-    let only_ours = names
-        .iter()
-        .all(|n| n == UNFINISHED || WRITTEN.contains(&n.as_str()));
+    let only_ours = names.iter().all(|n| {
+        n == UNFINISHED || WRITTEN.contains(&n.as_str()) || WRITTEN_FILES.contains(&n.as_str())
+    });
     if names.is_empty() || (unfinished && only_ours) {
         return Ok(());
     }
@@ -127,6 +160,13 @@ fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
         let path = dir.join(name);
         if path.exists() {
             std::fs::remove_dir_all(&path)
+                .with_context(|| format!("cannot remove {}", path.display()))?;
+        }
+    }
+    for name in WRITTEN_FILES {
+        let path = dir.join(name);
+        if path.exists() {
+            std::fs::remove_file(&path)
                 .with_context(|| format!("cannot remove {}", path.display()))?;
         }
     }
@@ -186,6 +226,7 @@ async fn write_state(config: &NodeConfig, snapshot: &Path) -> anyhow::Result<Res
         last_log_index: last.index,
         last_log_term: last.leader_id.term,
         records: restored.records,
+        cluster_id: String::new(),
         members: config.initial_members.clone(),
     })
 }
@@ -209,5 +250,6 @@ pub fn print(r: &Restored) {
         r.records,
         r.snapshot.display()
     );
+    println!("cluster id: {}", r.cluster_id);
     println!("membership: {}", members.join(", "));
 }

@@ -143,7 +143,7 @@ pub fn no_oversell(history: &History) -> Vec<Violation> {
     let mut restocks: BTreeMap<(&str, &str), u64> = BTreeMap::new();
     for op in ops.iter().filter(|op| maybe_applied(op)) {
         match &op.input {
-            Input::CreateSku { sku, stock } => {
+            Input::CreateSku { sku, stock, .. } => {
                 let entry = created.entry(sku).or_default();
                 *entry = (*entry).max(*stock);
             }

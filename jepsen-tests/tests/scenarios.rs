@@ -329,6 +329,73 @@ fn oversold_read_breaks_the_invariants() {
     assert_eq!(found, vec![Invariant::NoOversell, Invariant::SkuBalance]);
 }
 
+fn oversell_violations(history: &History) -> Vec<String> {
+    invariants::no_oversell(history)
+        .into_iter()
+        .map(|v| v.text)
+        .collect()
+}
+
+#[test]
+fn no_oversell_counts_acknowledged_withdrawals() {
+    // A read that balances, but holds 2 units after one of the 2 stocked was withdrawn.
+    let mut b = Builder::default();
+    b.ok(Input::create_sku("A", 2), (0, 10), 201, None)
+        .ok(Input::restock("A", "r1", -1), (20, 30), 200, None)
+        // A replay of the same request removes nothing more.
+        .ok(Input::restock("A", "r1", -1), (31, 35), 200, None)
+        .ok(Input::read_sku("A"), (40, 50), 200, sku((2, 0, 2, 0, 0), 3));
+    let found = oversell_violations(&b.build());
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("1 were withdrawn"), "{found:?}");
+
+    // Orders and withdrawals both take units out of available: 1 + 2 > 2.
+    let mut b = Builder::default();
+    b.ok(Input::create_sku("A", 2), (0, 10), 201, None)
+        .ok(Input::restock("A", "r1", -1), (20, 30), 200, None)
+        .ok(Input::order("o1", "u1", "A", 1), (40, 50), 201, None)
+        .ok(Input::order("o2", "u2", "A", 1), (40, 50), 201, None);
+    let found = oversell_violations(&b.build());
+    assert!(found.iter().any(|t| t.contains("for 3 units")), "{found:?}");
+}
+
+#[test]
+fn no_oversell_counts_refunds_without_restock_once_and_only_when_sure() {
+    use OrderStatus::*;
+    let refunded_then_read = |other_refund: Option<Op>, read: Option<Output>| {
+        let mut b = Builder::default();
+        b.ok(Input::create_sku("A", 2), (0, 10), 201, None)
+            .ok(Input::order("o1", "u1", "A", 1), (20, 30), 201, None)
+            .ok(Input::pay("A", "o1"), (40, 50), 200, None);
+        if let Some(op) = other_refund {
+            b.push(op);
+        }
+        b.ok(
+            Input::refund("A", "o1", false),
+            (60, 70),
+            200,
+            order("u1", "A", 1, Refunded, 4),
+        )
+        .ok(Input::order("o2", "u2", "A", 1), (80, 90), 201, None)
+        .ok(Input::read_sku("A"), (100, 110), 200, read);
+        b.build()
+    };
+    // After the refund took one unit out, 2 held units are one too many.
+    let found = oversell_violations(&refunded_then_read(None, sku((2, 0, 1, 1, 1), 6)));
+    assert_eq!(found.len(), 1, "{found:?}");
+    // The right read passes.
+    let found = oversell_violations(&refunded_then_read(None, sku((1, 0, 1, 0, 1), 6)));
+    assert!(found.is_empty(), "{found:?}");
+    // A restocking refund may have come first (then the 200 above was a no-op): unit back
+    // in available, so o2 and the read holding it are fine.
+    let restocking = Op::info(0, Input::refund("A", "o1", true), 55, 58);
+    let found = oversell_violations(&refunded_then_read(
+        Some(restocking),
+        sku((2, 1, 1, 0, 1), 6),
+    ));
+    assert!(found.is_empty(), "{found:?}");
+}
+
 #[test]
 fn lost_order_fails_the_invariant() {
     let mut b = Builder::default();

@@ -362,37 +362,49 @@ fn no_oversell_counts_acknowledged_withdrawals() {
 #[test]
 fn no_oversell_counts_refunds_without_restock_once_and_only_when_sure() {
     use OrderStatus::*;
-    let refunded_then_read = |other_refund: Option<Op>, read: Option<Output>| {
+    let refunded_then_read = |read: Option<Output>| {
         let mut b = Builder::default();
         b.ok(Input::create_sku("A", 2), (0, 10), 201, None)
             .ok(Input::order("o1", "u1", "A", 1), (20, 30), 201, None)
-            .ok(Input::pay("A", "o1"), (40, 50), 200, None);
-        if let Some(op) = other_refund {
-            b.push(op);
-        }
-        b.ok(
+            .ok(Input::pay("A", "o1"), (40, 50), 200, None)
+            .ok(
+                Input::refund("A", "o1", false),
+                (60, 70),
+                200,
+                order("u1", "A", 1, Refunded, 4),
+            )
+            .ok(Input::order("o2", "u2", "A", 1), (80, 90), 201, None)
+            .ok(Input::read_sku("A"), (100, 110), 200, read);
+        b.build()
+    };
+    // After the refund took one unit out, 2 held units are one too many.
+    let found = oversell_violations(&refunded_then_read(sku((2, 0, 1, 1, 1), 6)));
+    assert_eq!(found.len(), 1, "{found:?}");
+    // The right read passes.
+    let found = oversell_violations(&refunded_then_read(sku((1, 0, 1, 0, 1), 6)));
+    assert!(found.is_empty(), "{found:?}");
+    // A restocking refund may have come first (then the 200 above was a no-op): the unit went
+    // back to available, so o2 and o3 may hold 2 units.
+    let mut b = Builder::default();
+    b.ok(Input::create_sku("A", 2), (0, 10), 201, None)
+        .ok(Input::order("o1", "u1", "A", 1), (20, 30), 201, None)
+        .ok(Input::pay("A", "o1"), (40, 50), 200, None)
+        .info(Input::refund("A", "o1", true), (55, 58))
+        .ok(
             Input::refund("A", "o1", false),
             (60, 70),
             200,
             order("u1", "A", 1, Refunded, 4),
         )
         .ok(Input::order("o2", "u2", "A", 1), (80, 90), 201, None)
-        .ok(Input::read_sku("A"), (100, 110), 200, read);
-        b.build()
-    };
-    // After the refund took one unit out, 2 held units are one too many.
-    let found = oversell_violations(&refunded_then_read(None, sku((2, 0, 1, 1, 1), 6)));
-    assert_eq!(found.len(), 1, "{found:?}");
-    // The right read passes.
-    let found = oversell_violations(&refunded_then_read(None, sku((1, 0, 1, 0, 1), 6)));
-    assert!(found.is_empty(), "{found:?}");
-    // A restocking refund may have come first (then the 200 above was a no-op): unit back
-    // in available, so o2 and the read holding it are fine.
-    let restocking = Op::info(0, Input::refund("A", "o1", true), 55, 58);
-    let found = oversell_violations(&refunded_then_read(
-        Some(restocking),
-        sku((2, 1, 1, 0, 1), 6),
-    ));
+        .ok(Input::order("o3", "u3", "A", 1), (80, 90), 201, None)
+        .ok(
+            Input::read_sku("A"),
+            (100, 110),
+            200,
+            sku((2, 0, 2, 0, 1), 7),
+        );
+    let found = oversell_violations(&b.build());
     assert!(found.is_empty(), "{found:?}");
 }
 

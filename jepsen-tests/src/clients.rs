@@ -102,10 +102,15 @@ impl Client {
 
     fn request_of(input: &Input, stock: u64) -> (Method, String, Option<serde_json::Value>) {
         match input {
-            Input::CreateSku { sku, .. } => (
+            Input::CreateSku {
+                sku,
+                per_user_limit,
+                ..
+            } => (
                 Method::POST,
                 "/v1/skus".into(),
-                Some(json!({ "sku": sku, "stock": stock })),
+                // API.md: an explicit null limit is the same as none.
+                Some(json!({ "sku": sku, "stock": stock, "per_user_limit": per_user_limit })),
             ),
             Input::Restock {
                 sku,
@@ -254,14 +259,14 @@ pub async fn run_client(
         // Create the SKUs no client has seen exist yet (idempotent; recorded like any op).
         let mut missing = false;
         for sku in input.skus() {
-            let (confirmed, stock) = {
+            let (confirmed, create) = {
                 let shared = lock(&shared);
-                (shared.is_confirmed(sku), shared.stock_of(sku))
+                (shared.is_confirmed(sku), shared.create_input(sku))
             };
             if confirmed {
                 continue;
             }
-            let op = client.invoke(Input::create_sku(sku, stock)).await;
+            let op = client.invoke(create).await;
             lock(&shared).observe(&op);
             if !op.is_success() {
                 missing = true;
@@ -340,7 +345,11 @@ mod tests {
         assert_eq!(b["reservation_ttl_ms"], RESERVATION_TTL_MS);
         let (_, p, b) = Client::request_of(&Input::create_sku("A", 10), 10);
         assert_eq!(p, "/v1/skus");
-        assert_eq!(b.unwrap()["stock"], 10);
+        let b = b.unwrap();
+        assert_eq!(b["stock"], 10);
+        assert!(b["per_user_limit"].is_null());
+        let (_, _, b) = Client::request_of(&Input::create_limited_sku("A", 10, 2), 10);
+        assert_eq!(b.unwrap()["per_user_limit"], 2);
         let (m, p, b) = Client::request_of(&Input::read_order("A", "o1"), 0);
         assert_eq!((m, p.as_str(), b), (Method::GET, "/v1/orders/o1", None));
     }

@@ -152,6 +152,9 @@ pub enum Input {
     CreateSku {
         sku: String,
         stock: u64,
+        /// Absent from the log (and the request) when the SKU has no limit.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        per_user_limit: Option<u64>,
     },
     Restock {
         sku: String,
@@ -190,6 +193,16 @@ impl Input {
         Input::CreateSku {
             sku: sku.into(),
             stock,
+            per_user_limit: None,
+        }
+    }
+
+    /// A SKU whose buyers may each hold at most `limit` units.
+    pub fn create_limited_sku(sku: &str, stock: u64, limit: u64) -> Input {
+        Input::CreateSku {
+            sku: sku.into(),
+            stock,
+            per_user_limit: Some(limit),
         }
     }
 
@@ -289,7 +302,17 @@ impl Input {
 impl fmt::Display for Input {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Input::CreateSku { sku, stock } => write!(f, "create_sku {sku} stock={stock}"),
+            Input::CreateSku {
+                sku,
+                stock,
+                per_user_limit,
+            } => {
+                write!(f, "create_sku {sku} stock={stock}")?;
+                match per_user_limit {
+                    Some(limit) => write!(f, " per_user_limit={limit}"),
+                    None => Ok(()),
+                }
+            }
             Input::Restock {
                 sku,
                 request_id,

@@ -132,9 +132,11 @@ fn qty_on(input: &Input, sku: &str) -> u64 {
     }
 }
 
-/// Invariant 2: no SKU answer shows more reserved + sold than was ever stocked, and the orders
-/// acknowledged as created never hold more units than were stocked plus units that may have
-/// been returned (by a cancel, a restocking refund, or an observed expiry).
+/// Invariant 2: no SKU answer shows more reserved + sold than was ever stocked less the units
+/// surely taken out before the read was sent (acknowledged withdrawals and refunds without
+/// restock), and the units acknowledged as reserved by new orders or withdrawn by restocks
+/// never exceed the units stocked plus units that may have been returned to `available` (by a
+/// cancel, a restocking refund, or an observed expiry).
 pub fn no_oversell(history: &History) -> Vec<Violation> {
     let ops = history.ops();
     // Upper bound on units ever stocked per SKU: the largest create that may have applied,
@@ -143,7 +145,7 @@ pub fn no_oversell(history: &History) -> Vec<Violation> {
     let mut restocks: BTreeMap<(&str, &str), u64> = BTreeMap::new();
     for op in ops.iter().filter(|op| maybe_applied(op)) {
         match &op.input {
-            Input::CreateSku { sku, stock } => {
+            Input::CreateSku { sku, stock, .. } => {
                 let entry = created.entry(sku).or_default();
                 *entry = (*entry).max(*stock);
             }
@@ -166,16 +168,19 @@ pub fn no_oversell(history: &History) -> Vec<Violation> {
         *stocked.entry(sku).or_default() += u128::from(*delta);
     }
     let stocked_on = |sku: &str| stocked.get(sku).copied().unwrap_or(0);
+    let removals = Removals::of(ops);
 
     let mut violations = Vec::new();
     for (op, v) in sku_views(history) {
         let sku = sku_name(op);
         let held = u128::from(v.reserved) + u128::from(v.sold);
-        if held > stocked_on(sku) {
+        let removed = removals.before(sku, op.invoke_ns);
+        if held + removed > stocked_on(sku) {
             violations.push(violation(
                 Invariant::NoOversell,
                 format!(
-                    "{} shows reserved {} + sold {} but at most {} units were ever stocked on {sku}",
+                    "{} shows reserved {} + sold {} but at most {} units were ever stocked on \
+                     {sku}, and {removed} were withdrawn or refunded without restock before it",
                     describe(op),
                     v.reserved,
                     v.sold,
@@ -218,6 +223,12 @@ pub fn no_oversell(history: &History) -> Vec<Violation> {
             }
         }
     }
+    // Withdrawals take units out of `available` as orders do.
+    for (sku, units, index) in &removals.withdrawn {
+        let entry = acked.entry(sku).or_default();
+        entry.0 += u128::from(*units);
+        entry.1.push(*index);
+    }
     for (sku, (reserved, indices)) in acked {
         let given_back: u128 = returned
             .iter()
@@ -229,8 +240,8 @@ pub fn no_oversell(history: &History) -> Vec<Violation> {
             violations.push(violation(
                 Invariant::NoOversell,
                 format!(
-                    "{} orders on {sku} were acknowledged 201 for {reserved} units, but at most {} \
-                     were stocked and at most {given_back} given back (ops {:?})",
+                    "{} orders and withdrawals on {sku} were acknowledged 201 for {reserved} units, \
+                     but at most {} were stocked and at most {given_back} given back (ops {:?})",
                     indices.len(),
                     stocked_on(sku),
                     first_few(&indices)
@@ -239,6 +250,113 @@ pub fn no_oversell(history: &History) -> Vec<Violation> {
         }
     }
     violations
+}
+
+/// Units surely taken out of SKUs' totals: acknowledged withdrawals (once per request id:
+/// replays are no-ops) and acknowledged refunds without restock (once per order, and only for
+/// orders no restocking refund may have refunded first: a refund of a refunded order is a
+/// no-op `200`).
+#[derive(Default)]
+struct Removals<'a> {
+    /// Per SKU: (acknowledged at, units), sorted by time, with running sums.
+    by_sku: BTreeMap<&'a str, Vec<(u64, u128)>>,
+    /// (SKU, units, op index) of each acknowledged withdrawal.
+    withdrawn: Vec<(&'a str, u64, u64)>,
+}
+
+impl<'a> Removals<'a> {
+    fn of(ops: &'a [Op]) -> Removals<'a> {
+        let restocked: BTreeSet<&str> = ops
+            .iter()
+            .filter(|op| maybe_applied(op))
+            .filter_map(|op| match &op.input {
+                Input::Refund {
+                    order_id,
+                    restock: true,
+                    ..
+                } => Some(order_id.as_str()),
+                _ => None,
+            })
+            .collect();
+        // The first acknowledgement of each removal, by (sku, is a withdrawal, request or
+        // order id): (at, units, op index).
+        let mut first: BTreeMap<(&str, bool, &str), (u64, u64, u64)> = BTreeMap::new();
+        let mut note = |key, at, units, index| {
+            let entry = first.entry(key).or_insert((at, units, index));
+            if at < entry.0 {
+                *entry = (at, units, index);
+            }
+        };
+        for op in ops.iter().filter(|op| op.is_success()) {
+            match (&op.input, &op.output) {
+                (
+                    Input::Restock {
+                        sku,
+                        request_id,
+                        delta,
+                    },
+                    _,
+                ) if *delta < 0 => {
+                    note(
+                        (sku.as_str(), true, request_id.as_str()),
+                        op.complete_ns,
+                        delta.unsigned_abs(),
+                        op.index,
+                    );
+                }
+                (
+                    Input::Refund {
+                        order_id,
+                        restock: false,
+                        ..
+                    },
+                    Some(Output::Order(view)),
+                ) if !restocked.contains(order_id.as_str()) => {
+                    // The answer names the order's items: what left each SKU's total.
+                    for item in &view.items {
+                        note(
+                            (item.sku.as_str(), false, order_id.as_str()),
+                            op.complete_ns,
+                            item.qty,
+                            op.index,
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut removals = Removals::default();
+        for ((sku, withdrawal, _), (at, units, index)) in first {
+            removals
+                .by_sku
+                .entry(sku)
+                .or_default()
+                .push((at, u128::from(units)));
+            if withdrawal {
+                removals.withdrawn.push((sku, units, index));
+            }
+        }
+        for list in removals.by_sku.values_mut() {
+            list.sort_unstable();
+            let mut sum = 0;
+            for entry in list.iter_mut() {
+                sum += entry.1;
+                entry.1 = sum;
+            }
+        }
+        removals
+    }
+
+    /// Units surely removed from `sku` by ops acknowledged before `at`.
+    fn before(&self, sku: &str, at: u64) -> u128 {
+        let Some(list) = self.by_sku.get(sku) else {
+            return 0;
+        };
+        match list.partition_point(|entry| entry.0 < at) {
+            0 => 0,
+            n => list[n - 1].1,
+        }
+    }
 }
 
 fn first_few(indices: &[u64]) -> Vec<u64> {

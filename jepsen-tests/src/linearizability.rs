@@ -1,6 +1,6 @@
 //! A Porcupine-style linearizability checker (Wing–Gong–Lowe search with a memo cache), generic
-//! over a sequential [`Model`]; the inventory (one SKU and its orders, see [`inventory`]) and
-//! the compare-and-set register of [`crate::cas_register`] are its instances.
+//! over a sequential [`Model`]; the inventory (a group of SKUs and their orders, see
+//! [`inventory`]) and the compare-and-set register of [`crate::cas_register`] are its instances.
 //!
 //! A model checks one partition of a history: the caller splits it (P-compositionality: a
 //! history is linearizable iff every part is, when no op touches two parts). `fail` ops are

@@ -148,7 +148,13 @@ impl RunReport {
                     .filter(|s| !s.verdict.is_pass())
                     .map(|s| s.sku.as_str())
                     .collect();
-                let mut summary = format!("{} SKUs, {ops} ops", report.skus.len());
+                let skus: usize = report.skus.iter().map(|s| s.skus).sum();
+                let groups = report.skus.len();
+                let mut summary = if skus == groups {
+                    format!("{skus} SKUs, {ops} ops")
+                } else {
+                    format!("{skus} SKUs in {groups} groups, {ops} ops")
+                };
                 if !failing.is_empty() {
                     summary.push_str(&format!("; not passing: {}", failing.join(", ")));
                 }

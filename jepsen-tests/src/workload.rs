@@ -1,13 +1,17 @@
-//! What the clients ask: four workloads over small sets of SKUs that rotate, so no SKU's
-//! history grows past what the linearizability search handles in seconds.
+//! What the clients ask: four workloads over small sets of SKUs that rotate, so no history
+//! the linearizability search must take in one piece grows past what it handles in seconds.
 //!
 //! - `register`: 4 SKUs of stock 5–8; single-item orders (qty 1–2), pay, cancel, refund,
 //!   restock (mostly positive, sometimes a withdrawal), and many SKU and order reads.
-//! - `flash-sale`: 2 SKUs of stock 10 and demand far beyond it (mostly orders of 1).
+//! - `flash-sale`: 2 SKUs of stock 10, each with a per-user limit of 3, and demand far beyond
+//!   it (mostly orders of 1) from 4 buyers, so both `out_of_stock` and
+//!   `per_user_limit_exceeded` refusals happen.
 //! - `retry`: `register`, and a write that ended `info` is resent with the same ids
 //!   (order id, restock request id) by the client's next process, up to 4 times.
-//! - `multi-item`: 3 SKUs of stock 20; orders of 2–3 items across them; atomicity is checked
-//!   on final reads (the per-SKU linearizability search needs single-SKU ops).
+//! - `multi-item`: 6 SKUs of stock 20 in two groups of 3; orders of 2–3 items within one
+//!   group, so the linearizability search checks each group (SKUs joined by orders) as one
+//!   piece of about half the generation's ops; atomicity is checked on every order answer and
+//!   the final reads too.
 //!
 //! SKUs of generation G are `gG-sK`; a generation ends after a number of ops or 10 s. A client
 //! about to use a SKU no client has yet seen exist creates it first, with a recorded
@@ -51,7 +55,7 @@ impl Workload {
         Workload::ALL.into_iter().find(|w| w.name() == s)
     }
 
-    /// Whether every op touches one SKU, so the per-SKU linearizability search applies.
+    /// Whether every op touches one SKU (else multi-item atomicity is checked too).
     pub fn single_sku(self) -> bool {
         self != Workload::MultiItem
     }
@@ -65,8 +69,13 @@ impl Workload {
         match self {
             Workload::Register | Workload::Retry => 4,
             Workload::FlashSale => 2,
-            Workload::MultiItem => 3,
+            Workload::MultiItem => MULTI_ITEM_GROUP * 2,
         }
+    }
+
+    /// Each flash-sale buyer may hold at most this many units of a SKU.
+    fn per_user_limit(self) -> Option<u64> {
+        (self == Workload::FlashSale).then_some(FLASH_SALE_LIMIT)
     }
 
     fn ops_per_generation(self) -> u64 {
@@ -92,6 +101,14 @@ impl fmt::Display for Workload {
     }
 }
 
+/// SKUs per multi-item group: orders never span two groups. Small, because the search checks
+/// a group's ops as one history and its state holds every order of the group.
+const MULTI_ITEM_GROUP: usize = 3;
+/// Flash-sale buyers: few, so their per-user limit is reached.
+const FLASH_SALE_USERS: u64 = 4;
+/// Flash-sale per-user limit: 4 buyers × 3 > 10 units, so stock runs out too.
+const FLASH_SALE_LIMIT: u64 = 3;
+
 /// The longest a SKU generation lasts.
 const GENERATION_TIME: Duration = Duration::from_secs(10);
 /// Reservation TTL in every order: a day, so nothing expires during a run (the model has
@@ -116,6 +133,7 @@ pub struct Shared {
     generation_ops: u64,
     skus: Vec<String>,
     stock: HashMap<String, u64>,
+    limit: HashMap<String, u64>,
     orders: HashMap<String, Vec<KnownOrder>>,
     order_index: HashMap<String, (String, usize)>,
     /// SKUs some client saw exist (a 2xx on them): nobody needs to create them again.
@@ -133,6 +151,7 @@ impl Shared {
             generation_ops: 0,
             skus: Vec::new(),
             stock: HashMap::new(),
+            limit: HashMap::new(),
             orders: HashMap::new(),
             order_index: HashMap::new(),
             confirmed: HashSet::new(),
@@ -152,6 +171,18 @@ impl Shared {
         for sku in &self.skus {
             let stock = self.workload.stock(&mut self.rng);
             self.stock.insert(sku.clone(), stock);
+            if let Some(limit) = self.workload.per_user_limit() {
+                self.limit.insert(sku.clone(), limit);
+            }
+        }
+    }
+
+    /// The create every client sends for `sku` (one with other settings would conflict).
+    pub fn create_input(&self, sku: &str) -> Input {
+        let stock = self.stock_of(sku);
+        match self.limit.get(sku) {
+            Some(&limit) => Input::create_limited_sku(sku, stock, limit),
+            None => Input::create_sku(sku, stock),
         }
     }
 
@@ -200,7 +231,8 @@ impl Shared {
             Workload::FlashSale => match roll {
                 0..=64 => {
                     let id = self.fresh("o");
-                    Input::order(&id, &user, &sku, 1)
+                    let buyer = format!("u{}", rng.below(FLASH_SALE_USERS));
+                    Input::order(&id, &buyer, &sku, 1)
                 }
                 65..=79 => Input::read_sku(&sku),
                 80..=89 => self.order_op(rng, &sku, OpChoice::Pay),
@@ -212,9 +244,12 @@ impl Shared {
                 25..=34 => self.order_op(rng, &sku, OpChoice::Read),
                 35..=69 => {
                     let id = self.fresh("o");
-                    let mut skus = self.skus.clone();
+                    // The group of the SKU drawn above.
+                    let at = self.skus.iter().position(|s| *s == sku).unwrap_or(0);
+                    let first = at - at % MULTI_ITEM_GROUP;
+                    let mut skus = self.skus[first..first + MULTI_ITEM_GROUP].to_vec();
                     rng.shuffle(&mut skus);
-                    skus.truncate(rng.range(2, skus.len() as u64) as usize);
+                    skus.truncate(rng.range(2, MULTI_ITEM_GROUP as u64) as usize);
                     Input::Order {
                         order_id: id,
                         user_id: user,
@@ -340,6 +375,56 @@ mod tests {
             }
             assert!(shared.generation > 1, "{workload}: SKUs rotated");
         }
+    }
+
+    #[test]
+    fn multi_item_orders_stay_within_one_group() {
+        let mut shared = Shared::new(Workload::MultiItem, 3);
+        let mut rng = Rng::new(4);
+        let mut orders = 0;
+        for _ in 0..500 {
+            let input = shared.next_op(&mut rng, 1);
+            if let Input::Order { items, .. } = &input {
+                orders += 1;
+                let groups: HashSet<usize> = items
+                    .iter()
+                    .map(|item| {
+                        let at = shared.skus.iter().position(|s| *s == item.sku).unwrap();
+                        at / MULTI_ITEM_GROUP
+                    })
+                    .collect();
+                assert_eq!(groups.len(), 1, "{input}");
+                assert!((2..=MULTI_ITEM_GROUP).contains(&items.len()), "{input}");
+            }
+        }
+        assert!(orders > 100);
+    }
+
+    #[test]
+    fn flash_sale_skus_have_a_limit_and_few_buyers() {
+        let mut shared = Shared::new(Workload::FlashSale, 5);
+        let mut rng = Rng::new(6);
+        let mut buyers = HashSet::new();
+        for client in 0..200 {
+            let input = shared.next_op(&mut rng, client);
+            if let Input::Order { user_id, items, .. } = &input {
+                buyers.insert(user_id.clone());
+                assert_eq!(
+                    shared.create_input(&items[0].sku),
+                    Input::create_limited_sku(&items[0].sku, 10, FLASH_SALE_LIMIT)
+                );
+            }
+        }
+        assert_eq!(buyers.len() as u64, FLASH_SALE_USERS);
+        let register = Shared::new(Workload::Register, 5);
+        let sku = register.skus[0].clone();
+        assert!(matches!(
+            register.create_input(&sku),
+            Input::CreateSku {
+                per_user_limit: None,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use jepsen_tests::history::{Item, OrderView, SkuView};
 use jepsen_tests::linearizability::{brute_force_linearizable, partition};
-use jepsen_tests::model::{self, Body, Command, OrderStatus, Reply, SkuState};
+use jepsen_tests::model::{self, Body, Command, ItemLists, OrderStatus, Reply, StoreState};
 use jepsen_tests::{check, Completion, History, Input, Op, Output, Verdict};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -49,22 +49,23 @@ impl Cmd {
         }
     }
 
-    fn command(&self) -> Command {
+    fn command(&self, lists: &mut ItemLists) -> Command {
         match *self {
-            Cmd::Create(stock) => Command::CreateSku { stock },
+            Cmd::Create(stock) => Command::CreateSku {
+                sku: 0,
+                stock,
+                per_user_limit: None,
+            },
             Cmd::Restock(r, delta) => Command::Restock {
+                sku: 0,
                 request: REQUEST_BASE + r,
                 delta,
             },
-            Cmd::Order(order, u, qty) => Command::Order {
-                order,
-                user: USER_BASE + u,
-                qty,
-            },
+            Cmd::Order(order, u, qty) => lists.order(order, USER_BASE + u, &[(0, qty)]),
             Cmd::Pay(order) => Command::Pay { order },
             Cmd::Cancel(order) => Command::Cancel { order },
             Cmd::Refund(order, restock) => Command::Refund { order, restock },
-            Cmd::ReadSku => Command::ReadSku,
+            Cmd::ReadSku => Command::ReadSku { sku: 0 },
             Cmd::ReadOrder(order) => Command::ReadOrder { order },
         }
     }
@@ -169,7 +170,7 @@ fn small_case() -> impl Strategy<Value = Case> {
         })
 }
 
-fn output(reply: &Reply, record_body: bool) -> Option<Output> {
+fn output(reply: &Reply, lists: &ItemLists, record_body: bool) -> Option<Output> {
     match reply.body {
         Body::Refused(refusal) => Some(Output::error(refusal.code())),
         Body::Sku(c) => record_body.then_some(Output::Sku(SkuView {
@@ -183,10 +184,14 @@ fn output(reply: &Reply, record_body: bool) -> Option<Output> {
         Body::Order(o) => record_body.then(|| {
             Output::Order(OrderView {
                 user_id: format!("u{}", o.user - USER_BASE),
-                items: vec![Item {
-                    sku: SKU.into(),
-                    qty: o.qty,
-                }],
+                items: lists
+                    .get(o.items)
+                    .iter()
+                    .map(|&(_, qty)| Item {
+                        sku: SKU.into(),
+                        qty,
+                    })
+                    .collect(),
                 status: o.status,
                 revision: 0,
             })
@@ -197,13 +202,15 @@ fn output(reply: &Reply, record_body: bool) -> Option<Output> {
 
 /// Builds the history; returns it and whether a perturbation changed anything.
 fn build(case: &Case) -> (History, bool) {
-    let mut state = SkuState::default();
+    let mut state = StoreState::default();
+    let mut lists = ItemLists::default();
     let mut ops = Vec::new();
     for (i, spec) in case.specs.iter().enumerate() {
         let point = 1_000 + 100 * i as u64;
         let (call, ret) = (point - spec.lead, point + spec.lag);
         let input = spec.cmd.input();
-        let (next, reply) = model::step(&state, &spec.cmd.command());
+        let command = spec.cmd.command(&mut lists);
+        let (next, reply) = model::step(&state, &lists, &command);
         assert_ne!(
             reply.http, 400,
             "generator made an invalid request: {spec:?}"
@@ -215,14 +222,14 @@ fn build(case: &Case) -> (History, bool) {
         let process = i as u64;
         ops.push(match spec.fate {
             Fate::Ok => {
-                let record_body = spec.record_body || spec.cmd.command().is_read();
+                let record_body = spec.record_body || command.is_read();
                 Op::ok(
                     process,
                     input,
                     call,
                     ret,
                     reply.http,
-                    output(&reply, record_body),
+                    output(&reply, &lists, record_body),
                 )
             }
             Fate::InfoApplied | Fate::InfoLost => Op::info(process, input, call, ret),

@@ -1,12 +1,13 @@
-//! The inventory instance of the checker: the recorded history split per SKU and checked
-//! against the [`model`] of one SKU and its orders.
+//! The inventory instance of the checker: the recorded history split into groups of SKUs
+//! (one SKU each, unless multi-item orders join several) and each group checked against the
+//! [`model`] of its SKUs and their orders.
 //!
-//! Splitting per SKU requires every op to touch one SKU: single-item orders, and order
-//! transitions/reads that carry their order's SKU. `fail` ops are dropped (they never
-//! happened), and so are `info` reads (no effect).
+//! Order transitions and reads carry one of their order's SKUs, which puts them in its group.
+//! `fail` ops are dropped (they never happened), and so are `info` reads (no effect). A group
+//! holds every op on its SKUs, so multi-item workloads keep groups small by drawing each
+//! order's items within a few SKUs.
 
 use std::borrow::Cow;
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -18,7 +19,8 @@ use super::search::INFINITY;
 use super::{Model, Operation};
 use crate::history::{fmt_duration_ns, Completion, History, Input, Op, Output};
 use crate::model::{
-    self, Body, Command, Counters, Id, Observed, OrderSnapshot, Refusal, Reply, SkuState,
+    self, Body, Command, Counters, Id, ItemLists, Observed, OrderSnapshot, Refusal, Reply, SkuIx,
+    StoreState,
 };
 use crate::Verdict;
 
@@ -31,18 +33,11 @@ const MAX_WINDOW_SHOWN: usize = 24;
 /// verdict about the cluster).
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum CheckError {
-    #[error("op {index}: an order over {skus} SKUs; multi-item orders need a multi-SKU checker")]
-    MultiSkuOrder { index: u64, skus: usize },
-    #[error("op {index}: order {order_id} is on SKU {sku} but was created on {first_sku}; an order id must stay on one SKU")]
-    OrderOnTwoSkus {
-        index: u64,
-        order_id: String,
-        sku: String,
-        first_sku: String,
-    },
+    #[error("{skus} SKUs (from {first}) are joined by multi-item orders into one group; the checker takes at most 65536")]
+    GroupTooLarge { skus: usize, first: String },
 }
 
-/// One op of a SKU's history, as the search sees it.
+/// One op of a group's history, as the search sees it.
 #[derive(Clone, Debug)]
 pub struct CheckedOp {
     /// Index of the op in the [`History`].
@@ -55,13 +50,18 @@ pub struct CheckedOp {
     pub observed: Option<Observed>,
 }
 
-/// The ops of one SKU, with the names behind its interned ids.
+/// The ops of one group of SKUs, with the names behind its interned ids.
 #[derive(Clone, Debug)]
 pub struct SkuHistory {
+    /// The group's SKUs joined by `+` (one SKU: its name).
     pub sku: String,
+    /// The group's SKUs, by [`SkuIx`].
+    pub skus: Vec<String>,
     pub ops: Vec<CheckedOp>,
     /// `names[id]` is the order/user/request id interned as `id`.
     pub names: Vec<String>,
+    /// The item lists its commands and answers name.
+    pub lists: ItemLists,
 }
 
 impl SkuHistory {
@@ -81,45 +81,39 @@ impl Interner {
         if let Some(&id) = self.ids.get(name) {
             return id;
         }
-        // A SKU's history has far fewer than 2^32 distinct ids; the checker would run out of
+        // A group's history has far fewer than 2^32 distinct ids; the checker would run out of
         // memory long before.
-        let id = Id::try_from(self.names.len()).expect("fewer than 2^32 ids per SKU");
+        let id = Id::try_from(self.names.len()).expect("fewer than 2^32 ids per group");
         self.ids.insert(name.to_owned(), id);
         self.names.push(name.to_owned());
         id
     }
 }
 
-/// Splits the history per SKU (sorted by SKU), dropping `fail` ops and `info` reads.
+/// Splits the history into groups of SKUs that no op spans (sorted by name), dropping `fail`
+/// ops and `info` reads.
+///
+/// Two SKUs are in one group when an order has items of both, or when ops about one order id
+/// name both (an order's transitions and reads are filed under one of its SKUs). A history is
+/// linearizable iff each group's ops are (P-compositionality): no op touches two groups.
 pub fn partition(history: &History) -> Result<Vec<SkuHistory>, CheckError> {
-    // Order id -> SKU, over every op (dropped ones too): a mismatch is a harness bug that
-    // would silently break the per-SKU split.
-    let mut order_skus: HashMap<&str, &str> = HashMap::new();
-    let mut parts: BTreeMap<&str, (Vec<CheckedOp>, Interner)> = BTreeMap::new();
-    for (position, op) in history.ops().iter().enumerate() {
-        let skus = op.input.skus();
-        let [sku] = skus[..] else {
-            return Err(CheckError::MultiSkuOrder {
-                index: op.index,
-                skus: skus.len(),
-            });
-        };
-        if let Some(order_id) = op.input.order_id() {
-            match order_skus.entry(order_id) {
-                Entry::Occupied(first) if *first.get() != sku => {
-                    return Err(CheckError::OrderOnTwoSkus {
-                        index: op.index,
-                        order_id: order_id.to_owned(),
-                        sku: sku.to_owned(),
-                        first_sku: (*first.get()).to_owned(),
-                    })
-                }
-                Entry::Occupied(_) => {}
-                Entry::Vacant(slot) => {
-                    slot.insert(sku);
-                }
-            }
+    let mut skus = SkuGroups::default();
+    // An order id's first SKU: later ops about the order join it.
+    let mut order_skus: HashMap<&str, usize> = HashMap::new();
+    for op in history.ops() {
+        let named: Vec<usize> = op.input.skus().into_iter().map(|s| skus.add(s)).collect();
+        for pair in named.windows(2) {
+            skus.join(pair[0], pair[1]);
         }
+        if let (Some(order_id), Some(&first)) = (op.input.order_id(), named.first()) {
+            let anchor = *order_skus.entry(order_id).or_insert(first);
+            skus.join(anchor, first);
+        }
+    }
+    let groups = skus.groups()?;
+    let mut parts: Vec<(Vec<CheckedOp>, Interner, ItemLists)> =
+        groups.iter().map(|_| Default::default()).collect();
+    for (position, op) in history.ops().iter().enumerate() {
         let dropped = match op.completion {
             Completion::Fail => true,
             Completion::Info => op.kind().is_read(),
@@ -128,10 +122,13 @@ pub fn partition(history: &History) -> Result<Vec<SkuHistory>, CheckError> {
         if dropped {
             continue;
         }
-        let (ops, interner) = parts.entry(sku).or_default();
-        let command = command(&op.input, interner);
+        let first = op.input.skus()[0];
+        let (group, _) = skus.place(first);
+        let names = &groups[group];
+        let (ops, interner, lists) = &mut parts[group];
+        let command = command(&op.input, names, &skus, interner, lists);
         let observed = match op.completion {
-            Completion::Ok => Some(observed(op, sku, interner)),
+            Completion::Ok => Some(observed(op, &skus, group, interner, lists)),
             _ => None,
         };
         ops.push(CheckedOp {
@@ -146,22 +143,124 @@ pub fn partition(history: &History) -> Result<Vec<SkuHistory>, CheckError> {
             observed,
         });
     }
-    Ok(parts
+    Ok(groups
         .into_iter()
-        .map(|(sku, (ops, interner))| SkuHistory {
-            sku: sku.to_owned(),
+        .zip(parts)
+        .map(|(skus, (ops, interner, lists))| SkuHistory {
+            sku: skus.join("+"),
+            skus,
             ops,
             names: interner.names,
+            lists,
         })
         .collect())
 }
 
-fn command(input: &Input, ids: &mut Interner) -> Command {
+/// The SKUs of a history, joined into groups (union-find over SKU names).
+#[derive(Default)]
+struct SkuGroups {
+    index: HashMap<String, usize>,
+    names: Vec<String>,
+    parent: Vec<usize>,
+    /// After [`groups`](Self::groups): each SKU's (group, index within the group).
+    placed: Vec<(usize, SkuIx)>,
+}
+
+impl SkuGroups {
+    fn add(&mut self, sku: &str) -> usize {
+        if let Some(&i) = self.index.get(sku) {
+            return i;
+        }
+        let i = self.names.len();
+        self.index.insert(sku.to_owned(), i);
+        self.names.push(sku.to_owned());
+        self.parent.push(i);
+        i
+    }
+
+    fn root(&mut self, mut i: usize) -> usize {
+        while self.parent[i] != i {
+            self.parent[i] = self.parent[self.parent[i]];
+            i = self.parent[i];
+        }
+        i
+    }
+
+    fn join(&mut self, a: usize, b: usize) {
+        let (a, b) = (self.root(a), self.root(b));
+        self.parent[a.max(b)] = a.min(b);
+    }
+
+    /// The groups' SKU names, each sorted, groups sorted by their first name; and from now on
+    /// [`place`](Self::place) answers.
+    fn groups(&mut self) -> Result<Vec<Vec<String>>, CheckError> {
+        let mut by_root: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for i in 0..self.names.len() {
+            let root = self.root(i);
+            by_root.entry(root).or_default().push(i);
+        }
+        let mut groups: Vec<Vec<usize>> = by_root.into_values().collect();
+        for members in &mut groups {
+            members.sort_by(|&a, &b| self.names[a].cmp(&self.names[b]));
+        }
+        groups.sort_by(|a, b| self.names[a[0]].cmp(&self.names[b[0]]));
+        self.placed = vec![(0, 0); self.names.len()];
+        let mut named = Vec::with_capacity(groups.len());
+        for (group, members) in groups.iter().enumerate() {
+            if members.len() > usize::from(SkuIx::MAX) + 1 {
+                return Err(CheckError::GroupTooLarge {
+                    skus: members.len(),
+                    first: self.names[members[0]].clone(),
+                });
+            }
+            for (at, &sku) in members.iter().enumerate() {
+                // Fits: checked just above.
+                self.placed[sku] = (group, at as SkuIx);
+            }
+            named.push(members.iter().map(|&i| self.names[i].clone()).collect());
+        }
+        Ok(named)
+    }
+
+    /// The group of a SKU of the history, and its index there.
+    fn place(&self, sku: &str) -> (usize, SkuIx) {
+        self.placed[self.index[sku]]
+    }
+
+    /// The index of `sku` in `group`, or `None` if it is elsewhere (or unknown).
+    fn index_in(&self, group: usize, sku: &str) -> Option<SkuIx> {
+        let &i = self.index.get(sku)?;
+        let (its_group, at) = self.placed[i];
+        (its_group == group).then_some(at)
+    }
+}
+
+fn command(
+    input: &Input,
+    group: &[String],
+    skus: &SkuGroups,
+    ids: &mut Interner,
+    lists: &mut ItemLists,
+) -> Command {
+    // Every SKU an op names is in the op's group: partition() joined them.
+    let ix = |sku: &str| skus.place(sku).1;
+    debug_assert!(input.skus().iter().all(|s| group.iter().any(|g| g == s)));
     match input {
-        Input::CreateSku { stock, .. } => Command::CreateSku { stock: *stock },
+        Input::CreateSku {
+            sku,
+            stock,
+            per_user_limit,
+        } => Command::CreateSku {
+            sku: ix(sku),
+            stock: *stock,
+            per_user_limit: *per_user_limit,
+        },
         Input::Restock {
-            request_id, delta, ..
+            sku,
+            request_id,
+            delta,
         } => Command::Restock {
+            sku: ix(sku),
             request: ids.intern(request_id),
             delta: *delta,
         },
@@ -169,12 +268,11 @@ fn command(input: &Input, ids: &mut Interner) -> Command {
             order_id,
             user_id,
             items,
-        } => Command::Order {
-            order: ids.intern(order_id),
-            user: ids.intern(user_id),
-            // partition() admits single-item orders only.
-            qty: items[0].qty,
-        },
+        } => {
+            let items: Vec<(SkuIx, u64)> =
+                items.iter().map(|item| (ix(&item.sku), item.qty)).collect();
+            lists.order(ids.intern(order_id), ids.intern(user_id), &items)
+        }
         Input::Pay { order_id, .. } => Command::Pay {
             order: ids.intern(order_id),
         },
@@ -187,14 +285,20 @@ fn command(input: &Input, ids: &mut Interner) -> Command {
             order: ids.intern(order_id),
             restock: *restock,
         },
-        Input::ReadSku { .. } => Command::ReadSku,
+        Input::ReadSku { sku } => Command::ReadSku { sku: ix(sku) },
         Input::ReadOrder { order_id, .. } => Command::ReadOrder {
             order: ids.intern(order_id),
         },
     }
 }
 
-fn observed(op: &Op, sku: &str, ids: &mut Interner) -> Observed {
+fn observed(
+    op: &Op,
+    skus: &SkuGroups,
+    group: usize,
+    ids: &mut Interner,
+    lists: &mut ItemLists,
+) -> Observed {
     let body = op.output.as_ref().map(|output| match output {
         Output::Error { code } => Body::Refused(Refusal::from_code(code)),
         Output::Sku(view) => Body::Sku(Counters {
@@ -204,15 +308,22 @@ fn observed(op: &Op, sku: &str, ids: &mut Interner) -> Observed {
             sold: view.sold,
             refunded: view.refunded,
         }),
-        Output::Order(view) => match &view.items[..] {
-            [item] if item.sku == sku => Body::Order(OrderSnapshot {
-                user: ids.intern(&view.user_id),
-                qty: item.qty,
-                status: view.status,
-            }),
-            // An order body that is not this SKU's single item cannot be the right answer.
-            _ => Body::Malformed,
-        },
+        Output::Order(view) => {
+            let items: Option<Vec<(SkuIx, u64)>> = view
+                .items
+                .iter()
+                .map(|item| Some((skus.index_in(group, &item.sku)?, item.qty)))
+                .collect();
+            match items {
+                Some(items) => Body::Order(OrderSnapshot {
+                    user: ids.intern(&view.user_id),
+                    items: lists.intern_content(&items),
+                    status: view.status,
+                }),
+                // An order body naming a SKU outside the group cannot be the right answer.
+                None => Body::Malformed,
+            }
+        }
     });
     Observed {
         // History::push refuses an ok op without a status.
@@ -221,10 +332,13 @@ fn observed(op: &Op, sku: &str, ids: &mut Interner) -> Observed {
     }
 }
 
-/// The checker's result for one SKU.
+/// The checker's result for one group of SKUs.
 #[derive(Clone, Debug)]
 pub struct SkuCheck {
+    /// The group's SKUs joined by `+` (one SKU: its name).
     pub sku: String,
+    /// SKUs in the group.
+    pub skus: usize,
     /// Ops checked (after dropping `fail` ops and `info` reads).
     pub ops: usize,
     pub info_ops: usize,
@@ -328,7 +442,7 @@ pub struct LinearizabilityReport {
 }
 
 impl LinearizabilityReport {
-    /// Fail if any SKU failed, else Unknown if any is unknown, else Pass.
+    /// Fail if any group failed, else Unknown if any is unknown, else Pass.
     pub fn verdict(&self) -> Verdict {
         self.skus
             .iter()
@@ -338,12 +452,16 @@ impl LinearizabilityReport {
 
 impl fmt::Display for LinearizabilityReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "linearizability: {} ({} SKUs)",
-            self.verdict(),
-            self.skus.len()
-        )?;
+        let skus: usize = self.skus.iter().map(|group| group.skus).sum();
+        write!(f, "linearizability: {} ({skus} SKUs", self.verdict())?;
+        if skus != self.skus.len() {
+            write!(
+                f,
+                " in {} groups joined by multi-item orders",
+                self.skus.len()
+            )?;
+        }
+        writeln!(f, ")")?;
         for sku in &self.skus {
             write!(
                 f,
@@ -366,8 +484,8 @@ impl fmt::Display for LinearizabilityReport {
     }
 }
 
-/// Checks `history` for linearizability within `budget` (shared by all SKUs, checked in SKU
-/// order). A `Verdict::Unknown` in the report must be counted as a failure.
+/// Checks `history` for linearizability within `budget` (shared by all groups, checked in
+/// order of name). A `Verdict::Unknown` in the report must be counted as a failure.
 pub fn check(history: &History, budget: Duration) -> Result<LinearizabilityReport, CheckError> {
     let deadline = Instant::now().checked_add(budget);
     let skus = partition(history)?
@@ -378,7 +496,11 @@ pub fn check(history: &History, budget: Duration) -> Result<LinearizabilityRepor
 }
 
 fn check_sku(history: &History, part: &SkuHistory, deadline: Option<Instant>) -> SkuCheck {
-    let model = Inventory { names: &part.names };
+    let model = Inventory {
+        names: &part.names,
+        skus: &part.skus,
+        lists: &part.lists,
+    };
     let PartCheck {
         verdict,
         unknown_reason,
@@ -393,6 +515,7 @@ fn check_sku(history: &History, part: &SkuHistory, deadline: Option<Instant>) ->
     };
     SkuCheck {
         sku: part.sku.clone(),
+        skus: part.skus.len(),
         ops: part.ops.len(),
         info_ops: part.info_ops(),
         elapsed,
@@ -410,28 +533,31 @@ fn check_sku(history: &History, part: &SkuHistory, deadline: Option<Instant>) ->
     }
 }
 
-/// One SKU and its orders; `names` spells the ids interned in its commands, for reports.
+/// A group of SKUs and their orders; `names` spells the ids interned in its commands and
+/// `skus` its SKUs, for reports.
 struct Inventory<'a> {
     names: &'a [String],
+    skus: &'a [String],
+    lists: &'a ItemLists,
 }
 
 impl Model for Inventory<'_> {
-    type State = SkuState;
+    type State = StoreState;
     type Input = Command;
     type Output = Observed;
     type Answer = Reply;
 
-    fn init(&self) -> SkuState {
-        SkuState::default()
+    fn init(&self) -> StoreState {
+        StoreState::default()
     }
 
     fn step<'s>(
         &self,
-        state: &'s SkuState,
+        state: &'s StoreState,
         input: &Command,
         output: Option<&Observed>,
-    ) -> Option<Cow<'s, SkuState>> {
-        let (next, reply) = model::step(state, input);
+    ) -> Option<Cow<'s, StoreState>> {
+        let (next, reply) = model::step(state, self.lists, input);
         output
             .is_none_or(|seen| seen.accepts(&reply))
             .then_some(next)
@@ -441,20 +567,20 @@ impl Model for Inventory<'_> {
         input.is_read()
     }
 
-    fn state_bytes(&self, state: &SkuState) -> usize {
+    fn state_bytes(&self, state: &StoreState) -> usize {
         state.approx_bytes()
     }
 
-    fn describe_state(&self, state: &SkuState) -> String {
-        describe_state(state, self.names)
+    fn describe_state(&self, state: &StoreState) -> String {
+        describe_state(state, self)
     }
 
-    fn answer(&self, state: &SkuState, input: &Command) -> Reply {
-        model::step(state, input).1
+    fn answer(&self, state: &StoreState, input: &Command) -> Reply {
+        model::step(state, self.lists, input).1
     }
 
     fn describe_answer(&self, reply: &Reply) -> String {
-        describe_reply(reply, self.names)
+        describe_reply(reply, self)
     }
 }
 
@@ -474,37 +600,73 @@ fn operations(part: &SkuHistory) -> Vec<Operation<'_, Command, Observed>> {
 /// of the search's memo or pruning. Exponential; for differential tests on tiny histories.
 #[doc(hidden)]
 pub fn brute_force_linearizable(part: &SkuHistory) -> bool {
-    brute_force(&Inventory { names: &part.names }, &operations(part))
+    brute_force(
+        &Inventory {
+            names: &part.names,
+            skus: &part.skus,
+            lists: &part.lists,
+        },
+        &operations(part),
+    )
 }
 
-fn describe_reply(reply: &Reply, names: &[String]) -> String {
-    let name = |id: Id| names.get(id as usize).map_or("?", String::as_str);
+fn describe_items(items: &[(SkuIx, u64)], skus: &[String]) -> String {
+    items
+        .iter()
+        .map(|&(sku, qty)| {
+            let name = skus.get(usize::from(sku)).map_or("?", String::as_str);
+            format!("{name}x{qty}")
+        })
+        .collect::<Vec<_>>()
+        .join("+")
+}
+
+fn describe_reply(reply: &Reply, group: &Inventory) -> String {
+    let name = |id: Id| group.names.get(id as usize).map_or("?", String::as_str);
     match reply.body {
         Body::Sku(counters) => format!("{} sku {counters}", reply.http),
         Body::Order(order) => format!(
-            "{} order {} user={} x{}",
+            "{} order {} user={} {}",
             reply.http,
             order.status,
             name(order.user),
-            order.qty
+            describe_items(group.lists.get(order.items), group.skus)
         ),
         Body::Refused(refusal) => format!("{} {}", reply.http, refusal.code()),
         Body::Malformed => format!("{} (malformed)", reply.http),
     }
 }
 
-fn describe_state(state: &SkuState, names: &[String]) -> String {
-    if !state.exists() {
-        return "SKU absent".to_owned();
+fn describe_state(state: &StoreState, group: &Inventory) -> String {
+    let skus = group.skus;
+    let sku_name = |sku: SkuIx| skus.get(usize::from(sku)).map_or("?", String::as_str);
+    let existing: Vec<String> = state
+        .existing_skus()
+        .filter_map(|sku| {
+            let counters = state.counters(sku)?;
+            Some(if skus.len() == 1 {
+                counters.to_string()
+            } else {
+                format!("{}: {counters}", sku_name(sku))
+            })
+        })
+        .collect();
+    if existing.is_empty() {
+        return "no SKU exists".to_owned();
     }
-    let name = |id: Id| names.get(id as usize).map_or("?", String::as_str);
-    let mut text = state.counters().to_string();
+    let name = |id: Id| group.names.get(id as usize).map_or("?", String::as_str);
+    let mut text = existing.join("; ");
     let count = state.orders().count();
     let mut orders: Vec<String> = state
         .orders()
         .take(MAX_ORDERS_SHOWN)
-        .map(|(order, user, qty, status)| {
-            format!("{} {status} x{qty} ({})", name(order), name(user))
+        .map(|(order, user, items, status)| {
+            format!(
+                "{} {status} {} ({})",
+                name(order),
+                describe_items(group.lists.get(items), skus),
+                name(user)
+            )
         })
         .collect();
     if count > MAX_ORDERS_SHOWN {

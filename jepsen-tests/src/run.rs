@@ -79,6 +79,9 @@ pub struct RunOutcome {
     /// culprit is a read, revisions going backwards, acknowledged orders read as missing.
     /// The broken-node run must produce some.
     pub read_anomalies: Vec<String>,
+    /// Orders whose deadline or stamp disagrees with the harness's wall clock
+    /// ([`crate::deadlines`]); the wall-clock-deadlines node's run must produce some.
+    pub deadline_anomalies: Vec<String>,
 }
 
 impl RunOutcome {
@@ -112,13 +115,13 @@ pub async fn run(options: &RunOptions) -> RunOutcome {
         options.faults_text(),
         options.time_limit.as_secs()
     );
-    let (report, read_anomalies) = match execute(options).await {
+    let (report, read_anomalies, deadline_anomalies) = match execute(options).await {
         Ok(executed) => check(options, executed, header).await,
         Err(e) => {
             let report = RunReport::errored(&options.name, &format!("{e:#}"));
             println!("{report}");
             println!("run dir: {}", options.run_dir.display());
-            (report, Vec::new())
+            (report, Vec::new(), Vec::new())
         }
     };
     let failed_checks = report
@@ -136,6 +139,7 @@ pub async fn run(options: &RunOptions) -> RunOutcome {
         run_dir: options.run_dir.clone(),
         failed_checks,
         read_anomalies,
+        deadline_anomalies,
     }
 }
 
@@ -176,6 +180,8 @@ fn clear_run_dir(dir: &std::path::Path) -> anyhow::Result<()> {
 /// What the cluster phase produced.
 struct Executed {
     history: History,
+    /// The wall clock (ms since the Unix epoch) at the history's zero.
+    origin_wall_ms: u64,
     events: Vec<Event>,
     finals: Vec<NodeFinal>,
     recovery: Result<String, String>,
@@ -234,6 +240,7 @@ async fn execute(options: &RunOptions) -> anyhow::Result<Executed> {
 
     // Clients and nemesis on one clock.
     let origin = std::time::Instant::now();
+    let origin_wall_ms = wall_ms_now();
     let recorder = Arc::new(Recorder::new(origin));
     let shared = Arc::new(Mutex::new(Shared::new(options.workload, options.seed)));
     let end = Instant::now() + options.time_limit;
@@ -331,6 +338,7 @@ async fn execute(options: &RunOptions) -> anyhow::Result<Executed> {
     drop(cluster);
     Ok(Executed {
         history: recorder.take(),
+        origin_wall_ms,
         events: nemesis.events,
         finals,
         recovery,
@@ -533,13 +541,20 @@ async fn final_reads(options: &RunOptions, recorder: &Arc<Recorder>) -> Result<S
     }
 }
 
+fn wall_ms_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 async fn check(
     options: &RunOptions,
     executed: Executed,
     header: String,
-) -> (RunReport, Vec<String>) {
+) -> (RunReport, Vec<String>, Vec<String>) {
     let Executed {
         history,
+        origin_wall_ms,
         events,
         finals,
         recovery,
@@ -589,7 +604,12 @@ async fn check(
                     }
                 }
                 None => println!(
-                    "linearizability: not applicable (multi-item orders span SKUs); atomicity is checked on every order answer and the final reads"
+                    "linearizability: not applicable ({}); atomicity is checked on every order answer and the final reads",
+                    if options.workload == Workload::ShortTtl {
+                        "the model has no expiry; the deadline checks judge it"
+                    } else {
+                        "multi-item orders span SKUs"
+                    }
                 ),
             }
             report.add_invariants(&invariants);
@@ -602,6 +622,15 @@ async fn check(
             }
         }
     }
+    let deadline_anomalies = crate::deadlines::check(&history, origin_wall_ms);
+    report.checks.push(result(
+        "deadlines",
+        &deadline_anomalies,
+        &format!(
+            "every order's deadline and stamp agree with the harness's wall clock within {} ms",
+            crate::deadlines::TOLERANCE_MS
+        ),
+    ));
     report.checks.push(result(
         "processes",
         &crashes,
@@ -665,7 +694,7 @@ async fn check(
     // The header was printed when the run started; the file gets it too.
     println!("{text}");
     let _ = std::fs::write(dir.join("report.txt"), format!("{header}{text}"));
-    (report, read_anomalies)
+    (report, read_anomalies, deadline_anomalies)
 }
 
 /// The failures a wrong read (and nothing else) explains; see [`RunOutcome::read_anomalies`].

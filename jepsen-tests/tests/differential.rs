@@ -189,6 +189,8 @@ fn output(reply: &Reply, record_body: bool) -> Option<Output> {
                 }],
                 status: o.status,
                 revision: 0,
+                created_ms: None,
+                expires_ms: None,
             })
         }),
         Body::Malformed => unreachable!("the model never answers Malformed"),

@@ -72,6 +72,8 @@ fn order(user: &str, sku: &str, qty: u64, status: OrderStatus, revision: u64) ->
         }],
         status,
         revision,
+        created_ms: None,
+        expires_ms: None,
     }))
 }
 
@@ -661,6 +663,7 @@ fn histories_the_checker_cannot_split_are_errors() {
     let mut b = Builder::default();
     b.ok(
         Input::Order {
+            reservation_ttl_ms: None,
             order_id: "o1".into(),
             user_id: "u1".into(),
             items: vec![

@@ -169,6 +169,7 @@ fn command(input: &Input, ids: &mut Interner) -> Command {
             order_id,
             user_id,
             items,
+            ..
         } => Command::Order {
             order: ids.intern(order_id),
             user: ids.intern(user_id),

@@ -274,12 +274,17 @@ impl Shared {
         // Mostly a fitting order among the recent ones; sometimes any (exercises refusals).
         let recent = &orders[orders.len().saturating_sub(64)..];
         let now_ms = wall_ms();
+        // Orders at their deadline that no answer showed paid, cancelled or refunded yet.
         let racing = |o: &&KnownOrder| {
             o.expires_ms
                 .is_some_and(|deadline| deadline.abs_diff(now_ms) <= RACE_WINDOW_MS)
+                && o.status.is_none_or(|s| s == OrderStatus::Reserved)
         };
         let race = self.workload == Workload::ShortTtl && recent.iter().any(|o| racing(&o));
-        // At the deadline the last known status is stale by design: any racing order will do.
+        if self.workload == Workload::ShortTtl && !race && wanted.is_some() {
+            // Paying or cancelling early would leave nothing to race the deadline with.
+            return Input::read_sku(sku);
+        }
         let fitting: Vec<&KnownOrder> = if race {
             recent.iter().filter(racing).collect()
         } else {

@@ -23,7 +23,7 @@ use crate::invariants::{self, NodeFinal};
 use crate::nemesis::{Event, Fault, Nemesis, Schedule};
 use crate::report::{CheckerResult, RunReport};
 use crate::rng::Rng;
-use crate::workload::{Shared, Workload};
+use crate::workload::{Shared, Workload, SHORT_TTL_MS};
 use crate::Verdict;
 
 /// Everything a run needs.
@@ -285,6 +285,14 @@ async fn execute(options: &RunOptions) -> anyhow::Result<Executed> {
     match &recovery {
         Ok(text) => println!("recovery: {text}"),
         Err(text) => println!("recovery: FAILED: {text}"),
+    }
+    if options.workload == Workload::ShortTtl {
+        // The final reads of orders and of SKUs are compared as one state, so it must no
+        // longer change on its own: every reservation expired (within a second of its
+        // deadline, and the last ones were made as the clients stopped).
+        let settle = Duration::from_millis(SHORT_TTL_MS.1) + Duration::from_secs(2);
+        println!("final reads: waiting {settle:?} for the last reservations to expire");
+        tokio::time::sleep(settle).await;
     }
     let final_reads = final_reads(options, &recorder).await;
     match &final_reads {

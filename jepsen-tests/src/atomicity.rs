@@ -54,6 +54,7 @@ mod tests {
 
     fn order_input(id: &str) -> Input {
         Input::Order {
+            reservation_ttl_ms: None,
             order_id: id.into(),
             user_id: "u".into(),
             items: vec![
@@ -75,6 +76,8 @@ mod tests {
             items,
             status: OrderStatus::Reserved,
             revision: 3,
+            created_ms: None,
+            expires_ms: None,
         }))
     }
 

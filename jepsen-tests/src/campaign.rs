@@ -17,7 +17,7 @@ use crate::run::{run, RunOptions};
 use crate::workload::Workload;
 
 /// Fault mixes a run draws from: each family alone, and the pairs that hurt most together.
-pub const FAULT_MIXES: [&str; 12] = [
+pub const FAULT_MIXES: [&str; 14] = [
     "partition",
     "pause",
     "kill",
@@ -25,7 +25,9 @@ pub const FAULT_MIXES: [&str; 12] = [
     "loss",
     "delay",
     "membership",
+    "clock",
     "membership,kill",
+    "clock,partition",
     "partition,kill",
     "pause,kill",
     "partition,loss,delay",

@@ -1,20 +1,23 @@
 //! `jepsen ci`: the short suite CI runs as root. Three-node runs of about a minute for
 //! partitions, pauses, kills and a mix of everything, one five-node majorities-ring run, each
-//! with a fresh seed printed first; then the deliberately broken node (built with the node's
-//! `stale-reads` feature, which answers reads from local state without the read-index
-//! barrier), run against a leader-isolating partition: that run MUST be reported as a failure,
-//! so "caught" counts as a pass and "not caught" as a failure. The last line is
-//! `jepsen: N passed, N failed`.
+//! with a fresh seed printed first; then two deliberately broken nodes, built in the
+//! background meanwhile: the node's `stale-reads` feature (reads from local state without the
+//! read-index barrier) run against a leader-isolating partition, and its
+//! `wall-clock-deadlines` feature (a node whose clock is off still leads and stamps deadlines
+//! with its own wall clock) run with the leader restarted an hour ahead. Each of those runs
+//! MUST be reported as a failure by the anomalies its bug explains, so "caught" counts as a
+//! pass and "not caught" as a failure. The last line is `jepsen: N passed, N failed`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use tokio::sync::oneshot;
 
 use crate::nemesis::{Fault, Schedule};
 use crate::report::{CheckerResult, OpStats, RunReport, Summary};
 use crate::rng::Rng;
-use crate::run::{run, RunOptions};
+use crate::run::{run, RunOptions, RunOutcome};
 use crate::workload::Workload;
 use crate::Verdict;
 
@@ -30,11 +33,22 @@ pub struct CiOptions {
     /// The workspace to build the broken node from.
     pub workspace: PathBuf,
     pub cargo: String,
-    /// Where the broken node is built (kept apart from the normal target dir).
+    /// Where the broken nodes are built (kept apart from the normal target dir).
     pub broken_target_dir: PathBuf,
-    /// Use this broken node binary instead of building one.
+    /// Use this stale-reads node binary instead of building one.
     pub broken_node_bin: Option<PathBuf>,
+    /// Use this wall-clock-deadlines node binary instead of building one.
+    pub wall_clock_node_bin: Option<PathBuf>,
     pub check_budget: Duration,
+}
+
+impl CiOptions {
+    fn prebuilt(&self, broken: Broken) -> Option<&PathBuf> {
+        match broken {
+            Broken::StaleReads => self.broken_node_bin.as_ref(),
+            Broken::WallClockDeadlines => self.wall_clock_node_bin.as_ref(),
+        }
+    }
 }
 
 struct Planned {
@@ -77,10 +91,109 @@ const PLAN: [Planned; 5] = [
     },
 ];
 
-/// The cargo invocation of the broken node: the same packages as the CI's release build
-/// (`-p node -p gateway -p jepsen-tests`, so dependency features unify the same way and the
-/// copied artifacts are reused), plus the feature.
-pub const BROKEN_BUILD_ARGS: [&str; 11] = [
+/// A deliberately broken node the suite must catch: the node's feature that breaks it, and
+/// the run that must report it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Broken {
+    /// `stale-reads`: reads from any node's local state, without the read-index barrier.
+    StaleReads,
+    /// `wall-clock-deadlines`: a node whose clock is off still leads, and stamps proposals
+    /// (the deadlines) with its own wall clock.
+    WallClockDeadlines,
+}
+
+impl Broken {
+    pub const ALL: [Broken; 2] = [Broken::StaleReads, Broken::WallClockDeadlines];
+
+    pub fn feature(self) -> &'static str {
+        match self {
+            Broken::StaleReads => "stale-reads",
+            Broken::WallClockDeadlines => "wall-clock-deadlines",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Broken::StaleReads => "broken-node",
+            Broken::WallClockDeadlines => "broken-clock",
+        }
+    }
+
+    /// The run's plan, as the summary line shows it.
+    fn plan(self) -> &'static str {
+        match self {
+            Broken::StaleReads => "3 nodes, register, partition-leader, stale-reads node",
+            Broken::WallClockDeadlines => {
+                "3 nodes, register, clock-skew-leader +1h, wall-clock-deadlines node"
+            }
+        }
+    }
+
+    fn run_options(
+        self,
+        options: &CiOptions,
+        seed: u64,
+        run_dir: PathBuf,
+        bin: PathBuf,
+    ) -> RunOptions {
+        let (name, faults, schedule) = match self {
+            Broken::StaleReads => (
+                "stale-reads node under partition-leader",
+                vec![Fault::PartitionLeader],
+                // Long isolations: the new leader must win an election and take writes while
+                // the old one still answers reads.
+                Schedule {
+                    initial: Duration::from_secs(2),
+                    hold: (Duration::from_secs(5), Duration::from_secs(8)),
+                    quiet: (Duration::from_secs(2), Duration::from_secs(3)),
+                    ..Schedule::default()
+                },
+            ),
+            Broken::WallClockDeadlines => (
+                "wall-clock-deadlines node under clock-skew-leader +1h",
+                vec![Fault::ClockSkewLeader],
+                // The leader restarted an hour ahead, several times: one proposal it stamps
+                // moves the cluster clock, and the harness must notice.
+                Schedule {
+                    initial: Duration::from_secs(3),
+                    hold: (Duration::from_secs(4), Duration::from_secs(6)),
+                    quiet: (Duration::from_secs(2), Duration::from_secs(3)),
+                    clock_skews_ms: &[3_600_000],
+                },
+            ),
+        };
+        RunOptions {
+            name: name.to_owned(),
+            nodes: 3,
+            workload: Workload::Register,
+            faults,
+            time_limit: options.broken_time_limit,
+            seed,
+            run_dir,
+            node_bin: bin,
+            gateway_bin: options.gateway_bin.clone(),
+            self_bin: options.self_bin.clone(),
+            request_deadline: Duration::from_secs(2),
+            check_budget: options.check_budget,
+            min_ok_ops: RunOptions::default_min_ok(options.broken_time_limit),
+            schedule,
+        }
+    }
+
+    /// The anomalies that only this bug explains. Caught only if there are some: a failure
+    /// of another kind (a product bug the correct build shares) would prove nothing.
+    fn anomalies(self, outcome: &RunOutcome) -> (&'static str, &[String]) {
+        match self {
+            Broken::StaleReads => ("read", &outcome.read_anomalies),
+            Broken::WallClockDeadlines => ("deadline", &outcome.deadline_anomalies),
+        }
+    }
+}
+
+/// The cargo invocation of a broken node, before `<feature> --target-dir <dir>`: the same
+/// packages as the CI's release build (`-p node -p gateway -p jepsen-tests`, so dependency
+/// features unify the same way and the copied artifacts are reused).
+pub const BROKEN_BUILD_ARGS: [&str; 9] = [
     "build",
     "--release",
     "-p",
@@ -90,20 +203,48 @@ pub const BROKEN_BUILD_ARGS: [&str; 11] = [
     "-p",
     "jepsen-tests",
     "--features",
-    "node/stale-reads",
-    "--target-dir",
 ];
 
-/// Starts building the stale-reads node in the background, at the lowest CPU priority so
-/// the runs meanwhile keep the cores. The target dir starts as a copy of this binary's
-/// profile dir (when it is one), so only the `node` crate is compiled again.
-fn start_broken_build(
-    options: &CiOptions,
-    log: &std::path::Path,
-) -> anyhow::Result<tokio::process::Child> {
+/// Per broken node still to build: where its result arrives.
+type PendingBuilds = Vec<(Broken, oneshot::Receiver<anyhow::Result<PathBuf>>)>;
+
+/// Starts building the broken nodes in the background, one after the other in one target
+/// dir, at the lowest CPU priority so the runs meanwhile keep the cores. The target dir
+/// starts as a copy of this binary's profile dir (when it is one), so each build compiles
+/// only the `node` crate again; each binary is copied to `release/flashstock-node-<feature>`
+/// before the next build replaces `release/flashstock-node`.
+fn start_broken_builds(options: &CiOptions, wanted: &[Broken], logs: &Path) -> PendingBuilds {
+    let mut pending = Vec::new();
+    let mut senders = Vec::new();
+    for &broken in wanted {
+        let (tx, rx) = oneshot::channel();
+        pending.push((broken, rx));
+        senders.push((broken, tx));
+    }
+    if senders.is_empty() {
+        return pending;
+    }
+    let options = options.clone();
+    let logs = logs.to_path_buf();
+    tokio::spawn(async move {
+        if let Err(e) = prepare_broken_target(&options) {
+            for (_, tx) in senders {
+                let _ = tx.send(Err(anyhow::anyhow!("{e:#}")));
+            }
+            return;
+        }
+        for (broken, tx) in senders {
+            let log = logs.join(format!("broken-build-{}.log", broken.feature()));
+            let _ = tx.send(build_broken(&options, broken, &log).await);
+        }
+    });
+    pending
+}
+
+fn prepare_broken_target(options: &CiOptions) -> anyhow::Result<()> {
     let target = &options.broken_target_dir;
     let release = target.join("release");
-    let own_profile = options.self_bin.parent().map(std::path::Path::to_path_buf);
+    let own_profile = options.self_bin.parent().map(Path::to_path_buf);
     if release.exists() {
         std::fs::remove_dir_all(&release)
             .with_context(|| format!("cannot clear {}", release.display()))?;
@@ -124,8 +265,17 @@ fn start_broken_build(
             );
         }
     }
+    Ok(())
+}
+
+/// Builds one broken node; returns its path.
+async fn build_broken(options: &CiOptions, broken: Broken, log: &Path) -> anyhow::Result<PathBuf> {
+    let started = Instant::now();
+    let target = &options.broken_target_dir;
+    let feature = format!("node/{}", broken.feature());
     println!(
-        "building the broken node in the background (nice 19, log {}): {} {} {}",
+        "building the {} node in the background (nice 19, log {}): {} {} {feature} --target-dir {}",
+        broken.feature(),
         log.display(),
         options.cargo,
         BROKEN_BUILD_ARGS.join(" "),
@@ -136,6 +286,8 @@ fn start_broken_build(
     command
         .current_dir(&options.workspace)
         .args(BROKEN_BUILD_ARGS)
+        .arg(&feature)
+        .arg("--target-dir")
         .arg(target)
         .stdin(std::process::Stdio::null())
         .stdout(log_file.try_clone()?)
@@ -148,19 +300,11 @@ fn start_broken_build(
             Ok(())
         });
     }
-    command
+    let status = command
         .spawn()
-        .with_context(|| format!("cannot run {}", options.cargo))
-}
-
-/// Waits for the background build; returns the broken node's path.
-async fn finish_broken_build(
-    options: &CiOptions,
-    build: anyhow::Result<tokio::process::Child>,
-    log: &std::path::Path,
-    started: Instant,
-) -> anyhow::Result<PathBuf> {
-    let status = build?.wait().await?;
+        .with_context(|| format!("cannot run {}", options.cargo))?
+        .wait()
+        .await?;
     if !status.success() {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         let tail: Vec<&str> = text.lines().rev().take(15).collect();
@@ -168,23 +312,83 @@ async fn finish_broken_build(
             println!("  | {line}");
         }
         bail!(
-            "building the stale-reads node failed ({status}); see {}",
+            "building the {} node failed ({status}); see {}",
+            broken.feature(),
             log.display()
         );
     }
-    let bin = options
-        .broken_target_dir
+    let built = target.join("release").join("flashstock-node");
+    let bin = target
         .join("release")
-        .join("flashstock-node");
-    if !bin.is_file() {
-        bail!("the build left no {}", bin.display());
-    }
+        .join(format!("flashstock-node-{}", broken.feature()));
+    std::fs::copy(&built, &bin)
+        .with_context(|| format!("cannot copy {} to {}", built.display(), bin.display()))?;
     println!(
-        "broken node built: {} ({:.0}s after the build started)",
+        "{} node built: {} ({:.0}s after its build started)",
+        broken.feature(),
         bin.display(),
         started.elapsed().as_secs_f64()
     );
     Ok(bin)
+}
+
+/// Runs one broken node; the report passes only if the run caught it.
+async fn run_broken(
+    options: &CiOptions,
+    broken: Broken,
+    bin: anyhow::Result<PathBuf>,
+    seed: u64,
+    run_dir: PathBuf,
+) -> RunReport {
+    let label = broken.label();
+    let bin = match bin {
+        Ok(bin) => bin,
+        Err(e) => return RunReport::errored(label, &format!("{e:#}")),
+    };
+    let outcome = run(&broken.run_options(options, seed, run_dir, bin)).await;
+    let (kind, anomalies) = broken.anomalies(&outcome);
+    let caught = outcome.report.error.is_none() && !anomalies.is_empty();
+    let summary_text = if caught {
+        format!(
+            "reported as a failure by: {}; {} {kind} anomalies, e.g. {}",
+            outcome.failed_checks.join(", "),
+            anomalies.len(),
+            anomalies[0]
+        )
+    } else if let Some(error) = &outcome.report.error {
+        format!("the run did not complete: {error}")
+    } else if !outcome.failed_checks.is_empty() {
+        format!(
+            "NOT caught as {}: only {} failed, with no {kind} anomaly it explains",
+            broken.feature(),
+            outcome.failed_checks.join(", ")
+        )
+    } else {
+        format!(
+            "NOT caught: every checker passed a {} node",
+            broken.feature()
+        )
+    };
+    println!(
+        "{} node: {}",
+        broken.feature(),
+        if caught {
+            "caught (expected)"
+        } else {
+            "NOT caught"
+        }
+    );
+    RunReport {
+        name: label.to_owned(),
+        stats: OpStats::default(),
+        checks: vec![CheckerResult {
+            name: "broken build caught".to_owned(),
+            verdict: if caught { Verdict::Pass } else { Verdict::Fail },
+            summary: summary_text,
+            detail: String::new(),
+        }],
+        error: None,
+    }
 }
 
 /// Runs the suite; the summary's last line is `jepsen: N passed, N failed`.
@@ -197,7 +401,7 @@ pub async fn ci(options: &CiOptions) -> Summary {
         .map_or(0, |d| d.as_secs());
     let base = options.base_dir.join(format!("ci-{stamp}"));
     println!(
-        "jepsen ci: {} runs of {}s, then the broken node; run dirs under {}",
+        "jepsen ci: {} runs of {}s, then the broken nodes; run dirs under {}",
         PLAN.len(),
         options.time_limit.as_secs(),
         base.display()
@@ -206,14 +410,13 @@ pub async fn ci(options: &CiOptions) -> Summary {
     if let Err(e) = std::fs::create_dir_all(&base) {
         println!("cannot create {}: {e}", base.display());
     }
-    let build_log = base.join("broken-build.log");
-    let build_started = Instant::now();
-    let build = match &options.broken_node_bin {
-        Some(_) => None,
-        None => Some(start_broken_build(options, &build_log)),
-    };
+    let to_build: Vec<Broken> = Broken::ALL
+        .into_iter()
+        .filter(|b| options.prebuilt(*b).is_none())
+        .collect();
+    let mut pending = start_broken_builds(options, &to_build, &base);
 
-    let runs = PLAN.len() + 1;
+    let runs = PLAN.len() + Broken::ALL.len();
     for (i, planned) in PLAN.iter().enumerate() {
         let seed = Rng::fresh_seed();
         println!(
@@ -252,94 +455,37 @@ pub async fn ci(options: &CiOptions) -> Summary {
         summary.runs.push(outcome.report);
     }
 
-    // The broken node must be caught.
-    let seed = Rng::fresh_seed();
-    println!("\n=== run {runs}/{runs}: broken node, stale-reads (seed {seed}) ===");
-    let label = "broken-node";
-    let bin = match (build, &options.broken_node_bin) {
-        (_, Some(bin)) => Ok(bin.clone()),
-        (Some(build), None) => finish_broken_build(options, build, &build_log, build_started).await,
-        (None, None) => Err(anyhow::anyhow!("no broken node to run")),
-    };
-    let report = match bin {
-        Err(e) => RunReport::errored(label, &format!("{e:#}")),
-        Ok(bin) => {
-            let run_options = RunOptions {
-                name: "stale-reads node under partition-leader".to_owned(),
-                nodes: 3,
-                workload: Workload::Register,
-                faults: vec![Fault::PartitionLeader],
-                time_limit: options.broken_time_limit,
-                seed,
-                run_dir: base.join(format!("{runs}-{label}")),
-                node_bin: bin,
-                gateway_bin: options.gateway_bin.clone(),
-                self_bin: options.self_bin.clone(),
-                request_deadline: Duration::from_secs(2),
-                check_budget: options.check_budget,
-                min_ok_ops: RunOptions::default_min_ok(options.broken_time_limit),
-                // Long isolations: the new leader must win an election and take writes while
-                // the old one still answers reads.
-                schedule: Schedule {
-                    initial: Duration::from_secs(2),
-                    hold: (Duration::from_secs(5), Duration::from_secs(8)),
-                    quiet: (Duration::from_secs(2), Duration::from_secs(3)),
-                },
-            };
-            let outcome = run(&run_options).await;
-            // Caught only if a wrong read explains a failure: a failure of another kind (a
-            // product bug the correct build shares) would prove nothing about stale reads.
-            let caught = outcome.report.error.is_none() && !outcome.read_anomalies.is_empty();
-            let summary_text = if caught {
-                format!(
-                    "reported as a failure by: {}; {} read anomalies, e.g. {}",
-                    outcome.failed_checks.join(", "),
-                    outcome.read_anomalies.len(),
-                    outcome.read_anomalies[0]
-                )
-            } else if let Some(error) = &outcome.report.error {
-                format!("the run did not complete: {error}")
-            } else if !outcome.failed_checks.is_empty() {
-                format!(
-                    "NOT caught as stale reads: only {} failed, with no anomaly a wrong read explains",
-                    outcome.failed_checks.join(", ")
-                )
-            } else {
-                "NOT caught: every checker passed a node that serves stale reads".to_owned()
-            };
-            let report = RunReport {
-                name: label.to_owned(),
-                stats: OpStats::default(),
-                checks: vec![CheckerResult {
-                    name: "broken build caught".to_owned(),
-                    verdict: if caught { Verdict::Pass } else { Verdict::Fail },
-                    summary: summary_text,
-                    detail: String::new(),
-                }],
-                error: None,
-            };
-            println!(
-                "broken node: {}",
-                if caught {
-                    "caught (expected)"
-                } else {
-                    "NOT caught"
-                }
-            );
-            report
-        }
-    };
-    let caught = report.passed();
-    lines.push(format!(
-        "{}  {:<16} 3 nodes, register, partition-leader, stale-reads node, seed {seed}: {}",
-        if caught { "PASS" } else { "FAIL" },
-        label,
-        report.checks.first().map_or_else(
-            || report.error.clone().unwrap_or_default(),
-            |c| c.summary.clone()
-        )
-    ));
-    summary.runs.push(report);
+    // The broken nodes must be caught.
+    for (k, broken) in Broken::ALL.into_iter().enumerate() {
+        let number = PLAN.len() + 1 + k;
+        let seed = Rng::fresh_seed();
+        println!(
+            "\n=== run {number}/{runs}: broken node, {} (seed {seed}) ===",
+            broken.feature()
+        );
+        let bin = match options.prebuilt(broken) {
+            Some(bin) => Ok(bin.clone()),
+            None => match pending.iter_mut().find(|(b, _)| *b == broken) {
+                Some((_, rx)) => (&mut *rx)
+                    .await
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("the background build stopped"))),
+                None => Err(anyhow::anyhow!("no {} node to run", broken.feature())),
+            },
+        };
+        let run_dir = base.join(format!("{number}-{}", broken.label()));
+        let report = run_broken(options, broken, bin, seed, run_dir).await;
+        lines.push(format!(
+            "{}  {:<16} {}, seed {seed}: {}",
+            if report.passed() { "PASS" } else { "FAIL" },
+            broken.label(),
+            broken.plan(),
+            report.checks.first().map_or_else(
+                || report.error.clone().unwrap_or_default(),
+                |c| c.summary.clone()
+            )
+        ));
+        summary.runs.push(report);
+    }
 
     println!(
         "\n=== jepsen ci summary ({:.0}s wall time) ===",

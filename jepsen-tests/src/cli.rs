@@ -54,7 +54,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// The CI suite: partitions, pauses, kills, a mix, a five-node ring, and the broken node.
+    /// The CI suite: partitions, pauses, kills, a mix, a five-node ring, and the broken nodes.
     Ci(CiArgs),
     /// Many seeded runs, each with a workload, fault mix and cluster size drawn from --seed;
     /// one table at the end (runs, operations, anomalies by kind, seeds of failures).
@@ -94,15 +94,18 @@ struct RunArgs {
     /// Cluster size.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(3..=5))]
     nodes: u32,
-    /// register, flash-sale, retry or multi-item.
+    /// register, flash-sale, retry, multi-item or short-ttl.
     #[arg(long, default_value = "register")]
     workload: String,
-    /// Comma-separated: families partition, pause, kill, power, loss, delay, membership, all;
+    /// Comma-separated: families partition, pause, kill, power, loss, delay, membership, clock,
+    /// all;
     /// or single faults partition-one, partition-leader, partition-halves, partition-bridge,
     /// majorities-ring, pause-one, pause-leader, kill-one, kill-leader, kill-majority,
     /// kill-all, kill-lose-unsynced (power: every node killed, and each restart loses the
     /// Raft log's bytes written after its last fdatasync), member-remove-one,
-    /// member-remove-leader (out of the membership under load, back as learner then voter).
+    /// member-remove-leader (out of the membership under load, back as learner then voter),
+    /// clock-skew, clock-skew-leader (restarted with its clock ±1 h or ±2 s off, then
+    /// without).
     #[arg(long, default_value = "partition")]
     faults: String,
     /// Seconds of clients and faults.
@@ -132,7 +135,7 @@ struct CiArgs {
     /// Seconds per run.
     #[arg(long, default_value_t = 60)]
     time_limit: u64,
-    /// Seconds of the broken-node run.
+    /// Seconds of each broken-node run.
     #[arg(long, default_value_t = 30)]
     broken_time_limit: u64,
     /// Parent of the suite's run dirs [default: $TMPDIR/jepsen].
@@ -143,13 +146,16 @@ struct CiArgs {
     /// The workspace the broken node is built from [default: the one this binary was built in].
     #[arg(long, value_name = "DIR")]
     workspace: Option<PathBuf>,
-    /// Target dir of the broken node's build [default: `stale-reads/` beside this binary's
+    /// Target dir of the broken nodes' builds [default: `stale-reads/` beside this binary's
     /// profile dir, e.g. target/stale-reads].
     #[arg(long, value_name = "DIR")]
     broken_target_dir: Option<PathBuf>,
     /// Use this stale-reads node instead of building one.
     #[arg(long, value_name = "PATH")]
     broken_node_bin: Option<PathBuf>,
+    /// Use this wall-clock-deadlines node instead of building one.
+    #[arg(long, value_name = "PATH")]
+    wall_clock_node_bin: Option<PathBuf>,
     /// Time budget of each linearizability search, seconds.
     #[arg(long, default_value_t = 45)]
     check_budget: u64,
@@ -305,7 +311,7 @@ async fn single_run(args: RunArgs) -> ExitCode {
     let seed = args.seed.unwrap_or_else(Rng::fresh_seed);
     let Some(workload) = Workload::parse(&args.workload) else {
         eprintln!(
-            "jepsen: unknown workload {:?}; use register, flash-sale, retry or multi-item",
+            "jepsen: unknown workload {:?}; use register, flash-sale, retry, multi-item or short-ttl",
             args.workload
         );
         return ExitCode::from(2);
@@ -385,6 +391,7 @@ async fn ci_run(args: CiArgs) -> ExitCode {
         cargo: std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()),
         broken_target_dir,
         broken_node_bin: args.broken_node_bin,
+        wall_clock_node_bin: args.wall_clock_node_bin,
         check_budget: Duration::from_secs(args.check_budget),
     };
     let summary = ci(&options).await;

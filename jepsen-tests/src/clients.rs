@@ -125,6 +125,7 @@ impl Client {
                 order_id,
                 user_id,
                 items,
+                reservation_ttl_ms,
             } => (
                 Method::POST,
                 "/v1/orders".into(),
@@ -132,7 +133,7 @@ impl Client {
                     "order_id": order_id,
                     "user_id": user_id,
                     "items": items,
-                    "reservation_ttl_ms": RESERVATION_TTL_MS,
+                    "reservation_ttl_ms": reservation_ttl_ms.unwrap_or(RESERVATION_TTL_MS),
                 })),
             ),
             Input::Pay { order_id, .. } => (
@@ -343,6 +344,8 @@ mod tests {
         let b = b.unwrap();
         assert_eq!(b["items"][0]["qty"], 2);
         assert_eq!(b["reservation_ttl_ms"], RESERVATION_TTL_MS);
+        let (_, _, b) = Client::request_of(&Input::order_with_ttl("o2", "u1", "A", 1, 3_000), 0);
+        assert_eq!(b.unwrap()["reservation_ttl_ms"], 3_000);
         let (_, p, b) = Client::request_of(&Input::create_sku("A", 10), 10);
         assert_eq!(p, "/v1/skus");
         let b = b.unwrap();

@@ -6,6 +6,7 @@
 //! Ports inside namespace I (address 10.77.0.I): node gRPC 7000 (bound on 0.0.0.0), proxy
 //! 7001 (advertised instead of 7000 when present), gateway HTTP 8080.
 
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Stdio};
@@ -14,7 +15,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use cluster_config::mtls::certs::{self, Ca};
 use cluster_config::mtls::{Dialer, PemIdentity, Role};
-use cluster_config::{GatewayConfig, NodeConfig, RaftTiming, TlsFiles, TlsSettings};
+use cluster_config::{ClockSettings, GatewayConfig, NodeConfig, RaftTiming, TlsFiles, TlsSettings};
 use proto::admin::admin_client::AdminClient;
 use proto::admin::{StateDigestReply, StateDigestRequest, StatusReply, StatusRequest};
 use std::sync::RwLock;
@@ -118,6 +119,8 @@ pub struct Cluster {
     pub topology: Topology,
     procs: Vec<NodeProcs>,
     pub crashes: Vec<Crash>,
+    /// The nodes running with a skewed wall clock (`[clock] test_offset_ms`), and by how much.
+    clock_offsets_ms: BTreeMap<u32, i64>,
 }
 
 impl Cluster {
@@ -137,6 +140,7 @@ impl Cluster {
             spec,
             topology,
             crashes: Vec::new(),
+            clock_offsets_ms: BTreeMap::new(),
         };
         make_certs(&cluster.spec.dir, cluster.spec.nodes).context("certificates")?;
         for id in 1..=cluster.spec.nodes {
@@ -181,25 +185,7 @@ impl Cluster {
     }
 
     fn write_configs(&self, id: u32) -> anyhow::Result<()> {
-        let members = self
-            .ids()
-            .into_iter()
-            .map(|m| (u64::from(m), self.advertise(m)));
-        let node = NodeConfig {
-            id: u64::from(id),
-            listen: SocketAddr::from(([0, 0, 0, 0], NODE_PORT)),
-            advertise: self.advertise(id),
-            data_dir: self.node_dir(id).join("data"),
-            metrics_addr: None,
-            initial_members: members.collect(),
-            raft: self.spec.raft.clone(),
-            group_commit: Default::default(),
-            storage: Default::default(),
-            clock: Default::default(),
-            tls: TlsSettings::files(tls_files(&self.spec.dir, &Role::Node(u64::from(id)))),
-        };
-        node.validate().context("node config")?;
-        std::fs::write(self.node_dir(id).join("node.toml"), node.to_toml_string())?;
+        self.write_node_config(id)?;
         // The local node first: with no leader known the gateway starts there.
         let mut nodes = vec![self.advertise(id)];
         nodes.extend(
@@ -217,6 +203,32 @@ impl Cluster {
             self.node_dir(id).join("gateway.toml"),
             gateway.to_toml_string(),
         )?;
+        Ok(())
+    }
+
+    fn write_node_config(&self, id: u32) -> anyhow::Result<()> {
+        let members = self
+            .ids()
+            .into_iter()
+            .map(|m| (u64::from(m), self.advertise(m)));
+        let node = NodeConfig {
+            id: u64::from(id),
+            listen: SocketAddr::from(([0, 0, 0, 0], NODE_PORT)),
+            advertise: self.advertise(id),
+            data_dir: self.node_dir(id).join("data"),
+            metrics_addr: None,
+            initial_members: members.collect(),
+            raft: self.spec.raft.clone(),
+            group_commit: Default::default(),
+            storage: Default::default(),
+            clock: ClockSettings {
+                test_offset_ms: self.clock_offsets_ms.get(&id).copied().unwrap_or(0),
+                ..ClockSettings::default()
+            },
+            tls: TlsSettings::files(tls_files(&self.spec.dir, &Role::Node(u64::from(id)))),
+        };
+        node.validate().context("node config")?;
+        std::fs::write(self.node_dir(id).join("node.toml"), node.to_toml_string())?;
         Ok(())
     }
 
@@ -344,6 +356,26 @@ impl Cluster {
             return Ok(());
         }
         self.start_node(id)
+    }
+
+    /// SIGKILLs the node and starts it again at once on its data dir, its wall clock skewed
+    /// by `offset_ms` (0: the machine's clock). At once, so that a leader is back before its
+    /// followers' election timeout and resumes leading (openraft restores a leader whose
+    /// vote was committed): only the clock monitor should then take leadership from it.
+    pub fn restart_with_clock_offset(&mut self, id: u32, offset_ms: i64) -> anyhow::Result<()> {
+        if offset_ms == 0 {
+            self.clock_offsets_ms.remove(&id);
+        } else {
+            self.clock_offsets_ms.insert(id, offset_ms);
+        }
+        self.write_node_config(id)?;
+        self.kill(id);
+        self.start_node(id)
+    }
+
+    /// The nodes running with a skewed clock.
+    pub fn skewed(&self) -> Vec<u32> {
+        self.clock_offsets_ms.keys().copied().collect()
     }
 
     pub fn pause(&mut self, id: u32) {

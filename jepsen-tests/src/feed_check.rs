@@ -277,6 +277,8 @@ mod tests {
             }],
             status: OrderStatus::Reserved,
             revision,
+            created_ms: None,
+            expires_ms: None,
         };
         let input = Input::order(order, "u", "A", 1);
         let op = Op::ok(process, input, at.0, at.1, 201, Some(Output::Order(view)));

@@ -165,6 +165,9 @@ pub enum Input {
         order_id: String,
         user_id: String,
         items: Vec<Item>,
+        /// The reservation TTL asked for; `None`: the workloads' default of a day.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reservation_ttl_ms: Option<u64>,
     },
     Pay {
         sku: String,
@@ -223,6 +226,31 @@ impl Input {
                 sku: sku.into(),
                 qty,
             }],
+            reservation_ttl_ms: None,
+        }
+    }
+
+    /// A single-item order with a reservation TTL of its own.
+    pub fn order_with_ttl(
+        order_id: &str,
+        user_id: &str,
+        sku: &str,
+        qty: u64,
+        ttl_ms: u64,
+    ) -> Input {
+        match Input::order(order_id, user_id, sku, qty) {
+            Input::Order {
+                order_id,
+                user_id,
+                items,
+                ..
+            } => Input::Order {
+                order_id,
+                user_id,
+                items,
+                reservation_ttl_ms: Some(ttl_ms),
+            },
+            _ => unreachable!("Input::order makes an order"),
         }
     }
 
@@ -322,10 +350,14 @@ impl fmt::Display for Input {
                 order_id,
                 user_id,
                 items,
+                reservation_ttl_ms,
             } => {
                 write!(f, "order {order_id} user={user_id}")?;
                 for item in items {
                     write!(f, " {}x{}", item.sku, item.qty)?;
+                }
+                if let Some(ttl_ms) = reservation_ttl_ms {
+                    write!(f, " ttl={ttl_ms}ms")?;
                 }
                 Ok(())
             }
@@ -361,6 +393,13 @@ pub struct OrderView {
     pub items: Vec<Item>,
     pub status: OrderStatus,
     pub revision: u64,
+    /// The cluster clock stamped on the order's creation (`None` in histories recorded
+    /// before the deadline checks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_ms: Option<u64>,
+    /// The reservation deadline on the cluster clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_ms: Option<u64>,
 }
 
 /// The answer's body, when one was recorded.
@@ -401,7 +440,11 @@ impl fmt::Display for Output {
                 for item in &o.items {
                     write!(f, " {}x{}", item.sku, item.qty)?;
                 }
-                write!(f, " rev={}", o.revision)
+                write!(f, " rev={}", o.revision)?;
+                if let Some(expires_ms) = o.expires_ms {
+                    write!(f, " expires_ms={expires_ms}")?;
+                }
+                Ok(())
             }
             Output::Error { code } => f.write_str(code),
         }
@@ -826,6 +869,8 @@ mod tests {
                 }],
                 status: OrderStatus::Reserved,
                 revision: 4,
+                created_ms: None,
+                expires_ms: None,
             })),
         ))
         .unwrap();

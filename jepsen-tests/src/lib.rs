@@ -18,6 +18,7 @@
 //! - [`invariants`]: cheap whole-history checks that still answer when the search times out;
 //! - [`report`]: per-run statistics and verdicts, and the `jepsen: N passed, N failed` line;
 //! - [`atomicity`]: the multi-item check that every order answer shows all its items;
+//! - [`deadlines`]: reservation deadlines and order stamps against the harness's wall clock;
 //! - [`cas_register`] and [`jepsen_log`]: a compare-and-set register model and a reader of
 //!   Jepsen's op log, so `jepsen check` can judge histories other systems recorded.
 //!
@@ -33,6 +34,7 @@ pub mod ci;
 pub mod cli;
 pub mod clients;
 pub mod cluster;
+pub mod deadlines;
 pub mod feed;
 pub mod feed_check;
 pub mod history;

@@ -18,8 +18,13 @@
 //! - `member-remove-one`, `member-remove-leader`: the node is taken out of the membership
 //!   under load (the leader through joint consensus, so it steps down), keeps running, and at
 //!   the end is added back as a learner, waits to catch up, and is promoted to voter again.
+//! - `clock-skew`, `clock-skew-leader`: the node (a random one, or the leader) is restarted
+//!   at once with its wall clock skewed (`[clock] test_offset_ms`) by an amount drawn from
+//!   [`Schedule::clock_skews_ms`] (±1 h, ±2 s); at the end it is restarted without. Both
+//!   are far beyond the nodes' default `max_offset_ms` of 500 ms: the node must not lead.
 //!
-//! Families: `partition`, `pause`, `kill`, `power`, `loss`, `delay`, `membership`, `all`.
+//! Families: `partition`, `pause`, `kill`, `power`, `loss`, `delay`, `membership`, `clock`,
+//! `all`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -50,10 +55,12 @@ pub enum Fault {
     KillLoseUnsynced,
     MemberRemoveOne,
     MemberRemoveLeader,
+    ClockSkew,
+    ClockSkewLeader,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 16] = [
+    pub const ALL: [Fault; 18] = [
         Fault::PartitionOne,
         Fault::PartitionLeader,
         Fault::PartitionHalves,
@@ -70,6 +77,8 @@ impl Fault {
         Fault::KillLoseUnsynced,
         Fault::MemberRemoveOne,
         Fault::MemberRemoveLeader,
+        Fault::ClockSkew,
+        Fault::ClockSkewLeader,
     ];
 
     pub fn name(self) -> &'static str {
@@ -90,6 +99,8 @@ impl Fault {
             Fault::KillLoseUnsynced => "kill-lose-unsynced",
             Fault::MemberRemoveOne => "member-remove-one",
             Fault::MemberRemoveLeader => "member-remove-leader",
+            Fault::ClockSkew => "clock-skew",
+            Fault::ClockSkewLeader => "clock-skew-leader",
         }
     }
 
@@ -105,6 +116,7 @@ impl Fault {
             Fault::PauseOne | Fault::PauseLeader => "pause",
             Fault::KillLoseUnsynced => "power",
             Fault::MemberRemoveOne | Fault::MemberRemoveLeader => "membership",
+            Fault::ClockSkew | Fault::ClockSkewLeader => "clock",
             _ => "kill",
         }
     }
@@ -143,7 +155,7 @@ impl Fault {
             };
             if matched.is_empty() {
                 bail!(
-                    "unknown fault {word:?}; use partition, pause, kill, power, loss, delay, membership, all, or one of: {}",
+                    "unknown fault {word:?}; use partition, pause, kill, power, loss, delay, membership, clock, all, or one of: {}",
                     Fault::ALL.map(Fault::name).join(", ")
                 );
             }
@@ -288,6 +300,8 @@ enum Undo {
     Restart(Vec<u32>),
     /// Add the node back as a learner, then make it a voter.
     Readd(u32),
+    /// Restart the node on the machine's clock.
+    Unskew(u32),
 }
 
 /// How long one membership step may take, retries included: a learner catching up after a
@@ -303,7 +317,14 @@ pub struct Schedule {
     pub hold: (Duration, Duration),
     /// Quiet time between faults.
     pub quiet: (Duration, Duration),
+    /// The skews (ms, + ahead) a clock fault draws from.
+    pub clock_skews_ms: &'static [i64],
 }
+
+/// An hour and two seconds, each way: the two cases, one absurd and one a plausible
+/// NTP failure, both beyond the default `max_offset_ms` (500 ms) by far more than a round
+/// trip between namespaces, so the clock monitor's verdict on them is never in doubt.
+pub const CLOCK_SKEWS_MS: [i64; 4] = [3_600_000, -3_600_000, 2_000, -2_000];
 
 impl Default for Schedule {
     fn default() -> Schedule {
@@ -311,6 +332,7 @@ impl Default for Schedule {
             initial: Duration::from_secs(3),
             hold: (Duration::from_secs(3), Duration::from_secs(8)),
             quiet: (Duration::from_secs(2), Duration::from_secs(5)),
+            clock_skews_ms: &CLOCK_SKEWS_MS,
         }
     }
 }
@@ -558,6 +580,19 @@ impl Nemesis {
                     Undo::Readd(node),
                 )
             }
+            Fault::ClockSkew | Fault::ClockSkewLeader => {
+                let (node, why) = if fault == Fault::ClockSkewLeader {
+                    self.target_leader(cluster).await
+                } else {
+                    (*self.rng.pick(&ids), "random")
+                };
+                let offset_ms = *self.rng.pick(self.schedule.clock_skews_ms);
+                cluster.restart_with_clock_offset(node, offset_ms)?;
+                (
+                    format!("n{node} ({why}) restarted with its clock {offset_ms:+} ms"),
+                    Undo::Unskew(node),
+                )
+            }
         })
     }
 
@@ -578,6 +613,7 @@ impl Nemesis {
                 Ok(())
             }
             Undo::Readd(node) => self.readd(cluster, node).await,
+            Undo::Unskew(node) => cluster.restart_with_clock_offset(node, 0),
         }
     }
 
@@ -592,13 +628,16 @@ impl Nemesis {
         Ok(())
     }
 
-    /// Undoes everything: rules, delays, pauses; restarts every node that is down (killed, or
-    /// crashed on its own).
+    /// Undoes everything: rules, delays, pauses, skewed clocks; restarts every node that is
+    /// down (killed, or crashed on its own).
     pub async fn heal_all(&mut self, cluster: &mut Cluster) -> anyhow::Result<()> {
         cluster.check_crashes();
         cluster.topology.clear_rules().await?;
         if cluster.has_proxies() {
             cluster.set_delay(None)?;
+        }
+        for id in cluster.skewed() {
+            cluster.restart_with_clock_offset(id, 0)?;
         }
         for id in cluster.ids() {
             cluster.resume(id);
@@ -634,7 +673,11 @@ mod tests {
             .unwrap()
             .contains(&Fault::MajoritiesRing));
         assert!(Fault::parse_list("majorities-ring", 3).is_err());
-        assert_eq!(Fault::parse_list("all", 3).unwrap().len(), 15);
+        assert_eq!(Fault::parse_list("all", 3).unwrap().len(), 17);
+        assert_eq!(
+            Fault::parse_list("clock", 3).unwrap(),
+            vec![Fault::ClockSkew, Fault::ClockSkewLeader]
+        );
         assert_eq!(
             Fault::parse_list("membership", 3).unwrap(),
             vec![Fault::MemberRemoveOne, Fault::MemberRemoveLeader]

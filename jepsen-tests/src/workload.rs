@@ -12,6 +12,10 @@
 //!   group, so the linearizability search checks each group (SKUs joined by orders) as one
 //!   piece of about half the generation's ops; atomicity is checked on every order answer and
 //!   the final reads too.
+//! - `short-ttl`: `register`'s SKUs, orders reserved for 2–5 s only, and pays, cancels and
+//!   order reads aimed mostly at orders within a second of their deadline, so that they race
+//!   the expiry. The model has no expiry, so no linearizability search: the deadline checks
+//!   (`deadlines`), the invariants and the final reads judge it.
 //!
 //! SKUs of generation G are `gG-sK`; a generation ends after a number of ops or 10 s. A client
 //! about to use a SKU no client has yet seen exist creates it first, with a recorded
@@ -32,14 +36,16 @@ pub enum Workload {
     FlashSale,
     Retry,
     MultiItem,
+    ShortTtl,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 4] = [
+    pub const ALL: [Workload; 5] = [
         Workload::Register,
         Workload::FlashSale,
         Workload::Retry,
         Workload::MultiItem,
+        Workload::ShortTtl,
     ];
 
     pub fn name(self) -> &'static str {
@@ -48,6 +54,7 @@ impl Workload {
             Workload::FlashSale => "flash-sale",
             Workload::Retry => "retry",
             Workload::MultiItem => "multi-item",
+            Workload::ShortTtl => "short-ttl",
         }
     }
 
@@ -60,6 +67,12 @@ impl Workload {
         self != Workload::MultiItem
     }
 
+    /// Whether the linearizability model judges this workload's histories: not `short-ttl`'s,
+    /// because the model has no expiry (the deadline checks judge those).
+    pub fn modelled(self) -> bool {
+        self != Workload::ShortTtl
+    }
+
     /// Whether an `info` write is resent with the same ids.
     pub fn retries(self) -> bool {
         self == Workload::Retry
@@ -67,7 +80,7 @@ impl Workload {
 
     fn skus_per_generation(self) -> usize {
         match self {
-            Workload::Register | Workload::Retry => 4,
+            Workload::Register | Workload::Retry | Workload::ShortTtl => 4,
             Workload::FlashSale => 2,
             Workload::MultiItem => MULTI_ITEM_GROUP * 2,
         }
@@ -80,7 +93,7 @@ impl Workload {
 
     fn ops_per_generation(self) -> u64 {
         match self {
-            Workload::Register | Workload::Retry => 600,
+            Workload::Register | Workload::Retry | Workload::ShortTtl => 600,
             Workload::FlashSale => 300,
             Workload::MultiItem => 600,
         }
@@ -88,7 +101,7 @@ impl Workload {
 
     fn stock(self, rng: &mut Rng) -> u64 {
         match self {
-            Workload::Register | Workload::Retry => rng.range(5, 8),
+            Workload::Register | Workload::Retry | Workload::ShortTtl => rng.range(5, 8),
             Workload::FlashSale => 10,
             Workload::MultiItem => 20,
         }
@@ -111,9 +124,14 @@ const FLASH_SALE_LIMIT: u64 = 3;
 
 /// The longest a SKU generation lasts.
 const GENERATION_TIME: Duration = Duration::from_secs(10);
-/// Reservation TTL in every order: a day, so nothing expires during a run (the model has
-/// no expiry).
+/// Reservation TTL in every order but `short-ttl`'s: a day, so nothing expires during a run
+/// (the model has no expiry).
 pub const RESERVATION_TTL_MS: u64 = 86_400_000;
+/// `short-ttl`'s reservation TTLs (API.md's minimum is 1 s).
+pub const SHORT_TTL_MS: (u64, u64) = (2_000, 5_000);
+/// `short-ttl` aims its transitions at orders whose deadline is at most this far away (either
+/// side), by the harness's wall clock.
+const RACE_WINDOW_MS: u64 = 1_000;
 
 /// What the clients know about an order (from answers), to pick sensible transitions.
 #[derive(Clone, Debug)]
@@ -122,6 +140,8 @@ struct KnownOrder {
     /// The SKU the order's transitions and reads are filed under (its first item's).
     sku: String,
     status: Option<OrderStatus>,
+    /// The deadline its answers showed.
+    expires_ms: Option<u64>,
 }
 
 /// State shared by all clients of a run.
@@ -253,6 +273,7 @@ impl Shared {
                     Input::Order {
                         order_id: id,
                         user_id: user,
+                        reservation_ttl_ms: None,
                         items: skus
                             .into_iter()
                             .map(|sku| Item {
@@ -265,6 +286,17 @@ impl Shared {
                 70..=81 => self.order_op(rng, &sku, OpChoice::Pay),
                 82..=91 => self.order_op(rng, &sku, OpChoice::Cancel),
                 _ => self.order_op(rng, &sku, OpChoice::Refund),
+            },
+            Workload::ShortTtl => match roll {
+                0..=14 => Input::read_sku(&sku),
+                15..=39 => self.order_op(rng, &sku, OpChoice::Read),
+                40..=64 => {
+                    let id = self.fresh("o");
+                    let ttl_ms = rng.range(SHORT_TTL_MS.0, SHORT_TTL_MS.1);
+                    Input::order_with_ttl(&id, &user, &sku, rng.range(1, 2), ttl_ms)
+                }
+                65..=84 => self.order_op(rng, &sku, OpChoice::Pay),
+                _ => self.order_op(rng, &sku, OpChoice::Cancel),
             },
         }
     }
@@ -282,10 +314,26 @@ impl Shared {
         };
         // Mostly a fitting order among the recent ones; sometimes any (exercises refusals).
         let recent = &orders[orders.len().saturating_sub(64)..];
-        let fitting: Vec<&KnownOrder> = recent
-            .iter()
-            .filter(|o| wanted.is_none() || o.status == wanted)
-            .collect();
+        let now_ms = wall_ms();
+        // Orders at their deadline that no answer showed paid, cancelled or refunded yet.
+        let racing = |o: &&KnownOrder| {
+            o.expires_ms
+                .is_some_and(|deadline| deadline.abs_diff(now_ms) <= RACE_WINDOW_MS)
+                && o.status.is_none_or(|s| s == OrderStatus::Reserved)
+        };
+        let race = self.workload == Workload::ShortTtl && recent.iter().any(|o| racing(&o));
+        if self.workload == Workload::ShortTtl && !race && wanted.is_some() {
+            // Paying or cancelling early would leave nothing to race the deadline with.
+            return Input::read_sku(sku);
+        }
+        let fitting: Vec<&KnownOrder> = if race {
+            recent.iter().filter(racing).collect()
+        } else {
+            recent
+                .iter()
+                .filter(|o| wanted.is_none() || o.status == wanted)
+                .collect()
+        };
         let order = if !fitting.is_empty() && rng.percent(85) {
             (*rng.pick(&fitting)).clone()
         } else {
@@ -327,6 +375,7 @@ impl Shared {
                     id: order_id.clone(),
                     sku: sku.clone(),
                     status: None,
+                    expires_ms: None,
                 });
                 self.order_index
                     .insert(order_id.clone(), (sku, list.len() - 1));
@@ -336,10 +385,17 @@ impl Shared {
             if let Some((sku, i)) = self.order_index.get(order_id) {
                 if let Some(known) = self.orders.get_mut(sku).and_then(|l| l.get_mut(*i)) {
                     known.status = Some(view.status);
+                    known.expires_ms = view.expires_ms.or(known.expires_ms);
                 }
             }
         }
     }
+}
+
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[derive(Clone, Copy)]
@@ -353,6 +409,7 @@ enum OpChoice {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::OpKind;
 
     #[test]
     fn ops_stay_on_the_current_generation_and_orders_keep_their_sku() {
@@ -425,6 +482,52 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn short_ttl_orders_race_their_deadlines() {
+        let mut shared = Shared::new(Workload::ShortTtl, 3);
+        let mut rng = Rng::new(4);
+        let now = wall_ms();
+        let (mut orders, mut racing, mut transitions) = (0, 0, 0);
+        for i in 0..2_000u64 {
+            let input = shared.next_op(&mut rng, 1);
+            if let Input::Order {
+                reservation_ttl_ms, ..
+            } = &input
+            {
+                let ttl = reservation_ttl_ms.expect("short-ttl orders carry their TTL");
+                assert!((SHORT_TTL_MS.0..=SHORT_TTL_MS.1).contains(&ttl), "{ttl}");
+                orders += 1;
+            }
+            if matches!(input.kind(), OpKind::Pay | OpKind::Cancel) {
+                transitions += 1;
+                let id = input.order_id().unwrap();
+                racing += usize::from(id.ends_with('0'));
+            }
+            // Every order ending in 0 is at its deadline now; the others far from it.
+            let expires = |id: &str| if id.ends_with('0') { now } else { now + 60_000 };
+            let view = input.order_id().map(|id| {
+                Output::Order(crate::history::OrderView {
+                    user_id: "u1".into(),
+                    items: vec![Item {
+                        sku: input.skus()[0].into(),
+                        qty: 1,
+                    }],
+                    status: OrderStatus::Reserved,
+                    revision: i,
+                    created_ms: Some(now),
+                    expires_ms: Some(expires(id)),
+                })
+            });
+            shared.observe(&Op::ok(0, input, i, i, 201, view));
+        }
+        assert!(orders > 300, "{orders} orders");
+        // One order in ten is at its deadline, yet most transitions aim at those.
+        assert!(
+            racing * 2 > transitions,
+            "{racing} of {transitions} at the deadline"
+        );
     }
 
     #[test]

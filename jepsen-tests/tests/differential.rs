@@ -194,6 +194,8 @@ fn output(reply: &Reply, lists: &ItemLists, record_body: bool) -> Option<Output>
                     .collect(),
                 status: o.status,
                 revision: 0,
+                created_ms: None,
+                expires_ms: None,
             })
         }),
         Body::Malformed => unreachable!("the model never answers Malformed"),

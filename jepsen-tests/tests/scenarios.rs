@@ -72,6 +72,8 @@ fn order(user: &str, sku: &str, qty: u64, status: OrderStatus, revision: u64) ->
         }],
         status,
         revision,
+        created_ms: None,
+        expires_ms: None,
     }))
 }
 

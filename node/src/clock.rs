@@ -13,6 +13,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+/// DELIBERATELY BROKEN with the `wall-clock-deadlines` feature (jepsen-tests' proof that the
+/// chaos suite catches a clock bug): the clock monitor's verdict is ignored, so a node whose
+/// clock is off leads, and its proposals (the deadlines the expiry ticker and the state
+/// machine judge) carry its own wall clock. Never enable it outside that test.
+pub const WALL_CLOCK_DEADLINES: bool = cfg!(feature = "wall-clock-deadlines");
+
 #[derive(Clone)]
 pub struct Clocks(Arc<Inner>);
 
@@ -175,12 +181,15 @@ impl Clocks {
     /// What a proposal is stamped with: the wall clock, but never behind the cluster clock.
     pub fn proposal_ms(&self) -> u64 {
         let wall = self.wall_ms();
+        if WALL_CLOCK_DEADLINES {
+            return wall;
+        }
         self.cluster_ms().map_or(wall, |cluster| cluster.max(wall))
     }
 
     /// Whether this node may propose and answer reads now.
     pub fn fit_to_lead(&self) -> bool {
-        self.0.fit.load(Ordering::Acquire)
+        WALL_CLOCK_DEADLINES || self.0.fit.load(Ordering::Acquire)
     }
 
     pub fn verdict(&self) -> Verdict {

@@ -268,6 +268,7 @@ fn command(
             order_id,
             user_id,
             items,
+            ..
         } => {
             let items: Vec<(SkuIx, u64)> =
                 items.iter().map(|item| (ix(&item.sku), item.qty)).collect();

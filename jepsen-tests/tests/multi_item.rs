@@ -48,6 +48,7 @@ fn items(list: &[(&str, u64)]) -> Vec<Item> {
 
 fn multi(order_id: &str, user: &str, list: &[(&str, u64)]) -> Input {
     Input::Order {
+        reservation_ttl_ms: None,
         order_id: order_id.into(),
         user_id: user.into(),
         items: items(list),
@@ -72,6 +73,8 @@ fn order(user: &str, list: &[(&str, u64)], status: OrderStatus) -> Option<Output
         items: items(list),
         status,
         revision: 0,
+        created_ms: None,
+        expires_ms: None,
     }))
 }
 

@@ -12,6 +12,7 @@
 
 use super::codec::{decode, encode};
 use super::error::StoreError;
+use super::event_chunks;
 use super::keys;
 use super::trees::{Trees, NAMES};
 use crate::model::{Order, OrderStatus};
@@ -90,6 +91,16 @@ pub(crate) fn merge(older: &mut Changes, newer: Changes) {
     }
 }
 
+/// The changes a checkpoint writes: the indexes, rebuilt at load, need not wait for it.
+pub(crate) fn persisted_only(mut changes: Changes) -> Changes {
+    for (position, writes) in changes.iter_mut().enumerate() {
+        if !is_persisted(position) {
+            writes.clear();
+        }
+    }
+    changes
+}
+
 pub(crate) fn is_empty(changes: &Changes) -> bool {
     changes.iter().all(BTreeMap::is_empty)
 }
@@ -105,6 +116,10 @@ impl MemTrees {
         let mut mem = Self::default();
         for (position, (into, tree)) in mem.trees.iter_mut().zip(disk.in_order()).enumerate() {
             if !is_persisted(position) {
+                continue;
+            }
+            if position == EVENTS {
+                into.0.extend(event_chunks::load(tree)?);
                 continue;
             }
             for item in tree.iter() {

@@ -10,6 +10,7 @@
 
 mod codec;
 pub(crate) mod error;
+mod event_chunks;
 mod feed;
 mod keys;
 mod memory;
@@ -79,6 +80,7 @@ impl Store {
         };
         trees::drop_other_generations(db, generation)?;
         let trees = Trees::open(db, generation)?;
+        event_chunks::migrate_legacy(&trees.events)?;
         let mem = MemTrees::load(&trees)?;
         Ok(Self {
             db: db.clone(),
@@ -167,7 +169,7 @@ impl Store {
             tx.commit(marker)?
         };
         self.mem_mut().apply(&changes);
-        memory::merge(&mut self.lock_dirty(), changes);
+        memory::merge(&mut self.lock_dirty(), memory::persisted_only(changes));
         Ok(results)
     }
 
@@ -367,6 +369,10 @@ fn write_changes(disk: &Trees, changes: &Changes) -> Result<(), StoreError> {
     let result: Result<(), TransactionError<()>> = trees[..].transaction(|views| {
         for (position, (tree, writes)) in views.iter().zip(changes).enumerate() {
             if !memory::is_persisted(position) {
+                continue;
+            }
+            if position == memory::EVENTS {
+                event_chunks::write_changes(tree, writes)?;
                 continue;
             }
             for (key, value) in writes {

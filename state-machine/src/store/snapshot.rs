@@ -9,6 +9,7 @@
 
 use super::codec::decode;
 use super::error::StoreError;
+use super::event_chunks;
 use super::keys::{self, CLOCK_KEY, EVENTS_HEAD_KEY, MARKER_KEY};
 use super::memory::{self, MemTrees};
 use super::trees::{self, tree_name, Trees, NAMES};
@@ -169,32 +170,80 @@ fn read_u32<R: Read>(r: &mut R, what: &str) -> Result<u32, StoreError> {
 }
 
 fn read_into<R: Read>(trees: &Trees, input: R) -> Result<SnapshotInfo, StoreError> {
-    let targets = trees.in_order();
-    let mut batch = sled::Batch::default();
-    let mut pending = 0usize;
-    let mut batch_tree = 0usize;
-    let info = read_records(input, |tree, key, value| {
-        if tree != batch_tree && pending > 0 {
-            targets[batch_tree].apply_batch(std::mem::take(&mut batch))?;
-            pending = 0;
+    let mut writer = InstallWriter {
+        targets: trees.in_order(),
+        batch: sled::Batch::default(),
+        pending: 0,
+        batch_tree: 0,
+        chunk: None,
+    };
+    let info = read_records(input, |tree, key, value| writer.record(tree, key, value))?;
+    writer.finish()?;
+    Ok(info)
+}
+
+/// Writes an install's records in sled batches, a tree at a time, with events gathered into
+/// their chunks (the snapshot lists them one by one, in id order).
+struct InstallWriter<'t> {
+    targets: [&'t sled::Tree; NAMES.len()],
+    batch: sled::Batch,
+    pending: usize,
+    batch_tree: usize,
+    /// The chunk being gathered: its number and its events so far.
+    chunk: Option<(u64, Vec<(u64, Vec<u8>)>)>,
+}
+
+impl InstallWriter<'_> {
+    fn record(&mut self, tree: usize, key: &[u8], value: Vec<u8>) -> Result<(), StoreError> {
+        if tree != self.batch_tree {
+            self.end_chunk();
+            self.apply()?;
+            self.batch_tree = tree;
         }
-        batch_tree = tree;
         // Indexes are checked like every record, but only the primary trees are stored:
         // loading the state rebuilds the rest from the orders.
-        if memory::is_persisted(tree) {
-            batch.insert(key, value);
-            pending += 1;
+        if tree == memory::EVENTS {
+            let id = keys::event_id(key)
+                .ok_or_else(|| StoreError::Snapshot("events: bad key".into()))?;
+            let chunk = id / event_chunks::EVENTS_PER_CHUNK;
+            if self.chunk.as_ref().is_some_and(|(at, _)| *at != chunk) {
+                self.end_chunk();
+            }
+            self.chunk
+                .get_or_insert_with(|| (chunk, Vec::new()))
+                .1
+                .push((id, value));
+        } else if memory::is_persisted(tree) {
+            self.batch.insert(key, value);
+            self.pending += 1;
         }
-        if pending >= INSTALL_BATCH {
-            targets[tree].apply_batch(std::mem::take(&mut batch))?;
-            pending = 0;
+        if self.pending >= INSTALL_BATCH {
+            self.apply()?;
         }
         Ok(())
-    })?;
-    if pending > 0 {
-        targets[batch_tree].apply_batch(batch)?;
     }
-    Ok(info)
+
+    fn end_chunk(&mut self) {
+        if let Some((chunk, events)) = self.chunk.take() {
+            let bytes =
+                event_chunks::encode_chunk(events.iter().map(|(id, e)| (*id, e.as_slice())));
+            self.batch.insert(&event_chunks::chunk_key(chunk)[..], bytes);
+            self.pending += 1;
+        }
+    }
+
+    fn apply(&mut self) -> Result<(), StoreError> {
+        if self.pending > 0 {
+            self.targets[self.batch_tree].apply_batch(std::mem::take(&mut self.batch))?;
+            self.pending = 0;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<(), StoreError> {
+        self.end_chunk();
+        self.apply()
+    }
 }
 
 /// Reads a whole snapshot stream as install would, without a store: magic, version, every

@@ -18,7 +18,9 @@ fn create_skus(store: &Store, first: u64, count: u64) {
             commands: vec![create(&format!("S{i}"), 1)],
         };
         let marker = format!("applied-{i}");
-        store.apply(&[(i, &batch)], Some(marker.as_bytes())).unwrap();
+        store
+            .apply(&[(i, &batch)], Some(marker.as_bytes()))
+            .unwrap();
     }
 }
 

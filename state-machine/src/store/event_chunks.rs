@@ -47,7 +47,10 @@ pub(crate) fn encode_chunk<'a>(events: impl IntoIterator<Item = (u64, &'a [u8])>
 
 /// The events of the chunk stored under `key`, checked: each id belongs to the chunk and
 /// comes after the one before it.
-pub(crate) fn decode_chunk<'a>(key: &[u8], bytes: &'a [u8]) -> Result<Vec<(u64, &'a [u8])>, StoreError> {
+pub(crate) fn decode_chunk<'a>(
+    key: &[u8],
+    bytes: &'a [u8],
+) -> Result<Vec<(u64, &'a [u8])>, StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("events: chunk {key:?}: {what}"));
     let chunk = chunk_of_key(key).ok_or_else(|| corrupt("bad key"))?;
     let mut events = Vec::new();
@@ -55,10 +58,14 @@ pub(crate) fn decode_chunk<'a>(key: &[u8], bytes: &'a [u8]) -> Result<Vec<(u64, 
     let mut previous = None;
     while !rest.is_empty() {
         let (id, tail) = rest.split_at_checked(8).ok_or_else(|| corrupt("torn id"))?;
-        let (len, tail) = tail.split_at_checked(4).ok_or_else(|| corrupt("torn length"))?;
+        let (len, tail) = tail
+            .split_at_checked(4)
+            .ok_or_else(|| corrupt("torn length"))?;
         let id = u64::from_be_bytes(id.try_into().expect("eight bytes"));
         let len = u32::from_be_bytes(len.try_into().expect("four bytes")) as usize;
-        let (event, tail) = tail.split_at_checked(len).ok_or_else(|| corrupt("torn event"))?;
+        let (event, tail) = tail
+            .split_at_checked(len)
+            .ok_or_else(|| corrupt("torn event"))?;
         if id / EVENTS_PER_CHUNK != chunk || previous.is_some_and(|p| p >= id) {
             return Err(corrupt("event ids out of place"));
         }

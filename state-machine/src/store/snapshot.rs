@@ -227,7 +227,8 @@ impl InstallWriter<'_> {
         if let Some((chunk, events)) = self.chunk.take() {
             let bytes =
                 event_chunks::encode_chunk(events.iter().map(|(id, e)| (*id, e.as_slice())));
-            self.batch.insert(&event_chunks::chunk_key(chunk)[..], bytes);
+            self.batch
+                .insert(&event_chunks::chunk_key(chunk)[..], bytes);
             self.pending += 1;
         }
     }

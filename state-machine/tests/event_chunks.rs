@@ -112,7 +112,7 @@ const EVENTS_TAG: u8 = 9;
 fn snapshot_records(bytes: &[u8], tag: u8) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut at = 12;
     let mut records = Vec::new();
-    let mut take = |at: &mut usize, n: usize| {
+    let take = |at: &mut usize, n: usize| {
         let part = bytes[*at..*at + n].to_vec();
         *at += n;
         part

@@ -10,7 +10,7 @@
 
 use super::error::StoreError;
 use super::keys;
-use super::memory::Value;
+use super::memory::{Record, Value};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use std::collections::BTreeMap;
 
@@ -119,7 +119,7 @@ pub(crate) fn write_changes(
 }
 
 /// Every event stored in `tree`, as in-memory records (key: event id).
-pub(crate) fn load(tree: &sled::Tree) -> Result<Vec<(Vec<u8>, Value)>, StoreError> {
+pub(crate) fn load(tree: &sled::Tree) -> Result<Vec<Record>, StoreError> {
     let mut events = Vec::new();
     for item in tree.iter() {
         let (key, bytes) = item?;

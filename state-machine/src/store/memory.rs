@@ -21,6 +21,8 @@ use std::ops::RangeBounds;
 use std::sync::Arc;
 
 pub(crate) type Value = Arc<[u8]>;
+/// A key and its value, as a tree holds them.
+pub(crate) type Record = (Vec<u8>, Value);
 
 /// Position of each tree in `NAMES` (and in snapshots).
 pub(crate) const SKUS: usize = 0;
@@ -111,11 +113,13 @@ pub(crate) struct MemTrees {
 }
 
 impl MemTrees {
-    /// Reads the primary trees from disk and rebuilds the rest.
-    pub fn load(disk: &Trees) -> Result<Self, StoreError> {
+    /// Reads the primary trees from disk (the orders already read from their runs) and
+    /// rebuilds the rest.
+    pub fn load(disk: &Trees, orders: Vec<Record>) -> Result<Self, StoreError> {
         let mut mem = Self::default();
+        mem.trees[ORDERS].0.extend(orders);
         for (position, (into, tree)) in mem.trees.iter_mut().zip(disk.in_order()).enumerate() {
-            if !is_persisted(position) {
+            if !is_persisted(position) || position == ORDERS {
                 continue;
             }
             if position == EVENTS {

@@ -14,6 +14,7 @@ mod event_chunks;
 mod feed;
 mod keys;
 mod memory;
+mod order_runs;
 mod refusal_reads;
 mod snapshot;
 mod trees;
@@ -29,6 +30,7 @@ use codec::decode;
 pub use error::StoreError;
 use keys::{CLOCK_KEY, MARKER_KEY};
 use memory::{Changes, MemTrees};
+use order_runs::{OrderRuns, RunWrites};
 pub use snapshot::{verify_snapshot, SnapshotInfo, VERSION as SNAPSHOT_VERSION};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use trees::Trees;
@@ -48,6 +50,8 @@ pub struct Store {
     mem: RwLock<MemTrees>,
     /// What changed in `mem` since the last checkpoint.
     dirty: Mutex<Changes>,
+    /// Where on disk each order's newest copy is; the checkpointer's, under its lock.
+    order_runs: Mutex<OrderRuns>,
     writer: Mutex<()>,
     checkpointer: Mutex<()>,
     /// How long events are kept; part of apply, so equal on every replica.
@@ -81,13 +85,16 @@ impl Store {
         trees::drop_other_generations(db, generation)?;
         let trees = Trees::open(db, generation)?;
         event_chunks::migrate_legacy(&trees.events)?;
-        let mem = MemTrees::load(&trees)?;
+        order_runs::migrate_legacy(&trees.orders)?;
+        let (order_runs, orders) = OrderRuns::load(&trees.orders)?;
+        let mem = MemTrees::load(&trees, orders)?;
         Ok(Self {
             db: db.clone(),
             data_file: None,
             disk: RwLock::new(Arc::new(trees)),
             mem: RwLock::new(mem),
             dirty: Mutex::new(memory::no_changes()),
+            order_runs: Mutex::new(order_runs),
             writer: Mutex::new(()),
             checkpointer: Mutex::new(()),
             retention: Retention::default(),
@@ -128,6 +135,12 @@ impl Store {
 
     fn lock_dirty(&self) -> MutexGuard<'_, Changes> {
         self.dirty
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn lock_order_runs(&self) -> MutexGuard<'_, OrderRuns> {
+        self.order_runs
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -193,7 +206,17 @@ impl Store {
             .filter(|(position, _)| memory::is_persisted(*position))
             .map(|(_, c)| c.len())
             .sum();
-        let written = write_changes(&self.disk(), &changes).and_then(|()| self.flush());
+        let disk = self.disk();
+        let mut order_runs = self.lock_order_runs();
+        let written = order_runs
+            .plan(&disk.orders, &changes[memory::ORDERS])
+            .and_then(|runs| {
+                write_changes(&disk, &changes, &runs)?;
+                // Committed to sled: the index must follow even if the flush fails.
+                order_runs.committed(runs);
+                self.flush()
+            });
+        drop(order_runs);
         if let Err(e) = written {
             // Put the changes back under anything applied since, so a later checkpoint
             // writes them.
@@ -362,7 +385,7 @@ impl Store {
 
 /// Writes a checkpoint's changes to sled's trees in one transaction. The trees come from
 /// `in_order`, the same list as `NAMES` and the changes, so none can be left out.
-fn write_changes(disk: &Trees, changes: &Changes) -> Result<(), StoreError> {
+fn write_changes(disk: &Trees, changes: &Changes, runs: &RunWrites) -> Result<(), StoreError> {
     use sled::transaction::{ConflictableTransactionError, TransactionError};
     use sled::Transactional;
     let trees = disk.in_order();
@@ -373,6 +396,15 @@ fn write_changes(disk: &Trees, changes: &Changes) -> Result<(), StoreError> {
             }
             if position == memory::EVENTS {
                 event_chunks::write_changes(tree, writes)?;
+                continue;
+            }
+            if position == memory::ORDERS {
+                for key in &runs.removes {
+                    tree.remove(&key[..])?;
+                }
+                for (key, bytes) in &runs.inserts {
+                    tree.insert(&key[..], bytes.as_slice())?;
+                }
                 continue;
             }
             for (key, value) in writes {

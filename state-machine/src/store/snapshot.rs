@@ -12,6 +12,7 @@ use super::error::StoreError;
 use super::event_chunks;
 use super::keys::{self, CLOCK_KEY, EVENTS_HEAD_KEY, MARKER_KEY};
 use super::memory::{self, MemTrees};
+use super::order_runs::{self, OrderRuns};
 use super::trees::{self, tree_name, Trees, NAMES};
 use super::{decode_sku, Store};
 use crate::events::{Event, SalesCounts};
@@ -145,13 +146,15 @@ impl Store {
             .open_tree(trees::META_TREE)?
             .insert(trees::GENERATION_KEY, &generation.to_be_bytes())?;
         self.flush()?;
-        let mem = MemTrees::load(&fresh)?;
+        let (order_runs, orders) = OrderRuns::load(&fresh.orders)?;
+        let mem = MemTrees::load(&fresh, orders)?;
         *self
             .disk
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(fresh);
         *self.mem_mut() = mem;
         *self.lock_dirty() = memory::no_changes();
+        *self.lock_order_runs() = order_runs;
         drop(old);
         trees::drop_other_generations(&self.db, generation)?;
         Ok(info)
@@ -176,11 +179,15 @@ fn read_into<R: Read>(trees: &Trees, input: R) -> Result<SnapshotInfo, StoreErro
         pending: 0,
         batch_tree: 0,
         chunk: None,
+        orders: Vec::new(),
     };
     let info = read_records(input, |tree, key, value| writer.record(tree, key, value))?;
     writer.finish()?;
     Ok(info)
 }
+
+/// A chunk's number and the events gathered for it: id and bytes.
+type GatheredChunk = (u64, Vec<(u64, Vec<u8>)>);
 
 /// Writes an install's records in sled batches, a tree at a time, with events gathered into
 /// their chunks (the snapshot lists them one by one, in id order).
@@ -190,19 +197,24 @@ struct InstallWriter<'t> {
     pending: usize,
     batch_tree: usize,
     /// The chunk being gathered: its number and its events so far.
-    chunk: Option<(u64, Vec<(u64, Vec<u8>)>)>,
+    chunk: Option<GatheredChunk>,
+    /// The orders, written as runs once all are read.
+    orders: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl InstallWriter<'_> {
     fn record(&mut self, tree: usize, key: &[u8], value: Vec<u8>) -> Result<(), StoreError> {
         if tree != self.batch_tree {
             self.end_chunk();
+            self.end_orders();
             self.apply()?;
             self.batch_tree = tree;
         }
         // Indexes are checked like every record, but only the primary trees are stored:
         // loading the state rebuilds the rest from the orders.
-        if tree == memory::EVENTS {
+        if tree == memory::ORDERS {
+            self.orders.push((key.to_vec(), value));
+        } else if tree == memory::EVENTS {
             let id = keys::event_id(key)
                 .ok_or_else(|| StoreError::Snapshot("events: bad key".into()))?;
             let chunk = id / event_chunks::EVENTS_PER_CHUNK;
@@ -221,6 +233,13 @@ impl InstallWriter<'_> {
             self.apply()?;
         }
         Ok(())
+    }
+
+    fn end_orders(&mut self) {
+        for (key, bytes) in order_runs::install_runs(&std::mem::take(&mut self.orders)) {
+            self.batch.insert(&key[..], bytes);
+            self.pending += 1;
+        }
     }
 
     fn end_chunk(&mut self) {
@@ -243,6 +262,7 @@ impl InstallWriter<'_> {
 
     fn finish(mut self) -> Result<(), StoreError> {
         self.end_chunk();
+        self.end_orders();
         self.apply()
     }
 }

@@ -1,0 +1,185 @@
+//! Orders on disk: many to a sled record, the newest copy of each order wins on reopen,
+//! superseded copies are cleaned so the disk stays near the live orders, and the layout of
+//! earlier releases (one record per order) is folded into runs when a store opens.
+
+mod common;
+
+use common::*;
+use state_machine::{Batch, Command, Store};
+
+/// sled's orders tree of the first generation.
+const ORDERS_TREE: &str = "sm.0.orders";
+
+fn export(store: &Store) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    store.export_snapshot(&mut bytes).unwrap();
+    bytes
+}
+
+/// Applies `commands` as entries of 100, from log index `first`; returns the next index.
+fn apply(store: &Store, first: u64, commands: Vec<Command>) -> u64 {
+    let mut index = first;
+    for chunk in commands.chunks(100) {
+        let batch = Batch {
+            now_ms: 1_000 + index,
+            commands: chunk.to_vec(),
+        };
+        let marker = format!("applied-{index}");
+        store
+            .apply(&[(index, &batch)], Some(marker.as_bytes()))
+            .unwrap();
+        index += 1;
+    }
+    index
+}
+
+#[test]
+fn orders_changed_across_checkpoints_reopen_as_their_newest_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = {
+        let db = reopen(dir.path());
+        let store = Store::open(&db).unwrap();
+        let mut index = apply(&store, 1, vec![create("A", 1_000)]);
+        store.checkpoint().unwrap();
+        let ids: Vec<String> = (0..600).map(|i| format!("o{i}")).collect();
+        let orders = ids.iter().map(|id| order(id, "u", &[("A", 1)], 60_000));
+        index = apply(&store, index, orders.collect());
+        store.checkpoint().unwrap();
+        // 600 orders: runs of 256, 256 and 88.
+        assert_eq!(db.open_tree(ORDERS_TREE).unwrap().len(), 3);
+        // Pay every other one, then refund a third of those: newer copies in later runs.
+        index = apply(
+            &store,
+            index,
+            ids.iter().step_by(2).map(|id| pay(id, None)).collect(),
+        );
+        store.checkpoint().unwrap();
+        apply(
+            &store,
+            index,
+            ids.iter().step_by(6).map(|id| refund(id, true)).collect(),
+        );
+        store.checkpoint().unwrap();
+        export(&store)
+    };
+    let db = reopen(dir.path());
+    assert_eq!(export(&Store::open(&db).unwrap()), expected);
+}
+
+#[test]
+fn superseded_copies_are_cleaned_and_the_newest_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = 5_000usize;
+    let expected = {
+        let db = reopen(dir.path());
+        let store = Store::open(&db).unwrap();
+        let mut index = apply(&store, 1, vec![create("A", 100_000)]);
+        let ids: Vec<String> = (0..live).map(|i| format!("o{i}")).collect();
+        // Each order written three times, a checkpoint after each round: 15,000 copies of
+        // 5,000 orders unless superseded ones are cleaned.
+        for round in rounds() {
+            for part in ids.chunks(1_000) {
+                index = apply(&store, index, part.iter().map(&round).collect());
+                store.checkpoint().unwrap();
+            }
+        }
+        export(&store)
+    };
+    let db = reopen(dir.path());
+    let store = Store::open(&db).unwrap();
+    assert_eq!(export(&store), expected);
+    // At most about twice the live orders plus the slack, in runs of 256; never all 15,000.
+    let runs = db.open_tree(ORDERS_TREE).unwrap().len();
+    assert!(
+        runs * 256 <= 2 * live + 4_096 + 2 * 1_000 + 256,
+        "{runs} runs"
+    );
+    assert!(runs * 256 < 15_000, "{runs} runs: nothing was cleaned");
+    // Cleaning goes on after a reopen, from the index the reopen rebuilt.
+    let more: Vec<String> = (live..2 * live).map(|i| format!("o{i}")).collect();
+    let mut index = 1_000;
+    for round in rounds() {
+        for part in more.chunks(1_000) {
+            index = apply(&store, index, part.iter().map(&round).collect());
+            store.checkpoint().unwrap();
+        }
+    }
+    let runs = db.open_tree(ORDERS_TREE).unwrap().len();
+    assert!(
+        runs * 256 <= 4 * live + 4_096 + 2 * 1_000 + 256,
+        "{runs} runs"
+    );
+    assert!(runs * 256 < 30_000, "{runs} runs: nothing was cleaned");
+    let expected = export(&store);
+    drop(store);
+    assert_eq!(export(&Store::open(&db).unwrap()), expected);
+}
+
+/// An order's life in three commands, each a new copy of it.
+fn rounds() -> [fn(&String) -> Command; 3] {
+    [
+        |id| order(id, "u", &[("A", 1)], 600_000),
+        |id| pay(id, Some("p")),
+        |id| refund(id, false),
+    ]
+}
+
+#[test]
+fn orders_stored_one_per_record_are_folded_into_runs_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = {
+        let db = reopen(dir.path());
+        let store = Store::open(&db).unwrap();
+        let mut commands = vec![create("A", 1_000)];
+        commands.extend((0..300).map(|i| order(&format!("o{i}"), "u", &[("A", 1)], 60_000)));
+        apply(&store, 1, commands);
+        store.checkpoint().unwrap();
+        let expected = export(&store);
+        // Rewrite the orders tree as an earlier release left it: key the order id, value
+        // the order, as the snapshot lists them.
+        let tree = db.open_tree(ORDERS_TREE).unwrap();
+        tree.clear().unwrap();
+        for (key, value) in snapshot_records(&expected, ORDERS_TAG) {
+            tree.insert(key, value).unwrap();
+        }
+        assert_eq!(tree.len(), 300);
+        db.flush().unwrap();
+        expected
+    };
+    let db = reopen(dir.path());
+    let store = Store::open(&db).unwrap();
+    assert_eq!(export(&store), expected);
+    assert_eq!(db.open_tree(ORDERS_TREE).unwrap().len(), 2);
+    // Checkpoints after the fold number their runs after the folded ones.
+    apply(&store, 100, vec![pay("o1", None)]);
+    store.checkpoint().unwrap();
+    let expected = export(&store);
+    drop(store);
+    assert_eq!(export(&Store::open(&db).unwrap()), expected);
+}
+
+/// The orders tree's tag in a snapshot (its position in the store's tree list, plus one).
+const ORDERS_TAG: u8 = 2;
+
+/// The records of one tree in a snapshot: after the 8-byte magic and 4-byte version, each
+/// record is `tag · key length (u32 BE) · key · value length (u32 BE) · value`, then 0xFF.
+fn snapshot_records(bytes: &[u8], tag: u8) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut at = 12;
+    let mut records = Vec::new();
+    let take = |at: &mut usize, n: usize| {
+        let part = bytes[*at..*at + n].to_vec();
+        *at += n;
+        part
+    };
+    while bytes[at] != 0xFF {
+        let record_tag = take(&mut at, 1)[0];
+        let key_len = u32::from_be_bytes(take(&mut at, 4).try_into().unwrap()) as usize;
+        let key = take(&mut at, key_len);
+        let value_len = u32::from_be_bytes(take(&mut at, 4).try_into().unwrap()) as usize;
+        let value = take(&mut at, value_len);
+        if record_tag == tag {
+            records.push((key, value));
+        }
+    }
+    records
+}

@@ -586,7 +586,8 @@ async fn check(
         // CPU-bound: off the runtime thread, so Ctrl-C stays responsive.
         tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
-            let linear = modelled.then(|| crate::check(&history, budget));
+            let linear =
+                modelled.then(|| crate::check_on_wall_clock(&history, origin_wall_ms, budget));
             let linear_time = started.elapsed();
             let invariants = invariants::check_all(&history, &finals, min_ok);
             let atomicity = (!single_sku).then(|| crate::atomicity::check(&history));

@@ -104,6 +104,7 @@ struct RunArgs {
     /// kill-all, kill-lose-unsynced (power: every node killed, and each restart loses the
     /// Raft log's bytes written after its last fdatasync), member-remove-one,
     /// member-remove-leader (out of the membership under load, back as learner then voter),
+    /// member-replace (out of the membership, data dir wiped, back empty as a joiner),
     /// clock-skew, clock-skew-leader (restarted with its clock ±1 h or ±2 s off, then
     /// without).
     #[arg(long, default_value = "partition")]

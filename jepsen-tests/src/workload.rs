@@ -16,7 +16,7 @@
 //!   order reads aimed mostly at orders within a second of their deadline, so that they race
 //!   the expiry. The model has no expiry, so no linearizability search: the deadline checks
 //!   (`deadlines`), the invariants and the final reads judge it.
-//! - `sale-window`: `flash-sale`'s buyers and limit on 3 SKUs of stock 8, each generation's
+//! - `sale-window`: `flash-sale`'s buyers and limit on 3 SKUs of stock 6, each generation's
 //!   SKUs on sale only from 2.5 s after the generation starts for 4 s; its generation lasts
 //!   9 s, so orders are refused `sale_not_active` before the window, reserve (or run into the
 //!   stock and the limit) within it, and are refused again after it. The model judges the
@@ -124,7 +124,7 @@ impl Workload {
             Workload::Register | Workload::Retry | Workload::ShortTtl => rng.range(5, 8),
             Workload::FlashSale => 10,
             Workload::MultiItem => 20,
-            Workload::SaleWindow => 8,
+            Workload::SaleWindow => SALE_STOCK,
         }
     }
 }
@@ -152,6 +152,9 @@ const GENERATION_TIME: Duration = Duration::from_secs(10);
 const SALE_OPENS_AFTER_MS: u64 = 2_500;
 const SALE_OPEN_MS: u64 = 4_000;
 const SALE_AFTER_MS: u64 = 2_500;
+/// `sale-window`'s stock per SKU: below its 4 buyers' 3 units each, so a window sees both
+/// `out_of_stock` and `per_user_limit_exceeded`.
+const SALE_STOCK: u64 = 6;
 const SALE_GENERATION_TIME: Duration =
     Duration::from_millis(SALE_OPENS_AFTER_MS + SALE_OPEN_MS + SALE_AFTER_MS);
 /// Reservation TTL in every order but `short-ttl`'s: a day, so nothing expires during a run
@@ -339,11 +342,12 @@ impl Shared {
                 50..=64 => Input::read_sku(&sku),
                 65..=77 => self.order_op(rng, &sku, OpChoice::Pay),
                 // Cancels give units and the buyer's limit back for the rest of the window.
-                78..=87 => self.order_op(rng, &sku, OpChoice::Cancel),
-                88..=94 => self.order_op(rng, &sku, OpChoice::Read),
+                78..=88 => self.order_op(rng, &sku, OpChoice::Cancel),
+                89..=98 => self.order_op(rng, &sku, OpChoice::Read),
+                // Rare, so that the window's demand (4 buyers of 3) still outruns the stock.
                 _ => {
                     let id = self.fresh("r");
-                    Input::restock(&sku, &id, rng.range(1, 2) as i64)
+                    Input::restock(&sku, &id, 1)
                 }
             },
             Workload::ShortTtl => match roll {
@@ -570,7 +574,10 @@ mod tests {
                 sale_window: Some(window),
                 ..
             } => {
-                assert_eq!((stock, per_user_limit), (8, Some(FLASH_SALE_LIMIT)));
+                assert_eq!(
+                    (stock, per_user_limit),
+                    (SALE_STOCK, Some(FLASH_SALE_LIMIT))
+                );
                 window
             }
             other => panic!("a sale-window SKU created without its window: {other}"),

@@ -705,3 +705,44 @@ pub fn all_voters(status: &StatusReply, ids: &[u32]) -> bool {
         && status.members.len() == ids.len()
         && ids.iter().all(|&id| voters.contains(&u64::from(id)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::admin::Member;
+
+    fn status(members: &[(u64, bool)], joint: bool) -> StatusReply {
+        StatusReply {
+            members: members
+                .iter()
+                .map(|&(id, voter)| Member {
+                    id,
+                    addr: String::new(),
+                    voter,
+                })
+                .collect(),
+            joint,
+            ..StatusReply::default()
+        }
+    }
+
+    #[test]
+    fn only_a_settled_membership_of_every_node_as_voter_is_healed() {
+        let ids = [1, 2, 3];
+        assert!(all_voters(
+            &status(&[(1, true), (2, true), (3, true)], false),
+            &ids
+        ));
+        // A replaced node left a learner, or not added back at all.
+        assert!(!all_voters(
+            &status(&[(1, true), (2, false), (3, true)], false),
+            &ids
+        ));
+        assert!(!all_voters(&status(&[(1, true), (3, true)], false), &ids));
+        // Still in the joint configuration of a change.
+        assert!(!all_voters(
+            &status(&[(1, true), (2, true), (3, true)], true),
+            &ids
+        ));
+    }
+}

@@ -1,8 +1,9 @@
 //! `jepsen ci`: the short suite CI runs as root. Three-node runs of about a minute for
-//! partitions, pauses, kills and a mix of everything, one five-node majorities-ring run, each
-//! with a fresh seed printed first; then two deliberately broken nodes, built in the
-//! background meanwhile: the node's `stale-reads` feature (reads from local state without the
-//! read-index barrier) run against a leader-isolating partition, and its
+//! partitions, pauses, kills and a mix of everything, one five-node majorities-ring run (the
+//! `sale-window` workload), each with a fresh seed printed first; then two deliberately
+//! broken nodes, built in the background meanwhile: the node's `stale-reads` feature (reads
+//! from local state without the read-index barrier) run against a leader-isolating
+//! partition, and its
 //! `wall-clock-deadlines` feature (a node whose clock is off still leads and stamps deadlines
 //! with its own wall clock) run with the leader restarted an hour ahead. Each of those runs
 //! MUST be reported as a failure by the anomalies its bug explains, so "caught" counts as a
@@ -86,7 +87,9 @@ const PLAN: [Planned; 5] = [
     Planned {
         label: "five-node-ring",
         nodes: 5,
-        workload: Workload::Register,
+        // `partitions` already runs `register`; the ring's flapping leaders are a good
+        // test of sale windows judged on a clock each new leader stamps.
+        workload: Workload::SaleWindow,
         faults: "majorities-ring",
     },
 ];

@@ -94,7 +94,7 @@ struct RunArgs {
     /// Cluster size.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(3..=5))]
     nodes: u32,
-    /// register, flash-sale, retry, multi-item or short-ttl.
+    /// register, flash-sale, retry, multi-item, short-ttl or sale-window.
     #[arg(long, default_value = "register")]
     workload: String,
     /// Comma-separated: families partition, pause, kill, power, loss, delay, membership, clock,
@@ -104,6 +104,7 @@ struct RunArgs {
     /// kill-all, kill-lose-unsynced (power: every node killed, and each restart loses the
     /// Raft log's bytes written after its last fdatasync), member-remove-one,
     /// member-remove-leader (out of the membership under load, back as learner then voter),
+    /// member-replace (out of the membership, data dir wiped, back empty as a joiner),
     /// clock-skew, clock-skew-leader (restarted with its clock ±1 h or ±2 s off, then
     /// without).
     #[arg(long, default_value = "partition")]
@@ -311,7 +312,7 @@ async fn single_run(args: RunArgs) -> ExitCode {
     let seed = args.seed.unwrap_or_else(Rng::fresh_seed);
     let Some(workload) = Workload::parse(&args.workload) else {
         eprintln!(
-            "jepsen: unknown workload {:?}; use register, flash-sale, retry, multi-item or short-ttl",
+            "jepsen: unknown workload {:?}; use register, flash-sale, retry, multi-item, short-ttl or sale-window",
             args.workload
         );
         return ExitCode::from(2);

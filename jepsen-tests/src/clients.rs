@@ -105,12 +105,18 @@ impl Client {
             Input::CreateSku {
                 sku,
                 per_user_limit,
+                sale_window,
                 ..
             } => (
                 Method::POST,
                 "/v1/skus".into(),
-                // API.md: an explicit null limit is the same as none.
-                Some(json!({ "sku": sku, "stock": stock, "per_user_limit": per_user_limit })),
+                // API.md: an explicit null limit or window is the same as none.
+                Some(json!({
+                    "sku": sku,
+                    "stock": stock,
+                    "per_user_limit": per_user_limit,
+                    "sale_window": sale_window,
+                })),
             ),
             Input::Restock {
                 sku,
@@ -353,6 +359,14 @@ mod tests {
         assert!(b["per_user_limit"].is_null());
         let (_, _, b) = Client::request_of(&Input::create_limited_sku("A", 10, 2), 10);
         assert_eq!(b.unwrap()["per_user_limit"], 2);
+        let window = crate::sale_window::SaleWindow {
+            start_ms: 1_000,
+            end_ms: 2_000,
+        };
+        let (_, _, b) = Client::request_of(&Input::create_sku_on_sale("A", 10, None, window), 10);
+        let b = b.unwrap();
+        assert_eq!(b["sale_window"]["start_ms"], 1_000);
+        assert_eq!(b["sale_window"]["end_ms"], 2_000);
         let (m, p, b) = Client::request_of(&Input::read_order("A", "o1"), 0);
         assert_eq!((m, p.as_str(), b), (Method::GET, "/v1/orders/o1", None));
     }

@@ -6,7 +6,7 @@
 //! Ports inside namespace I (address 10.77.0.I): node gRPC 7000 (bound on 0.0.0.0), proxy
 //! 7001 (advertised instead of 7000 when present), gateway HTTP 8080.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Stdio};
@@ -121,6 +121,9 @@ pub struct Cluster {
     pub crashes: Vec<Crash>,
     /// The nodes running with a skewed wall clock (`[clock] test_offset_ms`), and by how much.
     clock_offsets_ms: BTreeMap<u32, i64>,
+    /// Nodes whose data dir was wiped: from then on their config has no `initial_members`,
+    /// as a node joining a running cluster must (README, "Recovering a wiped node").
+    joiners: BTreeSet<u32>,
 }
 
 impl Cluster {
@@ -141,6 +144,7 @@ impl Cluster {
             topology,
             crashes: Vec::new(),
             clock_offsets_ms: BTreeMap::new(),
+            joiners: BTreeSet::new(),
         };
         make_certs(&cluster.spec.dir, cluster.spec.nodes).context("certificates")?;
         for id in 1..=cluster.spec.nodes {
@@ -207,9 +211,11 @@ impl Cluster {
     }
 
     fn write_node_config(&self, id: u32) -> anyhow::Result<()> {
+        let joiner = self.joiners.contains(&id);
         let members = self
             .ids()
             .into_iter()
+            .filter(|_| !joiner)
             .map(|m| (u64::from(m), self.advertise(m)));
         let node = NodeConfig {
             id: u64::from(id),
@@ -370,6 +376,20 @@ impl Cluster {
         }
         self.write_node_config(id)?;
         self.kill(id);
+        self.start_node(id)
+    }
+
+    /// SIGKILLs the node, empties its data dir and starts it again as a joiner (no
+    /// `initial_members`): it knows no cluster and votes for no one until a leader adds it
+    /// and replicates to it. Take it out of the membership first.
+    pub fn restart_wiped(&mut self, id: u32) -> anyhow::Result<()> {
+        self.kill(id);
+        let data = self.node_dir(id).join("data");
+        std::fs::remove_dir_all(&data)
+            .with_context(|| format!("cannot wipe {}", data.display()))?;
+        std::fs::create_dir_all(&data)?;
+        self.joiners.insert(id);
+        self.write_node_config(id)?;
         self.start_node(id)
     }
 
@@ -651,7 +671,6 @@ impl Drop for Cluster {
     }
 }
 
-/// The node claiming leadership with the highest term.
 /// A membership change the nemesis makes through the leader's admin service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MembershipChange {
@@ -663,6 +682,7 @@ pub enum MembershipChange {
     Promote(u32),
 }
 
+/// The node claiming leadership with the highest term.
 pub fn leader_of(statuses: &[(u32, Option<StatusReply>)]) -> Option<u32> {
     statuses
         .iter()
@@ -670,4 +690,59 @@ pub fn leader_of(statuses: &[(u32, Option<StatusReply>)]) -> Option<u32> {
         .filter(|(_, s)| proto::MemberRole::reports_leader(&s.role))
         .max_by_key(|(_, s)| s.term)
         .map(|(id, _)| id)
+}
+
+/// Whether `status` (the leader's) shows a settled membership of exactly `ids`, all voters:
+/// what every run must end with, whatever its membership faults did.
+pub fn all_voters(status: &StatusReply, ids: &[u32]) -> bool {
+    let voters: BTreeSet<u64> = status
+        .members
+        .iter()
+        .filter(|m| m.voter)
+        .map(|m| m.id)
+        .collect();
+    !status.joint
+        && status.members.len() == ids.len()
+        && ids.iter().all(|&id| voters.contains(&u64::from(id)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::admin::Member;
+
+    fn status(members: &[(u64, bool)], joint: bool) -> StatusReply {
+        StatusReply {
+            members: members
+                .iter()
+                .map(|&(id, voter)| Member {
+                    id,
+                    addr: String::new(),
+                    voter,
+                })
+                .collect(),
+            joint,
+            ..StatusReply::default()
+        }
+    }
+
+    #[test]
+    fn only_a_settled_membership_of_every_node_as_voter_is_healed() {
+        let ids = [1, 2, 3];
+        assert!(all_voters(
+            &status(&[(1, true), (2, true), (3, true)], false),
+            &ids
+        ));
+        // A replaced node left a learner, or not added back at all.
+        assert!(!all_voters(
+            &status(&[(1, true), (2, false), (3, true)], false),
+            &ids
+        ));
+        assert!(!all_voters(&status(&[(1, true), (3, true)], false), &ids));
+        // Still in the joint configuration of a change.
+        assert!(!all_voters(
+            &status(&[(1, true), (2, true), (3, true)], true),
+            &ids
+        ));
+    }
 }

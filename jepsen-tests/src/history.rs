@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::model::OrderStatus;
+use crate::sale_window::SaleWindow;
 
 /// How an operation completed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -155,6 +156,9 @@ pub enum Input {
         /// Absent from the log (and the request) when the SKU has no limit.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         per_user_limit: Option<u64>,
+        /// Absent when the SKU is always on sale.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sale_window: Option<SaleWindow>,
     },
     Restock {
         sku: String,
@@ -197,6 +201,7 @@ impl Input {
             sku: sku.into(),
             stock,
             per_user_limit: None,
+            sale_window: None,
         }
     }
 
@@ -206,6 +211,22 @@ impl Input {
             sku: sku.into(),
             stock,
             per_user_limit: Some(limit),
+            sale_window: None,
+        }
+    }
+
+    /// A SKU on sale only within `window`.
+    pub fn create_sku_on_sale(
+        sku: &str,
+        stock: u64,
+        per_user_limit: Option<u64>,
+        window: SaleWindow,
+    ) -> Input {
+        Input::CreateSku {
+            sku: sku.into(),
+            stock,
+            per_user_limit,
+            sale_window: Some(window),
         }
     }
 
@@ -334,12 +355,16 @@ impl fmt::Display for Input {
                 sku,
                 stock,
                 per_user_limit,
+                sale_window,
             } => {
                 write!(f, "create_sku {sku} stock={stock}")?;
-                match per_user_limit {
-                    Some(limit) => write!(f, " per_user_limit={limit}"),
-                    None => Ok(()),
+                if let Some(limit) = per_user_limit {
+                    write!(f, " per_user_limit={limit}")?;
                 }
+                if let Some(window) = sale_window {
+                    write!(f, " sale={}..{}", window.start_ms, window.end_ms)?;
+                }
+                Ok(())
             }
             Input::Restock {
                 sku,

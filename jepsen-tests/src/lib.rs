@@ -19,6 +19,8 @@
 //! - [`report`]: per-run statistics and verdicts, and the `jepsen: N passed, N failed` line;
 //! - [`atomicity`]: the multi-item check that every order answer shows all its items;
 //! - [`deadlines`]: reservation deadlines and order stamps against the harness's wall clock;
+//! - [`sale_window`]: when the model may, must or must not see an order refused
+//!   `sale_not_active`, given the harness's wall clock;
 //! - [`cas_register`] and [`jepsen_log`]: a compare-and-set register model and a reader of
 //!   Jepsen's op log, so `jepsen check` can judge histories other systems recorded.
 //!
@@ -48,6 +50,7 @@ pub mod proxy;
 pub mod report;
 pub mod rng;
 pub mod run;
+pub mod sale_window;
 pub mod topology;
 pub mod workload;
 
@@ -56,7 +59,7 @@ pub use history::{
     TransportError,
 };
 pub use invariants::{InvariantReport, NodeFinal, Violation};
-pub use linearizability::{check, CheckError, LinearizabilityReport};
+pub use linearizability::{check, check_on_wall_clock, CheckError, LinearizabilityReport};
 pub use report::{RunReport, Summary};
 
 /// The answer of one checker.

@@ -30,8 +30,8 @@ mod search;
 
 pub use checker::{brute_force, check_part, PartCheck, Violation, CONTEXT_OPS};
 pub use inventory::{
-    brute_force_linearizable, check, partition, CheckError, CheckedOp, Counterexample,
-    LinearizabilityReport, SkuCheck, SkuHistory,
+    brute_force_linearizable, check, check_on_wall_clock, partition, partition_on_wall_clock,
+    CheckError, CheckedOp, Counterexample, LinearizabilityReport, SkuCheck, SkuHistory,
 };
 
 /// Upper bound on the memo cache of one search (approximate bytes). The box is shared and a

@@ -5,17 +5,21 @@
 //! The linearizability checker asks this model, never the server's own code, what each
 //! operation should have answered; so the model is written from the contract, kept small and
 //! hashable (ids interned to `u32`, SKUs to their index in the group, item lists to their
-//! index in the group's [`ItemLists`], orders in a sorted `Vec`), and never touches a clock: the chaos workload uses
+//! index in the group's [`ItemLists`], orders in a sorted `Vec`), and never reads a clock: the chaos workload uses
 //! a reservation TTL of a day, so expiry is not modelled (an order is never `expired` here; the
 //! expiry path is tested elsewhere). Per-user limits are modelled (holds are the units of a
-//! user's `reserved` and `paid` orders); sale windows are not: chaos runs create SKUs without
-//! them.
+//! user's `reserved` and `paid` orders), and so are sale windows: an order carries when it
+//! ran on the harness's wall clock, and [`crate::sale_window`] says whether its window was
+//! open then, closed, or too near an edge to tell (then the step takes the answer the client
+//! saw: see [`AtEdge`]).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+use crate::sale_window::{SaleState, SaleWindow, WallInterval};
 
 /// An interned identifier (order id, user id, restock request id) within one group's history.
 pub type Id = u32;
@@ -55,13 +59,26 @@ impl ItemLists {
         &self.lists[id as usize]
     }
 
-    /// An order command: `items` in request order.
+    /// An order command: `items` in request order, at no known time (a sale window's
+    /// edges are then never clearly behind or ahead of it).
     pub fn order(&mut self, order: Id, user: Id, items: &[(SkuIx, u64)]) -> Command {
+        self.order_at(order, user, items, WallInterval::UNKNOWN)
+    }
+
+    /// An order command that ran during `at` on the harness's wall clock.
+    pub fn order_at(
+        &mut self,
+        order: Id,
+        user: Id,
+        items: &[(SkuIx, u64)],
+        at: WallInterval,
+    ) -> Command {
         Command::Order {
             order,
             user,
             content: self.intern_content(items),
             items: self.intern(items.to_vec()),
+            at,
         }
     }
 }
@@ -157,6 +174,7 @@ pub enum Command {
         sku: SkuIx,
         stock: u64,
         per_user_limit: Option<u64>,
+        sale_window: Option<SaleWindow>,
     },
     Restock {
         sku: SkuIx,
@@ -164,12 +182,13 @@ pub enum Command {
         delta: i64,
     },
     /// `items` in request order: the first failing item decides the refusal; `content` the
-    /// same items sorted (see [`ItemLists::order`]).
+    /// same items sorted (see [`ItemLists::order`]); `at` when it ran, for sale windows.
     Order {
         order: Id,
         user: Id,
         items: ListId,
         content: ListId,
+        at: WallInterval,
     },
     Pay {
         order: Id,
@@ -210,8 +229,9 @@ pub enum Refusal {
     InvalidTransition,
     InsufficientAvailable,
     RequestIdConflict,
-    /// A code this model never produces (e.g. `sale_not_active`: no run sets sale windows):
-    /// an observation carrying it matches no expected reply.
+    SaleNotActive,
+    /// A code this model never produces: an observation carrying it matches no expected
+    /// reply.
     Unrecognised,
 }
 
@@ -228,6 +248,7 @@ impl Refusal {
             "invalid_transition" => Refusal::InvalidTransition,
             "insufficient_available" => Refusal::InsufficientAvailable,
             "request_id_conflict" => Refusal::RequestIdConflict,
+            "sale_not_active" => Refusal::SaleNotActive,
             _ => Refusal::Unrecognised,
         }
     }
@@ -244,6 +265,7 @@ impl Refusal {
             Refusal::InvalidTransition => "invalid_transition",
             Refusal::InsufficientAvailable => "insufficient_available",
             Refusal::RequestIdConflict => "request_id_conflict",
+            Refusal::SaleNotActive => "sale_not_active",
             Refusal::Unrecognised => "unrecognised",
         }
     }
@@ -313,6 +335,7 @@ impl Observed {
 struct SkuSettings {
     stock: u64,
     per_user_limit: Option<u64>,
+    sale_window: Option<SaleWindow>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -434,25 +457,49 @@ fn qty_of(items: &[(SkuIx, u64)], sku: SkuIx) -> Option<u64> {
         .map(|i| items[i].1)
 }
 
+/// How an order whose interval comes within the tolerance of a sale window's edge
+/// ([`SaleState::Either`]) is judged. The cluster's clock may have put it on either side, so
+/// both answers are right; the checker asks [`AtEdge::Open`] first and, only when the client
+/// saw `sale_not_active`, [`AtEdge::Closed`]. Each step stays one function of the state, the
+/// op and its answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AtEdge {
+    Open,
+    Closed,
+}
+
 /// Applies `command` to `state`: the reply a correct store gives, and the state after it
 /// (`Cow::Borrowed` when nothing changed, so reads and refusals cost no clone). `lists` holds
-/// the item lists the command and the state name.
+/// the item lists the command and the state name. An order at a sale window's edge finds the
+/// sale open (see [`step_at_edge`]).
 pub fn step<'a>(
     state: &'a StoreState,
     lists: &ItemLists,
     command: &Command,
+) -> (Cow<'a, StoreState>, Reply) {
+    step_at_edge(state, lists, command, AtEdge::Open)
+}
+
+/// [`step`], with an order at a sale window's edge judged as `edge` says.
+pub fn step_at_edge<'a>(
+    state: &'a StoreState,
+    lists: &ItemLists,
+    command: &Command,
+    edge: AtEdge,
 ) -> (Cow<'a, StoreState>, Reply) {
     let (next, reply) = match command {
         Command::CreateSku {
             sku,
             stock,
             per_user_limit,
+            sale_window,
         } => create_sku(
             state,
             *sku,
             SkuSettings {
                 stock: *stock,
                 per_user_limit: *per_user_limit,
+                sale_window: *sale_window,
             },
         ),
         Command::Restock {
@@ -465,7 +512,14 @@ pub fn step<'a>(
             user,
             items,
             content,
-        } => place_order(state, lists, *order, *user, (*items, *content)),
+            at,
+        } => place_order(
+            state,
+            lists,
+            (*order, *user),
+            (*items, *content),
+            (*at, edge),
+        ),
         Command::Pay { order } => transition(state, lists, *order, Transition::Pay),
         Command::Cancel { order } => transition(state, lists, *order, Transition::Cancel),
         Command::Refund { order, restock } => transition(
@@ -516,7 +570,10 @@ fn refuse(refusal: Refusal) -> Stepped {
 }
 
 fn create_sku(state: &StoreState, sku: SkuIx, settings: SkuSettings) -> Stepped {
-    if settings.stock > MAX_COUNT || settings.per_user_limit == Some(0) {
+    if settings.stock > MAX_COUNT
+        || settings.per_user_limit == Some(0)
+        || settings.sale_window.is_some_and(|w| !w.is_valid())
+    {
         return refuse(Refusal::InvalidRequest);
     }
     if let Some(entry) = state.sku(sku) {
@@ -598,9 +655,9 @@ fn valid_content(sorted: &[(SkuIx, u64)]) -> bool {
 fn place_order(
     state: &StoreState,
     lists: &ItemLists,
-    order: Id,
-    user: Id,
+    (order, user): (Id, Id),
     (items, content): (ListId, ListId),
+    (at, edge): (WallInterval, AtEdge),
 ) -> Stepped {
     if !valid_content(lists.get(content)) {
         return refuse(Refusal::InvalidRequest);
@@ -615,12 +672,16 @@ fn place_order(
             refuse(Refusal::OrderIdConflict)
         };
     }
-    // API.md, "Order of checks": items in request order; for each: SKU exists, per-user
-    // limit, stock; the first failure decides. Refusals leave no trace.
+    // API.md, "Order of checks": items in request order; for each: SKU exists, sale active,
+    // per-user limit, stock; the first failure decides. Refusals leave no trace.
     for &(sku, qty) in lists.get(items) {
         let Some(entry) = state.sku(sku) else {
             return refuse(Refusal::SkuNotFound);
         };
+        let window = entry.created_with.and_then(|s| s.sale_window);
+        if window.is_some_and(|w| !on_sale(w.judge(at), edge)) {
+            return refuse(Refusal::SaleNotActive);
+        }
         let limit = entry.created_with.and_then(|s| s.per_user_limit);
         if limit.is_some_and(|limit| state.held(lists, sku, user).saturating_add(qty) > limit) {
             return refuse(Refusal::PerUserLimitExceeded);
@@ -644,6 +705,14 @@ fn place_order(
     let reply = order_reply(201, &entry);
     next.orders.insert(slot.unwrap_err(), entry);
     (Some(next), reply)
+}
+
+fn on_sale(state: SaleState, edge: AtEdge) -> bool {
+    match state {
+        SaleState::Open => true,
+        SaleState::Closed => false,
+        SaleState::Either => edge == AtEdge::Open,
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -733,6 +802,7 @@ mod tests {
             sku: 0,
             stock,
             per_user_limit: None,
+            sale_window: None,
         }
     }
 
@@ -955,6 +1025,7 @@ mod tests {
             sku: 1,
             stock,
             per_user_limit: None,
+            sale_window: None,
         };
         let mut l = ItemLists::default();
         let commands = [
@@ -985,6 +1056,7 @@ mod tests {
             sku: 0,
             stock: 10,
             per_user_limit: Some(2),
+            sale_window: None,
         };
         let mut l = ItemLists::default();
         let commands = [
@@ -1028,6 +1100,7 @@ mod tests {
                 sku: 0,
                 stock: 0,
                 per_user_limit: Some(1),
+                sale_window: None,
             },
             create_at(1, 0),
             // Over the limit and out of stock: the limit is checked first.
@@ -1047,7 +1120,51 @@ mod tests {
             sku,
             stock,
             per_user_limit: None,
+            sale_window: None,
         }
+    }
+
+    #[test]
+    fn a_sale_window_is_part_of_the_sku_and_checked_before_the_limit() {
+        let window = SaleWindow {
+            start_ms: 10_000,
+            end_ms: 20_000,
+        };
+        let on_sale = |sale_window| Command::CreateSku {
+            sku: 0,
+            stock: 0,
+            per_user_limit: Some(1),
+            sale_window,
+        };
+        let at = |invoke_ms| WallInterval {
+            invoke_ms,
+            complete_ms: invoke_ms + 10,
+        };
+        let mut l = ItemLists::default();
+        let commands = [
+            on_sale(Some(SaleWindow {
+                start_ms: 5,
+                end_ms: 5,
+            })),
+            on_sale(Some(window)),
+            on_sale(None),
+            on_sale(Some(window)),
+            // Out of stock and over the limit, but the sale is checked first.
+            l.order_at(1, 1, &[(0, 2)], at(1_000)),
+            l.order_at(2, 1, &[(0, 2)], at(15_000)),
+        ];
+        let (_, replies) = run(&l, &commands);
+        assert_eq!(http(&replies), vec![400, 201, 409, 200, 409, 409]);
+        assert_eq!(refusal(&replies[2]), Some(Refusal::SkuExists));
+        assert_eq!(refusal(&replies[4]), Some(Refusal::SaleNotActive));
+        assert_eq!(refusal(&replies[5]), Some(Refusal::PerUserLimitExceeded));
+        // At the edge: open unless asked to judge it closed.
+        let state = run(&l, &commands[..2]).0;
+        let edge = l.order_at(3, 1, &[(0, 1)], at(9_500));
+        let open = step(&state, &l, &edge).1;
+        let closed = step_at_edge(&state, &l, &edge, AtEdge::Closed).1;
+        assert_eq!(refusal(&open), Some(Refusal::OutOfStock));
+        assert_eq!(refusal(&closed), Some(Refusal::SaleNotActive));
     }
 
     #[test]

@@ -18,6 +18,10 @@
 //! - `member-remove-one`, `member-remove-leader`: the node is taken out of the membership
 //!   under load (the leader through joint consensus, so it steps down), keeps running, and at
 //!   the end is added back as a learner, waits to catch up, and is promoted to voter again.
+//! - `member-replace`: a random node is taken out of the membership, killed, its data dir
+//!   wiped, and started again empty as a joiner (no `initial_members`: README, "Recovering a
+//!   wiped node"), so it waits, knowing no cluster, until at the end it is added back as a
+//!   learner, catches up from nothing (a snapshot or the whole log) and is promoted.
 //! - `clock-skew`, `clock-skew-leader`: the node (a random one, or the leader) is restarted
 //!   at once with its wall clock skewed (`[clock] test_offset_ms`) by an amount drawn from
 //!   [`Schedule::clock_skews_ms`] (±1 h, ±2 s); at the end it is restarted without. Both
@@ -55,12 +59,13 @@ pub enum Fault {
     KillLoseUnsynced,
     MemberRemoveOne,
     MemberRemoveLeader,
+    MemberReplace,
     ClockSkew,
     ClockSkewLeader,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 18] = [
+    pub const ALL: [Fault; 19] = [
         Fault::PartitionOne,
         Fault::PartitionLeader,
         Fault::PartitionHalves,
@@ -77,6 +82,7 @@ impl Fault {
         Fault::KillLoseUnsynced,
         Fault::MemberRemoveOne,
         Fault::MemberRemoveLeader,
+        Fault::MemberReplace,
         Fault::ClockSkew,
         Fault::ClockSkewLeader,
     ];
@@ -99,6 +105,7 @@ impl Fault {
             Fault::KillLoseUnsynced => "kill-lose-unsynced",
             Fault::MemberRemoveOne => "member-remove-one",
             Fault::MemberRemoveLeader => "member-remove-leader",
+            Fault::MemberReplace => "member-replace",
             Fault::ClockSkew => "clock-skew",
             Fault::ClockSkewLeader => "clock-skew-leader",
         }
@@ -115,7 +122,9 @@ impl Fault {
             Fault::Delay => "delay",
             Fault::PauseOne | Fault::PauseLeader => "pause",
             Fault::KillLoseUnsynced => "power",
-            Fault::MemberRemoveOne | Fault::MemberRemoveLeader => "membership",
+            Fault::MemberRemoveOne | Fault::MemberRemoveLeader | Fault::MemberReplace => {
+                "membership"
+            }
             Fault::ClockSkew | Fault::ClockSkewLeader => "clock",
             _ => "kill",
         }
@@ -580,6 +589,23 @@ impl Nemesis {
                     Undo::Readd(node),
                 )
             }
+            Fault::MemberReplace => {
+                let node = *self.rng.pick(&ids);
+                self.removed.insert(node);
+                // Out of the membership before the wipe (the runbook's order): a wiped voter
+                // still listed could vote with a log missing entries it had acknowledged.
+                let ok = cluster
+                    .change_membership(MembershipChange::Remove(node), MEMBERSHIP_TIMEOUT)
+                    .await?;
+                cluster.restart_wiped(node)?;
+                (
+                    format!(
+                        "n{node} (random) out of the membership ({ok}), data dir wiped, \
+                         restarted empty as a joiner"
+                    ),
+                    Undo::Readd(node),
+                )
+            }
             Fault::ClockSkew | Fault::ClockSkewLeader => {
                 let (node, why) = if fault == Fault::ClockSkewLeader {
                     self.target_leader(cluster).await
@@ -673,14 +699,18 @@ mod tests {
             .unwrap()
             .contains(&Fault::MajoritiesRing));
         assert!(Fault::parse_list("majorities-ring", 3).is_err());
-        assert_eq!(Fault::parse_list("all", 3).unwrap().len(), 17);
+        assert_eq!(Fault::parse_list("all", 3).unwrap().len(), 18);
         assert_eq!(
             Fault::parse_list("clock", 3).unwrap(),
             vec![Fault::ClockSkew, Fault::ClockSkewLeader]
         );
         assert_eq!(
             Fault::parse_list("membership", 3).unwrap(),
-            vec![Fault::MemberRemoveOne, Fault::MemberRemoveLeader]
+            vec![
+                Fault::MemberRemoveOne,
+                Fault::MemberRemoveLeader,
+                Fault::MemberReplace
+            ]
         );
         assert_eq!(
             Fault::parse_list("power", 3).unwrap(),

@@ -15,7 +15,7 @@ use cluster_config::RaftTiming;
 use tokio::time::Instant;
 
 use crate::clients::{run_client, Client, Recorder};
-use crate::cluster::{leader_of, Cluster, ClusterSpec};
+use crate::cluster::{all_voters, leader_of, Cluster, ClusterSpec};
 use crate::feed::{Feed, FeedLog};
 use crate::feed_check;
 use crate::history::{Completion, History, Input};
@@ -421,8 +421,9 @@ async fn gateway_metrics(cluster: &Cluster) -> String {
     parts.join("; ")
 }
 
-/// Waits until every node answers, one leader is known to all, and all have applied the same
-/// index (seen twice in a row). `Ok` describes the state, `Err` why it never got there.
+/// Waits until every node answers, one leader is known to all, every node is a voter again
+/// (membership faults heal by re-adding), and all have applied the same index (seen twice in
+/// a row). `Ok` describes the state, `Err` why it never got there.
 async fn wait_recovery(cluster: &mut Cluster, timeout: Duration) -> Result<String, String> {
     let started = Instant::now();
     let mut previous: Option<u64> = None;
@@ -442,9 +443,19 @@ async fn wait_recovery(cluster: &mut Cluster, timeout: Duration) -> Result<Strin
         });
         let first = applied[0];
         let equal = first.is_some() && applied.iter().all(|a| *a == first);
+        let ids = cluster.ids();
+        let voters = leader
+            .and_then(|l| statuses.iter().find(|(id, _)| *id == l))
+            .and_then(|(_, s)| s.as_ref())
+            .is_some_and(|s| all_voters(s, &ids));
         last = format!(
-            "leader {}, last_applied {}",
+            "leader {}{}, last_applied {}",
             leader.map_or("none".to_owned(), |l| format!("n{l}")),
+            if voters {
+                ""
+            } else {
+                " (not every node a voter)"
+            },
             statuses
                 .iter()
                 .map(|(id, s)| format!(
@@ -455,7 +466,7 @@ async fn wait_recovery(cluster: &mut Cluster, timeout: Duration) -> Result<Strin
                 .collect::<Vec<_>>()
                 .join(" ")
         );
-        if all_follow && equal {
+        if all_follow && equal && voters {
             if previous == first {
                 return Ok(format!(
                     "{last} (equal on all nodes) after {:.1}s",
@@ -586,7 +597,8 @@ async fn check(
         // CPU-bound: off the runtime thread, so Ctrl-C stays responsive.
         tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
-            let linear = modelled.then(|| crate::check(&history, budget));
+            let linear =
+                modelled.then(|| crate::check_on_wall_clock(&history, origin_wall_ms, budget));
             let linear_time = started.elapsed();
             let invariants = invariants::check_all(&history, &finals, min_ok);
             let atomicity = (!single_sku).then(|| crate::atomicity::check(&history));

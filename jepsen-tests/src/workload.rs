@@ -16,8 +16,14 @@
 //!   order reads aimed mostly at orders within a second of their deadline, so that they race
 //!   the expiry. The model has no expiry, so no linearizability search: the deadline checks
 //!   (`deadlines`), the invariants and the final reads judge it.
+//! - `sale-window`: `flash-sale`'s buyers and limit on 3 SKUs of stock 6, each generation's
+//!   SKUs on sale only from 2.5 s after the generation starts for 4 s; its generation lasts
+//!   9 s, so orders are refused `sale_not_active` before the window, reserve (or run into the
+//!   stock and the limit) within it, and are refused again after it. The model judges the
+//!   window on the harness's wall clock (`sale_window`).
 //!
-//! SKUs of generation G are `gG-sK`; a generation ends after a number of ops or 10 s. A client
+//! SKUs of generation G are `gG-sK`; a generation ends after a number of ops or 10 s
+//! (`sale-window`: 9 s, whatever the number of ops, so that every window closes). A client
 //! about to use a SKU no client has yet seen exist creates it first, with a recorded
 //! (idempotent) `create_sku`. A client cut off from the majority still reads SKUs the others
 //! created: a correct cluster refuses (503), a stale one answers "not found" or old counters.
@@ -29,6 +35,7 @@ use std::time::{Duration, Instant};
 use crate::history::{Input, Item, Op, Output};
 use crate::model::OrderStatus;
 use crate::rng::Rng;
+use crate::sale_window::SaleWindow;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Workload {
@@ -37,15 +44,17 @@ pub enum Workload {
     Retry,
     MultiItem,
     ShortTtl,
+    SaleWindow,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 5] = [
+    pub const ALL: [Workload; 6] = [
         Workload::Register,
         Workload::FlashSale,
         Workload::Retry,
         Workload::MultiItem,
         Workload::ShortTtl,
+        Workload::SaleWindow,
     ];
 
     pub fn name(self) -> &'static str {
@@ -55,6 +64,7 @@ impl Workload {
             Workload::Retry => "retry",
             Workload::MultiItem => "multi-item",
             Workload::ShortTtl => "short-ttl",
+            Workload::SaleWindow => "sale-window",
         }
     }
 
@@ -83,12 +93,13 @@ impl Workload {
             Workload::Register | Workload::Retry | Workload::ShortTtl => 4,
             Workload::FlashSale => 2,
             Workload::MultiItem => MULTI_ITEM_GROUP * 2,
+            Workload::SaleWindow => 3,
         }
     }
 
-    /// Each flash-sale buyer may hold at most this many units of a SKU.
+    /// Each flash-sale (and sale-window) buyer may hold at most this many units of a SKU.
     fn per_user_limit(self) -> Option<u64> {
-        (self == Workload::FlashSale).then_some(FLASH_SALE_LIMIT)
+        matches!(self, Workload::FlashSale | Workload::SaleWindow).then_some(FLASH_SALE_LIMIT)
     }
 
     fn ops_per_generation(self) -> u64 {
@@ -96,6 +107,15 @@ impl Workload {
             Workload::Register | Workload::Retry | Workload::ShortTtl => 600,
             Workload::FlashSale => 300,
             Workload::MultiItem => 600,
+            // Ended by time alone: a window cut short by a fast run would never close.
+            Workload::SaleWindow => u64::MAX,
+        }
+    }
+
+    fn generation_time(self) -> Duration {
+        match self {
+            Workload::SaleWindow => SALE_GENERATION_TIME,
+            _ => GENERATION_TIME,
         }
     }
 
@@ -104,6 +124,7 @@ impl Workload {
             Workload::Register | Workload::Retry | Workload::ShortTtl => rng.range(5, 8),
             Workload::FlashSale => 10,
             Workload::MultiItem => 20,
+            Workload::SaleWindow => SALE_STOCK,
         }
     }
 }
@@ -124,6 +145,18 @@ const FLASH_SALE_LIMIT: u64 = 3;
 
 /// The longest a SKU generation lasts.
 const GENERATION_TIME: Duration = Duration::from_secs(10);
+/// `sale-window`: the window opens this long after its generation starts (its SKUs are
+/// created at their first use, just after), stays open this long, and the generation ends
+/// this long after it closes. Each phase is longer than twice the checker's 1 s tolerance,
+/// so each has orders the model judges strictly.
+const SALE_OPENS_AFTER_MS: u64 = 2_500;
+const SALE_OPEN_MS: u64 = 4_000;
+const SALE_AFTER_MS: u64 = 2_500;
+/// `sale-window`'s stock per SKU: below its 4 buyers' 3 units each, so a window sees both
+/// `out_of_stock` and `per_user_limit_exceeded`.
+const SALE_STOCK: u64 = 6;
+const SALE_GENERATION_TIME: Duration =
+    Duration::from_millis(SALE_OPENS_AFTER_MS + SALE_OPEN_MS + SALE_AFTER_MS);
 /// Reservation TTL in every order but `short-ttl`'s: a day, so nothing expires during a run
 /// (the model has no expiry).
 pub const RESERVATION_TTL_MS: u64 = 86_400_000;
@@ -154,6 +187,7 @@ pub struct Shared {
     skus: Vec<String>,
     stock: HashMap<String, u64>,
     limit: HashMap<String, u64>,
+    sale_window: HashMap<String, SaleWindow>,
     orders: HashMap<String, Vec<KnownOrder>>,
     order_index: HashMap<String, (String, usize)>,
     /// SKUs some client saw exist (a 2xx on them): nobody needs to create them again.
@@ -172,6 +206,7 @@ impl Shared {
             skus: Vec::new(),
             stock: HashMap::new(),
             limit: HashMap::new(),
+            sale_window: HashMap::new(),
             orders: HashMap::new(),
             order_index: HashMap::new(),
             confirmed: HashSet::new(),
@@ -188,11 +223,20 @@ impl Shared {
         self.skus = (1..=self.workload.skus_per_generation())
             .map(|k| format!("g{}-s{k}", self.generation))
             .collect();
+        // On the wall clock, which the cluster's clock follows: the window is absolute.
+        let opens = wall_ms() + SALE_OPENS_AFTER_MS;
+        let window = SaleWindow {
+            start_ms: opens,
+            end_ms: opens + SALE_OPEN_MS,
+        };
         for sku in &self.skus {
             let stock = self.workload.stock(&mut self.rng);
             self.stock.insert(sku.clone(), stock);
             if let Some(limit) = self.workload.per_user_limit() {
                 self.limit.insert(sku.clone(), limit);
+            }
+            if self.workload == Workload::SaleWindow {
+                self.sale_window.insert(sku.clone(), window);
             }
         }
     }
@@ -200,9 +244,11 @@ impl Shared {
     /// The create every client sends for `sku` (one with other settings would conflict).
     pub fn create_input(&self, sku: &str) -> Input {
         let stock = self.stock_of(sku);
-        match self.limit.get(sku) {
-            Some(&limit) => Input::create_limited_sku(sku, stock, limit),
-            None => Input::create_sku(sku, stock),
+        let limit = self.limit.get(sku).copied();
+        match (self.sale_window.get(sku), limit) {
+            (Some(&window), _) => Input::create_sku_on_sale(sku, stock, limit, window),
+            (None, Some(limit)) => Input::create_limited_sku(sku, stock, limit),
+            (None, None) => Input::create_sku(sku, stock),
         }
     }
 
@@ -220,7 +266,7 @@ impl Shared {
     pub fn next_op(&mut self, rng: &mut Rng, client: u32) -> Input {
         self.generation_ops += 1;
         if self.generation_ops > self.workload.ops_per_generation()
-            || self.generation_started.elapsed() > GENERATION_TIME
+            || self.generation_started.elapsed() > self.workload.generation_time()
         {
             self.new_generation();
         }
@@ -286,6 +332,23 @@ impl Shared {
                 70..=81 => self.order_op(rng, &sku, OpChoice::Pay),
                 82..=91 => self.order_op(rng, &sku, OpChoice::Cancel),
                 _ => self.order_op(rng, &sku, OpChoice::Refund),
+            },
+            Workload::SaleWindow => match roll {
+                0..=49 => {
+                    let id = self.fresh("o");
+                    let buyer = format!("u{}", rng.below(FLASH_SALE_USERS));
+                    Input::order(&id, &buyer, &sku, 1)
+                }
+                50..=64 => Input::read_sku(&sku),
+                65..=77 => self.order_op(rng, &sku, OpChoice::Pay),
+                // Cancels give units and the buyer's limit back for the rest of the window.
+                78..=88 => self.order_op(rng, &sku, OpChoice::Cancel),
+                89..=98 => self.order_op(rng, &sku, OpChoice::Read),
+                // Rare, so that the window's demand (4 buyers of 3) still outruns the stock.
+                _ => {
+                    let id = self.fresh("r");
+                    Input::restock(&sku, &id, 1)
+                }
             },
             Workload::ShortTtl => match roll {
                 0..=14 => Input::read_sku(&sku),
@@ -392,6 +455,16 @@ impl Shared {
     }
 }
 
+#[cfg(test)]
+impl Shared {
+    /// Makes the current generation look `age` old.
+    fn age_generation(&mut self, age: Duration) {
+        if let Some(then) = self.generation_started.checked_sub(age) {
+            self.generation_started = then;
+        }
+    }
+}
+
 fn wall_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -429,6 +502,10 @@ mod tests {
                 // Pretend every order was created.
                 let op = Op::ok(0, input, i, i, 201, None);
                 shared.observe(&op);
+                if workload == Workload::SaleWindow && i % 500 == 499 {
+                    // Its generations end by time alone.
+                    shared.age_generation(SALE_GENERATION_TIME);
+                }
             }
             assert!(shared.generation > 1, "{workload}: SKUs rotated");
         }
@@ -479,6 +556,77 @@ mod tests {
             register.create_input(&sku),
             Input::CreateSku {
                 per_user_limit: None,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn sale_window_skus_open_after_creation_and_close_seconds_later() {
+        let before = wall_ms();
+        let mut shared = Shared::new(Workload::SaleWindow, 7);
+        let mut rng = Rng::new(8);
+        let first = shared.skus.clone();
+        let window = |shared: &Shared, sku: &str| match shared.create_input(sku) {
+            Input::CreateSku {
+                stock,
+                per_user_limit,
+                sale_window: Some(window),
+                ..
+            } => {
+                assert_eq!(
+                    (stock, per_user_limit),
+                    (SALE_STOCK, Some(FLASH_SALE_LIMIT))
+                );
+                window
+            }
+            other => panic!("a sale-window SKU created without its window: {other}"),
+        };
+        let opened = window(&shared, &first[0]);
+        // Opens a little after the generation starts (the SKUs are created at first use,
+        // just after), for a few seconds, and every SKU of the generation shares it.
+        assert!(
+            opened.start_ms >= before + SALE_OPENS_AFTER_MS,
+            "{opened:?}"
+        );
+        assert!(
+            opened.start_ms <= wall_ms() + SALE_OPENS_AFTER_MS,
+            "{opened:?}"
+        );
+        assert_eq!(opened.end_ms - opened.start_ms, SALE_OPEN_MS);
+        for sku in &first {
+            assert_eq!(window(&shared, sku), opened);
+        }
+        // The generation outlives its window by more than the checker's tolerance.
+        assert!(
+            SALE_GENERATION_TIME.as_millis() as u64
+                > SALE_OPENS_AFTER_MS + SALE_OPEN_MS + crate::deadlines::TOLERANCE_MS
+        );
+        // Time, not the number of ops, ends a generation: the window must get to close.
+        let (mut orders, mut buyers) = (0, HashSet::new());
+        for i in 0..3_000u64 {
+            let input = shared.next_op(&mut rng, 1);
+            assert!(first.contains(&input.skus()[0].to_owned()), "{input}");
+            if let Input::Order { user_id, items, .. } = &input {
+                orders += 1;
+                buyers.insert(user_id.clone());
+                assert_eq!(items[0].qty, 1);
+            }
+            shared.observe(&Op::ok(0, input, i, i, 201, None));
+        }
+        assert!(orders > 1_000, "{orders} orders");
+        assert_eq!(buyers.len() as u64, FLASH_SALE_USERS);
+        shared.age_generation(SALE_GENERATION_TIME);
+        let input = shared.next_op(&mut rng, 1);
+        let next = window(&shared, input.skus()[0]);
+        assert!(!first.contains(&input.skus()[0].to_owned()), "{input}");
+        assert!(next.start_ms >= opened.start_ms, "{next:?} {opened:?}");
+        // Other workloads create SKUs always on sale.
+        let register = Shared::new(Workload::Register, 5);
+        assert!(matches!(
+            register.create_input(&register.skus[0]),
+            Input::CreateSku {
+                sale_window: None,
                 ..
             }
         ));

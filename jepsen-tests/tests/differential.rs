@@ -55,6 +55,7 @@ impl Cmd {
                 sku: 0,
                 stock,
                 per_user_limit: None,
+                sale_window: None,
             },
             Cmd::Restock(r, delta) => Command::Restock {
                 sku: 0,

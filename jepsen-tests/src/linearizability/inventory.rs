@@ -19,9 +19,10 @@ use super::search::INFINITY;
 use super::{Model, Operation};
 use crate::history::{fmt_duration_ns, Completion, History, Input, Op, Output};
 use crate::model::{
-    self, Body, Command, Counters, Id, ItemLists, Observed, OrderSnapshot, Refusal, Reply, SkuIx,
-    StoreState,
+    self, AtEdge, Body, Command, Counters, Id, ItemLists, Observed, OrderSnapshot, Refusal, Reply,
+    SkuIx, StoreState,
 };
+use crate::sale_window::WallInterval;
 use crate::Verdict;
 
 /// Orders listed when describing a model state.
@@ -96,7 +97,41 @@ impl Interner {
 /// Two SKUs are in one group when an order has items of both, or when ops about one order id
 /// name both (an order's transitions and reads are filed under one of its SKUs). A history is
 /// linearizable iff each group's ops are (P-compositionality): no op touches two groups.
+///
+/// Without the wall clock at the history's zero no order is placed in time, so a sale
+/// window may have been open or closed for any of them (see [`partition_on_wall_clock`]).
 pub fn partition(history: &History) -> Result<Vec<SkuHistory>, CheckError> {
+    partition_with(history, None)
+}
+
+/// [`partition`], each order placed on the harness's wall clock (`origin_wall_ms` at the
+/// history's zero) so that the model can judge sale windows.
+pub fn partition_on_wall_clock(
+    history: &History,
+    origin_wall_ms: u64,
+) -> Result<Vec<SkuHistory>, CheckError> {
+    partition_with(history, Some(origin_wall_ms))
+}
+
+/// When `op` ran, on the wall clock (the deadline checks convert the same way).
+fn wall_interval(op: &Op, origin_wall_ms: Option<u64>) -> WallInterval {
+    let Some(origin) = origin_wall_ms else {
+        return WallInterval::UNKNOWN;
+    };
+    let wall = |ns: u64| origin + ns / 1_000_000;
+    WallInterval {
+        invoke_ms: wall(op.invoke_ns),
+        complete_ms: match op.completion {
+            Completion::Ok => wall(op.complete_ns),
+            _ => u64::MAX,
+        },
+    }
+}
+
+fn partition_with(
+    history: &History,
+    origin_wall_ms: Option<u64>,
+) -> Result<Vec<SkuHistory>, CheckError> {
     let mut skus = SkuGroups::default();
     // An order id's first SKU: later ops about the order join it.
     let mut order_skus: HashMap<&str, usize> = HashMap::new();
@@ -126,7 +161,8 @@ pub fn partition(history: &History) -> Result<Vec<SkuHistory>, CheckError> {
         let (group, _) = skus.place(first);
         let names = &groups[group];
         let (ops, interner, lists) = &mut parts[group];
-        let command = command(&op.input, names, &skus, interner, lists);
+        let at = wall_interval(op, origin_wall_ms);
+        let command = command(&op.input, at, names, &skus, interner, lists);
         let observed = match op.completion {
             Completion::Ok => Some(observed(op, &skus, group, interner, lists)),
             _ => None,
@@ -237,6 +273,7 @@ impl SkuGroups {
 
 fn command(
     input: &Input,
+    at: WallInterval,
     group: &[String],
     skus: &SkuGroups,
     ids: &mut Interner,
@@ -250,10 +287,12 @@ fn command(
             sku,
             stock,
             per_user_limit,
+            sale_window,
         } => Command::CreateSku {
             sku: ix(sku),
             stock: *stock,
             per_user_limit: *per_user_limit,
+            sale_window: *sale_window,
         },
         Input::Restock {
             sku,
@@ -272,7 +311,7 @@ fn command(
         } => {
             let items: Vec<(SkuIx, u64)> =
                 items.iter().map(|item| (ix(&item.sku), item.qty)).collect();
-            lists.order(ids.intern(order_id), ids.intern(user_id), &items)
+            lists.order_at(ids.intern(order_id), ids.intern(user_id), &items, at)
         }
         Input::Pay { order_id, .. } => Command::Pay {
             order: ids.intern(order_id),
@@ -487,9 +526,36 @@ impl fmt::Display for LinearizabilityReport {
 
 /// Checks `history` for linearizability within `budget` (shared by all groups, checked in
 /// order of name). A `Verdict::Unknown` in the report must be counted as a failure.
+///
+/// Orders are not placed in time: a sale window is taken as possibly open or closed for
+/// each of them. A run's history, whose wall clock is known, goes to
+/// [`check_on_wall_clock`].
 pub fn check(history: &History, budget: Duration) -> Result<LinearizabilityReport, CheckError> {
+    check_parts(history, partition(history)?, budget)
+}
+
+/// [`check`], with every order placed on the harness's wall clock (`origin_wall_ms` at the
+/// history's zero), so that an order clearly outside its SKU's sale window must be refused
+/// `sale_not_active` and one clearly inside must not be.
+pub fn check_on_wall_clock(
+    history: &History,
+    origin_wall_ms: u64,
+    budget: Duration,
+) -> Result<LinearizabilityReport, CheckError> {
+    check_parts(
+        history,
+        partition_on_wall_clock(history, origin_wall_ms)?,
+        budget,
+    )
+}
+
+fn check_parts(
+    history: &History,
+    parts: Vec<SkuHistory>,
+    budget: Duration,
+) -> Result<LinearizabilityReport, CheckError> {
     let deadline = Instant::now().checked_add(budget);
-    let skus = partition(history)?
+    let skus = parts
         .iter()
         .map(|part| check_sku(history, part, deadline))
         .collect();
@@ -559,9 +625,22 @@ impl Model for Inventory<'_> {
         output: Option<&Observed>,
     ) -> Option<Cow<'s, StoreState>> {
         let (next, reply) = model::step(state, self.lists, input);
-        output
-            .is_none_or(|seen| seen.accepts(&reply))
-            .then_some(next)
+        let Some(seen) = output else {
+            // An `info` order: its closed-sale branch changes nothing, as if it never took
+            // effect, which the search allows anyway. (An `ok` order a counterexample probe
+            // leaves unchecked is held to the open branch: at worst the reported window is
+            // not the shortest; the verdict comes from the search with every output checked.)
+            return Some(next);
+        };
+        if seen.accepts(&reply) {
+            return Some(next);
+        }
+        // An order at a sale window's edge may have found the sale closed.
+        if seen.body == Some(Body::Refused(Refusal::SaleNotActive)) {
+            let (next, reply) = model::step_at_edge(state, self.lists, input, AtEdge::Closed);
+            return seen.accepts(&reply).then_some(next);
+        }
+        None
     }
 
     fn is_read(&self, input: &Command) -> bool {

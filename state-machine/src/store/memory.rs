@@ -23,6 +23,8 @@ use std::sync::Arc;
 pub(crate) type Value = Arc<[u8]>;
 /// A key and its value, as a tree holds them.
 pub(crate) type Record = (Vec<u8>, Value);
+/// Records read for some trees, by tree position.
+pub(crate) type Loaded = Vec<(usize, Vec<Record>)>;
 
 /// Position of each tree in `NAMES` (and in snapshots).
 pub(crate) const SKUS: usize = 0;
@@ -35,6 +37,10 @@ pub(crate) const APPLIED: usize = 6;
 pub(crate) const PATCHES: usize = 7;
 pub(crate) const EVENTS: usize = 8;
 pub(crate) const SALES: usize = 9;
+
+/// The persisted trees whose records sled holds in runs (`runs`): all but the events (in
+/// chunks) and the applied marker and clock (a few fixed keys).
+pub(crate) const IN_RUNS: [usize; 5] = [SKUS, ORDERS, RESTOCKS, PATCHES, SALES];
 
 /// Whether a tree is written to disk; the others are rebuilt from the orders.
 pub(crate) fn is_persisted(tree: usize) -> bool {
@@ -113,13 +119,15 @@ pub(crate) struct MemTrees {
 }
 
 impl MemTrees {
-    /// Reads the primary trees from disk (the orders already read from their runs) and
-    /// rebuilds the rest.
-    pub fn load(disk: &Trees, orders: Vec<Record>) -> Result<Self, StoreError> {
+    /// Reads the primary trees from disk (those in runs already read, in `from_runs`: every
+    /// copy, oldest first, so the newest wins) and rebuilds the rest.
+    pub fn load(disk: &Trees, from_runs: Vec<(usize, Vec<Record>)>) -> Result<Self, StoreError> {
         let mut mem = Self::default();
-        mem.trees[ORDERS].0.extend(orders);
+        for (position, records) in from_runs {
+            mem.trees[position].0.extend(records);
+        }
         for (position, (into, tree)) in mem.trees.iter_mut().zip(disk.in_order()).enumerate() {
-            if !is_persisted(position) || position == ORDERS {
+            if !is_persisted(position) || IN_RUNS.contains(&position) {
                 continue;
             }
             if position == EVENTS {

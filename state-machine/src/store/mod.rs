@@ -14,8 +14,8 @@ mod event_chunks;
 mod feed;
 mod keys;
 mod memory;
-mod order_runs;
 mod refusal_reads;
+mod runs;
 mod snapshot;
 mod trees;
 pub(crate) mod tx;
@@ -30,7 +30,7 @@ use codec::decode;
 pub use error::StoreError;
 use keys::{CLOCK_KEY, MARKER_KEY};
 use memory::{Changes, MemTrees};
-use order_runs::{OrderRuns, RunWrites};
+use runs::{RunPlans, RunTrees};
 pub use snapshot::{verify_snapshot, SnapshotInfo, VERSION as SNAPSHOT_VERSION};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use trees::Trees;
@@ -50,8 +50,9 @@ pub struct Store {
     mem: RwLock<MemTrees>,
     /// What changed in `mem` since the last checkpoint.
     dirty: Mutex<Changes>,
-    /// Where on disk each order's newest copy is; the checkpointer's, under its lock.
-    order_runs: Mutex<OrderRuns>,
+    /// Where on disk each record's newest copy is, for the trees stored in runs; the
+    /// checkpointer's, under its lock.
+    runs: Mutex<RunTrees>,
     writer: Mutex<()>,
     checkpointer: Mutex<()>,
     /// How long events are kept; part of apply, so equal on every replica.
@@ -85,16 +86,15 @@ impl Store {
         trees::drop_other_generations(db, generation)?;
         let trees = Trees::open(db, generation)?;
         event_chunks::migrate_legacy(&trees.events)?;
-        order_runs::migrate_legacy(&trees.orders)?;
-        let (order_runs, orders) = OrderRuns::load(&trees.orders)?;
-        let mem = MemTrees::load(&trees, orders)?;
+        let (runs, from_runs) = RunTrees::open(&trees, true)?;
+        let mem = MemTrees::load(&trees, from_runs)?;
         Ok(Self {
             db: db.clone(),
             data_file: None,
             disk: RwLock::new(Arc::new(trees)),
             mem: RwLock::new(mem),
             dirty: Mutex::new(memory::no_changes()),
-            order_runs: Mutex::new(order_runs),
+            runs: Mutex::new(runs),
             writer: Mutex::new(()),
             checkpointer: Mutex::new(()),
             retention: Retention::default(),
@@ -139,8 +139,8 @@ impl Store {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn lock_order_runs(&self) -> MutexGuard<'_, OrderRuns> {
-        self.order_runs
+    fn lock_runs(&self) -> MutexGuard<'_, RunTrees> {
+        self.runs
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -207,16 +207,14 @@ impl Store {
             .map(|(_, c)| c.len())
             .sum();
         let disk = self.disk();
-        let mut order_runs = self.lock_order_runs();
-        let written = order_runs
-            .plan(&disk.orders, &changes[memory::ORDERS])
-            .and_then(|runs| {
-                write_changes(&disk, &changes, &runs)?;
-                // Committed to sled: the index must follow even if the flush fails.
-                order_runs.committed(runs);
-                self.flush()
-            });
-        drop(order_runs);
+        let mut runs = self.lock_runs();
+        let written = runs.plan(&disk, &changes).and_then(|plans| {
+            write_changes(&disk, &changes, &plans)?;
+            // Committed to sled: the indexes must follow even if the flush fails.
+            runs.committed(plans);
+            self.flush()
+        });
+        drop(runs);
         if let Err(e) = written {
             // Put the changes back under anything applied since, so a later checkpoint
             // writes them.
@@ -385,7 +383,7 @@ impl Store {
 
 /// Writes a checkpoint's changes to sled's trees in one transaction. The trees come from
 /// `in_order`, the same list as `NAMES` and the changes, so none can be left out.
-fn write_changes(disk: &Trees, changes: &Changes, runs: &RunWrites) -> Result<(), StoreError> {
+fn write_changes(disk: &Trees, changes: &Changes, plans: &RunPlans) -> Result<(), StoreError> {
     use sled::transaction::{ConflictableTransactionError, TransactionError};
     use sled::Transactional;
     let trees = disk.in_order();
@@ -398,7 +396,7 @@ fn write_changes(disk: &Trees, changes: &Changes, runs: &RunWrites) -> Result<()
                 event_chunks::write_changes(tree, writes)?;
                 continue;
             }
-            if position == memory::ORDERS {
+            if let Some((_, runs)) = plans.iter().find(|(p, _)| *p == position) {
                 for key in &runs.removes {
                     tree.remove(&key[..])?;
                 }

@@ -12,7 +12,7 @@ use super::error::StoreError;
 use super::event_chunks;
 use super::keys::{self, CLOCK_KEY, EVENTS_HEAD_KEY, MARKER_KEY};
 use super::memory::{self, MemTrees};
-use super::order_runs::{self, OrderRuns};
+use super::runs::{self, RunTrees};
 use super::trees::{self, tree_name, Trees, NAMES};
 use super::{decode_sku, Store};
 use crate::events::{Event, SalesCounts};
@@ -146,15 +146,15 @@ impl Store {
             .open_tree(trees::META_TREE)?
             .insert(trees::GENERATION_KEY, &generation.to_be_bytes())?;
         self.flush()?;
-        let (order_runs, orders) = OrderRuns::load(&fresh.orders)?;
-        let mem = MemTrees::load(&fresh, orders)?;
+        let (runs, from_runs) = RunTrees::open(&fresh, false)?;
+        let mem = MemTrees::load(&fresh, from_runs)?;
         *self
             .disk
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(fresh);
         *self.mem_mut() = mem;
         *self.lock_dirty() = memory::no_changes();
-        *self.lock_order_runs() = order_runs;
+        *self.lock_runs() = runs;
         drop(old);
         trees::drop_other_generations(&self.db, generation)?;
         Ok(info)
@@ -179,7 +179,7 @@ fn read_into<R: Read>(trees: &Trees, input: R) -> Result<SnapshotInfo, StoreErro
         pending: 0,
         batch_tree: 0,
         chunk: None,
-        orders: Vec::new(),
+        in_runs: Vec::new(),
     };
     let info = read_records(input, |tree, key, value| writer.record(tree, key, value))?;
     writer.finish()?;
@@ -198,22 +198,22 @@ struct InstallWriter<'t> {
     batch_tree: usize,
     /// The chunk being gathered: its number and its events so far.
     chunk: Option<GatheredChunk>,
-    /// The orders, written as runs once all are read.
-    orders: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The records of the current tree when it is stored in runs, written once all are read.
+    in_runs: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl InstallWriter<'_> {
     fn record(&mut self, tree: usize, key: &[u8], value: Vec<u8>) -> Result<(), StoreError> {
         if tree != self.batch_tree {
             self.end_chunk();
-            self.end_orders();
+            self.end_runs();
             self.apply()?;
             self.batch_tree = tree;
         }
         // Indexes are checked like every record, but only the primary trees are stored:
         // loading the state rebuilds the rest from the orders.
-        if tree == memory::ORDERS {
-            self.orders.push((key.to_vec(), value));
+        if memory::IN_RUNS.contains(&tree) {
+            self.in_runs.push((key.to_vec(), value));
         } else if tree == memory::EVENTS {
             let id = keys::event_id(key)
                 .ok_or_else(|| StoreError::Snapshot("events: bad key".into()))?;
@@ -235,8 +235,8 @@ impl InstallWriter<'_> {
         Ok(())
     }
 
-    fn end_orders(&mut self) {
-        for (key, bytes) in order_runs::install_runs(&std::mem::take(&mut self.orders)) {
+    fn end_runs(&mut self) {
+        for (key, bytes) in runs::install_runs(&std::mem::take(&mut self.in_runs)) {
             self.batch.insert(&key[..], bytes);
             self.pending += 1;
         }
@@ -262,7 +262,7 @@ impl InstallWriter<'_> {
 
     fn finish(mut self) -> Result<(), StoreError> {
         self.end_chunk();
-        self.end_orders();
+        self.end_runs();
         self.apply()
     }
 }

@@ -1,6 +1,8 @@
-//! Orders on disk: many to a sled record, the newest copy of each order wins on reopen,
-//! superseded copies are cleaned so the disk stays near the live orders, and the layout of
-//! earlier releases (one record per order) is folded into runs when a store opens.
+//! Records on disk in runs (orders, SKUs, sales buckets, restocks, patches): many to a sled
+//! record, the newest copy of each wins on reopen, superseded copies are cleaned so the disk
+//! stays near the live records, and the layout of earlier releases (one sled record per
+//! record) is folded into runs when a store opens. Orders stand for them all where the
+//! behaviour is shared.
 
 mod common;
 
@@ -60,6 +62,33 @@ fn orders_changed_across_checkpoints_reopen_as_their_newest_copy() {
             ids.iter().step_by(6).map(|id| refund(id, true)).collect(),
         );
         store.checkpoint().unwrap();
+        export(&store)
+    };
+    let db = reopen(dir.path());
+    assert_eq!(export(&Store::open(&db).unwrap()), expected);
+}
+
+#[test]
+fn skus_and_their_sales_buckets_are_stored_in_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = {
+        let db = reopen(dir.path());
+        let store = Store::open(&db).unwrap();
+        let skus: Vec<String> = (0..600).map(|i| format!("S{i}")).collect();
+        let mut index = apply(&store, 1, skus.iter().map(|s| create(s, 10)).collect());
+        store.checkpoint().unwrap();
+        assert_eq!(db.open_tree("sm.0.skus").unwrap().len(), 3);
+        // One order on each SKU: every SKU changes again, and gets a sales bucket.
+        let orders = skus
+            .iter()
+            .map(|s| order(&format!("o-{s}"), "u", &[(s, 1)], 60_000));
+        index = apply(&store, index, orders.collect());
+        store.checkpoint().unwrap();
+        assert_eq!(db.open_tree("sm.0.skus").unwrap().len(), 6);
+        assert_eq!(db.open_tree("sm.0.sales").unwrap().len(), 3);
+        apply(&store, index, vec![restock("S1", "r1", 5)]);
+        store.checkpoint().unwrap();
+        assert_eq!(db.open_tree("sm.0.restocks").unwrap().len(), 1);
         export(&store)
     };
     let db = reopen(dir.path());

@@ -1,0 +1,357 @@
+//! Records on disk, many to a sled record. A sled insert costs far more than the bytes it
+//! carries (tree descent, a page copy, splits), and a checkpoint wrote one per changed record:
+//! each order, and on many-SKU workloads nearly every SKU and its sales bucket. These trees
+//! are keyed by id, not by time, so their records cannot share sled records by key; instead
+//! each checkpoint writes the records it changed as *runs* of up to `RECORDS_PER_RUN`, keyed
+//! by a sequence number that only grows. A later run's copy of a record supersedes an earlier
+//! one.
+//!
+//! An index in memory (record key → run holding its newest copy, copies per run) says which
+//! copies are superseded. When superseded copies outnumber live ones, a checkpoint also moves
+//! the live copies of the oldest runs into its own runs and deletes those runs, in the same
+//! atomic write, so the disk holds at most about twice the live records.
+//!
+//! A run's key is a NUL byte and the sequence number (big-endian). No record key of these
+//! trees starts with NUL (each starts with an identifier, which never holds one), so a run
+//! can never be taken for a record stored one per sled record, the layout of earlier
+//! releases, which `migrate_legacy` folds into runs when a store opens. These trees never
+//! delete a record, so a run holds no deletions.
+
+use super::error::StoreError;
+use super::memory::{self, Changes, Record, Value};
+use super::trees::{Trees, NAMES};
+use std::collections::{BTreeMap, HashMap};
+
+/// Records per run: large enough that a record costs a small fraction of an insert.
+pub(crate) const RECORDS_PER_RUN: usize = 256;
+
+/// Superseded copies below this many never trigger a clean-up: small stores stay as written.
+const SLACK: usize = 4_096;
+
+const RUN_TAG: u8 = 0;
+
+pub(crate) type RunKey = [u8; 9];
+
+fn run_key(seq: u64) -> RunKey {
+    let mut key = [0u8; 9];
+    key[0] = RUN_TAG;
+    key[1..].copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
+fn seq_of_key(key: &[u8]) -> Option<u64> {
+    match key {
+        [RUN_TAG, rest @ ..] => rest.try_into().ok().map(u64::from_be_bytes),
+        _ => None,
+    }
+}
+
+/// `key length (u32 BE) · key · value length (u32 BE) · value` for each record.
+fn encode_run<'a>(records: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (key, value) in records {
+        for part in [key, value] {
+            out.extend_from_slice(&(part.len() as u32).to_be_bytes());
+            out.extend_from_slice(part);
+        }
+    }
+    out
+}
+
+/// A record's key and value, borrowed from a run.
+type Copy<'a> = (&'a [u8], &'a [u8]);
+
+fn decode_run<'a>(tree: &str, seq: u64, bytes: &'a [u8]) -> Result<Vec<Copy<'a>>, StoreError> {
+    let corrupt = |what: &str| StoreError::Corrupt(format!("{tree}: run {seq}: {what}"));
+    let mut rest = bytes;
+    let mut records = Vec::new();
+    loop {
+        let key = take_part(&mut rest).ok_or_else(|| corrupt("torn key"))?;
+        let value = take_part(&mut rest).ok_or_else(|| corrupt("torn record"))?;
+        if key.first().is_none_or(|b| *b == RUN_TAG) {
+            return Err(corrupt("bad record key"));
+        }
+        records.push((key, value));
+        if rest.is_empty() {
+            return Ok(records);
+        }
+    }
+}
+
+/// The length-prefixed part at the front of `rest`, which moves past it.
+fn take_part<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let (len, tail) = rest.split_at_checked(4)?;
+    let len = u32::from_be_bytes(len.try_into().ok()?) as usize;
+    let (part, tail) = tail.split_at_checked(len)?;
+    *rest = tail;
+    Some(part)
+}
+
+/// Copies a run holds: all of them, and those still the newest of their record.
+#[derive(Default, Clone, Copy)]
+struct RunCount {
+    copies: usize,
+    live: usize,
+}
+
+/// Which run holds each record's newest copy, and how many copies each run holds.
+pub(crate) struct Runs {
+    /// The tree's name, for messages.
+    tree: &'static str,
+    next_seq: u64,
+    newest: HashMap<Vec<u8>, u64>,
+    /// Every stored run, oldest first.
+    runs: BTreeMap<u64, RunCount>,
+    /// Copies stored, live or superseded.
+    stored: usize,
+}
+
+/// A checkpoint's writes to one tree, made before its transaction (which may run its
+/// closure more than once) and folded into the index only once that commits.
+pub(crate) struct RunWrites {
+    pub inserts: Vec<(RunKey, Vec<u8>)>,
+    pub removes: Vec<RunKey>,
+    /// The record keys each new run holds, in `inserts` order.
+    placed: Vec<(u64, Vec<Vec<u8>>)>,
+    removed_runs: Vec<u64>,
+}
+
+impl Runs {
+    /// Reads every run of `tree` (named `name`) in sequence order: the index, and every copy
+    /// in that order (inserted in turn into a map, each record ends as its newest copy).
+    pub fn load(tree: &sled::Tree, name: &'static str) -> Result<(Self, Vec<Record>), StoreError> {
+        let mut runs = Runs {
+            tree: name,
+            next_seq: 0,
+            newest: HashMap::new(),
+            runs: BTreeMap::new(),
+            stored: 0,
+        };
+        // Every copy, oldest run first: inserted in this order, the newest of each wins.
+        let mut records = Vec::new();
+        for item in tree.iter() {
+            let (key, bytes) = item?;
+            let seq = seq_of_key(&key)
+                .ok_or_else(|| StoreError::Corrupt(format!("{name}: bad run key {key:?}")))?;
+            for (record, value) in decode_run(name, seq, &bytes)? {
+                runs.place(record.to_vec(), seq);
+                records.push((record.to_vec(), Value::from(value)));
+            }
+            runs.next_seq = seq + 1;
+        }
+        Ok((runs, records))
+    }
+
+    /// Records a copy of `record` in run `seq`, its newest.
+    fn place(&mut self, record: Vec<u8>, seq: u64) {
+        if let Some(older) = self.newest.insert(record, seq) {
+            if let Some(count) = self.runs.get_mut(&older) {
+                count.live -= 1;
+            }
+        }
+        let count = self.runs.entry(seq).or_default();
+        count.copies += 1;
+        count.live += 1;
+        self.stored += 1;
+    }
+
+    /// Plans a checkpoint's writes to the tree: `changes` in new runs, and, when superseded copies
+    /// outnumber live ones, the live copies of the oldest runs moved along (read from
+    /// `tree`) and those runs deleted.
+    pub fn plan(
+        &self,
+        tree: &sled::Tree,
+        changes: &BTreeMap<Vec<u8>, Option<Value>>,
+    ) -> Result<RunWrites, StoreError> {
+        let added = changes.len();
+        let live = self.newest.len();
+        // Each copy added supersedes a stored one or is a new live record; count the worst.
+        let superseded = (self.stored + added).saturating_sub(live);
+        let mut moved: Vec<(Vec<u8>, Value)> = Vec::new();
+        let mut removed_runs = Vec::new();
+        if superseded > live + SLACK {
+            // Clean at least as many copies as this checkpoint writes, so the stored total
+            // shrinks towards the live one however fast records change.
+            let mut cleaned = 0usize;
+            for (&seq, count) in &self.runs {
+                if cleaned >= added.max(RECORDS_PER_RUN) {
+                    break;
+                }
+                cleaned += count.copies;
+                removed_runs.push(seq);
+                if count.live == 0 {
+                    continue;
+                }
+                let Some(bytes) = tree.get(run_key(seq))? else {
+                    return Err(StoreError::Corrupt(format!(
+                        "{}: run {seq} missing",
+                        self.tree
+                    )));
+                };
+                for (record, value) in decode_run(self.tree, seq, &bytes)? {
+                    let newest_here = self.newest.get(record) == Some(&seq);
+                    if newest_here && !changes.contains_key(record) {
+                        moved.push((record.to_vec(), Value::from(value)));
+                    }
+                }
+            }
+        }
+        let mut all: Vec<(&[u8], &[u8])> = Vec::with_capacity(added + moved.len());
+        for (key, value) in changes {
+            let value = value.as_ref().ok_or_else(|| {
+                StoreError::Invariant(format!(
+                    "{}: {:?} deleted: this tree never deletes, and runs cannot hold that",
+                    self.tree,
+                    String::from_utf8_lossy(key)
+                ))
+            })?;
+            all.push((key, value));
+        }
+        all.extend(moved.iter().map(|(k, v)| (k.as_slice(), v.as_ref())));
+        let mut writes = RunWrites {
+            inserts: Vec::new(),
+            removes: removed_runs.iter().map(|seq| run_key(*seq)).collect(),
+            placed: Vec::new(),
+            removed_runs,
+        };
+        for (offset, run) in all.chunks(RECORDS_PER_RUN).enumerate() {
+            let seq = self.next_seq + offset as u64;
+            writes
+                .inserts
+                .push((run_key(seq), encode_run(run.iter().copied())));
+            writes
+                .placed
+                .push((seq, run.iter().map(|(k, _)| k.to_vec()).collect()));
+        }
+        Ok(writes)
+    }
+
+    /// Folds a committed checkpoint's writes into the index.
+    pub fn committed(&mut self, writes: RunWrites) {
+        for (seq, records) in writes.placed {
+            for record in records {
+                self.place(record, seq);
+            }
+            self.next_seq = seq + 1;
+        }
+        // After the moves, the runs deleted hold no live copy.
+        for seq in writes.removed_runs {
+            if let Some(count) = self.runs.remove(&seq) {
+                debug_assert_eq!(count.live, 0, "run {seq} deleted with live copies");
+                self.stored -= count.copies;
+            }
+        }
+    }
+}
+
+/// The index of every tree stored in runs (`memory::IN_RUNS`), in tree order.
+pub(crate) struct RunTrees(Vec<(usize, Runs)>);
+
+/// One checkpoint's writes to each tree stored in runs.
+pub(crate) type RunPlans = Vec<(usize, RunWrites)>;
+
+impl RunTrees {
+    /// Folds the earlier layout into runs where a store was left so (`migrate`), then reads
+    /// every tree stored in runs: the indexes, and the records to hold in memory by tree.
+    pub fn open(disk: &Trees, migrate: bool) -> Result<(Self, memory::Loaded), StoreError> {
+        let trees = disk.in_order();
+        let mut runs = Vec::new();
+        let mut records = Vec::new();
+        for position in memory::IN_RUNS {
+            if migrate {
+                migrate_legacy(trees[position])?;
+            }
+            let (index, loaded) = Runs::load(trees[position], NAMES[position])?;
+            runs.push((position, index));
+            records.push((position, loaded));
+        }
+        Ok((RunTrees(runs), records))
+    }
+
+    pub fn plan(&self, disk: &Trees, changes: &Changes) -> Result<RunPlans, StoreError> {
+        let trees = disk.in_order();
+        self.0
+            .iter()
+            .map(|(position, runs)| {
+                Ok((*position, runs.plan(trees[*position], &changes[*position])?))
+            })
+            .collect()
+    }
+
+    pub fn committed(&mut self, plans: RunPlans) {
+        for ((position, runs), (planned, writes)) in self.0.iter_mut().zip(plans) {
+            debug_assert_eq!(*position, planned);
+            runs.committed(writes);
+        }
+    }
+}
+
+/// Folds records stored one per sled record (the layout before runs) into runs, in one atomic
+/// write. Nothing to do, and no write, when there are none.
+pub(crate) fn migrate_legacy(tree: &sled::Tree) -> Result<(), StoreError> {
+    let mut legacy = Vec::new();
+    let mut next_seq = 0;
+    for item in tree.iter() {
+        let (key, value) = item?;
+        match seq_of_key(&key) {
+            Some(seq) => next_seq = seq + 1,
+            None => legacy.push((key, value)),
+        }
+    }
+    if legacy.is_empty() {
+        return Ok(());
+    }
+    let runs: Vec<(RunKey, Vec<u8>)> = legacy
+        .chunks(RECORDS_PER_RUN)
+        .enumerate()
+        .map(|(offset, run)| {
+            let bytes = encode_run(run.iter().map(|(k, v)| (k.as_ref(), v.as_ref())));
+            (run_key(next_seq + offset as u64), bytes)
+        })
+        .collect();
+    let mut batch = sled::Batch::default();
+    for (key, _) in &legacy {
+        batch.remove(key.as_ref());
+    }
+    for (key, bytes) in runs {
+        batch.insert(&key[..], bytes);
+    }
+    tree.apply_batch(batch)?;
+    tree.flush()?;
+    Ok(())
+}
+
+/// Writes an install's records of one tree (in key order, each once) as runs from sequence 0.
+pub(crate) fn install_runs(records: &[(Vec<u8>, Vec<u8>)]) -> Vec<(RunKey, Vec<u8>)> {
+    records
+        .chunks(RECORDS_PER_RUN)
+        .enumerate()
+        .map(|(seq, run)| {
+            let bytes = encode_run(run.iter().map(|(k, v)| (k.as_slice(), v.as_slice())));
+            (run_key(seq as u64), bytes)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_round_trips_and_rejects_damage() {
+        let records = [(&b"o-1"[..], &b"first"[..]), (b"s\0k", b"")];
+        let bytes = encode_run(records);
+        assert_eq!(decode_run("t", 0, &bytes).unwrap(), records);
+        let boundary = 4 + 3 + 4 + 5;
+        for cut in 1..bytes.len() {
+            if cut == boundary {
+                assert_eq!(decode_run("t", 0, &bytes[..cut]).unwrap(), records[..1]);
+            } else {
+                assert!(decode_run("t", 0, &bytes[..cut]).is_err(), "cut at {cut}");
+            }
+        }
+        // A key starting with NUL would read back as a run's key.
+        assert!(decode_run("t", 0, &encode_run([(&b"\0ab"[..], &b"x"[..])])).is_err());
+        assert!(decode_run("t", 0, &encode_run([(&b""[..], &b"x"[..])])).is_err());
+    }
+}

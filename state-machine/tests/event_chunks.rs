@@ -24,12 +24,6 @@ fn create_skus(store: &Store, first: u64, count: u64) {
     }
 }
 
-fn export(store: &Store) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    store.export_snapshot(&mut bytes).unwrap();
-    bytes
-}
-
 #[test]
 fn a_checkpoint_stores_hundreds_of_events_in_a_few_records() {
     let dir = tempfile::tempdir().unwrap();
@@ -106,26 +100,3 @@ fn events_stored_one_per_record_are_folded_into_chunks_on_open() {
 
 /// The events tree's tag in a snapshot (its position in the store's tree list, plus one).
 const EVENTS_TAG: u8 = 9;
-
-/// The records of one tree in a snapshot: after the 8-byte magic and 4-byte version, each
-/// record is `tag · key length (u32 BE) · key · value length (u32 BE) · value`, then 0xFF.
-fn snapshot_records(bytes: &[u8], tag: u8) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let mut at = 12;
-    let mut records = Vec::new();
-    let take = |at: &mut usize, n: usize| {
-        let part = bytes[*at..*at + n].to_vec();
-        *at += n;
-        part
-    };
-    while bytes[at] != 0xFF {
-        let record_tag = take(&mut at, 1)[0];
-        let key_len = u32::from_be_bytes(take(&mut at, 4).try_into().unwrap()) as usize;
-        let key = take(&mut at, key_len);
-        let value_len = u32::from_be_bytes(take(&mut at, 4).try_into().unwrap()) as usize;
-        let value = take(&mut at, value_len);
-        if record_tag == tag {
-            records.push((key, value));
-        }
-    }
-    records
-}

@@ -12,12 +12,6 @@ use state_machine::{Batch, Command, Store};
 /// sled's orders tree of the first generation.
 const ORDERS_TREE: &str = "sm.0.orders";
 
-fn export(store: &Store) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    store.export_snapshot(&mut bytes).unwrap();
-    bytes
-}
-
 /// Applies `commands` as entries of 100, from log index `first`; returns the next index.
 fn apply(store: &Store, first: u64, commands: Vec<Command>) -> u64 {
     let mut index = first;
@@ -189,26 +183,3 @@ fn orders_stored_one_per_record_are_folded_into_runs_on_open() {
 
 /// The orders tree's tag in a snapshot (its position in the store's tree list, plus one).
 const ORDERS_TAG: u8 = 2;
-
-/// The records of one tree in a snapshot: after the 8-byte magic and 4-byte version, each
-/// record is `tag · key length (u32 BE) · key · value length (u32 BE) · value`, then 0xFF.
-fn snapshot_records(bytes: &[u8], tag: u8) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let mut at = 12;
-    let mut records = Vec::new();
-    let take = |at: &mut usize, n: usize| {
-        let part = bytes[*at..*at + n].to_vec();
-        *at += n;
-        part
-    };
-    while bytes[at] != 0xFF {
-        let record_tag = take(&mut at, 1)[0];
-        let key_len = u32::from_be_bytes(take(&mut at, 4).try_into().unwrap()) as usize;
-        let key = take(&mut at, key_len);
-        let value_len = u32::from_be_bytes(take(&mut at, 4).try_into().unwrap()) as usize;
-        let value = take(&mut at, value_len);
-        if record_tag == tag {
-            records.push((key, value));
-        }
-    }
-    records
-}

@@ -74,12 +74,6 @@ fn apply_all(
         .collect()
 }
 
-fn export(store: &Store) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    store.export_snapshot(&mut bytes).unwrap();
-    bytes
-}
-
 #[test]
 fn two_stores_fed_the_same_log_export_identical_bytes() {
     for seed in 1..=5 {

@@ -139,3 +139,33 @@ pub fn run(store: &Store, index: u64, now_ms: u64, command: Command) -> Outcome 
     let mut results = store.apply(&[(index, &batch)], None).expect("apply");
     results.remove(0).remove(0)
 }
+
+/// The whole state as a snapshot: equal bytes, equal state.
+pub fn export(store: &Store) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    store.export_snapshot(&mut bytes).unwrap();
+    bytes
+}
+
+/// The records of one tree in a snapshot: after the 8-byte magic and 4-byte version, each
+/// record is `tag · key length (u32 BE) · key · value length (u32 BE) · value`, then 0xFF.
+pub fn snapshot_records(bytes: &[u8], tag: u8) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut at = 12;
+    let mut records = Vec::new();
+    let take = |at: &mut usize, n: usize| {
+        let part = bytes[*at..*at + n].to_vec();
+        *at += n;
+        part
+    };
+    while bytes[at] != 0xFF {
+        let record_tag = take(&mut at, 1)[0];
+        let key_len = u32::from_be_bytes(take(&mut at, 4).try_into().unwrap()) as usize;
+        let key = take(&mut at, key_len);
+        let value_len = u32::from_be_bytes(take(&mut at, 4).try_into().unwrap()) as usize;
+        let value = take(&mut at, value_len);
+        if record_tag == tag {
+            records.push((key, value));
+        }
+    }
+    records
+}

@@ -19,12 +19,7 @@ use std::collections::BTreeMap;
 use crate::history::{History, Op, OpKind, Output};
 use crate::model::OrderStatus;
 
-/// How far the cluster may be from the harness's wall clock before it is an anomaly: the
-/// nodes keep a leader within `max_offset_ms` (500 ms by default) of its peers, a read may
-/// show the clock as applied a moment before, and the harness itself reads its clock a
-/// scheduling delay after the answer. A second covers all of these and is still far below
-/// the faults this is for (the `clock-skew` fault moves a clock by 2 s or an hour).
-pub const TOLERANCE_MS: u64 = 1_000;
+use crate::clock_tolerance::TOLERANCE_MS;
 
 /// Every deadline anomaly of the history, one line each.
 pub fn check(history: &History, origin_wall_ms: u64) -> Vec<String> {

@@ -35,6 +35,7 @@ pub mod cas_register;
 pub mod ci;
 pub mod cli;
 pub mod clients;
+pub mod clock_tolerance;
 pub mod cluster;
 pub mod deadlines;
 pub mod feed;

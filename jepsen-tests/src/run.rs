@@ -645,7 +645,7 @@ async fn check(
         &deadline_anomalies,
         &format!(
             "every order's deadline and stamp agree with the harness's wall clock within {} ms",
-            crate::deadlines::TOLERANCE_MS
+            crate::clock_tolerance::TOLERANCE_MS
         ),
     ));
     report.checks.push(result(

@@ -1,7 +1,7 @@
 //! Sale windows as the checker judges them. A SKU created with a `sale_window` takes orders
 //! only while the cluster clock is in `[start_ms, end_ms)` (API.md). The cluster clock is not
 //! the harness's: the model sees only when each order was invoked and answered on the
-//! harness's wall clock, so, as the deadline checks do ([`crate::deadlines::TOLERANCE_MS`]),
+//! harness's wall clock, so, as the deadline checks do ([`crate::clock_tolerance::TOLERANCE_MS`]),
 //! it demands an answer only where the two clocks cannot disagree about it:
 //!
 //! - an order answered before `start_ms − tolerance`, or invoked after `end_ms + tolerance`,
@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::deadlines::TOLERANCE_MS;
+use crate::clock_tolerance::TOLERANCE_MS;
 
 /// A SKU's sale window, as API.md spells it: half-open, on the cluster clock (ms since the
 /// Unix epoch).

@@ -600,7 +600,7 @@ mod tests {
         // The generation outlives its window by more than the checker's tolerance.
         assert!(
             SALE_GENERATION_TIME.as_millis() as u64
-                > SALE_OPENS_AFTER_MS + SALE_OPEN_MS + crate::deadlines::TOLERANCE_MS
+                > SALE_OPENS_AFTER_MS + SALE_OPEN_MS + crate::clock_tolerance::TOLERANCE_MS
         );
         // Time, not the number of ops, ends a generation: the window must get to close.
         let (mut orders, mut buyers) = (0, HashSet::new());

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use jepsen_tests::deadlines::TOLERANCE_MS;
+use jepsen_tests::clock_tolerance::TOLERANCE_MS;
 use jepsen_tests::history::{Item, OrderView, SkuView};
 use jepsen_tests::model::OrderStatus;
 use jepsen_tests::sale_window::SaleWindow;

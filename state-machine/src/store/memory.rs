@@ -12,7 +12,6 @@
 
 use super::codec::{decode, encode};
 use super::error::StoreError;
-use super::event_chunks;
 use super::keys;
 use super::trees::{Trees, NAMES};
 use crate::model::{Order, OrderStatus};
@@ -119,19 +118,18 @@ pub(crate) struct MemTrees {
 }
 
 impl MemTrees {
-    /// Reads the primary trees from disk (those in runs already read, in `from_runs`: every
-    /// copy, oldest first, so the newest wins) and rebuilds the rest.
-    pub fn load(disk: &Trees, from_runs: Vec<(usize, Vec<Record>)>) -> Result<Self, StoreError> {
+    /// Reads the primary trees from disk, except those already read in a layout of their own
+    /// (`preloaded`: every record of each, in order; for a key given twice the later wins),
+    /// and rebuilds the rest.
+    pub fn load(disk: &Trees, preloaded: Loaded) -> Result<Self, StoreError> {
         let mut mem = Self::default();
-        for (position, records) in from_runs {
+        let mut done = [false; NAMES.len()];
+        for (position, records) in preloaded {
             mem.trees[position].0.extend(records);
+            done[position] = true;
         }
         for (position, (into, tree)) in mem.trees.iter_mut().zip(disk.in_order()).enumerate() {
-            if !is_persisted(position) || IN_RUNS.contains(&position) {
-                continue;
-            }
-            if position == EVENTS {
-                into.0.extend(event_chunks::load(tree)?);
+            if !is_persisted(position) || done[position] {
                 continue;
             }
             for item in tree.iter() {

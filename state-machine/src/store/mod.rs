@@ -85,9 +85,7 @@ impl Store {
         };
         trees::drop_other_generations(db, generation)?;
         let trees = Trees::open(db, generation)?;
-        event_chunks::migrate_legacy(&trees.events)?;
-        let (runs, from_runs) = RunTrees::open(&trees, true)?;
-        let mem = MemTrees::load(&trees, from_runs)?;
+        let (runs, mem) = load_working_set(&trees, true)?;
         Ok(Self {
             db: db.clone(),
             data_file: None,
@@ -379,6 +377,18 @@ impl Store {
         }
         Ok(orders)
     }
+}
+
+/// Reads a generation's trees into memory, with the indexes of those stored in runs; first
+/// folds the layouts of earlier releases into the current ones if `migrate` (only a store
+/// written by an earlier release can hold them: an install writes the current layout).
+fn load_working_set(trees: &Trees, migrate: bool) -> Result<(RunTrees, MemTrees), StoreError> {
+    if migrate {
+        event_chunks::migrate_legacy(&trees.events)?;
+    }
+    let (runs, mut preloaded) = RunTrees::open(trees, migrate)?;
+    preloaded.push((memory::EVENTS, event_chunks::load(&trees.events)?));
+    Ok((runs, MemTrees::load(trees, preloaded)?))
 }
 
 /// Writes a checkpoint's changes to sled's trees in one transaction. The trees come from

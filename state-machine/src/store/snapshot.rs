@@ -11,8 +11,8 @@ use super::codec::decode;
 use super::error::StoreError;
 use super::event_chunks;
 use super::keys::{self, CLOCK_KEY, EVENTS_HEAD_KEY, MARKER_KEY};
-use super::memory::{self, MemTrees};
-use super::runs::{self, RunTrees};
+use super::memory;
+use super::runs;
 use super::trees::{self, tree_name, Trees, NAMES};
 use super::{decode_sku, Store};
 use crate::events::{Event, SalesCounts};
@@ -146,8 +146,7 @@ impl Store {
             .open_tree(trees::META_TREE)?
             .insert(trees::GENERATION_KEY, &generation.to_be_bytes())?;
         self.flush()?;
-        let (runs, from_runs) = RunTrees::open(&fresh, false)?;
-        let mem = MemTrees::load(&fresh, from_runs)?;
+        let (runs, mem) = super::load_working_set(&fresh, false)?;
         *self
             .disk
             .write()

@@ -79,14 +79,13 @@ fn events_stored_one_per_record_are_folded_into_chunks_on_open() {
         let expected = export(&store);
         // Rewrite the events tree as an earlier release left it: key the event id
         // (big-endian, eight bytes), value the event, as the snapshot lists them.
-        let tree = db.open_tree(EVENTS_TREE).unwrap();
-        tree.clear().unwrap();
-        for (key, value) in snapshot_records(&expected, EVENTS_TAG) {
-            assert_eq!(key.len(), 8);
-            tree.insert(key, value).unwrap();
-        }
-        assert_eq!(tree.len(), 300);
-        db.flush().unwrap();
+        assert!(snapshot_records(&expected, EVENTS_TAG)
+            .iter()
+            .all(|(key, _)| key.len() == 8));
+        assert_eq!(
+            rewrite_as_one_record_each(&db, EVENTS_TREE, &expected, EVENTS_TAG),
+            300
+        );
         expected
     };
     let db = reopen(dir.path());

@@ -160,13 +160,10 @@ fn orders_stored_one_per_record_are_folded_into_runs_on_open() {
         let expected = export(&store);
         // Rewrite the orders tree as an earlier release left it: key the order id, value
         // the order, as the snapshot lists them.
-        let tree = db.open_tree(ORDERS_TREE).unwrap();
-        tree.clear().unwrap();
-        for (key, value) in snapshot_records(&expected, ORDERS_TAG) {
-            tree.insert(key, value).unwrap();
-        }
-        assert_eq!(tree.len(), 300);
-        db.flush().unwrap();
+        assert_eq!(
+            rewrite_as_one_record_each(&db, ORDERS_TREE, &expected, ORDERS_TAG),
+            300
+        );
         expected
     };
     let db = reopen(dir.path());

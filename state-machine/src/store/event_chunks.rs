@@ -21,17 +21,11 @@ pub(crate) const EVENTS_PER_CHUNK: u64 = 256;
 const CHUNK_TAG: u8 = b'c';
 
 pub(crate) fn chunk_key(chunk: u64) -> [u8; 9] {
-    let mut key = [0u8; 9];
-    key[0] = CHUNK_TAG;
-    key[1..].copy_from_slice(&chunk.to_be_bytes());
-    key
+    keys::tagged(CHUNK_TAG, chunk)
 }
 
 fn chunk_of_key(key: &[u8]) -> Option<u64> {
-    match key {
-        [CHUNK_TAG, rest @ ..] => rest.try_into().ok().map(u64::from_be_bytes),
-        _ => None,
-    }
+    keys::untagged(CHUNK_TAG, key)
 }
 
 /// `id (u64 BE) · len (u32 BE) · event` for each event, in id order.

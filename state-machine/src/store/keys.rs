@@ -91,6 +91,23 @@ pub fn user_order_id(key: &[u8], prefix_len: usize) -> Option<&str> {
         .and_then(|b| std::str::from_utf8(b).ok())
 }
 
+/// `tag · n (BE)`: a sled record that holds many records (an event chunk, a run). The tag
+/// keeps such keys apart from the one-record keys of earlier releases.
+pub fn tagged(tag: u8, n: u64) -> [u8; 9] {
+    let mut key = [0u8; 9];
+    key[0] = tag;
+    key[1..].copy_from_slice(&n.to_be_bytes());
+    key
+}
+
+/// The number of a `tagged` key with `tag`, or `None` for any other key.
+pub fn untagged(tag: u8, key: &[u8]) -> Option<u64> {
+    match key {
+        [first, rest @ ..] if *first == tag => rest.try_into().ok().map(u64::from_be_bytes),
+        _ => None,
+    }
+}
+
 fn join(a: &[u8], b: &[u8]) -> Vec<u8> {
     let mut key = Vec::with_capacity(a.len() + 1 + b.len());
     key.extend_from_slice(a);

@@ -18,6 +18,7 @@
 //! delete a record, so a run holds no deletions.
 
 use super::error::StoreError;
+use super::keys;
 use super::memory::{self, Changes, Record, Value};
 use super::trees::{Trees, NAMES};
 use std::collections::{BTreeMap, HashMap};
@@ -33,17 +34,11 @@ const RUN_TAG: u8 = 0;
 pub(crate) type RunKey = [u8; 9];
 
 fn run_key(seq: u64) -> RunKey {
-    let mut key = [0u8; 9];
-    key[0] = RUN_TAG;
-    key[1..].copy_from_slice(&seq.to_be_bytes());
-    key
+    keys::tagged(RUN_TAG, seq)
 }
 
 fn seq_of_key(key: &[u8]) -> Option<u64> {
-    match key {
-        [RUN_TAG, rest @ ..] => rest.try_into().ok().map(u64::from_be_bytes),
-        _ => None,
-    }
+    keys::untagged(RUN_TAG, key)
 }
 
 /// `key length (u32 BE) · key · value length (u32 BE) · value` for each record.

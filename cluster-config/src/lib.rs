@@ -6,11 +6,12 @@
 //! unworkable value stops the process at start-up with a [`ConfigError`] that
 //! names the offending field. The sample configs are embedded so binaries
 //! can write them out without any file on disk, and [`local_cluster`] builds
-//! a ready-to-run cluster on localhost for demos and tests.
+//! a ready-to-run cluster on localhost for demos and tests, which [`launch`] starts.
 
 mod addr;
 mod error;
 mod gateway;
+pub mod launch;
 pub mod logging;
 pub mod mtls;
 mod node;

@@ -5,8 +5,7 @@
 use crate::codec::{decode, encode};
 use crate::network::{Channels, MAX_MESSAGE_BYTES};
 use cluster_config::mtls::Dialer;
-use proto::admin::admin_client::AdminClient;
-use proto::admin::{StatusReply, StatusRequest};
+use proto::admin::StatusReply;
 use proto::inventory::inventory_client::InventoryClient;
 use proto::inventory::{
     read_reply, submit_reply, GetOrderRequest, GetSkuRequest, ListSkusRequest, SubmitRequest,
@@ -249,17 +248,5 @@ pub async fn status_via(
     addr: &str,
     timeout: Duration,
 ) -> Result<StatusReply, String> {
-    let channel = dialer
-        .endpoint(addr)
-        .map_err(|e| e.to_string())?
-        .connect_timeout(timeout)
-        .timeout(timeout)
-        .connect()
-        .await
-        .map_err(|e| e.to_string())?;
-    AdminClient::new(channel)
-        .status(StatusRequest {})
-        .await
-        .map(|r| r.into_inner())
-        .map_err(|e| e.to_string())
+    cluster_config::launch::probe::status(dialer, addr, timeout).await
 }

@@ -1,19 +1,23 @@
-//! Starts a local cluster of node processes (and optionally a gateway process) from the
-//! binaries next to the running one: used by `invctl demo` and `invctl bench`. Children are
-//! killed when the launcher is dropped, so an interrupted run leaves nothing behind.
+//! `invctl demo` and `invctl bench`: a local cluster of node processes (and optionally a
+//! gateway process) from the binaries next to the running one, on `cluster_config::launch`
+//! like every other launcher. Children are killed when the launcher is dropped, so an
+//! interrupted run leaves nothing behind.
 
-use anyhow::{bail, Context};
+use anyhow::bail;
+use cluster_config::launch::{self, Layout, Nodes, Process, Spawn};
 use cluster_config::mtls::certs::{self, Ca};
 use cluster_config::mtls::{Dialer, PemIdentity, Role};
 use cluster_config::{NodeConfig, TlsFiles, TlsSettings};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// How long a stopping process gets for a clean exit.
+const STOP_GRACE: Duration = Duration::from_secs(10);
 
 pub struct LocalCluster {
     pub dir: PathBuf,
-    pub configs: Vec<NodeConfig>,
-    children: Vec<(String, Child)>,
+    nodes: Nodes,
+    gateway: Option<Process>,
     /// Under mTLS: the certificates made for this cluster in `dir/certs`.
     pub certs: Option<LocalCerts>,
 }
@@ -61,40 +65,6 @@ impl LocalCerts {
     }
 }
 
-/// The directory holding this executable's sibling binaries (`flashstock-node`,
-/// `flashstock-gateway`, ...).
-pub fn bin_dir() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe().context("cannot locate the running binary")?;
-    Ok(exe
-        .parent()
-        .context("the running binary has no parent directory")?
-        .to_path_buf())
-}
-
-/// A binary next to this one, built on demand with the cargo that ran us (if any).
-pub fn sibling(name: &str) -> anyhow::Result<PathBuf> {
-    let path = bin_dir()?.join(name);
-    if path.exists() {
-        return Ok(path);
-    }
-    if let Ok(cargo) = std::env::var("CARGO") {
-        let release = bin_dir()?.ends_with("release");
-        let mut build = Command::new(cargo);
-        build.args(["build", "--bins", "-p", "node", "-p", "gateway"]);
-        if release {
-            build.arg("--release");
-        }
-        let status = build.status().context("cannot run cargo build")?;
-        if status.success() && path.exists() {
-            return Ok(path);
-        }
-    }
-    bail!(
-        "{} is missing: build it with `cargo build --release --bins`",
-        path.display()
-    )
-}
-
 impl LocalCluster {
     /// Writes configs for `n` nodes on 127.0.0.1 from `base_port` under `dir` and starts them,
     /// in plaintext (`insecure`).
@@ -119,7 +89,7 @@ impl LocalCluster {
         log_level: &str,
         secure: bool,
     ) -> anyhow::Result<Self> {
-        let node_bin = sibling("flashstock-node")?;
+        let node_bin = launch::sibling("node", "flashstock-node")?;
         std::fs::create_dir_all(dir)?;
         let mut configs = cluster_config::local_cluster(n, base_port, dir);
         let certs = if secure {
@@ -128,31 +98,19 @@ impl LocalCluster {
         } else {
             None
         };
-        let mut cluster = Self {
+        let spawn = Spawn::default().env("RUST_LOG", log_level);
+        let mut nodes = Nodes::new(dir, configs, node_bin, spawn, Layout::Flat);
+        nodes.start_all()?;
+        Ok(Self {
             dir: dir.to_path_buf(),
-            configs,
-            children: Vec::new(),
+            nodes,
+            gateway: None,
             certs,
-        };
-        for c in cluster.configs.clone() {
-            let path = dir.join(format!("node{}.toml", c.id));
-            std::fs::write(&path, c.to_toml_string())?;
-            let log = std::fs::File::create(dir.join(format!("node{}.log", c.id)))?;
-            let child = Command::new(&node_bin)
-                .arg("--config")
-                .arg(&path)
-                .env("RUST_LOG", log_level)
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .with_context(|| format!("cannot start {}", node_bin.display()))?;
-            cluster.children.push((format!("node{}", c.id), child));
-        }
-        Ok(cluster)
+        })
     }
 
     pub fn addrs(&self) -> Vec<String> {
-        self.configs.iter().map(|c| c.advertise.clone()).collect()
+        self.nodes.addrs()
     }
 
     /// How an operator dials this cluster: its admin certificate, or plaintext.
@@ -170,29 +128,23 @@ impl LocalCluster {
     /// Starts a gateway process in front of the cluster on `listen`; `extra` are more of its
     /// flags.
     pub fn start_gateway(&mut self, listen: &str, extra: &[String]) -> anyhow::Result<()> {
-        let bin = sibling("flashstock-gateway")?;
-        let log = std::fs::File::create(self.dir.join("gateway.log"))?;
-        let mut gateway = Command::new(&bin);
+        let bin = launch::sibling("gateway", "flashstock-gateway")?;
+        let mut args: Vec<String> = Vec::new();
         if let Some(certs) = &self.certs {
-            gateway
-                .arg("--ca")
-                .arg(&certs.gateway.ca)
-                .arg("--cert")
-                .arg(&certs.gateway.cert)
-                .arg("--key")
-                .arg(&certs.gateway.key);
+            for (flag, path) in [
+                ("--ca", &certs.gateway.ca),
+                ("--cert", &certs.gateway.cert),
+                ("--key", &certs.gateway.key),
+            ] {
+                args.push(flag.into());
+                args.push(path.display().to_string());
+            }
         }
-        let child = gateway
-            .args(extra)
-            .arg("--listen")
-            .arg(listen)
-            .arg("--nodes")
-            .arg(self.addrs().join(","))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("cannot start {}", bin.display()))?;
-        self.children.push(("gateway".into(), child));
+        args.extend(extra.iter().cloned());
+        args.extend(["--listen".into(), listen.into()]);
+        args.extend(["--nodes".into(), self.addrs().join(",")]);
+        let log = self.dir.join("gateway.log");
+        self.gateway = Some(Spawn::default().start(&bin, args, &log)?);
         Ok(())
     }
 
@@ -203,7 +155,7 @@ impl LocalCluster {
         while started.elapsed() < timeout {
             for addr in self.addrs() {
                 if let Ok(s) =
-                    crate::client::status_via(&dialer, &addr, Duration::from_millis(300)).await
+                    launch::probe::status(&dialer, &addr, Duration::from_millis(300)).await
                 {
                     if proto::MemberRole::reports_leader(&s.role) && s.last_applied > 0 {
                         return Ok(s.node_id);
@@ -221,50 +173,26 @@ impl LocalCluster {
 
     /// Fails if a child has exited, naming its log.
     pub fn check_alive(&self) -> anyhow::Result<()> {
-        for (name, child) in &self.children {
-            // try_wait needs &mut; a zero-signal kill tells liveness without reaping.
-            let alive = Command::new("kill")
-                .args(["-0", &child.id().to_string()])
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if !alive {
-                bail!(
-                    "{name} exited; see {}",
-                    self.dir.join(format!("{name}.log")).display()
-                );
-            }
+        if let Some(id) = self.nodes.first_dead() {
+            bail!("node{id} exited; see {}", self.nodes.log_path(id).display());
+        }
+        if self.gateway.as_ref().is_some_and(|g| !g.is_alive()) {
+            bail!(
+                "gateway exited; see {}",
+                self.dir.join("gateway.log").display()
+            );
         }
         Ok(())
     }
 
     /// SIGTERM to every child, then wait (bounded) for them to exit.
     pub fn stop(&mut self) {
-        for (_, child) in &self.children {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
+        if let Some(gateway) = &self.gateway {
+            gateway.signal(launch::Signal::Term);
         }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        for (_, child) in &mut self.children {
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        self.children.clear();
-    }
-}
-
-impl Drop for LocalCluster {
-    fn drop(&mut self) {
-        for (_, child) in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
+        self.nodes.stop_all(STOP_GRACE);
+        if let Some(gateway) = self.gateway.take() {
+            gateway.terminate(STOP_GRACE);
         }
     }
 }

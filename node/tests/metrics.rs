@@ -94,18 +94,13 @@ async fn scrape_until(
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_export_every_family_and_answer_health_checks() {
     let mut cluster = Cluster::start(3, |c| {
-        c.metrics_addr = Some(SocketAddr::from(([127, 0, 0, 1], free_port())));
+        c.metrics_addr = Some(SocketAddr::from((
+            [127, 0, 0, 1],
+            cluster_config::launch::free_ports(1)[0],
+        )));
         // Snapshots after a few entries, so the build histogram has something in it.
         c.raft.snapshot_logs_since_last = 10;
         c.raft.max_in_snapshot_log_to_keep = 5;
@@ -231,44 +226,21 @@ async fn nodes_export_every_family_and_answer_health_checks() {
 #[test]
 fn a_metrics_address_in_use_stops_the_node_naming_it() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = cluster_config::local_cluster(1, free_port(), dir.path())
-        .pop()
-        .unwrap();
-    config.metrics_addr = Some(taken.local_addr().unwrap());
-    let path = dir.path().join("node1.toml");
-    std::fs::write(&path, config.to_toml_string()).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_flashstock-node"))
-        .arg("--config")
-        .arg(&path)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the node kept running with its metrics address taken");
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    let mut cluster = Cluster::configure(1, |c| {
+        c.metrics_addr = Some(taken.local_addr().unwrap());
+    });
+    cluster.spawn_all();
+    let Some(status) = cluster.wait_exit(1, Duration::from_secs(20)) else {
+        cluster.kill(1);
+        panic!("the node kept running with its metrics address taken");
     };
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let log = cluster.log(1);
     assert!(!status.success());
     assert!(
-        stderr.contains(&format!(
+        log.contains(&format!(
             "cannot listen for metrics on {} (metrics_addr)",
             taken.local_addr().unwrap()
         )),
-        "{stderr}"
+        "{log}"
     );
 }

@@ -9,7 +9,7 @@ use proto::admin::StateDigestRequest;
 use state_machine::{Command, OrderId, Outcome};
 use std::path::{Path, PathBuf};
 use std::process::{Command as Process, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn invctl(args: &[&str]) -> Output {
     Process::new(env!("CARGO_BIN_EXE_invctl"))
@@ -73,28 +73,16 @@ async fn digest(addr: &str) -> (u64, u64) {
     (reply.applied_index, reply.digest)
 }
 
-/// The node at `config` exits with an error instead of serving.
-fn node_refuses_to_start(config: &Path, needle: &str) {
-    let mut child = Process::new(env!("CARGO_BIN_EXE_flashstock-node"))
-        .arg("--config")
-        .arg(config)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the node started on an unfinished restore");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(needle), "expected {needle:?} in: {stderr}");
+/// Node `id` of `cluster` exits with an error instead of serving.
+fn node_refuses_to_start(cluster: &mut Cluster, id: u64, needle: &str) {
+    cluster.restart(id);
+    let Some(status) = cluster.wait_exit(id, Duration::from_secs(10)) else {
+        cluster.kill(id);
+        panic!("the node started on an unfinished restore");
+    };
+    assert!(!status.success());
+    let log = cluster.log(id);
+    assert!(log.contains(needle), "expected {needle:?} in: {log}");
 }
 
 /// The snapshot file node `id`'s `current.json` names.
@@ -191,11 +179,11 @@ async fn a_new_cluster_restored_from_a_snapshot_serves_the_old_state_with_its_ow
     assert!(entries(occupied).is_empty());
 
     // A restore that crashed midway: the node refuses the dir, a rerun starts over.
-    let crashed = &new.configs[2].data_dir;
+    let crashed = new.configs[2].data_dir.clone();
     std::fs::create_dir_all(crashed.join("db")).unwrap();
     std::fs::write(crashed.join("db").join("half"), b"half a restore").unwrap();
     std::fs::write(crashed.join("RESTORE-UNFINISHED"), b"").unwrap();
-    node_refuses_to_start(&new.config_path(3), "did not finish");
+    node_refuses_to_start(&mut new, 3, "did not finish");
 
     let mut restored_ids = Vec::new();
     for id in 1..=3 {

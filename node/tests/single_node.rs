@@ -2,68 +2,72 @@
 //! transparent huge pages off, see `main.rs`) and what it logs as it becomes leader, checked
 //! from outside.
 
-use std::io::{BufRead, BufReader, Lines};
-use std::process::{Child, ChildStderr, Command, Stdio};
+use cluster_config::launch::{self, Layout, Nodes, Spawn};
+use std::time::{Duration, Instant};
 
-/// A one-node cluster's node started with `args`, its stderr's lines, and the dir that must
-/// outlive it.
-fn start(args: &[&str]) -> (Child, Lines<BufReader<ChildStderr>>, tempfile::TempDir) {
+/// A one-node cluster's node started with `args`, and the dir that must outlive it.
+fn start(args: &[&str]) -> (Nodes, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = &cluster_config::local_cluster(1, port, dir.path())[0];
-    let path = dir.path().join("node.toml");
-    std::fs::write(&path, config.to_toml_string()).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_flashstock-node"))
-        .arg("--config")
-        .arg(&path)
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    (child, lines, dir)
+    let port = launch::free_ports(1)[0];
+    let configs = cluster_config::local_cluster(1, port, dir.path());
+    let spawn = Spawn {
+        extra_args: args.iter().map(Into::into).collect(),
+        ..Spawn::default()
+    }
+    .env("RUST_LOG", "info");
+    let binary = env!("CARGO_BIN_EXE_flashstock-node").into();
+    let mut node = Nodes::new(dir.path(), configs, binary, spawn, Layout::Flat);
+    node.start(1).unwrap();
+    (node, dir)
 }
 
-fn stop(mut child: Child) {
-    child.kill().unwrap();
-    child.wait().unwrap();
+/// The node's log lines up to the first that `last` accepts, or all of them if none does
+/// within 30 s (a node that never logs it must fail the test, not hang it).
+fn lines_until(node: &Nodes, mut last: impl FnMut(&str) -> bool) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = node.log(1);
+        // Only complete lines: the node may be halfway through writing the next one.
+        let complete = log.rfind('\n').map_or("", |end| &log[..end]);
+        let lines: Vec<String> = complete.lines().map(str::to_owned).collect();
+        if let Some(at) = lines.iter().position(|l| last(l)) {
+            return lines[..=at].to_vec();
+        }
+        if Instant::now() > deadline {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
 fn a_node_logs_json_lines_when_asked() {
-    let (child, lines, _dir) = start(&["--log-format", "json"]);
-    let mut seen = Vec::new();
-    for line in lines.take(20) {
-        let line = line.unwrap();
+    let (mut node, _dir) = start(&["--log-format", "json"]);
+    let seen = lines_until(&node, |l| l.contains("node listening"));
+    node.kill(1);
+    for line in &seen {
         let v: serde_json::Value =
-            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
         assert!(v["level"].is_string(), "{line}");
-        let listening = v["fields"]["message"] == "node listening";
-        seen.push(line);
-        if listening {
-            break;
-        }
     }
-    stop(child);
     assert!(
-        seen.iter().any(|l| l.contains("node listening")),
+        seen.iter().any(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .is_ok_and(|v| v["fields"]["message"] == "node listening")
+        }),
         "{seen:?}"
     );
 }
 
 #[test]
 fn a_running_node_has_transparent_huge_pages_off() {
-    let (child, lines, _dir) = start(&[]);
-    let started = lines
-        .take(50)
-        .any(|line| line.unwrap().contains("node listening"));
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
-    stop(child);
+    let (mut node, _dir) = start(&[]);
+    let started = lines_until(&node, |l| l.contains("node listening"))
+        .iter()
+        .any(|l| l.contains("node listening"));
+    let pid = node.pid(1).expect("the node is running");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    node.kill(1);
     assert!(started, "the node did not start");
     let thp = status
         .lines()
@@ -78,31 +82,16 @@ fn a_running_node_has_transparent_huge_pages_off() {
 /// Elections are logged at `info` under the node's default filter (openraft at `warn`).
 #[test]
 fn a_node_logs_its_election_at_info() {
-    let (child, lines, _dir) = start(&[]);
-    let mut wanted = [
+    let (mut node, _dir) = start(&[]);
+    let wanted = [
         "leader changed term=1 leader=1",
         "role changed term=1 role=Leader",
-    ]
-    .into_iter()
-    .collect::<std::collections::BTreeSet<_>>();
-    // Read on a thread of its own: a node that never logs the lines must fail the test, not
-    // hang it.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
+    ];
+    let mut missing: Vec<&str> = wanted.to_vec();
+    lines_until(&node, |line| {
+        missing.retain(|w| !line.contains(w));
+        missing.is_empty()
     });
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !wanted.is_empty() {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => wanted.retain(|w| !line.contains(w)),
-            Err(_) => break,
-        }
-    }
-    stop(child);
-    assert!(wanted.is_empty(), "never logged: {wanted:?}");
+    node.kill(1);
+    assert!(missing.is_empty(), "never logged: {missing:?}");
 }

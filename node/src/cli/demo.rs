@@ -6,8 +6,9 @@
 use super::gateway_http::GatewayAddr;
 use super::output::Format;
 use super::status::{self, ClusterStatus};
-use crate::launcher::{sibling, LocalCluster};
+use crate::launcher::LocalCluster;
 use anyhow::{bail, Context};
+use cluster_config::launch;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -139,7 +140,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     let mut failed = false;
     if opts.flash_sale {
         out.progress("flash sale: 10 units, 10,000 concurrent buyers");
-        let loadgen = sibling("loadgen")?;
+        let loadgen = launch::sibling("gateway", "loadgen")?;
         let mut loadgen = tokio::process::Command::new(loadgen);
         if out == Format::Json {
             // stdout carries only the Ready document.

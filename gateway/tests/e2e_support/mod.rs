@@ -1,21 +1,21 @@
 //! The real system for the end-to-end tests: a cluster of `node` processes on free loopback
-//! ports (one data dir each, SIGKILL and restart), in-process gateways from this crate bound
-//! to port 0, and a plain HTTP/1.1 client that talks to them over TCP.
+//! ports (one data dir each, SIGKILL and restart) started by the workspace's one launcher
+//! (`cluster_config::launch`), in-process gateways from this crate bound to port 0, and a
+//! plain HTTP/1.1 client that talks to them over TCP.
 //!
 //! The node binary is not this package's, so Cargo does not build it for these tests or hand
-//! over its path; [`node_binary`] finds it next to the running test in the same target dir
+//! over its path; `launch::sibling` finds it next to the running test in the same target dir
 //! and builds it there when it is missing.
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command as Process, Stdio};
-use std::sync::OnceLock;
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use cluster_config::{GatewayConfig, NodeConfig};
+use cluster_config::launch::{self, probe, Layout, LogMode, Nodes, Spawn};
+use cluster_config::mtls::Dialer;
+use cluster_config::GatewayConfig;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::header::{HeaderMap, CONTENT_TYPE};
@@ -23,8 +23,7 @@ use hyper::{Method, Request};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use proto::admin::admin_client::AdminClient;
-use proto::admin::{StatusReply, StatusRequest};
+use proto::admin::StatusReply;
 use serde_json::Value;
 
 /// The tests share two cores; clusters started side by side would make each other miss
@@ -43,264 +42,104 @@ pub fn now_ms() -> u64 {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The node binary
-// ---------------------------------------------------------------------------------------------
-
-/// `<target>/<profile>/flashstock-node`, built there (once per test process) when missing.
-pub fn node_binary() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(find_or_build_node)
-}
-
-fn find_or_build_node() -> PathBuf {
-    // `<target>/<profile>/deps/e2e-<hash>`
-    let exe = std::env::current_exe().expect("path of the running test binary");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .unwrap_or_else(|| panic!("{} is not in <target>/<profile>/deps", exe.display()))
-        .to_path_buf();
-    let target_dir = profile_dir
-        .parent()
-        .unwrap_or_else(|| panic!("{} has no parent target dir", profile_dir.display()))
-        .to_path_buf();
-    let binary = profile_dir.join(format!("flashstock-node{}", std::env::consts::EXE_SUFFIX));
-    if binary.is_file() {
-        return binary;
-    }
-    let profile = profile_dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("debug")
-        .to_owned();
-    let mut cargo = Process::new(env!("CARGO"));
-    cargo.args(["build", "-p", "node", "--bin", "flashstock-node"]);
-    match profile.as_str() {
-        "debug" => {}
-        "release" => {
-            cargo.arg("--release");
-        }
-        other => {
-            cargo.args(["--profile", other]);
-        }
-    }
-    cargo
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    eprintln!(
-        "e2e: {} is missing; building it: {cargo:?}",
-        binary.display()
-    );
-    let status = cargo
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run `{cargo:?}` to build the node binary: {e}"));
-    assert!(
-        status.success(),
-        "building the node binary failed ({status}): `{cargo:?}`; \
-         build it yourself with `cargo build -p node --bin flashstock-node` into {}",
-        target_dir.display()
-    );
-    assert!(
-        binary.is_file(),
-        "`{cargo:?}` succeeded but {} is still missing",
-        binary.display()
-    );
-    binary
-}
-
-// ---------------------------------------------------------------------------------------------
 // The cluster
 // ---------------------------------------------------------------------------------------------
 
 /// Real node processes. Dropping it (a failed test included) kills every one of them; after
 /// a failure their logs are printed and their dir is kept.
 pub struct Cluster {
+    nodes: Nodes,
     dir: tempfile::TempDir,
-    pub configs: Vec<NodeConfig>,
-    procs: Vec<Option<Child>>,
-}
-
-fn free_ports(n: usize) -> Vec<u16> {
-    // Held together so that the OS hands out distinct ports; released before the nodes bind.
-    let listeners: Vec<_> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("local addr").port())
-        .collect()
 }
 
 impl Cluster {
     /// Starts `n` nodes with test timings (heartbeat 50 ms, election 300–600 ms) and waits
     /// until they agree on a leader.
     pub async fn start(n: usize) -> Cluster {
-        let binary = node_binary().to_path_buf();
+        let binary = launch::sibling("node", "flashstock-node").expect("the node binary");
         let dir = tempfile::Builder::new()
             .prefix("gateway-e2e-")
             .tempdir()
             .expect("temp dir");
-        let ports = free_ports(n);
-        // `local_cluster` lays out ids and data dirs; the ports are replaced by free ones.
-        let mut configs = cluster_config::local_cluster(n, 20_000, dir.path());
-        let members: BTreeMap<u64, String> = configs
-            .iter()
-            .zip(&ports)
-            .map(|(c, p)| (c.id, format!("127.0.0.1:{p}")))
-            .collect();
-        for (c, p) in configs.iter_mut().zip(&ports) {
-            c.listen = format!("127.0.0.1:{p}").parse().expect("socket addr");
-            c.advertise = format!("127.0.0.1:{p}");
-            c.initial_members = members.clone();
-            c.raft.heartbeat_ms = 50;
-            c.raft.election_timeout_min_ms = 300;
-            c.raft.election_timeout_max_ms = 600;
-            c.validate().expect("valid node config");
+        let configs =
+            launch::loopback_test_configs(n, dir.path(), |_| {}).expect("valid node configs");
+        let spawn = Spawn {
+            // Appended to, so a restarted node's log follows its first life's.
+            log: LogMode::Appended,
+            ..Spawn::default()
         }
-        let mut cluster = Cluster {
-            dir,
-            procs: configs.iter().map(|_| None).collect(),
-            configs,
-        };
-        for id in cluster.ids() {
-            cluster.spawn(&binary, id);
-        }
+        // The inventory calls' spans and answers too: the request-id test reads them.
+        .env(
+            "RUST_LOG",
+            "info,openraft=warn,node::services::inventory=debug",
+        )
+        .env("NO_COLOR", "1");
+        let mut nodes = Nodes::new(dir.path(), configs, binary, spawn, Layout::Flat);
+        nodes.start_all().expect("start the nodes");
+        let cluster = Cluster { nodes, dir };
         let all = cluster.ids();
         cluster.leader(&all).await;
         cluster
     }
 
     pub fn ids(&self) -> Vec<u64> {
-        self.configs.iter().map(|c| c.id).collect()
-    }
-
-    fn index(&self, id: u64) -> usize {
-        self.configs
-            .iter()
-            .position(|c| c.id == id)
-            .unwrap_or_else(|| panic!("no node {id} in this cluster"))
+        self.nodes.ids()
     }
 
     pub fn log_path(&self, id: u64) -> PathBuf {
-        self.dir.path().join(format!("node{id}.log"))
-    }
-
-    fn spawn(&mut self, binary: &Path, id: u64) {
-        let i = self.index(id);
-        assert!(self.procs[i].is_none(), "node {id} is already running");
-        let config = self.dir.path().join(format!("node{id}.toml"));
-        std::fs::write(&config, self.configs[i].to_toml_string()).expect("write node config");
-        // Appended to, so a restarted node's log follows its first life's.
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path(id))
-            .expect("open node log");
-        // The node logs to stdout; stderr gets panics.
-        let stdout = log.try_clone().expect("clone the log file handle");
-        let child = Process::new(binary)
-            .arg("--config")
-            .arg(&config)
-            // The inventory calls' spans and answers too: the request-id test reads them.
-            .env(
-                "RUST_LOG",
-                "info,openraft=warn,node::services::inventory=debug",
-            )
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", binary.display()));
-        self.procs[i] = Some(child);
+        self.nodes.log_path(id)
     }
 
     /// The nodes' gRPC addresses, for a gateway's `nodes`.
     pub fn addrs(&self) -> Vec<String> {
-        self.configs.iter().map(|c| c.advertise.clone()).collect()
+        self.nodes.addrs()
     }
 
     pub fn addr(&self, id: u64) -> String {
-        self.configs[self.index(id)].advertise.clone()
+        self.nodes.addr(id)
     }
 
-    /// SIGKILL (what `Child::kill` sends on Unix): no chance to flush or say goodbye.
+    /// SIGKILL: no chance to flush or say goodbye.
     pub fn kill(&mut self, id: u64) {
-        let i = self.index(id);
-        if let Some(mut child) = self.procs[i].take() {
-            child.kill().expect("SIGKILL a node");
-            let _ = child.wait();
-        }
+        self.nodes.kill(id);
     }
 
     /// Starts a killed node again on its data dir.
     pub fn restart(&mut self, id: u64) {
-        let binary = node_binary().to_path_buf();
-        self.spawn(&binary, id);
+        self.nodes.start(id).expect("restart the node");
     }
 
     /// `admin.Status` of one node, or `None` if it does not answer quickly.
     pub async fn status(&self, id: u64) -> Option<StatusReply> {
-        node_status(&self.addr(id)).await
+        let addr = self.addr(id);
+        probe::status(&Dialer::Plain, &addr, Duration::from_millis(500))
+            .await
+            .ok()
     }
 
     /// The id of a leader that every node in `live` names; panics after 30 s.
     pub async fn leader(&self, live: &[u64]) -> u64 {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let mut named = Vec::new();
-            for &id in live {
-                if let Some(s) = self.status(id).await {
-                    named.push(if s.role == "leader" {
-                        Some(s.node_id)
-                    } else {
-                        s.leader_id
-                    });
-                }
-            }
-            if named.len() == live.len() {
-                if let Some(Some(leader)) = named.first().copied() {
-                    if named.iter().all(|n| *n == Some(leader)) && live.contains(&leader) {
-                        return leader;
-                    }
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "nodes {live:?} did not agree on a leader within {PATIENCE:?} (last: {named:?})"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let leader = self.nodes.agreed_leader(&Dialer::Plain, live, PATIENCE);
+        leader.await.unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Waits until every node in `ids` has applied at least `index`.
     pub async fn wait_applied(&self, ids: &[u64], index: u64) {
-        let deadline = Instant::now() + PATIENCE;
-        for &id in ids {
-            loop {
-                let applied = self.status(id).await.map(|s| s.last_applied);
-                if applied.is_some_and(|a| a >= index) {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "node {id} did not apply index {index} within {PATIENCE:?} (at {applied:?})"
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
+        let applied = self
+            .nodes
+            .wait_applied(&Dialer::Plain, ids, index, PATIENCE);
+        applied.await.unwrap_or_else(|e| panic!("{e}"));
     }
 
     fn dump_logs(&self) {
-        for c in &self.configs {
-            let path = self.log_path(c.id);
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
+        for id in self.ids() {
+            let path = self.log_path(id);
+            let text = self.nodes.log(id);
             let lines: Vec<&str> = text.lines().collect();
             let tail = &lines[lines.len().saturating_sub(40)..];
             eprintln!(
-                "---- last {} lines of node {} ({}) ----\n{}",
+                "---- last {} lines of node {id} ({}) ----\n{}",
                 tail.len(),
-                c.id,
                 path.display(),
                 tail.join("\n")
             );
@@ -310,10 +149,7 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for child in self.procs.iter_mut().flatten() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.nodes.kill_all();
         if std::thread::panicking() {
             // Kept for a look at the whole logs and data dirs.
             self.dir.disable_cleanup(true);
@@ -324,25 +160,6 @@ impl Drop for Cluster {
             );
         }
     }
-}
-
-async fn node_status(addr: &str) -> Option<StatusReply> {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .ok()?
-        .connect_timeout(Duration::from_millis(300))
-        .timeout(Duration::from_millis(500));
-    let channel = tokio::time::timeout(Duration::from_millis(500), endpoint.connect())
-        .await
-        .ok()?
-        .ok()?;
-    let reply = tokio::time::timeout(
-        Duration::from_millis(500),
-        AdminClient::new(channel).status(StatusRequest {}),
-    )
-    .await
-    .ok()?
-    .ok()?;
-    Some(reply.into_inner())
 }
 
 // ---------------------------------------------------------------------------------------------

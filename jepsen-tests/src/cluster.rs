@@ -1,5 +1,6 @@
 //! The processes of one run: per node, the `node` binary, its gateway, and (for runs with the
-//! `delay` fault) its delay proxy, all inside the node's namespace. Configs are written with
+//! `delay` fault) its delay proxy, all inside the node's namespace, started by the workspace's
+//! one launcher (`cluster_config::launch`) under `ip netns exec`. Configs are written with
 //! the `cluster-config` schema the binaries read. The harness asks each node's admin `Status`
 //! directly (role, term, leader, last_applied) over the bridge.
 //!
@@ -9,15 +10,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Stdio};
+use std::process::ChildStdin;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use cluster_config::launch::{probe, Layout, LogMode, Nodes, Process, Signal, Spawn};
 use cluster_config::mtls::certs::{self, Ca};
 use cluster_config::mtls::{Dialer, PemIdentity, Role};
 use cluster_config::{ClockSettings, GatewayConfig, NodeConfig, RaftTiming, TlsFiles, TlsSettings};
 use proto::admin::admin_client::AdminClient;
-use proto::admin::{StateDigestReply, StateDigestRequest, StatusReply, StatusRequest};
+use proto::admin::{StateDigestReply, StateDigestRequest, StatusReply};
 use std::sync::RwLock;
 use tokio::time::Instant;
 
@@ -85,21 +87,22 @@ pub struct ClusterSpec {
     pub lose_unsynced_on_restart: bool,
 }
 
+/// A gateway or proxy process (the nodes are in [`Nodes`]).
 struct Proc {
-    child: Child,
-    /// Killed by the nemesis (or by us at the end): its exit is expected.
+    process: Process,
+    /// Its exit was already reported as a crash: not again.
     expected_exit: bool,
 }
 
 impl Proc {
     fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 }
 
+/// Per node, what runs beside it in its namespace.
 struct NodeProcs {
     id: u32,
-    node: Option<Proc>,
     gateway: Option<Proc>,
     proxy: Option<(Proc, ChildStdin)>,
     paused: bool,
@@ -117,6 +120,9 @@ pub struct Crash {
 pub struct Cluster {
     pub spec: ClusterSpec,
     pub topology: Topology,
+    /// The node processes; a node killed by the nemesis is taken out, so one that exits while
+    /// in here crashed.
+    nodes: Nodes,
     procs: Vec<NodeProcs>,
     pub crashes: Vec<Crash>,
     /// The nodes running with a skewed wall clock (`[clock] test_offset_ms`), and by how much.
@@ -130,11 +136,33 @@ impl Cluster {
     /// Creates the namespaces, writes configs and starts every process.
     pub fn start(spec: ClusterSpec) -> anyhow::Result<Cluster> {
         let topology = Topology::create(spec.nodes)?;
+        make_certs(&spec.dir, spec.nodes).context("certificates")?;
+        let configs = (1..=spec.nodes)
+            .map(|id| node_config(&spec, id, false, 0))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut node_spawn = Spawn {
+            log: LogMode::Appended,
+            die_with_parent: true,
+            ..Spawn::default()
+        }
+        .env("RUST_LOG", "info,openraft=warn");
+        if spec.lose_unsynced_on_restart {
+            // node::server::LOSE_UNSYNCED_ENV (the harness drives binaries, not the crate).
+            node_spawn = node_spawn.env("FLASHSTOCK_TEST_LOSE_UNSYNCED", "1");
+        }
+        let nodes = Nodes::new(
+            &spec.dir,
+            configs,
+            spec.node_bin.clone(),
+            node_spawn,
+            Layout::PerNode,
+        )
+        .with_node_prefix(|id| topology::ns_prefix(&ns_name(id as u32)));
         let mut cluster = Cluster {
+            nodes,
             procs: (1..=spec.nodes)
                 .map(|id| NodeProcs {
                     id,
-                    node: None,
                     gateway: None,
                     proxy: None,
                     paused: false,
@@ -146,7 +174,6 @@ impl Cluster {
             clock_offsets_ms: BTreeMap::new(),
             joiners: BTreeSet::new(),
         };
-        make_certs(&cluster.spec.dir, cluster.spec.nodes).context("certificates")?;
         for id in 1..=cluster.spec.nodes {
             std::fs::create_dir_all(cluster.node_dir(id).join("data"))?;
             cluster.write_configs(id)?;
@@ -176,12 +203,7 @@ impl Cluster {
 
     /// What peers and gateways dial.
     pub fn advertise(&self, id: u32) -> String {
-        let port = if self.spec.proxy_bin.is_some() {
-            PROXY_PORT
-        } else {
-            NODE_PORT
-        };
-        format!("{}:{port}", node_ip(id))
+        advertise(&self.spec, id)
     }
 
     pub fn gateway_addr(id: u32) -> SocketAddr {
@@ -189,7 +211,7 @@ impl Cluster {
     }
 
     fn write_configs(&self, id: u32) -> anyhow::Result<()> {
-        self.write_node_config(id)?;
+        self.nodes.write_config(u64::from(id))?;
         // The local node first: with no leader known the gateway starts there.
         let mut nodes = vec![self.advertise(id)];
         nodes.extend(
@@ -210,84 +232,47 @@ impl Cluster {
         Ok(())
     }
 
-    fn write_node_config(&self, id: u32) -> anyhow::Result<()> {
+    /// Rewrites node `id`'s config from the harness's state (clock skew, joiner).
+    fn write_node_config(&mut self, id: u32) -> anyhow::Result<()> {
         let joiner = self.joiners.contains(&id);
-        let members = self
-            .ids()
-            .into_iter()
-            .filter(|_| !joiner)
-            .map(|m| (u64::from(m), self.advertise(m)));
-        let node = NodeConfig {
-            id: u64::from(id),
-            listen: SocketAddr::from(([0, 0, 0, 0], NODE_PORT)),
-            advertise: self.advertise(id),
-            data_dir: self.node_dir(id).join("data"),
-            metrics_addr: None,
-            initial_members: members.collect(),
-            raft: self.spec.raft.clone(),
-            group_commit: Default::default(),
-            storage: Default::default(),
-            clock: ClockSettings {
-                test_offset_ms: self.clock_offsets_ms.get(&id).copied().unwrap_or(0),
-                ..ClockSettings::default()
-            },
-            tls: TlsSettings::files(tls_files(&self.spec.dir, &Role::Node(u64::from(id)))),
-        };
-        node.validate().context("node config")?;
-        std::fs::write(self.node_dir(id).join("node.toml"), node.to_toml_string())?;
-        Ok(())
+        let offset_ms = self.clock_offsets_ms.get(&id).copied().unwrap_or(0);
+        *self.nodes.config_mut(u64::from(id)) = node_config(&self.spec, id, joiner, offset_ms)?;
+        self.nodes.write_config(u64::from(id))
     }
 
     fn procs(&mut self, id: u32) -> &mut NodeProcs {
         &mut self.procs[(id - 1) as usize]
     }
 
-    fn node_env(&self) -> Vec<(&'static str, &'static str)> {
-        let mut env = vec![("RUST_LOG", "info,openraft=warn")];
-        if self.spec.lose_unsynced_on_restart {
-            // node::server::LOSE_UNSYNCED_ENV (the harness drives binaries, not the crate).
-            env.push(("FLASHSTOCK_TEST_LOSE_UNSYNCED", "1"));
+    /// How a gateway or proxy starts inside node `id`'s namespace.
+    fn spawn_in_ns(id: u32) -> Spawn {
+        Spawn {
+            prefix: topology::ns_prefix(&ns_name(id)),
+            log: LogMode::Appended,
+            die_with_parent: true,
+            ..Spawn::default()
         }
-        env
     }
 
     fn start_node(&mut self, id: u32) -> anyhow::Result<()> {
-        let dir = self.node_dir(id);
-        let child = topology::spawn_in_ns(
-            &ns_name(id),
-            &self.spec.node_bin,
-            &[
-                "--config".into(),
-                dir.join("node.toml").display().to_string(),
-            ],
-            &self.node_env(),
-            &dir.join("node.log"),
-            Stdio::null(),
-        )?;
-        let procs = self.procs(id);
-        procs.node = Some(Proc {
-            child,
-            expected_exit: false,
-        });
-        procs.paused = false;
+        self.nodes.start(u64::from(id))?;
+        if let Some(pid) = self.nodes.pid(u64::from(id)) {
+            topology::register_pid(pid);
+        }
+        self.procs(id).paused = false;
         Ok(())
     }
 
     fn start_gateway(&mut self, id: u32) -> anyhow::Result<()> {
         let dir = self.node_dir(id);
-        let child = topology::spawn_in_ns(
-            &ns_name(id),
+        let process = Self::spawn_in_ns(id).env("RUST_LOG", "info").start(
             &self.spec.gateway_bin,
-            &[
-                "--config".into(),
-                dir.join("gateway.toml").display().to_string(),
-            ],
-            &[("RUST_LOG", "info")],
+            ["--config".into(), dir.join("gateway.toml").into_os_string()],
             &dir.join("gateway.log"),
-            Stdio::null(),
         )?;
+        topology::register_pid(process.pid());
         self.procs(id).gateway = Some(Proc {
-            child,
+            process,
             expected_exit: false,
         });
         Ok(())
@@ -296,24 +281,26 @@ impl Cluster {
     fn start_proxy(&mut self, id: u32) -> anyhow::Result<()> {
         let bin = self.spec.proxy_bin.clone().expect("proxies enabled");
         let dir = self.node_dir(id);
-        let mut child = topology::spawn_in_ns(
-            &ns_name(id),
+        let spawn = Spawn {
+            piped_stdin: true,
+            ..Self::spawn_in_ns(id)
+        };
+        let mut process = spawn.start(
             &bin,
-            &[
+            [
                 "proxy".into(),
                 "--listen".into(),
                 format!("{}:{PROXY_PORT}", node_ip(id)),
                 "--upstream".into(),
                 format!("127.0.0.1:{NODE_PORT}"),
             ],
-            &[],
             &dir.join("proxy.log"),
-            Stdio::piped(),
         )?;
-        let stdin = child.stdin.take().context("proxy stdin")?;
+        topology::register_pid(process.pid());
+        let stdin = process.take_stdin().context("proxy stdin")?;
         self.procs(id).proxy = Some((
             Proc {
-                child,
+                process,
                 expected_exit: false,
             },
             stdin,
@@ -343,22 +330,19 @@ impl Cluster {
 
     /// SIGKILL the node process and reap it.
     pub fn kill(&mut self, id: u32) {
-        if let Some(mut proc) = self.procs(id).node.take() {
-            proc.expected_exit = true;
-            topology::signal(proc.pid(), libc::SIGKILL);
-            let _ = proc.child.wait();
-            topology::unregister_pid(proc.pid());
+        if let Some(pid) = self.nodes.kill(u64::from(id)) {
+            topology::unregister_pid(pid);
         }
         self.procs(id).paused = false;
     }
 
     pub fn is_running(&mut self, id: u32) -> bool {
-        self.procs(id).node.is_some()
+        self.nodes.is_running(u64::from(id))
     }
 
     /// Restarts a killed node on its data dir.
     pub fn restart(&mut self, id: u32) -> anyhow::Result<()> {
-        if self.procs(id).node.is_some() {
+        if self.is_running(id) {
             return Ok(());
         }
         self.start_node(id)
@@ -399,19 +383,14 @@ impl Cluster {
     }
 
     pub fn pause(&mut self, id: u32) {
-        if let Some(proc) = &self.procs(id).node {
-            if topology::signal(proc.pid(), libc::SIGSTOP) {
-                self.procs(id).paused = true;
-            }
+        if self.nodes.signal(u64::from(id), Signal::Stop) {
+            self.procs(id).paused = true;
         }
     }
 
     pub fn resume(&mut self, id: u32) {
-        let procs = self.procs(id);
-        if let Some(proc) = &procs.node {
-            topology::signal(proc.pid(), libc::SIGCONT);
-        }
-        procs.paused = false;
+        self.nodes.signal(u64::from(id), Signal::Cont);
+        self.procs(id).paused = false;
     }
 
     /// Records processes that exited on their own since the last call.
@@ -420,8 +399,16 @@ impl Cluster {
         let mut found = Vec::new();
         for procs in &mut self.procs {
             let id = procs.id;
-            let slots: [(&str, Option<&mut Proc>); 3] = [
-                ("node", procs.node.as_mut()),
+            if let Some((pid, status)) = self.nodes.exited(u64::from(id)) {
+                // A crashed node is gone: the nemesis restarts it like a killed one.
+                topology::unregister_pid(pid);
+                found.push(Crash {
+                    what: format!("node n{id}"),
+                    status: status.to_string(),
+                    log: self.nodes.log_path(u64::from(id)),
+                });
+            }
+            let slots: [(&str, Option<&mut Proc>); 2] = [
                 ("gateway", procs.gateway.as_mut()),
                 ("proxy", procs.proxy.as_mut().map(|(p, _)| p)),
             ];
@@ -430,7 +417,7 @@ impl Cluster {
                 if proc.expected_exit {
                     continue;
                 }
-                if let Ok(Some(status)) = proc.child.try_wait() {
+                if let Ok(Some(status)) = proc.process.try_wait() {
                     proc.expected_exit = true;
                     topology::unregister_pid(proc.pid());
                     found.push(Crash {
@@ -440,10 +427,6 @@ impl Cluster {
                     });
                 }
             }
-            // A crashed node is gone: let the nemesis restart it like a killed one.
-            if procs.node.as_ref().is_some_and(|p| p.expected_exit) {
-                procs.node = None;
-            }
         }
         self.crashes.extend(found.iter().cloned());
         found
@@ -452,21 +435,28 @@ impl Cluster {
     /// Kills every process (SIGCONT first for paused ones) and reaps them.
     pub fn stop_all(&mut self) {
         for procs in &mut self.procs {
-            let mut all: Vec<Proc> = Vec::new();
-            all.extend(procs.gateway.take());
-            all.extend(procs.node.take());
+            let id = u64::from(procs.id);
+            if let Some(gateway) = procs.gateway.take() {
+                Self::kill_proc(gateway);
+            }
+            // SIGKILL ends a stopped process too; SIGCONT first costs nothing.
+            self.nodes.signal(id, Signal::Cont);
+            if let Some(pid) = self.nodes.kill(id) {
+                topology::unregister_pid(pid);
+            }
             if let Some((proxy, stdin)) = procs.proxy.take() {
                 drop(stdin);
-                all.push(proxy);
-            }
-            for mut proc in all {
-                topology::signal(proc.pid(), libc::SIGCONT);
-                topology::signal(proc.pid(), libc::SIGKILL);
-                let _ = proc.child.wait();
-                topology::unregister_pid(proc.pid());
+                Self::kill_proc(proxy);
             }
             procs.paused = false;
         }
+    }
+
+    fn kill_proc(proc: Proc) {
+        let pid = proc.pid();
+        proc.process.signal(Signal::Cont);
+        proc.process.kill();
+        topology::unregister_pid(pid);
     }
 
     /// An admin client of one node, or `None` if it cannot be reached in time.
@@ -483,12 +473,10 @@ impl Cluster {
 
     /// The admin status of one node, or `None` if it does not answer in time.
     pub async fn status(id: u32) -> Option<StatusReply> {
-        let fetch = async { Self::admin(id).await?.status(StatusRequest {}).await.ok() };
-        tokio::time::timeout(STATUS_TIMEOUT * 2, fetch)
+        let addr = Self::node_addr(id).to_string();
+        probe::status(&admin_dialer(), &addr, STATUS_TIMEOUT)
             .await
             .ok()
-            .flatten()
-            .map(|r| r.into_inner())
     }
 
     /// A digest of the node's whole applied state, or `None` if it does not answer.
@@ -669,6 +657,47 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         self.stop_all();
     }
+}
+
+/// What peers and gateways dial: the proxy in front of node `id` when there are proxies.
+fn advertise(spec: &ClusterSpec, id: u32) -> String {
+    let port = if spec.proxy_bin.is_some() {
+        PROXY_PORT
+    } else {
+        NODE_PORT
+    };
+    format!("{}:{port}", node_ip(id))
+}
+
+/// Node `id`'s config: a joiner (wiped, to be added again) lists no initial members, as a
+/// node joining a running cluster must (README, "Recovering a wiped node").
+fn node_config(
+    spec: &ClusterSpec,
+    id: u32,
+    joiner: bool,
+    clock_offset_ms: i64,
+) -> anyhow::Result<NodeConfig> {
+    let members = (1..=spec.nodes)
+        .filter(|_| !joiner)
+        .map(|m| (u64::from(m), advertise(spec, m)));
+    let node = NodeConfig {
+        id: u64::from(id),
+        listen: SocketAddr::from(([0, 0, 0, 0], NODE_PORT)),
+        advertise: advertise(spec, id),
+        data_dir: spec.dir.join(format!("n{id}")).join("data"),
+        metrics_addr: None,
+        initial_members: members.collect(),
+        raft: spec.raft.clone(),
+        group_commit: Default::default(),
+        storage: Default::default(),
+        clock: ClockSettings {
+            test_offset_ms: clock_offset_ms,
+            ..ClockSettings::default()
+        },
+        tls: TlsSettings::files(tls_files(&spec.dir, &Role::Node(u64::from(id)))),
+    };
+    node.validate().context("node config")?;
+    Ok(node)
 }
 
 /// A membership change the nemesis makes through the leader's admin service.

@@ -15,10 +15,10 @@
 //! the processes still in them) are removed by [`clean_stale`] at the next start.
 
 use std::collections::BTreeSet;
+use std::ffi::OsString;
 use std::net::Ipv4Addr;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -456,47 +456,10 @@ impl Drop for Topology {
     }
 }
 
-/// Starts `program args` inside namespace `ns` with stderr (and stdout) appended to `log`.
-/// The child dies with the harness (PR_SET_PDEATHSIG) and is registered for cleanup.
-/// `ip netns exec` execs the program in place, so the child's pid is the program's.
-pub fn spawn_in_ns(
-    ns: &str,
-    program: &Path,
-    args: &[String],
-    env: &[(&str, &str)],
-    log: &Path,
-    stdin: Stdio,
-) -> anyhow::Result<Child> {
-    let log_file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .with_context(|| format!("cannot open {}", log.display()))?;
-    let mut command = Command::new("ip");
-    command
-        .args(["netns", "exec", ns])
-        .arg(program)
-        .args(args)
-        .stdin(stdin)
-        .stdout(log_file.try_clone()?)
-        .stderr(log_file);
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = command
-        .spawn()
-        .with_context(|| format!("cannot start {} in {ns}", program.display()))?;
-    register_pid(child.id());
-    Ok(child)
+/// What runs a program inside namespace `ns`: `ip netns exec` execs it in place, so the
+/// child's pid is the program's.
+pub fn ns_prefix(ns: &str) -> Vec<OsString> {
+    ["ip", "netns", "exec", ns].map(OsString::from).to_vec()
 }
 
 #[cfg(test)]

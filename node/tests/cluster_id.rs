@@ -99,7 +99,7 @@ async fn another_clusters_node_is_refused_and_a_node_without_id_does_not_vote() 
         c.id = 4;
         c.initial_members = [(4, c.advertise.clone())].into();
     });
-    let b_addr = b.addr(1);
+    let b_addr = b.addr(4);
     let mut b_id = String::new();
     for _ in 0..300 {
         let s = node::client::status(&b_addr, Duration::from_millis(300)).await;

@@ -1,10 +1,13 @@
 //! A fake cluster node for the gateway's tests: the `inventory` and `admin` gRPC services over
-//! a tiny in-memory model of SKUs and orders, with knobs to misbehave (answer `NotLeader`,
-//! `Unavailable`, hold calls at a gate) and a record of every command it was sent.
+//! the real state machine (`state_machine::Store` on a temporary sled db, a dev-dependency
+//! only), with knobs to misbehave (answer `NotLeader`, `Unavailable`, hold calls at a gate)
+//! and a record of every command it was sent.
 //!
-//! The model is deliberately small (no per-user limits, sale windows or expiry): the real
-//! rules are the state machine's and are tested there. What the gateway's tests need is a
-//! node that answers like one, and canned refusals (`refuse_next`) for everything else.
+//! Commands apply by the node's own rules at a fixed clock (`NOW_MS`), so no second copy of
+//! those rules lives here; what a node adds around them (Raft, leadership, read index) is
+//! what the knobs stand in for. The event feed and sales figures are the test's to set
+//! (`push_events`, `compact_before`, `set_sales`), so a test of the gateway's paging and
+//! streaming does not depend on which events the engine records.
 
 #![allow(dead_code)]
 
@@ -30,8 +33,8 @@ use proto::inventory::{
 use serde::Serialize;
 use serde_json::Value;
 use state_machine::{
-    Command, Effect, Event, EventPage, EventRead, Order, OrderStatus, Outcome, Payment, Refusal,
-    SalesBucket, Sku, SkuCreation, SkuId,
+    Batch, Command, Event, EventPage, EventRead, OrderId, Outcome, SalesBucket, Sku, SkuId, Store,
+    UserId,
 };
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -49,20 +52,15 @@ pub enum Script {
     AppliedButLost(Vec<Command>),
 }
 
+/// The event feed and sales figures as a test sets them; ids below `oldest_event` are gone.
 #[derive(Default)]
-struct Model {
-    skus: BTreeMap<String, Sku>,
-    orders: BTreeMap<String, Order>,
-    /// Applied restocks: delta, the applying request's tag and the SKU it left.
-    restocks: BTreeMap<(String, String), (i64, u64, Sku)>,
-    index: u64,
-    /// The feed, as a test sets it (`push_events`); ids below `oldest_event` are gone.
+struct Feed {
     events: Vec<Event>,
     oldest_event: u64,
     sales: BTreeMap<String, Vec<SalesBucket>>,
 }
 
-impl Model {
+impl Feed {
     fn read_events(&self, after: u64, limit: u32) -> EventRead {
         if after + 1 < self.oldest_event {
             return EventRead::Compacted {
@@ -84,9 +82,11 @@ impl Model {
     }
 }
 
-#[derive(Default)]
 struct State {
-    model: Model,
+    store: Store,
+    /// The last log index: one per Submit.
+    index: u64,
+    feed: Feed,
     submits: Vec<Vec<Command>>,
     reads: usize,
     script: VecDeque<Script>,
@@ -95,6 +95,41 @@ struct State {
     follower_of: Option<String>,
     /// Answer every call with `Unavailable`.
     always_unavailable: bool,
+}
+
+impl State {
+    fn new() -> State {
+        let db = sled::Config::new()
+            .temporary(true)
+            .open()
+            .expect("a temporary sled db");
+        State {
+            store: Store::open(&db).expect("a store on an empty db"),
+            index: 0,
+            feed: Feed::default(),
+            submits: Vec::new(),
+            reads: 0,
+            script: VecDeque::new(),
+            refusals: VecDeque::new(),
+            follower_of: None,
+            always_unavailable: false,
+        }
+    }
+
+    /// One command as the log entry at `index` would apply it, at the fake's clock.
+    fn sku(&self, sku: &str) -> Option<Sku> {
+        let sku = SkuId::new(sku).ok()?;
+        self.store.get_sku(&sku).expect("read a SKU")
+    }
+
+    fn apply(&self, index: u64, command: &Command) -> Outcome {
+        let batch = Batch {
+            now_ms: NOW_MS,
+            commands: vec![command.clone()],
+        };
+        let mut outcomes = self.store.apply(&[(index, &batch)], None).expect("apply");
+        outcomes.remove(0).remove(0)
+    }
 }
 
 #[derive(Clone)]
@@ -117,7 +152,7 @@ impl FakeNode {
         let node = FakeNode {
             id,
             addr,
-            state: Arc::new(Mutex::new(State::default())),
+            state: Arc::new(Mutex::new(State::new())),
             gate: Arc::new(Semaphore::new(OPEN)),
         };
         let server = tonic::transport::Server::builder()
@@ -164,16 +199,16 @@ impl FakeNode {
 
     /// Appends to the feed; ids are the test's to choose.
     pub fn push_events(&self, events: Vec<Event>) {
-        self.state().model.events.extend(events);
+        self.state().feed.events.extend(events);
     }
 
     /// Reads of ids below `oldest` answer compacted from now on.
     pub fn compact_before(&self, oldest: u64) {
-        self.state().model.oldest_event = oldest;
+        self.state().feed.oldest_event = oldest;
     }
 
     pub fn set_sales(&self, sku: &str, buckets: Vec<SalesBucket>) {
-        self.state().model.sales.insert(sku.to_owned(), buckets);
+        self.state().feed.sales.insert(sku.to_owned(), buckets);
     }
 
     /// Calls arriving from now on wait until `open_gate`.
@@ -193,21 +228,19 @@ impl FakeNode {
     /// Applies one Submit's commands as one log entry.
     fn commit(&self, commands: &[Command]) -> submit_reply::Result {
         let mut s = self.state();
-        s.model.index += 1;
+        s.index += 1;
+        let index = s.index;
         let mut outcomes = Vec::new();
         for c in commands {
             let outcome = match s.refusals.pop_front() {
                 Some(o) => o,
-                None => {
-                    let index = s.model.index;
-                    s.model.apply(c, index)
-                }
+                None => s.apply(index, c),
             };
             outcomes.push(postcard::to_allocvec(&outcome).unwrap().into());
         }
         submit_reply::Result::Outcomes(Outcomes {
             outcomes,
-            log_index: s.model.index,
+            log_index: index,
         })
     }
 
@@ -223,7 +256,7 @@ impl FakeNode {
         s.script.pop_front()
     }
 
-    fn read_reply<T: Serialize>(&self, value: impl FnOnce(&Model) -> T) -> ReadReply {
+    fn read_reply<T: Serialize>(&self, value: impl FnOnce(&State) -> T) -> ReadReply {
         let result = match self.misbehave() {
             Some(Script::NotLeader(addr)) => read_reply::Result::NotLeader(NotLeader {
                 leader_id: None,
@@ -237,10 +270,10 @@ impl FakeNode {
             None => {
                 let mut s = self.state();
                 s.reads += 1;
-                let bytes = postcard::to_allocvec(&value(&s.model)).unwrap();
+                let bytes = postcard::to_allocvec(&value(&s)).unwrap();
                 read_reply::Result::Record(Record {
                     value: bytes,
-                    applied_index: s.model.index,
+                    applied_index: s.index,
                 })
             }
         };
@@ -294,9 +327,7 @@ impl Inventory for FakeNode {
     ) -> Result<GrpcResponse<ReadReply>, Status> {
         self.pass_gate().await;
         let sku = request.into_inner().sku;
-        Ok(GrpcResponse::new(
-            self.read_reply(|m| m.skus.get(&sku).cloned()),
-        ))
+        Ok(GrpcResponse::new(self.read_reply(|s| s.sku(&sku))))
     }
 
     async fn get_order(
@@ -305,9 +336,10 @@ impl Inventory for FakeNode {
     ) -> Result<GrpcResponse<ReadReply>, Status> {
         self.pass_gate().await;
         let id = request.into_inner().order_id;
-        Ok(GrpcResponse::new(
-            self.read_reply(|m| m.orders.get(&id).cloned()),
-        ))
+        Ok(GrpcResponse::new(self.read_reply(|s| {
+            let id = OrderId::new(&id).ok()?;
+            s.store.get_order(&id).expect("read an order")
+        })))
     }
 
     async fn list_skus(
@@ -316,21 +348,10 @@ impl Inventory for FakeNode {
     ) -> Result<GrpcResponse<ReadReply>, Status> {
         self.pass_gate().await;
         let ListSkusRequest { after, limit } = request.into_inner();
-        Ok(GrpcResponse::new(self.read_reply(|m| {
-            let mut page: Vec<Sku> = m
-                .skus
-                .values()
-                .filter(|s| s.sku.as_str() > after.as_str())
-                .take(limit as usize + 1)
-                .cloned()
-                .collect();
-            let next = if page.len() > limit as usize {
-                page.pop();
-                page.last().map(|s| s.sku.clone())
-            } else {
-                None
-            };
-            (page, next)
+        Ok(GrpcResponse::new(self.read_reply(|s| {
+            let after = SkuId::new(&after).ok();
+            let page = s.store.list_skus(after.as_ref(), limit as usize);
+            page.expect("list SKUs")
         })))
     }
 
@@ -340,20 +361,12 @@ impl Inventory for FakeNode {
     ) -> Result<GrpcResponse<ReadReply>, Status> {
         self.pass_gate().await;
         let ListOrdersRequest { user_id, limit } = request.into_inner();
-        Ok(GrpcResponse::new(self.read_reply(|m| {
-            let mut orders: Vec<Order> = m
-                .orders
-                .values()
-                .filter(|o| o.user_id.as_str() == user_id)
-                .cloned()
-                .collect();
-            orders.sort_by(|a, b| {
-                b.created_ms
-                    .cmp(&a.created_ms)
-                    .then(a.order_id.cmp(&b.order_id))
-            });
-            orders.truncate(limit as usize);
-            orders
+        Ok(GrpcResponse::new(self.read_reply(|s| {
+            let Ok(user) = UserId::new(&user_id) else {
+                return Vec::new();
+            };
+            let orders = s.store.list_user_orders(&user, limit as usize);
+            orders.expect("list a user's orders")
         })))
     }
 
@@ -371,7 +384,7 @@ impl Inventory for FakeNode {
         let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms.into());
         while self
             .state()
-            .model
+            .feed
             .events
             .last()
             .is_none_or(|e| e.id <= after)
@@ -380,7 +393,7 @@ impl Inventory for FakeNode {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         Ok(GrpcResponse::new(
-            self.read_reply(|m| m.read_events(after, limit)),
+            self.read_reply(|s| s.feed.read_events(after, limit)),
         ))
     }
 
@@ -394,9 +407,10 @@ impl Inventory for FakeNode {
             from_ms,
             to_ms,
         } = request.into_inner();
-        Ok(GrpcResponse::new(self.read_reply(|m| {
-            m.skus.get(&sku).map(|_| {
-                m.sales
+        Ok(GrpcResponse::new(self.read_reply(|s| {
+            s.sku(&sku).map(|_| {
+                s.feed
+                    .sales
                     .get(&sku)
                     .into_iter()
                     .flatten()
@@ -422,8 +436,8 @@ impl Admin for FakeNode {
             role: if leading { "leader" } else { "follower" }.into(),
             term: 3,
             leader_id: if leading { Some(self.id) } else { None },
-            last_log_index: s.model.index,
-            last_applied: s.model.index,
+            last_log_index: s.index,
+            last_applied: s.index,
             members: vec![Member {
                 id: self.id,
                 addr: self.addr.clone(),
@@ -478,271 +492,6 @@ impl Admin for FakeNode {
 
 /// Fixed clock of the fake: orders are created at this time.
 pub const NOW_MS: u64 = 1_700_000_000_000;
-
-/// The state machine's rule: a create resent by the request that made it reports Applied.
-fn replay_effect(stored: u64, replayed: u64) -> Effect {
-    if replayed != 0 && stored == replayed {
-        Effect::Applied
-    } else {
-        Effect::Unchanged
-    }
-}
-
-impl Model {
-    fn apply(&mut self, command: &Command, index: u64) -> Outcome {
-        match command.clone() {
-            Command::CreateSku {
-                sku,
-                stock,
-                per_user_limit,
-                sale_window,
-                request_tag,
-            } => {
-                let created = SkuCreation {
-                    stock,
-                    per_user_limit,
-                    sale_window,
-                };
-                match self.skus.get(sku.as_str()) {
-                    Some(existing) if existing.created == created => {
-                        match replay_effect(existing.request_tag, request_tag) {
-                            Effect::Applied => Outcome::Sku {
-                                sku: existing.as_created(),
-                                effect: Effect::Applied,
-                            },
-                            Effect::Unchanged => Outcome::Sku {
-                                sku: existing.clone(),
-                                effect: Effect::Unchanged,
-                            },
-                        }
-                    }
-                    Some(_) => Outcome::Refused(Refusal::SkuExists { sku }),
-                    None => {
-                        let record = Sku {
-                            sku: sku.clone(),
-                            total: stock,
-                            available: stock,
-                            reserved: 0,
-                            sold: 0,
-                            refunded: 0,
-                            per_user_limit,
-                            sale_window,
-                            revision: index,
-                            created,
-                            request_tag,
-                            created_revision: index,
-                        };
-                        self.skus.insert(sku.into_string(), record.clone());
-                        Outcome::Sku {
-                            sku: record,
-                            effect: Effect::Applied,
-                        }
-                    }
-                }
-            }
-            Command::Restock {
-                sku,
-                request_id,
-                delta,
-                request_tag,
-            } => {
-                let Some(record) = self.skus.get_mut(sku.as_str()) else {
-                    return Outcome::Refused(Refusal::SkuNotFound { sku });
-                };
-                let key = (sku.as_str().to_owned(), request_id.as_str().to_owned());
-                if let Some((applied, tag, after)) = self.restocks.get(&key) {
-                    return if *applied != delta {
-                        Outcome::Refused(Refusal::RequestIdConflict {
-                            sku,
-                            request_id,
-                            applied_delta: *applied,
-                        })
-                    } else if replay_effect(*tag, request_tag) == Effect::Applied {
-                        Outcome::Sku {
-                            sku: after.clone(),
-                            effect: Effect::Applied,
-                        }
-                    } else {
-                        Outcome::Sku {
-                            sku: record.clone(),
-                            effect: Effect::Unchanged,
-                        }
-                    };
-                }
-                if delta < 0 && record.available < delta.unsigned_abs() {
-                    return Outcome::Refused(Refusal::InsufficientAvailable {
-                        sku,
-                        available: record.available,
-                        requested: delta.unsigned_abs(),
-                    });
-                }
-                record.total = record.total.checked_add_signed(delta).unwrap();
-                record.available = record.available.checked_add_signed(delta).unwrap();
-                record.revision = index;
-                self.restocks
-                    .insert(key, (delta, request_tag, record.clone()));
-                Outcome::Sku {
-                    sku: record.clone(),
-                    effect: Effect::Applied,
-                }
-            }
-            Command::UpdateSku {
-                sku,
-                per_user_limit,
-                sale_window,
-                ..
-            } => {
-                let Some(record) = self.skus.get_mut(sku.as_str()) else {
-                    return Outcome::Refused(Refusal::SkuNotFound { sku });
-                };
-                if let Some(limit) = per_user_limit {
-                    record.per_user_limit = limit;
-                }
-                if let Some(window) = sale_window {
-                    record.sale_window = window;
-                }
-                record.revision = index;
-                Outcome::Sku {
-                    sku: record.clone(),
-                    effect: Effect::Applied,
-                }
-            }
-            Command::PlaceOrder {
-                order_id,
-                user_id,
-                items,
-                ttl_ms,
-                request_tag,
-            } => {
-                if let Some(existing) = self.orders.get(order_id.as_str()) {
-                    return if existing.user_id == user_id && existing.items.same_content(&items) {
-                        Outcome::Order {
-                            order: existing.clone(),
-                            effect: replay_effect(existing.request_tag, request_tag),
-                        }
-                    } else {
-                        Outcome::Refused(Refusal::OrderIdConflict { order_id })
-                    };
-                }
-                for item in items.as_slice() {
-                    let Some(sku) = self.skus.get(item.sku.as_str()) else {
-                        return Outcome::Refused(Refusal::SkuNotFound {
-                            sku: item.sku.clone(),
-                        });
-                    };
-                    if sku.available < item.qty.get() {
-                        return Outcome::Refused(Refusal::OutOfStock {
-                            sku: item.sku.clone(),
-                            available: sku.available,
-                            requested: item.qty.get(),
-                        });
-                    }
-                }
-                for item in items.as_slice() {
-                    let sku = self.skus.get_mut(item.sku.as_str()).unwrap();
-                    sku.available -= item.qty.get();
-                    sku.reserved += item.qty.get();
-                    sku.revision = index;
-                }
-                let order = Order {
-                    order_id: order_id.clone(),
-                    user_id,
-                    items,
-                    status: OrderStatus::Reserved,
-                    created_ms: NOW_MS,
-                    expires_ms: NOW_MS + ttl_ms,
-                    updated_ms: NOW_MS,
-                    payment_ref: None,
-                    revision: index,
-                    request_tag,
-                    paid: None,
-                };
-                self.orders.insert(order_id.into_string(), order.clone());
-                Outcome::Order {
-                    order,
-                    effect: Effect::Applied,
-                }
-            }
-            Command::Pay {
-                order_id,
-                payment_ref,
-                request_tag,
-            } => {
-                let resend = self.orders.get(order_id.as_str()).and_then(|o| {
-                    let p = o.paid.as_ref()?;
-                    (replay_effect(p.request_tag, request_tag) == Effect::Applied)
-                        .then(|| o.as_paid())
-                        .flatten()
-                });
-                if let Some(order) = resend {
-                    return Outcome::Order {
-                        order,
-                        effect: Effect::Applied,
-                    };
-                }
-                self.transition(order_id, index, |o| match o.status {
-                    OrderStatus::Paid => Ok(false),
-                    OrderStatus::Reserved => {
-                        o.status = OrderStatus::Paid;
-                        o.payment_ref = payment_ref;
-                        o.paid = Some(Payment {
-                            request_tag,
-                            at_ms: NOW_MS,
-                            revision: index,
-                        });
-                        Ok(true)
-                    }
-                    other => Err(other),
-                })
-            }
-            Command::Cancel { order_id } => self.transition(order_id, index, |o| match o.status {
-                OrderStatus::Cancelled | OrderStatus::Expired => Ok(false),
-                OrderStatus::Reserved => {
-                    o.status = OrderStatus::Cancelled;
-                    Ok(true)
-                }
-                other => Err(other),
-            }),
-            Command::Refund { order_id, .. } => {
-                self.transition(order_id, index, |o| match o.status {
-                    OrderStatus::Refunded => Ok(false),
-                    OrderStatus::Paid => {
-                        o.status = OrderStatus::Refunded;
-                        Ok(true)
-                    }
-                    other => Err(other),
-                })
-            }
-            Command::Expire => Outcome::Expired { orders: 0 },
-        }
-    }
-
-    /// A status change; `change` answers whether it applied, or the status that forbids it.
-    fn transition(
-        &mut self,
-        order_id: state_machine::OrderId,
-        index: u64,
-        change: impl FnOnce(&mut Order) -> Result<bool, OrderStatus>,
-    ) -> Outcome {
-        let Some(order) = self.orders.get_mut(order_id.as_str()) else {
-            return Outcome::Refused(Refusal::OrderNotFound { order_id });
-        };
-        match change(order) {
-            Ok(true) => {
-                order.revision = index;
-                Outcome::Order {
-                    order: order.clone(),
-                    effect: Effect::Applied,
-                }
-            }
-            Ok(false) => Outcome::Order {
-                order: order.clone(),
-                effect: Effect::Unchanged,
-            },
-            Err(status) => Outcome::Refused(Refusal::InvalidTransition { order_id, status }),
-        }
-    }
-}
 
 /// An address nothing listens on: bound, then released.
 pub async fn closed_addr() -> String {

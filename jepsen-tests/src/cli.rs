@@ -251,10 +251,11 @@ fn self_bin() -> PathBuf {
     std::env::current_exe().unwrap_or_else(|_| PathBuf::from("jepsen"))
 }
 
+/// The workspace's binary `name` beside this one, where the launcher looks for siblings. Not
+/// built when missing: the harness runs as root, outside cargo.
 fn beside_self(name: &str) -> PathBuf {
-    self_bin()
-        .parent()
-        .map_or_else(|| PathBuf::from(name), |dir| dir.join(name))
+    cluster_config::launch::binary::profile_dir()
+        .map_or_else(|_| PathBuf::from(name), |dir| dir.join(name))
 }
 
 impl Binaries {

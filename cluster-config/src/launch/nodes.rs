@@ -222,7 +222,7 @@ impl Nodes {
         Some(status)
     }
 
-    /// Which running node has exited, if any, without reaping it.
+    /// Which node that should be running has exited, if any, without reaping it.
     pub fn first_dead(&self) -> Option<u64> {
         self.configs
             .iter()

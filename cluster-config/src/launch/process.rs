@@ -133,10 +133,22 @@ impl Process {
         unsafe { libc::kill(self.pid() as libc::pid_t, signal.number()) == 0 }
     }
 
-    /// Whether it is still running, without reaping it (a zombie counts as running).
+    /// Whether it is still running. It is not reaped when it has exited (a `&self` check,
+    /// for a loop that polls while others hold the process), yet an exited child counts as
+    /// gone: `kill(pid, 0)` would call the unreaped zombie alive.
     pub fn is_alive(&self) -> bool {
-        // SAFETY: signal 0 only checks that the pid exists; see `signal`.
-        unsafe { libc::kill(self.pid() as libc::pid_t, 0) == 0 }
+        // SAFETY: waitid writes only into `info`, which lives on this stack; WNOWAIT leaves
+        // the child waitable, so `try_wait` and `Drop` still reap it.
+        unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let options = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+            let pid = self.pid() as libc::id_t;
+            if libc::waitid(libc::P_PID, pid, &mut info, options) != 0 {
+                // Already reaped (ECHILD): gone.
+                return false;
+            }
+            info.si_pid() == 0
+        }
     }
 
     /// Its exit status if it has exited (and is now reaped).
@@ -184,5 +196,60 @@ impl Process {
 impl Drop for Process {
     fn drop(&mut self) {
         self.kill_and_reap();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_exited_child_is_not_alive_before_it_is_reaped() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("true.log");
+        let mut process = Spawn::default()
+            .start(Path::new("true"), Vec::<OsString>::new(), &log)
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while process.is_alive() {
+            assert!(Instant::now() < deadline, "`true` kept running");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Still waitable: is_alive did not reap it.
+        assert!(process.try_wait().unwrap().is_some_and(|s| s.success()));
+    }
+
+    #[test]
+    fn a_prefix_runs_the_program_and_both_streams_reach_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("sh.log");
+        let spawn = Spawn {
+            prefix: vec!["env".into(), "GREETING=hello".into()],
+            ..Spawn::default()
+        };
+        let mut process = spawn
+            .start(
+                Path::new("sh"),
+                ["-c", "echo out $GREETING; echo err >&2"],
+                &log,
+            )
+            .unwrap();
+        assert!(process.wait_timeout(Duration::from_secs(10)).is_some());
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.contains("out hello") && text.contains("err"), "{text}");
+    }
+
+    #[test]
+    fn a_stopped_process_dies_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let process = Spawn::default()
+            .start(Path::new("sleep"), ["60"], &dir.path().join("sleep.log"))
+            .unwrap();
+        let pid = process.pid() as libc::pid_t;
+        assert!(process.signal(Signal::Stop));
+        drop(process);
+        // SAFETY: signal 0 to a pid only checks whether it exists.
+        let exists = unsafe { libc::kill(pid, 0) == 0 };
+        assert!(!exists, "the stopped child outlived its Process");
     }
 }

@@ -14,10 +14,11 @@ use std::process::ChildStdin;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use cluster_config::launch::{probe, Layout, LogMode, Nodes, Process, Signal, Spawn};
-use cluster_config::mtls::certs::{self, Ca};
-use cluster_config::mtls::{Dialer, PemIdentity, Role};
-use cluster_config::{ClockSettings, GatewayConfig, NodeConfig, RaftTiming, TlsFiles, TlsSettings};
+use cluster_config::launch::{
+    probe, ClusterCerts, Layout, Lifetime, LogMode, Nodes, Process, Signal, Spawn,
+};
+use cluster_config::mtls::Dialer;
+use cluster_config::{ClockSettings, GatewayConfig, NodeConfig, RaftTiming, TlsSettings};
 use proto::admin::admin_client::AdminClient;
 use proto::admin::{StateDigestReply, StateDigestRequest, StatusReply};
 use std::sync::RwLock;
@@ -46,30 +47,19 @@ fn admin_dialer() -> Dialer {
 }
 
 /// A CA for this run in `dir/certs`, a certificate per node, one for all gateways and one
-/// for the harness's own admin calls.
-fn make_certs(dir: &Path, nodes: u32) -> anyhow::Result<()> {
-    let certs_dir = dir.join("certs");
-    Ca::init(&certs_dir, 2)?;
-    for id in 1..=nodes {
-        let host = vec![node_ip(id).to_string()];
-        certs::issue_into(&certs_dir, &Role::Node(u64::from(id)), &host, 2)?;
-    }
-    certs::issue_into(&certs_dir, &Role::Gateway, &[], 2)?;
-    let admin = certs::issue_into(&certs_dir, &Role::Admin("jepsen".into()), &[], 2)?;
+/// for the harness's own admin calls, which from now on dial with it.
+fn make_certs(dir: &Path, nodes: u32) -> anyhow::Result<ClusterCerts> {
+    let nodes: Vec<(u64, Vec<String>)> = (1..=nodes)
+        .map(|id| (u64::from(id), vec![node_ip(id).to_string()]))
+        .collect();
+    let lifetime = Lifetime {
+        ca_days: 2,
+        leaf_days: 2,
+    };
+    let certs = ClusterCerts::issue(dir, lifetime, &nodes, &[], "jepsen")?;
     cluster_config::mtls::provider::install_tls13_only();
-    let identity = PemIdentity::load(&certs_dir.join(certs::CA_CERT), &admin.cert, &admin.key)?;
-    *ADMIN_DIALER.write().unwrap_or_else(|p| p.into_inner()) = Some(Dialer::tls(&identity));
-    Ok(())
-}
-
-fn tls_files(dir: &Path, role: &Role) -> TlsFiles {
-    let certs_dir = dir.join("certs");
-    let stem = certs::file_stem(role);
-    TlsFiles {
-        ca: certs_dir.join(certs::CA_CERT),
-        cert: certs_dir.join(format!("{stem}.pem")),
-        key: certs_dir.join(format!("{stem}.key")),
-    }
+    *ADMIN_DIALER.write().unwrap_or_else(|p| p.into_inner()) = Some(certs.admin_dialer()?);
+    Ok(certs)
 }
 
 /// What the cluster is built from.
@@ -120,6 +110,7 @@ pub struct Crash {
 pub struct Cluster {
     pub spec: ClusterSpec,
     pub topology: Topology,
+    certs: ClusterCerts,
     /// The node processes; a node killed by the nemesis is taken out, so one that exits while
     /// in here crashed.
     nodes: Nodes,
@@ -136,9 +127,9 @@ impl Cluster {
     /// Creates the namespaces, writes configs and starts every process.
     pub fn start(spec: ClusterSpec) -> anyhow::Result<Cluster> {
         let topology = Topology::create(spec.nodes)?;
-        make_certs(&spec.dir, spec.nodes).context("certificates")?;
+        let certs = make_certs(&spec.dir, spec.nodes).context("certificates")?;
         let configs = (1..=spec.nodes)
-            .map(|id| node_config(&spec, id, false, 0))
+            .map(|id| node_config(&spec, &certs, id, false, 0))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let mut node_spawn = Spawn {
             log: LogMode::Appended,
@@ -159,6 +150,7 @@ impl Cluster {
         )
         .with_node_prefix(|id| topology::ns_prefix(&ns_name(id as u32)));
         let mut cluster = Cluster {
+            certs,
             nodes,
             procs: (1..=spec.nodes)
                 .map(|id| NodeProcs {
@@ -223,7 +215,7 @@ impl Cluster {
         let mut gateway = GatewayConfig::with_nodes(nodes);
         gateway.listen = Self::gateway_addr(id);
         gateway.request_deadline_ms = self.spec.request_deadline_ms;
-        gateway.tls = TlsSettings::files(tls_files(&self.spec.dir, &Role::Gateway));
+        gateway.tls = TlsSettings::files(self.certs.gateway.clone());
         gateway.validate().context("gateway config")?;
         std::fs::write(
             self.node_dir(id).join("gateway.toml"),
@@ -236,7 +228,8 @@ impl Cluster {
     fn write_node_config(&mut self, id: u32) -> anyhow::Result<()> {
         let joiner = self.joiners.contains(&id);
         let offset_ms = self.clock_offsets_ms.get(&id).copied().unwrap_or(0);
-        *self.nodes.config_mut(u64::from(id)) = node_config(&self.spec, id, joiner, offset_ms)?;
+        let config = node_config(&self.spec, &self.certs, id, joiner, offset_ms)?;
+        *self.nodes.config_mut(u64::from(id)) = config;
         self.nodes.write_config(u64::from(id))
     }
 
@@ -673,6 +666,7 @@ fn advertise(spec: &ClusterSpec, id: u32) -> String {
 /// node joining a running cluster must (README, "Recovering a wiped node").
 fn node_config(
     spec: &ClusterSpec,
+    certs: &ClusterCerts,
     id: u32,
     joiner: bool,
     clock_offset_ms: i64,
@@ -694,7 +688,7 @@ fn node_config(
             test_offset_ms: clock_offset_ms,
             ..ClockSettings::default()
         },
-        tls: TlsSettings::files(tls_files(&spec.dir, &Role::Node(u64::from(id)))),
+        tls: TlsSettings::files(certs.node(u64::from(id)).clone()),
     };
     node.validate().context("node config")?;
     Ok(node)

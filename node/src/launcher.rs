@@ -4,10 +4,10 @@
 //! interrupted run leaves nothing behind.
 
 use anyhow::bail;
-use cluster_config::launch::{self, Layout, Nodes, Process, Spawn};
-use cluster_config::mtls::certs::{self, Ca};
-use cluster_config::mtls::{Dialer, PemIdentity, Role};
-use cluster_config::{NodeConfig, TlsFiles, TlsSettings};
+use cluster_config::launch::{self, ClusterCerts, Layout, Lifetime, Nodes, Process, Spawn};
+use cluster_config::mtls::certs;
+use cluster_config::mtls::Dialer;
+use cluster_config::{NodeConfig, TlsSettings};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -18,51 +18,25 @@ pub struct LocalCluster {
     pub dir: PathBuf,
     nodes: Nodes,
     gateway: Option<Process>,
-    /// Under mTLS: the certificates made for this cluster in `dir/certs`.
-    pub certs: Option<LocalCerts>,
+    /// Under mTLS: the certificates made for this cluster in `dir/certs` (the operator is
+    /// `admin/demo`).
+    pub certs: Option<ClusterCerts>,
 }
 
-/// The certificates of a secure local cluster: the gateway's and an operator's.
-#[derive(Debug, Clone)]
-pub struct LocalCerts {
-    pub dir: PathBuf,
-    pub gateway: TlsFiles,
-    pub admin: TlsFiles,
-}
-
-impl LocalCerts {
-    /// A CA, one certificate per node (for 127.0.0.1), the gateway's and `admin/demo`.
-    fn make(dir: &Path, configs: &mut [NodeConfig]) -> anyhow::Result<Self> {
-        let dir = dir.join("certs");
-        Ca::init(&dir, certs::CA_DAYS)?;
-        let files = |issued: certs::IssuedFiles| TlsFiles {
-            ca: dir.join(certs::CA_CERT),
-            cert: issued.cert,
-            key: issued.key,
-        };
-        let local = vec!["127.0.0.1".to_string(), "localhost".to_string()];
-        for c in configs.iter_mut() {
-            let issued = certs::issue_into(&dir, &Role::Node(c.id), &local, certs::LEAF_DAYS)?;
-            c.tls = TlsSettings::files(files(issued));
-        }
-        let gateway = files(certs::issue_into(
-            &dir,
-            &Role::Gateway,
-            &local,
-            certs::LEAF_DAYS,
-        )?);
-        let admin = files(certs::issue_into(
-            &dir,
-            &Role::Admin("demo".into()),
-            &[],
-            certs::LEAF_DAYS,
-        )?);
-        Ok(Self {
-            dir,
-            gateway,
-            admin,
-        })
+/// A CA, one certificate per node and the gateway's (for 127.0.0.1 and localhost), and
+/// `admin/demo`; each node's config names its own.
+fn make_certs(dir: &Path, configs: &mut [NodeConfig]) -> anyhow::Result<ClusterCerts> {
+    let local = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+    let nodes: Vec<(u64, Vec<String>)> = configs.iter().map(|c| (c.id, local.clone())).collect();
+    let lifetime = Lifetime {
+        ca_days: certs::CA_DAYS,
+        leaf_days: certs::LEAF_DAYS,
+    };
+    let issued = ClusterCerts::issue(dir, lifetime, &nodes, &local, "demo")?;
+    for c in configs.iter_mut() {
+        c.tls = TlsSettings::files(issued.node(c.id).clone());
     }
+    Ok(issued)
 }
 
 impl LocalCluster {
@@ -94,7 +68,7 @@ impl LocalCluster {
         let mut configs = cluster_config::local_cluster(n, base_port, dir);
         let certs = if secure {
             cluster_config::mtls::provider::install_tls13_only();
-            Some(LocalCerts::make(dir, &mut configs)?)
+            Some(make_certs(dir, &mut configs)?)
         } else {
             None
         };
@@ -117,11 +91,7 @@ impl LocalCluster {
     pub fn admin_dialer(&self) -> anyhow::Result<Dialer> {
         match &self.certs {
             None => Ok(Dialer::Plain),
-            Some(c) => Ok(Dialer::tls(&PemIdentity::load(
-                &c.admin.ca,
-                &c.admin.cert,
-                &c.admin.key,
-            )?)),
+            Some(c) => c.admin_dialer(),
         }
     }
 

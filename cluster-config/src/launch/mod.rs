@@ -10,14 +10,18 @@
 //!   SIGTERM, restart one node, wait until it listens.
 //! - [`probe`] — the admin `Status` of a node, and waiting for a leader every live node names
 //!   or for an applied index.
+//! - [`certs`] — a fresh CA and the node, gateway and operator certificates of a cluster
+//!   started under mTLS.
 //!
 //! The launcher reads configs and drives binaries; it knows nothing of the node's internals.
 
 pub mod binary;
+pub mod certs;
 pub mod nodes;
 pub mod probe;
 pub mod process;
 
 pub use binary::sibling;
+pub use certs::{ClusterCerts, Lifetime};
 pub use nodes::{free_ports, loopback_test_configs, Layout, Nodes};
 pub use process::{LogMode, Process, Signal, Spawn};

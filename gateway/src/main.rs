@@ -102,7 +102,10 @@ async fn shutdown_signal() {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    cluster_config::logging::init(args.log_format, "info");
+    cluster_config::logging::init(
+        args.log_format,
+        cluster_config::logging::GATEWAY_DEFAULT_FILTER,
+    );
     let config = config(args)?;
     tracing::info!(nodes = ?config.nodes, listen = %config.listen, "starting gateway");
     gateway::serve(config, shutdown_signal()).await

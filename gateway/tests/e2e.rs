@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use e2e_support::{now_ms, Cluster, Http, Resp, RunningGateway, SERIAL};
+use e2e_support::{now_ms, Cluster, GatewayProcess, Http, Resp, RunningGateway, SERIAL};
 use futures::StreamExt;
 use hyper::Method;
 use serde_json::{json, Value};
@@ -1476,15 +1476,21 @@ async fn two_gateways_give_the_same_answers() {
 /// The first line of node `id`'s log holding every one of `needles`, waited for a few
 /// seconds: a node writes its log on its own time.
 async fn log_line(cluster: &Cluster, id: u64, needles: &[&str]) -> String {
+    file_line(&cluster.log_path(id), needles).await
+}
+
+/// The first line of the log at `path` holding every one of `needles`, waited for.
+async fn file_line(path: &std::path::Path, needles: &[&str]) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let log = std::fs::read_to_string(cluster.log_path(id)).unwrap_or_default();
+        let log = std::fs::read_to_string(path).unwrap_or_default();
         if let Some(line) = log.lines().find(|l| needles.iter().all(|n| l.contains(n))) {
             return line.to_owned();
         }
         assert!(
             Instant::now() < deadline,
-            "no line with {needles:?} in node {id}'s log:\n{log}"
+            "no line with {needles:?} in {}:\n{log}",
+            path.display()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -1494,7 +1500,8 @@ async fn log_line(cluster: &Cluster, id: u64, needles: &[&str]) -> String {
 async fn a_request_id_follows_the_order_into_the_leaders_log() {
     let _serial = SERIAL.lock().await;
     let cluster = Cluster::start(3).await;
-    let gateway = RunningGateway::start(cluster.addrs()).await;
+    let gateway_log = cluster.file("gateway.log");
+    let gateway = GatewayProcess::start(&cluster.addrs(), "info", gateway_log.clone()).await;
     let http = gateway.http();
     http.post_json("/v1/skus", &json!({"sku": "T1", "stock": 5}))
         .await
@@ -1532,4 +1539,17 @@ async fn a_request_id_follows_the_order_into_the_leaders_log() {
     }
     let read = log_line(&cluster, leader, &["trace-read-1", "read confirmed"]).await;
     assert!(read.contains(&node), "{read}");
+
+    // The gateway's side of the same order: its span names the request and the order.
+    let answered = file_line(&gateway_log, &["trace-order-1", "answered"]).await;
+    for part in ["status=201", "route=\"/v1/orders\"", "method=\"POST\""] {
+        assert!(answered.contains(part), "{part} missing: {answered}");
+    }
+    let submitted = file_line(&gateway_log, &["trace-order-1", "submitted"]).await;
+    for part in [
+        "order_id=t-1",
+        index.replace("log_index", "revision").as_str(),
+    ] {
+        assert!(submitted.contains(part), "{part} missing: {submitted}");
+    }
 }

@@ -136,7 +136,7 @@ impl Cluster {
             die_with_parent: true,
             ..Spawn::default()
         }
-        .env("RUST_LOG", "info,openraft=warn");
+        .env("RUST_LOG", cluster_config::logging::NODE_DEFAULT_FILTER);
         if spec.lose_unsynced_on_restart {
             // node::server::LOSE_UNSYNCED_ENV (the harness drives binaries, not the crate).
             node_spawn = node_spawn.env("FLASHSTOCK_TEST_LOSE_UNSYNCED", "1");
@@ -258,11 +258,13 @@ impl Cluster {
 
     fn start_gateway(&mut self, id: u32) -> anyhow::Result<()> {
         let dir = self.node_dir(id);
-        let process = Self::spawn_in_ns(id).env("RUST_LOG", "info").start(
-            &self.spec.gateway_bin,
-            ["--config".into(), dir.join("gateway.toml").into_os_string()],
-            &dir.join("gateway.log"),
-        )?;
+        let process = Self::spawn_in_ns(id)
+            .env("RUST_LOG", cluster_config::logging::GATEWAY_DEFAULT_FILTER)
+            .start(
+                &self.spec.gateway_bin,
+                ["--config".into(), dir.join("gateway.toml").into_os_string()],
+                &dir.join("gateway.log"),
+            )?;
         topology::register_pid(process.pid());
         self.procs(id).gateway = Some(Proc {
             process,

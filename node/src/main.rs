@@ -81,7 +81,7 @@ fn check_config(path: &std::path::Path) -> ExitCode {
 
 #[tokio::main]
 async fn serve(path: &std::path::Path, log_format: LogFormat) -> anyhow::Result<()> {
-    cluster_config::logging::init(log_format, "info,openraft=warn");
+    cluster_config::logging::init(log_format, cluster_config::logging::NODE_DEFAULT_FILTER);
     let config = cluster_config::NodeConfig::load(path)?;
     node::server::run(config, shutdown_signal()).await
 }

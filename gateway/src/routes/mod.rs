@@ -21,6 +21,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use cluster_config::logging::REQUESTS;
 use serde::Serialize;
 use state_machine::{Command, Effect, Order, Outcome};
 use tracing::Instrument;
@@ -114,14 +115,27 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
+/// Times and counts each request, in a span that carries its request id (set by the outer
+/// `request_id::assign`), so `RUST_LOG=info` shows one request's path and answer.
 async fn observe(State(state): State<Shared>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = route_label(req.extensions().get::<MatchedPath>());
     let method = method_label(req.method());
-    let response = next.run(req).await;
+    let span = tracing::info_span!(
+        target: REQUESTS,
+        "request",
+        request_id = req
+            .headers()
+            .get(&crate::request_id::HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(""),
+        method,
+        route
+    );
+    let response = next.run(req).instrument(span.clone()).await;
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
-    tracing::debug!(route, method, status, ?elapsed, "answered");
+    span.in_scope(|| tracing::info!(target: REQUESTS, status, ?elapsed, "answered"));
     state
         .metrics
         .observe_request(route, method, status, elapsed);
@@ -155,21 +169,28 @@ async fn admit(State(state): State<Shared>, req: Request, next: Next) -> Respons
 /// Proposes one command through the batcher, in a span that names the order it concerns.
 async fn submit(state: &AppState, command: &Command) -> Result<Outcome, ApiError> {
     let span = match command.order_id() {
-        Some(id) => tracing::info_span!("submit", order_id = %id),
-        None => tracing::info_span!("submit"),
+        Some(id) => tracing::info_span!(target: REQUESTS, "submit", order_id = %id),
+        None => tracing::info_span!(target: REQUESTS, "submit"),
     };
     let outcome = state
         .batcher
         .submit(command, state.cluster.deadline())
-        .instrument(span)
+        .instrument(span.clone())
         .await?;
+    span.in_scope(|| match &outcome {
+        Outcome::Order { order, effect } => {
+            tracing::info!(target: REQUESTS, revision = order.revision, ?effect, "submitted")
+        }
+        Outcome::Refused(refusal) => tracing::info!(target: REQUESTS, %refusal, "submitted"),
+        _ => tracing::info!(target: REQUESTS, "submitted"),
+    });
     Ok(outcome)
 }
 
 /// Proposes commands as one `Submit`, applied together in this order (see
 /// `Cluster::submit_together`), in a span that says how many.
 async fn submit_together(state: &AppState, commands: &[Command]) -> Result<Vec<Outcome>, ApiError> {
-    let span = tracing::info_span!("submit_together", commands = commands.len());
+    let span = tracing::info_span!(target: REQUESTS, "submit_together", commands = commands.len());
     let outcomes = state
         .cluster
         .submit_together(commands, state.cluster.deadline())

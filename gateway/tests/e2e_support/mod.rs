@@ -68,11 +68,9 @@ impl Cluster {
             log: LogMode::Appended,
             ..Spawn::default()
         }
-        // The inventory calls' spans and answers too: the request-id test reads them.
-        .env(
-            "RUST_LOG",
-            "info,openraft=warn,node::services::inventory=debug",
-        )
+        // `info` turns the per-request lines on (the defaults leave them off): the
+        // request-id test reads them.
+        .env("RUST_LOG", "info,openraft=warn")
         .env("NO_COLOR", "1");
         let mut nodes = Nodes::new(dir.path(), configs, binary, spawn, Layout::Flat);
         nodes.start_all().expect("start the nodes");
@@ -88,6 +86,11 @@ impl Cluster {
 
     pub fn log_path(&self, id: u64) -> PathBuf {
         self.nodes.log_path(id)
+    }
+
+    /// A file of this name in the cluster's temporary dir (removed with it).
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
     }
 
     /// The nodes' gRPC addresses, for a gateway's `nodes`.
@@ -211,6 +214,59 @@ impl RunningGateway {
 impl Drop for RunningGateway {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// The gateway binary as its own process, logging to a file with `rust_log` as its filter:
+/// for tests that read what the gateway logs.
+pub struct GatewayProcess {
+    pub addr: SocketAddr,
+    pub log: PathBuf,
+    _process: launch::Process,
+}
+
+impl GatewayProcess {
+    pub async fn start(nodes: &[String], rust_log: &str, log: PathBuf) -> GatewayProcess {
+        let port = launch::free_ports(1)[0];
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let process = Spawn::default()
+            .env("RUST_LOG", rust_log)
+            .env("NO_COLOR", "1")
+            .start(
+                env!("CARGO_BIN_EXE_flashstock-gateway").as_ref(),
+                [
+                    "--nodes".to_owned(),
+                    nodes.join(","),
+                    "--listen".to_owned(),
+                    addr.to_string(),
+                ],
+                &log,
+            )
+            .expect("start the gateway binary");
+        let http = Http::new(addr);
+        let deadline = Instant::now() + PATIENCE;
+        while http
+            .try_send(Method::GET, "/readyz", None, Vec::new())
+            .await
+            .map(|r| r.status)
+            != Ok(200)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "gateway process {addr} not ready within {PATIENCE:?}:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        GatewayProcess {
+            addr,
+            log,
+            _process: process,
+        }
+    }
+
+    pub fn http(&self) -> Http {
+        Http::new(self.addr)
     }
 }
 

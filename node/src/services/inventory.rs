@@ -7,6 +7,7 @@ use crate::leader::LeaderHint;
 use crate::read_index::{ReadError, ReadIndex};
 use crate::refusal_reads::RefusalReads;
 use crate::types::Raft;
+use cluster_config::logging::REQUESTS;
 use proto::inventory::inventory_server;
 use proto::inventory::{
     read_reply, submit_reply, GetOrderRequest, GetSalesRequest, GetSkuRequest, ListOrdersRequest,
@@ -133,15 +134,16 @@ impl InventoryService {
     }
 
     /// The call's span: this node, and the HTTP request ids the gateway sent with it, so
-    /// `RUST_LOG=node::services=debug` follows an order from the gateway's answer header into
-    /// the log. Nothing is formatted unless that level is on.
+    /// `RUST_LOG=info` follows an order from the gateway's answer header into the log.
+    /// Nothing is formatted unless the `requests` target is on (see `cluster_config::logging`).
     fn span<T>(&self, call: &'static str, req: &Request<T>) -> tracing::Span {
         let ids = req
             .metadata()
             .get(proto::REQUEST_ID_METADATA)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        tracing::debug_span!(
+        tracing::info_span!(
+            target: REQUESTS,
             "call",
             call,
             node = self.raft.metrics().borrow().id,
@@ -169,7 +171,7 @@ impl InventoryService {
                     wait_for_event_after(&self.raft, &self.store, after, wait).await;
                 }
                 let applied = self.applied_index();
-                tracing::debug!(applied_index = applied, "read confirmed");
+                tracing::info!(target: REQUESTS, applied_index = applied, "read confirmed");
                 match answer(&self.store) {
                     Ok(value) => read_reply::Result::Record(Record {
                         value: encode(&value),
@@ -309,7 +311,8 @@ impl InventoryService {
         let result = self.propose_unrefused(commands, sizes).await;
         if let submit_reply::Result::Outcomes(outcomes) = &result {
             // The term is read only when the line is written.
-            tracing::debug!(
+            tracing::info!(
+                target: REQUESTS,
                 term = self.raft.metrics().borrow().current_term,
                 log_index = outcomes.log_index,
                 "submit answered"

@@ -55,7 +55,7 @@ impl Cluster {
     pub fn configure(n: usize, tweak: impl Fn(&mut NodeConfig)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let configs = launch::loopback_test_configs(n, dir.path(), tweak).unwrap();
-        let spawn = Spawn::default().env("RUST_LOG", "info,openraft=warn");
+        let spawn = Spawn::default().env("RUST_LOG", cluster_config::logging::NODE_DEFAULT_FILTER);
         let binary = env!("CARGO_BIN_EXE_flashstock-node").into();
         let nodes = Nodes::new(dir.path(), configs, binary, spawn, Layout::Flat);
         nodes.write_configs().unwrap();

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use node::client::status;
-use state_machine::{Effect, OrderId, OrderStatus, Outcome, SkuId};
+use state_machine::{Command, Effect, OrderId, OrderStatus, Outcome, SkuId};
 use std::time::Duration;
 
 async fn place_many(client: &node::client::Client, prefix: &str, n: usize) -> Vec<String> {
@@ -266,4 +266,51 @@ async fn a_killed_leader_restarts_as_a_follower_and_the_next_leader_has_a_new_te
             ..
         }
     ));
+}
+
+/// Deadlines are exact for reads too (API.md). After an outage longer than a reservation's
+/// TTL, the applied clock is as old as the outage: the first read a new leader answers must
+/// already show the reservation expired and its units back, not wait for the expiry ticker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_read_after_an_outage_shows_a_past_deadline_expired() {
+    let mut cluster = Cluster::start(3, |_| {});
+    let client = cluster.client();
+    cluster.leader(&[1, 2, 3]).await;
+    client.submit(&[create("A", 5)]).await.unwrap();
+    let mut placed = order("o1", "u", "A", 2);
+    if let Command::PlaceOrder { ttl_ms, .. } = &mut placed {
+        *ttl_ms = 1_000;
+    }
+    let (outcomes, _) = client.submit(&[placed]).await.unwrap();
+    let Outcome::Order { order, .. } = &outcomes[0] else {
+        panic!("{outcomes:?}");
+    };
+    let expires_ms = order.expires_ms;
+
+    for id in cluster.ids() {
+        cluster.kill(id);
+    }
+    while wall_ms() <= expires_ms + 500 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for id in cluster.ids() {
+        cluster.restart(id);
+    }
+    // The client waits for the first node that answers: the new leader, as soon as it may.
+    let order = client.get_order("o1").await.unwrap().unwrap();
+    assert_eq!(
+        order.status,
+        OrderStatus::Expired,
+        "read {} ms past the deadline: {order:?}",
+        wall_ms() - expires_ms
+    );
+    let sku = client.get_sku("A").await.unwrap().unwrap();
+    assert_eq!((sku.available, sku.reserved), (5, 0), "{sku:?}");
+}
+
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }

@@ -151,6 +151,23 @@ impl InventoryService {
         )
     }
 
+    /// Deadlines are exact for reads too (API.md): reservations due by the clock a proposal
+    /// made now would carry are expired in the log before a read is answered. The expiry
+    /// ticker does it within a tick; this covers that tick, and a new leader after an outage,
+    /// whose applied clock is as old as the outage until its first proposal.
+    async fn expire_due(&self) -> Result<(), ProposeError> {
+        let due = match self.store.earliest_deadline() {
+            Ok(Some(deadline)) => deadline <= self.proposer.clocks().proposal_ms(),
+            Ok(None) => false,
+            // The read that follows meets the same state and reports it.
+            Err(_) => false,
+        };
+        if due {
+            self.proposer.submit(vec![Command::Expire], 1).await?;
+        }
+        Ok(())
+    }
+
     async fn read<T: Serialize>(
         &self,
         answer: impl FnOnce(&Store) -> Result<T, state_machine::StoreError>,
@@ -165,7 +182,12 @@ impl InventoryService {
         event_after: Option<(u64, Duration)>,
         answer: impl FnOnce(&Store) -> Result<T, state_machine::StoreError>,
     ) -> Result<Response<ReadReply>, Status> {
-        let result = match self.reads.confirm(READ_TIMEOUT).await {
+        let confirmed = match self.reads.confirm(READ_TIMEOUT).await {
+            Ok(()) => self.expire_due().await,
+            Err(ReadError::NotLeader(hint)) => Err(ProposeError::NotLeader(hint)),
+            Err(ReadError::Unavailable(message)) => Err(ProposeError::Unavailable(message)),
+        };
+        let result = match confirmed {
             Ok(()) => {
                 if let Some((after, wait)) = event_after {
                     wait_for_event_after(&self.raft, &self.store, after, wait).await;
@@ -183,8 +205,8 @@ impl InventoryService {
                     }
                 }
             }
-            Err(ReadError::NotLeader(hint)) => read_reply::Result::NotLeader(not_leader(hint)),
-            Err(ReadError::Unavailable(message)) => {
+            Err(ProposeError::NotLeader(hint)) => read_reply::Result::NotLeader(not_leader(hint)),
+            Err(ProposeError::Unavailable(message)) => {
                 read_reply::Result::Unavailable(Unavailable { message })
             }
         };

@@ -67,7 +67,8 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         opts.gateway,
         dir.path().display()
     ));
-    let log_level = "info,openraft=warn";
+    // The nodes' default, per-request lines off: the demo is what newcomers benchmark.
+    let log_level = cluster_config::logging::NODE_DEFAULT_FILTER;
     let mut cluster = if opts.insecure {
         out.progress(
             "warning: --insecure: the node ports speak plaintext gRPC, without certificates",

@@ -114,12 +114,7 @@ pub async fn run(
         &metrics.hot,
     );
     let reads = ReadIndex::start(raft.clone(), clocks.clone());
-    crate::expiry::start(
-        raft.clone(),
-        store.clone(),
-        proposer.clone(),
-        clocks.clone(),
-    );
+    crate::expiry::start(raft.clone(), store.clone(), proposer.clone());
     crate::checkpointer::start(
         store.clone(),
         std::time::Duration::from_millis(config.storage.checkpoint_interval_ms),

@@ -151,23 +151,6 @@ impl InventoryService {
         )
     }
 
-    /// Deadlines are exact for reads too (API.md): reservations due by the clock a proposal
-    /// made now would carry are expired in the log before a read is answered. The expiry
-    /// ticker does it within a tick; this covers that tick, and a new leader after an outage,
-    /// whose applied clock is as old as the outage until its first proposal.
-    async fn expire_due(&self) -> Result<(), ProposeError> {
-        let due = match self.store.earliest_deadline() {
-            Ok(Some(deadline)) => deadline <= self.proposer.clocks().proposal_ms(),
-            Ok(None) => false,
-            // The read that follows meets the same state and reports it.
-            Err(_) => false,
-        };
-        if due {
-            self.proposer.submit(vec![Command::Expire], 1).await?;
-        }
-        Ok(())
-    }
-
     async fn read<T: Serialize>(
         &self,
         answer: impl FnOnce(&Store) -> Result<T, state_machine::StoreError>,
@@ -183,7 +166,8 @@ impl InventoryService {
         answer: impl FnOnce(&Store) -> Result<T, state_machine::StoreError>,
     ) -> Result<Response<ReadReply>, Status> {
         let confirmed = match self.reads.confirm(READ_TIMEOUT).await {
-            Ok(()) => self.expire_due().await,
+            // Deadlines are exact for reads too (API.md).
+            Ok(()) => crate::expiry::expire_if_due(&self.store, &self.proposer).await,
             Err(ReadError::NotLeader(hint)) => Err(ProposeError::NotLeader(hint)),
             Err(ReadError::Unavailable(message)) => Err(ProposeError::Unavailable(message)),
         };

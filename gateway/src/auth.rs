@@ -8,10 +8,8 @@
 //! Configs hold SHA-256 hashes only; a presented token is hashed and compared with every
 //! stored hash in constant time. Neither a token nor its hash is ever logged or echoed.
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, Method};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use cluster_config::ApiToken;
 use subtle::{Choice, ConstantTimeEq};
 
@@ -113,7 +111,9 @@ impl Tokens {
         bool::from(found).then_some(bits)
     }
 
-    fn check(&self, req: &Request) -> Result<(), ApiError> {
+    /// `Err` is the 401 or 403 to answer before anything else runs (admission, body
+    /// reading).
+    pub fn check(&self, req: &Request) -> Result<(), ApiError> {
         let needed = needed(req.method(), req.uri().path());
         if !self.enabled() || needed == Needed::Nothing {
             return Ok(());
@@ -137,18 +137,6 @@ impl Tokens {
             }
             _ => Ok(()),
         }
-    }
-}
-
-/// The middleware: 401 or 403 before anything else runs (admission, body reading).
-pub async fn require(
-    State(tokens): State<std::sync::Arc<Tokens>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    match tokens.check(&req) {
-        Ok(()) => next.run(req).await,
-        Err(e) => e.into_response(),
     }
 }
 

@@ -8,9 +8,9 @@
 
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};
-use axum::middleware::Next;
 use axum::response::Response;
 use rand::Rng;
+use std::future::Future;
 
 pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -26,9 +26,13 @@ pub fn current() -> Option<String> {
         .flatten()
 }
 
-/// The outermost layer: picks the id, hands it to the handler (header and task-local) and
-/// puts it on the answer.
-pub async fn assign(mut req: Request, next: Next) -> Response {
+/// Runs `handle` with the request's id (the client's, if valid, else a new one) in its
+/// header and task-local, and puts the id on the answer.
+pub async fn with_id<F, Fut>(mut req: Request, handle: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let id = req
         .headers()
         .get(&HEADER)
@@ -36,7 +40,7 @@ pub async fn assign(mut req: Request, next: Next) -> Response {
         .cloned()
         .unwrap_or_else(new_id);
     req.headers_mut().insert(HEADER, id.clone());
-    let mut response = CURRENT.scope(id.clone(), next.run(req)).await;
+    let mut response = CURRENT.scope(id.clone(), handle(req)).await;
     response.headers_mut().insert(HEADER, id);
     response
 }

@@ -98,16 +98,6 @@ pub(crate) fn merge(older: &mut Changes, newer: Changes) {
     }
 }
 
-/// The changes a checkpoint writes: the indexes, rebuilt at load, need not wait for it.
-pub(crate) fn persisted_only(mut changes: Changes) -> Changes {
-    for (position, writes) in changes.iter_mut().enumerate() {
-        if !is_persisted(position) {
-            writes.clear();
-        }
-    }
-    changes
-}
-
 pub(crate) fn is_empty(changes: &Changes) -> bool {
     changes.iter().all(BTreeMap::is_empty)
 }
@@ -182,12 +172,22 @@ impl MemTrees {
         Ok(())
     }
 
-    pub fn apply(&mut self, changes: &Changes) {
-        for (tree, writes) in self.trees.iter_mut().zip(changes) {
-            for (key, value) in writes {
-                tree.write(key.clone(), value.clone());
+    /// Applies one apply's changes and returns those a checkpoint writes. The indexes,
+    /// rebuilt at load, need not wait for it, so their writes move into memory uncopied:
+    /// three of an order's five writes (perf: the key copies were a visible share of apply).
+    pub fn apply(&mut self, mut changes: Changes) -> Changes {
+        for (position, (tree, writes)) in self.trees.iter_mut().zip(&mut changes).enumerate() {
+            if is_persisted(position) {
+                for (key, value) in writes.iter() {
+                    tree.write(key.clone(), value.clone());
+                }
+            } else {
+                for (key, value) in std::mem::take(writes) {
+                    tree.write(key, value);
+                }
             }
         }
+        changes
     }
 
     pub fn skus(&self) -> &MemTree {

@@ -179,8 +179,8 @@ impl Store {
             tx.prune_events(self.retention, MAX_PRUNE_PER_APPLY)?;
             tx.commit(marker)?
         };
-        self.mem_mut().apply(&changes);
-        memory::merge(&mut self.lock_dirty(), memory::persisted_only(changes));
+        let persisted = self.mem_mut().apply(changes);
+        memory::merge(&mut self.lock_dirty(), persisted);
         Ok(results)
     }
 

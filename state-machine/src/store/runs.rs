@@ -23,6 +23,10 @@ use super::memory::{self, Changes, Record, Value};
 use super::trees::{Trees, NAMES};
 use std::collections::{BTreeMap, HashMap};
 
+/// Seeded per process, so crafted order ids cannot aim at collisions; several times
+/// cheaper than SipHash on short keys, and the index rehashes every key as it grows.
+type Hasher = foldhash::quality::RandomState;
+
 /// Records per run: large enough that a record costs a small fraction of an insert.
 pub(crate) const RECORDS_PER_RUN: usize = 256;
 
@@ -94,7 +98,7 @@ pub(crate) struct Runs {
     /// The tree's name, for messages.
     tree: &'static str,
     next_seq: u64,
-    newest: HashMap<Vec<u8>, u64>,
+    newest: HashMap<Vec<u8>, u64, Hasher>,
     /// Every stored run, oldest first.
     runs: BTreeMap<u64, RunCount>,
     /// Copies stored, live or superseded.
@@ -118,7 +122,7 @@ impl Runs {
         let mut runs = Runs {
             tree: name,
             next_seq: 0,
-            newest: HashMap::new(),
+            newest: HashMap::default(),
             runs: BTreeMap::new(),
             stored: 0,
         };

@@ -29,7 +29,7 @@ fn measure(appenders: usize) -> (f64, f64, f64) {
     let started = Instant::now();
     let threads: Vec<_> = (0..appenders)
         .map(|_| {
-            let io = io.clone();
+            let io = io.sender();
             let record = record.clone();
             std::thread::spawn(move || {
                 let mut appends = 0u64;

@@ -23,7 +23,7 @@ use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// The vote's file in the log directory, replaced whole on every change.
 const VOTE_FILE: &str = "vote";
@@ -207,7 +207,7 @@ pub struct LogStore {
     dir: PathBuf,
     log: Shared,
     vote: Option<Vote>,
-    io: mpsc::Sender<Request>,
+    io: wal::Writer,
 }
 
 fn log_error(verb: ErrorVerb, e: impl std::error::Error + 'static) -> StorageError {

@@ -69,16 +69,19 @@ fn last_segment(dir: &Path) -> PathBuf {
     segments::list(dir).unwrap().pop().expect("a segment").1
 }
 
-/// Offsets at which the records of a segment start.
-fn record_starts(bytes: &[u8]) -> Vec<usize> {
+/// Offsets at which the records of a segment start, and where they end (zeros follow).
+fn record_starts(bytes: &[u8]) -> (Vec<usize>, usize) {
     let mut starts = Vec::new();
     let mut at = 0;
     while let Read::Record { next, .. } = frame::read_at(bytes, at) {
         starts.push(at);
         at = next;
     }
-    assert_eq!(at, bytes.len(), "the test's segment is whole");
-    starts
+    assert!(
+        bytes[at..].iter().all(|b| *b == 0),
+        "the test's segment is whole records, then zeros"
+    );
+    (starts, at)
 }
 
 /// A log of `n` entries in batches of three, with small segments.
@@ -98,9 +101,12 @@ async fn a_cut_anywhere_in_the_last_record_leaves_the_saved_prefix() {
     let written = written_log(&dir, 40).await;
     assert!(segments::list(&dir).unwrap().len() > 2, "several segments");
     let bytes = std::fs::read(last_segment(&dir)).unwrap();
-    let last_start = *record_starts(&bytes).last().unwrap();
+    let (starts, end) = record_starts(&bytes);
+    let last_start = *starts.last().unwrap();
 
-    for cut in last_start..bytes.len() {
+    // A cut inside the record, and one that keeps all of it but none of the zeros after it
+    // (which recovery must take as whole).
+    for cut in last_start..=end {
         let trial = base.path().join(format!("cut-{cut}"));
         copy_dir(&dir, &trial);
         let seg = last_segment(&trial);
@@ -113,15 +119,23 @@ async fn a_cut_anywhere_in_the_last_record_leaves_the_saved_prefix() {
 
         let mut store = LogStore::open(&trial, options(200)).expect("a torn tail is cut");
         let recovered = all_entries(&mut store).await;
-        assert_eq!(recovered, written[..written.len() - 1], "cut at {cut}");
+        let kept = if cut == end {
+            written.len()
+        } else {
+            written.len() - 1
+        };
+        assert_eq!(recovered, written[..kept], "cut at {cut}");
 
         // The cut is for good: a new append lands right after the prefix, and survives.
-        append_saved(&mut store, vec![entry(2, 39)]).await;
+        let next = kept as u64;
+        append_saved(&mut store, vec![entry(2, next)]).await;
         drop(store);
         let mut store = LogStore::open(&trial, options(200)).expect("reopens");
         let after = all_entries(&mut store).await;
-        assert_eq!(after.len(), 40, "cut at {cut}");
-        assert_eq!(after[39], entry(2, 39), "cut at {cut}");
+        assert_eq!(after.len(), kept + 1, "cut at {cut}");
+        assert_eq!(after[kept], entry(2, next), "cut at {cut}");
+        // Closed first: an open log may be filling its spare segment in the directory.
+        drop(store);
         std::fs::remove_dir_all(&trial).unwrap();
     }
 }
@@ -133,9 +147,10 @@ async fn a_flipped_bit_in_the_last_record_drops_only_that_record() {
     let written = written_log(&dir, 20).await;
     let seg_name = last_segment(&dir).file_name().unwrap().to_owned();
     let bytes = std::fs::read(last_segment(&dir)).unwrap();
-    let last_start = *record_starts(&bytes).last().unwrap();
+    let (starts, end) = record_starts(&bytes);
+    let last_start = *starts.last().unwrap();
 
-    for at in last_start..bytes.len() {
+    for at in last_start..end {
         for bit in [0, 3, 7] {
             let trial = base.path().join(format!("flip-{at}-{bit}"));
             copy_dir(&dir, &trial);
@@ -164,7 +179,7 @@ async fn damage_before_the_tail_refuses_to_start_and_names_the_place() {
     // In the last segment, with a valid record after the damage.
     let (_, last) = files.last().unwrap();
     let bytes = std::fs::read(last).unwrap();
-    let starts = record_starts(&bytes);
+    let (starts, _) = record_starts(&bytes);
     assert!(starts.len() >= 2);
     let trial = base.path().join("middle");
     copy_dir(&dir, &trial);
@@ -185,7 +200,7 @@ async fn damage_before_the_tail_refuses_to_start_and_names_the_place() {
     let trial = base.path().join("older");
     copy_dir(&dir, &trial);
     let mut bytes = std::fs::read(first).unwrap();
-    let end = bytes.len();
+    let (_, end) = record_starts(&bytes);
     bytes[end - 1] ^= 0x01;
     std::fs::write(trial.join(first.file_name().unwrap()), &bytes).unwrap();
     let err = LogStore::open(&trial, options(200)).err().expect("refused");
@@ -301,4 +316,36 @@ async fn losing_unsynced_bytes_keeps_everything_reported_saved() {
         None,
         "the unsynced record is gone"
     );
+}
+
+#[tokio::test]
+async fn segments_are_zeros_that_records_overwrite_and_a_torn_spare_is_ignored() {
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path().join("log");
+    let written = written_log(&dir, 40).await;
+    for (_, path) in segments::list(&dir).unwrap() {
+        let bytes = std::fs::read(&path).unwrap();
+        // Filled to its size before the first record, so no sync had to grow it.
+        assert!(
+            bytes.len() >= 200,
+            "{} is {} bytes",
+            path.display(),
+            bytes.len()
+        );
+        record_starts(&bytes);
+    }
+
+    // A crash while the next segment was being filled leaves a half-written spare: not a
+    // segment, so recovery never reads it, and the next spare replaces it.
+    std::fs::write(dir.join(node::wal::spare::SPARE_NAME), b"\x07 half filled").unwrap();
+    let mut store = LogStore::open(&dir, options(200)).unwrap();
+    assert_eq!(all_entries(&mut store).await, written);
+    append_saved(&mut store, vec![entry(2, 40), entry(2, 41)]).await;
+    drop(store);
+    let spare = std::fs::read(dir.join(node::wal::spare::SPARE_NAME)).unwrap();
+    assert!(spare.len() == 200 && spare.iter().all(|b| *b == 0));
+    let mut store = LogStore::open(&dir, options(200)).unwrap();
+    let after = all_entries(&mut store).await;
+    assert_eq!(after.len(), 42);
+    assert_eq!(after[..40], written[..]);
 }

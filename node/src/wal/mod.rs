@@ -4,7 +4,8 @@
 
 pub mod frame;
 pub mod segments;
+pub mod spare;
 pub mod writer;
 
 pub use segments::{recover, RecoverError, SegmentInfo};
-pub use writer::{lose_unsynced, start, Done, Options, Request, FDATASYNCS};
+pub use writer::{lose_unsynced, start, Done, Options, Request, Writer, FDATASYNCS};

@@ -39,7 +39,7 @@ pub fn list(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentInfo {
     pub seq: u64,
-    /// Bytes of whole, checked records (a torn tail has been cut off).
+    /// Bytes of whole, checked records (a torn tail has been cut off); zeros may follow.
     pub len: u64,
     /// The highest log index any record in it mentions, as the caller's visitor reported:
     /// the segment may be deleted once the log is purged up to it.
@@ -83,7 +83,8 @@ impl From<io::Error> for RecoverError {
 /// Reads every segment of `dir` in order and hands each record's payload to `visit`, which
 /// returns the log index the record mentions (0 if none) or why it cannot be understood.
 ///
-/// A bad record in the last segment with nothing valid after it is a torn tail, the trace of
+/// Records end where the segment's zeros begin (or at its end). A bad record in the last
+/// segment with nothing valid after it is a torn tail, the trace of
 /// a write that never completed an `fdatasync`: the file is cut there (and the cut made
 /// durable) so that stale bytes cannot resurface behind later appends. A bad record anywhere
 /// else sits inside data that was synced, and is corruption.
@@ -110,6 +111,8 @@ pub fn recover(
                     at = next;
                 }
                 Read::End => break,
+                // Zeros the records have not reached yet (`spare`): the end of the data.
+                Read::Bad if buf[at..].iter().all(|b| *b == 0) => break,
                 Read::Bad => {
                     if !is_last {
                         return Err(RecoverError::Corrupt {

@@ -9,9 +9,11 @@
 //! `fsync` would "succeed"): every waiting and later request fails, and the node must stop.
 
 use super::segments::{self, SegmentInfo};
+use super::spare::{self, Spare};
 use crate::metrics::Histogram;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -53,7 +55,9 @@ pub enum Request {
 
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// A segment that has reached this size is closed and a new one started.
+    /// Each segment is this many bytes of zeros before records overwrite them; an append
+    /// that would run past the end goes to a new segment (unless the segment is empty: a
+    /// record larger than a segment makes it grow).
     pub segment_bytes: u64,
     /// Test only: after each `fdatasync`, note how far the log was synced, so that a harness
     /// can later throw away everything after it (see `lose_unsynced`).
@@ -76,20 +80,49 @@ struct State {
     /// Closed segments, oldest first.
     closed: Vec<Segment>,
     active: Segment,
+    /// Open for positioned writes: records overwrite the zeros at `len`.
     file: File,
+    /// Bytes of records in the active segment; zeros follow.
     len: u64,
+    /// The next segment, being filled with zeros.
+    spare: Option<Spare>,
     /// Bytes written to `file` since its last `fdatasync`.
     unsynced: bool,
     purge_up_to: Option<u64>,
     failed: Option<(io::ErrorKind, String)>,
 }
 
+/// The IO thread's queue. Dropping it waits until the thread has done everything queued
+/// and its spare segment is filled, so that nothing writes to the directory after the log
+/// is closed.
+pub struct Writer {
+    requests: mpsc::Sender<Request>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    pub fn send(&self, request: Request) -> Result<(), mpsc::SendError<Request>> {
+        self.requests.send(request)
+    }
+
+    /// Another handle on the queue, for callers on other threads.
+    pub fn sender(&self) -> mpsc::Sender<Request> {
+        self.requests.clone()
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        let (closed, _) = mpsc::channel();
+        drop(std::mem::replace(&mut self.requests, closed));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// Starts the IO thread over the segments recovery found (or a first, empty segment).
-pub fn start(
-    dir: &Path,
-    recovered: Vec<SegmentInfo>,
-    options: Options,
-) -> io::Result<mpsc::Sender<Request>> {
+pub fn start(dir: &Path, recovered: Vec<SegmentInfo>, options: Options) -> io::Result<Writer> {
     let mut closed: Vec<Segment> = recovered
         .iter()
         .map(|s| Segment {
@@ -101,8 +134,14 @@ pub fn start(
         Some(last) => {
             closed.pop();
             let file = OpenOptions::new()
-                .append(true)
+                .write(true)
                 .open(dir.join(segments::file_name(last.seq)))?;
+            // Cut short by recovery or written before segments were filled with zeros:
+            // fill it now, so that its syncs carry data alone too.
+            let size = file.metadata()?.len();
+            if size < options.segment_bytes {
+                spare::fill_with_zeros(&file, size, options.segment_bytes)?;
+            }
             (
                 Segment {
                     seq: last.seq,
@@ -113,7 +152,8 @@ pub fn start(
             )
         }
         None => {
-            let file = create_segment(dir, 1)?;
+            let file = Spare::start(dir, options.segment_bytes)?
+                .install(&dir.join(segments::file_name(1)))?;
             (
                 Segment {
                     seq: 1,
@@ -124,6 +164,7 @@ pub fn start(
             )
         }
     };
+    let spare = Some(Spare::start(dir, options.segment_bytes)?);
     let mut state = State {
         dir: dir.to_path_buf(),
         options,
@@ -131,25 +172,19 @@ pub fn start(
         active,
         file,
         len,
+        spare,
         unsynced: false,
         purge_up_to: None,
         failed: None,
     };
-    let (tx, rx) = mpsc::channel();
-    std::thread::Builder::new()
+    let (requests, rx) = mpsc::channel();
+    let thread = std::thread::Builder::new()
         .name("wal-io".into())
         .spawn(move || state.run(rx))?;
-    Ok(tx)
-}
-
-fn create_segment(dir: &Path, seq: u64) -> io::Result<File> {
-    let file = OpenOptions::new()
-        .create_new(true)
-        .append(true)
-        .open(dir.join(segments::file_name(seq)))?;
-    // The new name must survive a crash before anything in the file is reported saved.
-    segments::sync_dir(dir)?;
-    Ok(file)
+    Ok(Writer {
+        requests,
+        thread: Some(thread),
+    })
 }
 
 impl State {
@@ -169,6 +204,9 @@ impl State {
                     Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
                 });
             }
+        }
+        if let Some(spare) = self.spare.take() {
+            spare.finish();
         }
     }
 
@@ -228,10 +266,10 @@ impl State {
     }
 
     fn write(&mut self, bytes: &[u8], max_index: u64) -> io::Result<()> {
-        if self.len >= self.options.segment_bytes {
+        if self.len > 0 && self.len + bytes.len() as u64 > self.options.segment_bytes {
             self.roll()?;
         }
-        self.file.write_all(bytes)?;
+        self.file.write_all_at(bytes, self.len)?;
         self.len += bytes.len() as u64;
         self.unsynced = true;
         self.active.max_index = self.active.max_index.max(max_index);
@@ -244,7 +282,13 @@ impl State {
             self.unsynced = false;
         }
         let seq = self.active.seq + 1;
-        self.file = create_segment(&self.dir, seq)?;
+        let spare = match self.spare.take() {
+            Some(spare) => spare,
+            None => Spare::start(&self.dir, self.options.segment_bytes)?,
+        };
+        // `install` makes the new name durable before anything in the file is reported saved.
+        self.file = spare.install(&self.dir.join(segments::file_name(seq)))?;
+        self.spare = Some(Spare::start(&self.dir, self.options.segment_bytes)?);
         let done = std::mem::replace(&mut self.active, Segment { seq, max_index: 0 });
         self.closed.push(done);
         self.len = 0;

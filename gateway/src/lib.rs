@@ -33,6 +33,8 @@ mod server;
 mod ui;
 mod views;
 
+/// How many batched `Submit`s one gateway keeps in flight (tests fill exactly that many).
+pub use cluster::MAX_SUBMITS_IN_FLIGHT;
 pub use error::ApiError;
 /// Every route pattern the router serves outside `/ui/`, for checking the OpenAPI document of
 /// `GET /openapi.json` against the router.

@@ -845,14 +845,15 @@ async fn concurrent_orders_are_batched_and_each_gets_its_own_outcome() {
     };
     // Fill the batcher's submit slots one by one, then queue more behind them.
     let mut tasks = Vec::new();
-    for i in 0..4 {
+    let slots = gateway::MAX_SUBMITS_IN_FLIGHT;
+    for i in 0..slots {
         tasks.push(spawn_order(i));
         wait_until("the order's submit is in flight", || {
             node.submits().len() == 2 + i
         })
         .await;
     }
-    tasks.extend((4..60).map(spawn_order));
+    tasks.extend((slots..60).map(spawn_order));
     tokio::time::sleep(Duration::from_millis(200)).await;
     node.open_gate();
     for task in tasks {

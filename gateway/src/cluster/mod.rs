@@ -31,7 +31,7 @@ use tokio::time::Instant;
 use tonic::transport::Channel;
 use tonic::Code;
 
-pub use batcher::Batcher;
+pub use batcher::{Batcher, MAX_SUBMITS_IN_FLIGHT};
 use leader::LeaderTracker;
 use pool::ChannelPool;
 pub use request_ids::RequestIds;

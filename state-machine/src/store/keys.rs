@@ -72,7 +72,9 @@ pub fn deadline_order(key: &[u8]) -> Option<&str> {
 /// `user \0 (MAX - created_ms) (BE) order_id`: a prefix scan yields the user's orders newest
 /// first, ties by order id ascending, as the API lists them.
 pub fn user_order(user: &UserId, created_ms: u64, order_id: &OrderId) -> Vec<u8> {
-    let mut key = user_prefix(user);
+    let mut key = Vec::with_capacity(user.as_str().len() + 1 + 8 + order_id.as_str().len());
+    key.extend_from_slice(user.as_str().as_bytes());
+    key.push(SEP);
     key.extend_from_slice(&(u64::MAX - created_ms).to_be_bytes());
     key.extend_from_slice(order_id.as_str().as_bytes());
     key

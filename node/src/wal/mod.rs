@@ -1,5 +1,5 @@
-//! A write-ahead log of framed, checksummed records in append-only segment files, written by
-//! one IO thread that shares each `fdatasync` among everything queued meanwhile. It knows
+//! A write-ahead log of framed, checksummed records in segment files filled front to back
+//! (over zeros laid down beforehand, `spare`), written by one IO thread that shares each `fdatasync` among everything queued meanwhile. It knows
 //! bytes and log indexes, not what the records mean (that is `log_store`'s business).
 
 pub mod frame;

@@ -72,16 +72,19 @@ pub fn deadline_order(key: &[u8]) -> Option<&str> {
 /// `user \0 (MAX - created_ms) (BE) order_id`: a prefix scan yields the user's orders newest
 /// first, ties by order id ascending, as the API lists them.
 pub fn user_order(user: &UserId, created_ms: u64, order_id: &OrderId) -> Vec<u8> {
-    let mut key = Vec::with_capacity(user.as_str().len() + 1 + 8 + order_id.as_str().len());
-    key.extend_from_slice(user.as_str().as_bytes());
-    key.push(SEP);
+    let mut key = prefix_with_room(user, 8 + order_id.as_str().len());
     key.extend_from_slice(&(u64::MAX - created_ms).to_be_bytes());
     key.extend_from_slice(order_id.as_str().as_bytes());
     key
 }
 
 pub fn user_prefix(user: &UserId) -> Vec<u8> {
-    let mut key = Vec::with_capacity(user.as_str().len() + 1 + 8 + 16);
+    prefix_with_room(user, 0)
+}
+
+/// `user \0`, with room for `rest` more bytes, so a full key is allocated once.
+fn prefix_with_room(user: &UserId, rest: usize) -> Vec<u8> {
+    let mut key = Vec::with_capacity(user.as_str().len() + 1 + rest);
     key.extend_from_slice(user.as_str().as_bytes());
     key.push(SEP);
     key

@@ -28,7 +28,7 @@ impl Store {
         let head = read_u64(mem.applied(), EVENTS_HEAD_KEY, "applied: events head")?;
         let oldest = match mem.events().first() {
             Some((key, _)) => {
-                keys::event_id(key).ok_or_else(|| StoreError::Corrupt("events: bad key".into()))?
+                keys::event_id(&key).ok_or_else(|| StoreError::Corrupt("events: bad key".into()))?
             }
             None => head.saturating_add(1),
         };
@@ -70,7 +70,7 @@ impl Store {
             .take(MAX_SALES_BUCKETS)
             .map(|(key, value)| {
                 Ok(SalesBucket {
-                    start_ms: keys::sales_start(key)
+                    start_ms: keys::sales_start(&key)
                         .ok_or_else(|| StoreError::Corrupt("sales: bad key".into()))?,
                     counts: decode("sales", value)?,
                 })

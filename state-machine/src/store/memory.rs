@@ -1,8 +1,9 @@
 //! The working set: every state tree held in memory, in the same key and value encodings as
 //! on disk. Apply reads and writes only this; the checkpointer later copies what changed to
 //! sled. Values are shared (`Arc`) between the working set and the checkpointer's dirty set,
-//! so a record changed once is encoded once. The trees are persistent maps (`imbl`): a
-//! snapshot's copy of the whole state is O(1), so export never stops apply for long.
+//! so a record changed once is encoded once. The trees are persistent maps (`imbl`), and the
+//! events a persistent sequence (`numbered`): a snapshot's copy of the whole state is O(1),
+//! so export never stops apply for long.
 //!
 //! Only the primary trees (SKUs, orders, restocks, patches, events, sales figures, the
 //! applied marker and clock) go to disk.
@@ -13,6 +14,7 @@
 use super::codec::{decode, encode};
 use super::error::StoreError;
 use super::keys;
+use super::numbered::Numbered;
 use super::trees::{Trees, NAMES};
 use crate::model::{Order, OrderStatus};
 use std::collections::BTreeMap;
@@ -49,39 +51,147 @@ pub(crate) fn is_persisted(tree: usize) -> bool {
     )
 }
 
-#[derive(Default, Clone)]
-pub(crate) struct MemTree(imbl::OrdMap<Vec<u8>, Value>);
+/// A record's key as a tree yields it: stored beside the record, or made from its id.
+pub(crate) enum Key<'a> {
+    Stored(&'a [u8]),
+    Id([u8; 8]),
+}
+
+impl std::ops::Deref for Key<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Key::Stored(key) => key,
+            Key::Id(key) => key,
+        }
+    }
+}
+
+type Records<'a> = Box<dyn Iterator<Item = (Key<'a>, &'a Value)> + 'a>;
+
+#[derive(Clone)]
+pub(crate) enum MemTree {
+    Keyed(imbl::OrdMap<Vec<u8>, Value>),
+    /// The events, whose keys are their ids (`keys::event`).
+    Numbered(Numbered),
+}
 
 impl MemTree {
+    fn empty(tree: usize) -> Self {
+        if tree == EVENTS {
+            MemTree::Numbered(Numbered::default())
+        } else {
+            MemTree::Keyed(imbl::OrdMap::new())
+        }
+    }
+
     pub fn get(&self, key: &[u8]) -> Option<&Value> {
-        self.0.get(key)
+        match self {
+            MemTree::Keyed(map) => map.get(key),
+            MemTree::Numbered(seq) => keys::event_id(key).and_then(|id| seq.get(id)),
+        }
     }
 
-    pub fn range<'a>(
-        &'a self,
-        range: impl RangeBounds<[u8]> + 'a,
-    ) -> impl Iterator<Item = (&'a Vec<u8>, &'a Value)> + 'a {
-        self.0.range::<_, [u8]>(range)
+    /// The records whose keys lie in `range`, in key order.
+    pub fn range<'a>(&'a self, range: impl RangeBounds<[u8]> + 'a) -> Records<'a> {
+        match self {
+            MemTree::Keyed(map) => Box::new(
+                map.range::<_, [u8]>(range)
+                    .map(|(k, v)| (Key::Stored(k), v)),
+            ),
+            MemTree::Numbered(seq) => {
+                let (from, to) = positions(seq, range);
+                Box::new((from..to).filter_map(|i| {
+                    seq.at(i)
+                        .map(|(id, value)| (Key::Id(id.to_be_bytes()), value))
+                }))
+            }
+        }
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&Vec<u8>, &Value)> {
-        self.0.iter()
+    pub fn iter(&self) -> Records<'_> {
+        self.range(..)
     }
 
-    pub fn first(&self) -> Option<(&Vec<u8>, &Value)> {
-        self.0.get_min().map(|(k, v)| (k, v))
+    pub fn first(&self) -> Option<(Key<'_>, &Value)> {
+        self.iter().next()
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        match self {
+            MemTree::Keyed(map) => map.len(),
+            MemTree::Numbered(seq) => seq.len(),
+        }
     }
 
-    fn write(&mut self, key: Vec<u8>, value: Option<Value>) {
-        match value {
-            Some(v) => self.0.insert(key, v),
-            None => self.0.remove(&key),
-        };
+    /// Writes one record (`None`: removes it). Event ids come in the one unbroken run that
+    /// apply assigns, so a `Gap` here is a broken store, reported as corrupt.
+    fn write(&mut self, key: &[u8], value: Option<Value>) -> Result<(), StoreError> {
+        match self {
+            MemTree::Keyed(map) => {
+                match value {
+                    Some(v) => map.insert(key.to_vec(), v),
+                    None => map.remove(key),
+                };
+            }
+            MemTree::Numbered(seq) => {
+                let id = keys::event_id(key)
+                    .ok_or_else(|| StoreError::Corrupt("events: bad key".into()))?;
+                seq.write(id, value)
+                    .map_err(|gap| StoreError::Corrupt(format!("events: {gap}")))?;
+            }
+        }
+        Ok(())
     }
+
+    /// As `write`, keeping the key without a copy where the tree stores it.
+    fn write_owned(&mut self, key: Vec<u8>, value: Option<Value>) -> Result<(), StoreError> {
+        match (self, value) {
+            (MemTree::Keyed(map), Some(v)) => {
+                map.insert(key, v);
+                Ok(())
+            }
+            (tree, value) => tree.write(&key, value),
+        }
+    }
+}
+
+/// The positions `[from, to)` in `seq` of the ids whose keys lie in `range`: ids and their
+/// big-endian keys sort alike, so each bound is a binary search over the positions.
+fn positions(seq: &Numbered, range: impl RangeBounds<[u8]>) -> (usize, usize) {
+    use std::ops::Bound;
+    let key_at = |i: usize| seq.at(i).map(|(id, _)| id.to_be_bytes());
+    // The first position whose key is not before `bound` (or, `inclusive`, not after it).
+    let first_past = |bound: &[u8], inclusive: bool| {
+        let (mut low, mut high) = (0, seq.len());
+        while low < high {
+            let mid = low + (high - low) / 2;
+            let key = key_at(mid).unwrap_or_default();
+            let past = if inclusive {
+                key[..] > *bound
+            } else {
+                key[..] >= *bound
+            };
+            if past {
+                high = mid;
+            } else {
+                low = mid + 1;
+            }
+        }
+        low
+    };
+    let from = match range.start_bound() {
+        Bound::Included(key) => first_past(key, false),
+        Bound::Excluded(key) => first_past(key, true),
+        Bound::Unbounded => 0,
+    };
+    let to = match range.end_bound() {
+        Bound::Included(key) => first_past(key, true),
+        Bound::Excluded(key) => first_past(key, false),
+        Bound::Unbounded => seq.len(),
+    };
+    (from, to.max(from))
 }
 
 /// One apply's (or one checkpoint's) changes: per tree, key to new value (`None`: deleted).
@@ -102,9 +212,17 @@ pub(crate) fn is_empty(changes: &Changes) -> bool {
     changes.iter().all(BTreeMap::is_empty)
 }
 
-#[derive(Default, Clone)]
+#[derive(Clone)]
 pub(crate) struct MemTrees {
     pub trees: [MemTree; NAMES.len()],
+}
+
+impl Default for MemTrees {
+    fn default() -> Self {
+        Self {
+            trees: std::array::from_fn(MemTree::empty),
+        }
+    }
 }
 
 impl MemTrees {
@@ -115,7 +233,9 @@ impl MemTrees {
         let mut mem = Self::default();
         let mut done = [false; NAMES.len()];
         for (position, records) in preloaded {
-            mem.trees[position].0.extend(records);
+            for (key, value) in records {
+                mem.trees[position].write_owned(key, Some(value))?;
+            }
             done[position] = true;
         }
         for (position, (into, tree)) in mem.trees.iter_mut().zip(disk.in_order()).enumerate() {
@@ -124,7 +244,7 @@ impl MemTrees {
             }
             for item in tree.iter() {
                 let (key, value) = item?;
-                into.0.insert(key.to_vec(), Arc::from(value.as_ref()));
+                into.write(&key, Some(Arc::from(value.as_ref())))?;
             }
         }
         mem.rebuild_indexes()?;
@@ -161,33 +281,44 @@ impl MemTrees {
                 }
             }
         }
-        self.trees[HOLDS] = MemTree(
+        self.trees[HOLDS] = MemTree::Keyed(
             holds
                 .into_iter()
                 .map(|(key, units)| (key, Value::from(encode(&units))))
                 .collect(),
         );
-        self.trees[DEADLINES] = MemTree(deadlines.into_iter().collect());
-        self.trees[USER_ORDERS] = MemTree(user_orders.into_iter().collect());
+        self.trees[DEADLINES] = MemTree::Keyed(deadlines.into_iter().collect());
+        self.trees[USER_ORDERS] = MemTree::Keyed(user_orders.into_iter().collect());
         Ok(())
     }
 
     /// Applies one apply's changes and returns those a checkpoint writes. The indexes,
     /// rebuilt at load, need not wait for it, so their writes move into memory uncopied:
     /// three of an order's five writes (perf: the key copies were a visible share of apply).
-    pub fn apply(&mut self, mut changes: Changes) -> Changes {
+    ///
+    /// Only an event's write can fail (a broken run of ids). The events are written first,
+    /// into a copy (`imbl`: O(1)), so a failure leaves the working set as it was.
+    pub fn apply(&mut self, mut changes: Changes) -> Result<Changes, StoreError> {
+        let mut events = self.trees[EVENTS].clone();
+        for (key, value) in &changes[EVENTS] {
+            events.write(key, value.clone())?;
+        }
+        self.trees[EVENTS] = events;
         for (position, (tree, writes)) in self.trees.iter_mut().zip(&mut changes).enumerate() {
+            if position == EVENTS {
+                continue;
+            }
             if is_persisted(position) {
                 for (key, value) in writes.iter() {
-                    tree.write(key.clone(), value.clone());
+                    tree.write(key, value.clone())?;
                 }
             } else {
                 for (key, value) in std::mem::take(writes) {
-                    tree.write(key, value);
+                    tree.write_owned(key, value)?;
                 }
             }
         }
-        changes
+        Ok(changes)
     }
 
     pub fn skus(&self) -> &MemTree {
@@ -231,3 +362,79 @@ impl MemTrees {
 const _: () = {
     assert!(NAMES.len() == 10);
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ops::Bound::{self, Excluded, Included, Unbounded};
+
+    /// The events tree answers every range as an ordered map of the same records would.
+    #[test]
+    fn numbered_ranges_match_an_ordered_map() {
+        let mut numbered = MemTree::empty(EVENTS);
+        let mut keyed = MemTree::empty(SKUS);
+        for id in 250..=260u64 {
+            let value: Value = Arc::from(&id.to_be_bytes()[..]);
+            numbered
+                .write(&keys::event(id), Some(value.clone()))
+                .unwrap();
+            keyed.write(&keys::event(id), Some(value)).unwrap();
+        }
+        let odd: &[u8] = &[0, 0, 0, 0, 0, 0, 1];
+        let probes: Vec<Vec<u8>> = [0, 249, 250, 255, 260, 261, u64::MAX]
+            .iter()
+            .map(|id| keys::event(*id))
+            .chain([odd.to_vec(), vec![0, 0, 0, 0, 0, 0, 1, 0, 9], vec![]])
+            .collect();
+        let mut bounds: Vec<Bound<&[u8]>> = vec![Unbounded];
+        for probe in &probes {
+            bounds.push(Included(probe));
+            bounds.push(Excluded(probe));
+        }
+        let listed = |tree: &MemTree, from: Bound<&[u8]>, to: Bound<&[u8]>| {
+            tree.range((from, to))
+                .map(|(key, value)| (key.to_vec(), value.to_vec()))
+                .collect::<Vec<_>>()
+        };
+        for from in &bounds {
+            for to in &bounds {
+                if let (Included(a) | Excluded(a), Included(b) | Excluded(b)) = (from, to) {
+                    // An ordered map refuses a range that ends before it starts.
+                    if a > b || (a == b && matches!((from, to), (Excluded(_), Excluded(_)))) {
+                        continue;
+                    }
+                }
+                assert_eq!(
+                    listed(&numbered, *from, *to),
+                    listed(&keyed, *from, *to),
+                    "range {from:?}..{to:?}"
+                );
+            }
+        }
+        assert_eq!(
+            numbered.first().map(|(k, _)| k.to_vec()),
+            Some(keys::event(250))
+        );
+        assert_eq!(
+            numbered.get(&keys::event(255)),
+            keyed.get(&keys::event(255))
+        );
+        assert_eq!(numbered.get(&keys::event(261)), None);
+        assert_eq!(numbered.get(odd), None);
+    }
+
+    /// A broken run of event ids fails the apply and leaves every tree as it was.
+    #[test]
+    fn a_gap_in_event_ids_changes_nothing() {
+        let mut mem = MemTrees::default();
+        let mut first = no_changes();
+        first[EVENTS].insert(keys::event(1), Some(Arc::from(&b"one"[..])));
+        mem.apply(first).unwrap();
+        let mut broken = no_changes();
+        broken[SKUS].insert(b"sku".to_vec(), Some(Arc::from(&b"x"[..])));
+        broken[EVENTS].insert(keys::event(3), Some(Arc::from(&b"three"[..])));
+        assert!(matches!(mem.apply(broken), Err(StoreError::Corrupt(_))));
+        assert_eq!(mem.skus().len(), 0);
+        assert_eq!(mem.events().len(), 1);
+    }
+}

@@ -14,6 +14,7 @@ mod event_chunks;
 mod feed;
 mod keys;
 mod memory;
+mod numbered;
 mod refusal_reads;
 mod runs;
 mod snapshot;
@@ -179,7 +180,7 @@ impl Store {
             tx.prune_events(self.retention, MAX_PRUNE_PER_APPLY)?;
             tx.commit(marker)?
         };
-        let persisted = self.mem_mut().apply(changes);
+        let persisted = self.mem_mut().apply(changes)?;
         memory::merge(&mut self.lock_dirty(), persisted);
         Ok(results)
     }
@@ -259,12 +260,12 @@ impl Store {
             for (key, value) in tree.iter() {
                 // The marker is the caller's own encoding of where the state stands; it is
                 // returned beside the digest rather than folded into it.
-                if position == memory::APPLIED && key.as_slice() == MARKER_KEY {
+                if position == memory::APPLIED && *key == *MARKER_KEY {
                     continue;
                 }
                 hash.write(&(position as u64).to_be_bytes());
                 hash.write(&(key.len() as u64).to_be_bytes());
-                hash.write(key);
+                hash.write(&key);
                 hash.write(&(value.len() as u64).to_be_bytes());
                 hash.write(value);
             }
@@ -287,7 +288,7 @@ impl Store {
     /// `Expire` once its clock passes it.
     pub fn earliest_deadline(&self) -> Result<Option<u64>, StoreError> {
         match self.mem().deadlines().first() {
-            Some((key, _)) => keys::deadline_ms(key)
+            Some((key, _)) => keys::deadline_ms(&key)
                 .map(Some)
                 .ok_or_else(|| StoreError::Corrupt("deadlines: short key".into())),
             None => Ok(None),
@@ -367,7 +368,7 @@ impl Store {
             .take_while(|(key, _)| key.starts_with(&prefix))
             .take(limit)
         {
-            let id = keys::user_order_id(key, prefix.len())
+            let id = keys::user_order_id(&key, prefix.len())
                 .ok_or_else(|| StoreError::Corrupt("user_orders: bad key".into()))?;
             let bytes = mem
                 .orders()

@@ -99,7 +99,7 @@ impl Store {
             for (key, value) in tree.iter() {
                 w.write_all(&[tag])?;
                 w.write_all(&(key.len() as u32).to_be_bytes())?;
-                w.write_all(key)?;
+                w.write_all(&key)?;
                 w.write_all(&(value.len() as u32).to_be_bytes())?;
                 w.write_all(value)?;
                 records += 1;

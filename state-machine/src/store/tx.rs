@@ -166,7 +166,7 @@ impl<'a> Tx<'a> {
         let committed = trees
             .events()
             .iter()
-            .map(|(key, value)| (keys::event_id(key), value));
+            .map(|(key, value)| (keys::event_id(&key), value));
         let appended = self
             .events
             .iter()
@@ -278,8 +278,8 @@ impl<'a> Tx<'a> {
             std::ops::Bound::Excluded(&end[..]),
         );
         for (key, _) in self.trees.deadlines().range(before_end) {
-            if self.deadlines.get(key.as_slice()) != Some(&false) {
-                due.insert(key.clone(), ());
+            if self.deadlines.get(&key[..]) != Some(&false) {
+                due.insert(key.to_vec(), ());
             }
             if due.len() >= limit {
                 break;

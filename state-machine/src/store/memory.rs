@@ -17,7 +17,7 @@ use super::keys;
 use super::numbered::Numbered;
 use super::trees::{Trees, NAMES};
 use crate::model::{Order, OrderStatus};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::RangeBounds;
 use std::sync::Arc;
 
@@ -72,23 +72,27 @@ type Records<'a> = Box<dyn Iterator<Item = (Key<'a>, &'a Value)> + 'a>;
 
 #[derive(Clone)]
 pub(crate) enum MemTree {
-    Keyed(imbl::OrdMap<Vec<u8>, Value>),
+    Keyed(imbl::OrdMap<Box<[u8]>, Value>),
+    /// The deadline and user indexes: keys alone, each standing for the empty value. (A
+    /// boxed key and no value: an entry of 16 bytes where a map's took 40.)
+    Index(imbl::OrdSet<Box<[u8]>>, Value),
     /// The events, whose keys are their ids (`keys::event`).
     Numbered(Numbered),
 }
 
 impl MemTree {
     fn empty(tree: usize) -> Self {
-        if tree == EVENTS {
-            MemTree::Numbered(Numbered::default())
-        } else {
-            MemTree::Keyed(imbl::OrdMap::new())
+        match tree {
+            EVENTS => MemTree::Numbered(Numbered::default()),
+            DEADLINES | USER_ORDERS => MemTree::Index(imbl::OrdSet::new(), Arc::from(&[][..])),
+            _ => MemTree::Keyed(imbl::OrdMap::new()),
         }
     }
 
     pub fn get(&self, key: &[u8]) -> Option<&Value> {
         match self {
             MemTree::Keyed(map) => map.get(key),
+            MemTree::Index(set, empty) => set.contains(key).then_some(empty),
             MemTree::Numbered(seq) => keys::event_id(key).and_then(|id| seq.get(id)),
         }
     }
@@ -99,6 +103,10 @@ impl MemTree {
             MemTree::Keyed(map) => Box::new(
                 map.range::<_, [u8]>(range)
                     .map(|(k, v)| (Key::Stored(k), v)),
+            ),
+            MemTree::Index(set, empty) => Box::new(
+                set.range::<_, [u8]>(range)
+                    .map(move |k| (Key::Stored(k), empty)),
             ),
             MemTree::Numbered(seq) => {
                 let (from, to) = positions(seq, range);
@@ -121,39 +129,46 @@ impl MemTree {
     pub fn len(&self) -> usize {
         match self {
             MemTree::Keyed(map) => map.len(),
+            MemTree::Index(set, _) => set.len(),
             MemTree::Numbered(seq) => seq.len(),
         }
     }
 
     /// Writes one record (`None`: removes it). Event ids come in the one unbroken run that
-    /// apply assigns, so a `Gap` here is a broken store, reported as corrupt.
+    /// apply assigns, so a write that would break it is a broken store, reported as corrupt.
     fn write(&mut self, key: &[u8], value: Option<Value>) -> Result<(), StoreError> {
         match self {
-            MemTree::Keyed(map) => {
-                match value {
-                    Some(v) => map.insert(key.to_vec(), v),
-                    None => map.remove(key),
-                };
-            }
             MemTree::Numbered(seq) => {
                 let id = keys::event_id(key)
                     .ok_or_else(|| StoreError::Corrupt("events: bad key".into()))?;
                 seq.write(id, value)
-                    .map_err(|gap| StoreError::Corrupt(format!("events: {gap}")))?;
+                    .map_err(|gap| StoreError::Corrupt(format!("events: {gap}")))
             }
+            tree => tree.write_owned(key.into(), value),
         }
-        Ok(())
     }
 
     /// As `write`, keeping the key without a copy where the tree stores it.
-    fn write_owned(&mut self, key: Vec<u8>, value: Option<Value>) -> Result<(), StoreError> {
+    fn write_owned(&mut self, key: Box<[u8]>, value: Option<Value>) -> Result<(), StoreError> {
         match (self, value) {
             (MemTree::Keyed(map), Some(v)) => {
                 map.insert(key, v);
-                Ok(())
             }
-            (tree, value) => tree.write(&key, value),
+            (MemTree::Keyed(map), None) => {
+                map.remove(&key);
+            }
+            (MemTree::Index(set, _), Some(v)) => {
+                // An index entry is its key alone: `tx::index_writes` gives each the empty
+                // value, and that is what the tree answers for it.
+                debug_assert!(v.is_empty(), "an index entry with a value");
+                set.insert(key);
+            }
+            (MemTree::Index(set, _), None) => {
+                set.remove(&key);
+            }
+            (tree @ MemTree::Numbered(_), value) => return tree.write(&key, value),
         }
+        Ok(())
     }
 }
 
@@ -234,7 +249,7 @@ impl MemTrees {
         let mut done = [false; NAMES.len()];
         for (position, records) in preloaded {
             for (key, value) in records {
-                mem.trees[position].write_owned(key, Some(value))?;
+                mem.trees[position].write_owned(key.into_boxed_slice(), Some(value))?;
             }
             done[position] = true;
         }
@@ -255,20 +270,17 @@ impl MemTrees {
     /// the reserved orders; the user index lists every order (apply keeps all three so).
     fn rebuild_indexes(&mut self) -> Result<(), StoreError> {
         let mut holds: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
-        let mut deadlines = BTreeMap::new();
-        let mut user_orders = BTreeMap::new();
-        let empty: Value = Arc::from(&[][..]);
+        let mut deadlines = BTreeSet::new();
+        let mut user_orders = BTreeSet::new();
         for (_, bytes) in self.orders().iter() {
             let order: Order = decode("orders", bytes)?;
             user_orders.insert(
-                keys::user_order(&order.user_id, order.created_ms, &order.order_id),
-                empty.clone(),
+                keys::user_order(&order.user_id, order.created_ms, &order.order_id)
+                    .into_boxed_slice(),
             );
             if order.status == OrderStatus::Reserved {
-                deadlines.insert(
-                    keys::deadline(order.expires_ms, &order.order_id),
-                    empty.clone(),
-                );
+                deadlines
+                    .insert(keys::deadline(order.expires_ms, &order.order_id).into_boxed_slice());
             }
             if matches!(order.status, OrderStatus::Reserved | OrderStatus::Paid) {
                 for item in order.items.as_slice() {
@@ -284,11 +296,12 @@ impl MemTrees {
         self.trees[HOLDS] = MemTree::Keyed(
             holds
                 .into_iter()
-                .map(|(key, units)| (key, Value::from(encode(&units))))
+                .map(|(key, units)| (key.into_boxed_slice(), Value::from(encode(&units))))
                 .collect(),
         );
-        self.trees[DEADLINES] = MemTree::Keyed(deadlines.into_iter().collect());
-        self.trees[USER_ORDERS] = MemTree::Keyed(user_orders.into_iter().collect());
+        let empty: Value = Arc::from(&[][..]);
+        self.trees[DEADLINES] = MemTree::Index(deadlines.into_iter().collect(), empty.clone());
+        self.trees[USER_ORDERS] = MemTree::Index(user_orders.into_iter().collect(), empty);
         Ok(())
     }
 
@@ -314,7 +327,7 @@ impl MemTrees {
                 }
             } else {
                 for (key, value) in std::mem::take(writes) {
-                    tree.write_owned(key, value)?;
+                    tree.write_owned(key.into_boxed_slice(), value)?;
                 }
             }
         }

@@ -77,7 +77,7 @@ pub(crate) enum MemTree {
     /// boxed key and no value: an entry of 16 bytes where a map's took 40.)
     Index(imbl::OrdSet<Box<[u8]>>, Value),
     /// The events, whose keys are their ids (`keys::event`).
-    Numbered(Numbered),
+    Numbered(Numbered<Value>),
 }
 
 impl MemTree {
@@ -174,7 +174,7 @@ impl MemTree {
 
 /// The positions `[from, to)` in `seq` of the ids whose keys lie in `range`: ids and their
 /// big-endian keys sort alike, so each bound is a binary search over the positions.
-fn positions(seq: &Numbered, range: impl RangeBounds<[u8]>) -> (usize, usize) {
+fn positions(seq: &Numbered<Value>, range: impl RangeBounds<[u8]>) -> (usize, usize) {
     use std::ops::Bound;
     let key_at = |i: usize| seq.at(i).map(|(id, _)| id.to_be_bytes());
     // The first position whose key is not before `bound` (or, `inclusive`, not after it).

@@ -5,13 +5,20 @@
 //! lands at its right edge, left each node half full (heaptrack: map nodes were the largest
 //! share of the working set).
 
-use super::memory::Value;
-
-#[derive(Clone, Default)]
-pub(crate) struct Numbered {
+#[derive(Clone)]
+pub(crate) struct Numbered<V: Clone> {
     /// The id of `values[0]` (when empty, of no record: the next write sets it).
     first: u64,
-    values: imbl::Vector<Value>,
+    values: imbl::Vector<V>,
+}
+
+impl<V: Clone> Default for Numbered<V> {
+    fn default() -> Self {
+        Self {
+            first: 0,
+            values: imbl::Vector::new(),
+        }
+    }
 }
 
 /// A write that would break the run of ids.
@@ -40,8 +47,8 @@ impl Gap {
     }
 }
 
-impl Numbered {
-    pub fn get(&self, id: u64) -> Option<&Value> {
+impl<V: Clone> Numbered<V> {
+    pub fn get(&self, id: u64) -> Option<&V> {
         self.index(id).and_then(|i| self.values.get(i))
     }
 
@@ -50,14 +57,14 @@ impl Numbered {
     }
 
     /// The record at position `i` (0: the oldest) and its id.
-    pub fn at(&self, i: usize) -> Option<(u64, &Value)> {
+    pub fn at(&self, i: usize) -> Option<(u64, &V)> {
         self.values.get(i).map(|v| (self.first + i as u64, v))
     }
 
     /// Sets record `id` (`None`: drops it). A new record must follow the newest one (or
     /// start the run when there is none), and only the oldest can be dropped; dropping an id
     /// no longer held does nothing.
-    pub fn write(&mut self, id: u64, value: Option<Value>) -> Result<(), Gap> {
+    pub fn write(&mut self, id: u64, value: Option<V>) -> Result<(), Gap> {
         let gap = Gap {
             id,
             first: self.first,
@@ -98,15 +105,10 @@ impl Numbered {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
-    fn value(n: u8) -> Value {
-        Arc::from(&[n][..])
-    }
-
-    fn ids(n: &Numbered) -> Vec<(u64, u8)> {
+    fn ids(n: &Numbered<u8>) -> Vec<(u64, u8)> {
         (0..n.len())
-            .filter_map(|i| n.at(i).map(|(id, v)| (id, v[0])))
+            .filter_map(|i| n.at(i).map(|(id, v)| (id, *v)))
             .collect()
     }
 
@@ -114,14 +116,14 @@ mod tests {
     fn appends_overwrites_and_drops_the_oldest() {
         let mut n = Numbered::default();
         for id in 5..9 {
-            n.write(id, Some(value(id as u8))).unwrap();
+            n.write(id, Some(id as u8)).unwrap();
         }
         assert_eq!(n.at(0).map(|(id, _)| id), Some(5));
-        n.write(6, Some(value(60))).unwrap();
+        n.write(6, Some(60)).unwrap();
         n.write(5, None).unwrap();
         n.write(4, None).unwrap();
         assert_eq!(ids(&n), vec![(6, 60), (7, 7), (8, 8)]);
-        assert_eq!(n.get(7).map(|v| v[0]), Some(7));
+        assert_eq!(n.get(7), Some(&7));
         assert_eq!(n.get(5), None);
         assert_eq!(n.get(9), None);
     }
@@ -129,10 +131,10 @@ mod tests {
     #[test]
     fn refuses_gaps_and_drops_from_the_middle() {
         let mut n = Numbered::default();
-        n.write(1, Some(value(1))).unwrap();
-        n.write(2, Some(value(2))).unwrap();
+        n.write(1, Some(1)).unwrap();
+        n.write(2, Some(2)).unwrap();
         assert_eq!(
-            n.write(4, Some(value(4))),
+            n.write(4, Some(4)),
             Err(Gap {
                 id: 4,
                 first: 1,
@@ -146,12 +148,12 @@ mod tests {
     #[test]
     fn a_drained_run_restarts_at_the_next_write() {
         let mut n = Numbered::default();
-        n.write(1, Some(value(1))).unwrap();
+        n.write(1, Some(1)).unwrap();
         n.write(1, None).unwrap();
         // One apply can add and prune the same events: the drops of ids it never held
         // are no-ops, and the run restarts at the next id written.
         n.write(2, None).unwrap();
-        n.write(3, Some(value(3))).unwrap();
+        n.write(3, Some(3)).unwrap();
         assert_eq!(ids(&n), vec![(3, 3)]);
     }
 }

@@ -43,6 +43,7 @@ fn measure(appenders: usize) -> (f64, f64, f64) {
                         done: Some(Box::new(move |r| {
                             let _ = tx.send(r);
                         })),
+                        placed: None,
                     })
                     .unwrap();
                     rx.recv().unwrap().unwrap();

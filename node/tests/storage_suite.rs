@@ -8,7 +8,8 @@ use openraft::testing::{StoreBuilder, Suite};
 use openraft::StorageIOError;
 use std::sync::Arc;
 
-struct WalBuilder;
+/// Opens the log with a cache of this many bytes of entries.
+struct WalBuilder(u64);
 
 impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for WalBuilder {
     async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError> {
@@ -16,6 +17,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Wal
         // Small segments, so that the suite's purges delete whole files too.
         let options = LogOptions {
             segment_bytes: 512,
+            cache_bytes: self.0,
             ..LogOptions::default()
         };
         let log = LogStore::open(&dir.path().join("raft-log"), options)
@@ -29,5 +31,11 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Wal
 
 #[test]
 fn openraft_storage_suite() -> Result<(), StorageError> {
-    Suite::test_all(WalBuilder)
+    Suite::test_all(WalBuilder(LogOptions::default().cache_bytes))
+}
+
+/// Every entry given up as soon as it is written: reads come from the segments.
+#[test]
+fn openraft_storage_suite_without_a_cache() -> Result<(), StorageError> {
+    Suite::test_all(WalBuilder(0))
 }

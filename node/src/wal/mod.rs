@@ -7,5 +7,5 @@ pub mod segments;
 pub mod spare;
 pub mod writer;
 
-pub use segments::{recover, RecoverError, SegmentInfo};
-pub use writer::{lose_unsynced, start, Done, Options, Request, Writer, FDATASYNCS};
+pub use segments::{recover, Place, RecoverError, SegmentInfo};
+pub use writer::{lose_unsynced, start, Done, Options, Placed, Request, Writer, FDATASYNCS};

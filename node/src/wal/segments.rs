@@ -46,6 +46,15 @@ pub struct SegmentInfo {
     pub max_index: u64,
 }
 
+/// Where one framed record sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Place {
+    pub seq: u64,
+    pub offset: u64,
+    /// Header and payload.
+    pub len: u32,
+}
+
 /// Why a log cannot be opened. Always names the file and the offset.
 #[derive(Debug)]
 pub enum RecoverError {
@@ -80,8 +89,9 @@ impl From<io::Error> for RecoverError {
     }
 }
 
-/// Reads every segment of `dir` in order and hands each record's payload to `visit`, which
-/// returns the log index the record mentions (0 if none) or why it cannot be understood.
+/// Reads every segment of `dir` in order and hands each record to `visit` (where it sits:
+/// segment sequence number, byte offset and framed length; then its payload), which returns
+/// the log index the record mentions (0 if none) or why it cannot be understood.
 ///
 /// Records end where the segment's zeros begin (or at its end). A bad record in the last
 /// segment with nothing valid after it is a torn tail, the trace of
@@ -90,7 +100,7 @@ impl From<io::Error> for RecoverError {
 /// else sits inside data that was synced, and is corruption.
 pub fn recover(
     dir: &Path,
-    mut visit: impl FnMut(&[u8]) -> Result<u64, String>,
+    mut visit: impl FnMut(Place, &[u8]) -> Result<u64, String>,
 ) -> Result<Vec<SegmentInfo>, RecoverError> {
     let files = list(dir)?;
     let mut infos = Vec::with_capacity(files.len());
@@ -102,7 +112,12 @@ pub fn recover(
         loop {
             match frame::read_at(&buf, at) {
                 Read::Record { payload, next } => {
-                    let index = visit(payload).map_err(|why| RecoverError::Corrupt {
+                    let place = Place {
+                        seq: *seq,
+                        offset: at as u64,
+                        len: (next - at) as u32,
+                    };
+                    let index = visit(place, payload).map_err(|why| RecoverError::Corrupt {
                         file: path.clone(),
                         offset: at,
                         why: format!("a checked record cannot be decoded: {why}"),

@@ -32,6 +32,10 @@ fn sync_segment(file: &File, fsync_seconds: &Histogram) -> io::Result<()> {
 /// Told once the request it came with is on disk, or never will be.
 pub type Done = Box<dyn FnOnce(io::Result<()>) + Send>;
 
+/// Told where an append's bytes were written (segment sequence number, byte offset), once
+/// they are readable from that file; never told if the write failed.
+pub type Placed = Box<dyn FnOnce(u64, u64) + Send>;
+
 pub enum Request {
     /// Framed records; `max_index` is the highest log index they mention. `done`, if any,
     /// runs after an `fdatasync` covered them. Without `done` they are written now and synced
@@ -40,6 +44,7 @@ pub enum Request {
         bytes: Vec<u8>,
         max_index: u64,
         done: Option<Done>,
+        placed: Option<Placed>,
     },
     /// Delete whole segments (never the one being written) whose records all lie at or below
     /// `up_to`, once the records queued before this request are synced.
@@ -220,13 +225,21 @@ impl State {
                     bytes,
                     max_index,
                     done,
+                    placed,
                 } => {
                     if let Some(done) = done {
                         waiting.push(done);
                         must_sync = true;
                     }
                     if failure.is_none() && self.failed.is_none() {
-                        failure = self.write(&bytes, max_index).err();
+                        match self.write(&bytes, max_index) {
+                            Ok(offset) => {
+                                if let Some(placed) = placed {
+                                    placed(self.active.seq, offset);
+                                }
+                            }
+                            Err(e) => failure = Some(e),
+                        }
                     }
                 }
                 Request::Purge { up_to } => {
@@ -265,15 +278,18 @@ impl State {
         Ok(())
     }
 
-    fn write(&mut self, bytes: &[u8], max_index: u64) -> io::Result<()> {
+    /// Writes `bytes` at the end of the active segment (after a roll if they do not fit) and
+    /// returns the offset they start at.
+    fn write(&mut self, bytes: &[u8], max_index: u64) -> io::Result<u64> {
         if self.len > 0 && self.len + bytes.len() as u64 > self.options.segment_bytes {
             self.roll()?;
         }
-        self.file.write_all_at(bytes, self.len)?;
+        let offset = self.len;
+        self.file.write_all_at(bytes, offset)?;
         self.len += bytes.len() as u64;
         self.unsynced = true;
         self.active.max_index = self.active.max_index.max(max_index);
-        Ok(())
+        Ok(offset)
     }
 
     fn roll(&mut self) -> io::Result<()> {

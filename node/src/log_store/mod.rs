@@ -2,8 +2,10 @@
 //!
 //! Every change to the log is a record in the WAL: an entry (which also drops any entry at or
 //! after its index), a truncation, a purge point, the committed id. Replaying the records in
-//! order rebuilds the log. Entries since the last purge also stay in memory, so replication
-//! and apply never read the disk.
+//! order rebuilds the log. The newest entries also stay in memory (`LogOptions::cache_bytes`
+//! of them), so replication and apply read the disk only for a follower that lags far
+//! behind, or when a restarted node re-applies what followed its last checkpoint. Every
+//! entry's id and the place of its record stay in memory until it is purged.
 //!
 //! Durability, as openraft asks: `append` returns once the entries are readable and reports
 //! them saved only after an `fdatasync` covered them; `save_vote` returns only after the vote
@@ -15,18 +17,25 @@
 use crate::metrics::{Histogram, HotPath};
 use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
 use crate::wal::{self, frame, Request};
+use entries::{read_back, Log, Shared, Slot};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, RaftLogReader, StorageIOError};
-use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
+use record::{encode_record, Record, RecordRef};
 use std::fmt::Debug;
 use std::io;
-use std::ops::{Bound, RangeBounds};
+use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock};
+
+mod entries;
+mod record;
 
 /// The vote's file in the log directory, replaced whole on every change.
 const VOTE_FILE: &str = "vote";
+
+/// The default `LogOptions::cache_bytes`: a few seconds of the heaviest load, far more than
+/// replication and apply trail the newest entry by.
+pub const DEFAULT_CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// What the log directory is opened with.
 #[derive(Debug, Clone)]
@@ -37,6 +46,9 @@ pub struct LogOptions {
     pub lose_unsynced_on_open: bool,
     /// Observes each `fdatasync` of a log segment (the node's metrics).
     pub fsync_seconds: Histogram,
+    /// Framed bytes of entries kept in memory. Older entries, once written to a segment,
+    /// are read back from it when a lagging follower or a restart's apply needs them.
+    pub cache_bytes: u64,
 }
 
 impl Default for LogOptions {
@@ -45,161 +57,8 @@ impl Default for LogOptions {
             segment_bytes: 64 * 1024 * 1024,
             lose_unsynced_on_open: false,
             fsync_seconds: HotPath::default().wal_fsync,
+            cache_bytes: DEFAULT_CACHE_BYTES,
         }
-    }
-}
-
-/// A record as written: borrowed, so an entry is encoded straight from openraft's value.
-#[derive(Serialize)]
-enum RecordRef<'a> {
-    Entry(&'a Entry),
-    Truncate { from: u64 },
-    Purge(&'a LogId),
-    Committed(Option<&'a LogId>),
-}
-
-/// The same records as read back (the variants must stay in the same order).
-#[derive(Deserialize)]
-enum Record {
-    Entry(Entry),
-    Truncate { from: u64 },
-    Purge(LogId),
-    Committed(Option<LogId>),
-}
-
-fn encode_record(out: &mut Vec<u8>, record: &RecordRef<'_>) {
-    frame::encode_with(out, |buf| {
-        let taken = std::mem::take(buf);
-        *buf = postcard::to_extend(record, taken).expect("postcard encoding into memory");
-    });
-}
-
-/// The log as replay and appends leave it.
-#[derive(Default)]
-struct Log {
-    purged: Option<LogId>,
-    committed: Option<LogId>,
-    /// Contiguous entries after `purged`.
-    entries: VecDeque<Entry>,
-}
-
-impl Log {
-    fn first_index(&self) -> Option<u64> {
-        self.entries.front().map(|e| e.log_id.index)
-    }
-
-    fn last_log_id(&self) -> Option<LogId> {
-        self.entries.back().map(|e| e.log_id).or(self.purged)
-    }
-
-    fn truncate(&mut self, from: u64) {
-        while self.entries.back().is_some_and(|e| e.log_id.index >= from) {
-            self.entries.pop_back();
-        }
-    }
-
-    fn purge(&mut self, upto: LogId) {
-        while self
-            .entries
-            .front()
-            .is_some_and(|e| e.log_id.index <= upto.index)
-        {
-            self.entries.pop_front();
-        }
-        if self.purged.is_none_or(|p| p.index < upto.index) {
-            self.purged = Some(upto);
-        }
-    }
-
-    /// Adds an entry, dropping any at or after its index. Replay may meet an entry after a
-    /// gap: what lay before the gap was purged in segments already deleted, and a purge
-    /// record later in the log says so (`check` makes sure).
-    fn push(&mut self, entry: Entry) {
-        self.truncate(entry.log_id.index);
-        if let Some(last) = self.entries.back() {
-            if last.log_id.index + 1 != entry.log_id.index {
-                self.entries.clear();
-            }
-        }
-        self.entries.push_back(entry);
-    }
-
-    fn replay(&mut self, record: Record) -> u64 {
-        match record {
-            Record::Entry(entry) => {
-                let index = entry.log_id.index;
-                self.push(entry);
-                index
-            }
-            Record::Truncate { from } => {
-                self.truncate(from);
-                from
-            }
-            Record::Purge(upto) => {
-                self.purge(upto);
-                upto.index
-            }
-            Record::Committed(committed) => {
-                self.committed = committed;
-                committed.map_or(0, |c| c.index)
-            }
-        }
-    }
-
-    /// After replay: the entries follow the purge point without a hole.
-    fn check(&self) -> Result<(), String> {
-        if let (Some(purged), Some(first)) = (self.purged, self.first_index()) {
-            if first != purged.index + 1 {
-                return Err(format!(
-                    "the log resumes at index {first} after a purge up to {}",
-                    purged.index
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    fn range(&self, range: impl RangeBounds<u64>) -> Vec<Entry> {
-        let Some(first) = self.first_index() else {
-            return Vec::new();
-        };
-        let end = first + self.entries.len() as u64;
-        let from = match range.start_bound() {
-            Bound::Included(i) => *i,
-            Bound::Excluded(i) => i.saturating_add(1),
-            Bound::Unbounded => first,
-        }
-        .max(first);
-        let to = match range.end_bound() {
-            Bound::Included(i) => i.saturating_add(1),
-            Bound::Excluded(i) => *i,
-            Bound::Unbounded => end,
-        }
-        .min(end);
-        if from >= to {
-            return Vec::new();
-        }
-        self.entries
-            .range((from - first) as usize..(to - first) as usize)
-            .cloned()
-            .collect()
-    }
-}
-
-#[derive(Clone, Default)]
-struct Shared(Arc<RwLock<Log>>);
-
-impl Shared {
-    fn read(&self) -> RwLockReadGuard<'_, Log> {
-        self.0
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn write(&self) -> RwLockWriteGuard<'_, Log> {
-        self.0
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -233,10 +92,10 @@ impl LogStore {
         if options.lose_unsynced_on_open {
             wal::lose_unsynced(dir)?;
         }
-        let mut log = Log::default();
-        let segments = wal::recover(dir, |payload| {
+        let mut log = Log::new(dir, options.cache_bytes);
+        let segments = wal::recover(dir, |place, payload| {
             let record: Record = postcard::from_bytes(payload).map_err(|e| e.to_string())?;
-            Ok(log.replay(record))
+            log.replay(place, record).map_err(|e| e.to_string())
         })?;
         log.check().map_err(|why| wal::RecoverError::Corrupt {
             file: dir.to_path_buf(),
@@ -288,33 +147,51 @@ impl LogStore {
     ) -> Result<(), StorageError> {
         let mut bytes = Vec::new();
         let mut max_index = 0;
+        let mut records = Vec::new();
         {
             let mut log = self.log.write();
             for entry in entries {
-                if let Some(last) = log.entries.back() {
-                    if entry.log_id.index != last.log_id.index + 1 {
+                if let Some(last) = log.last_entry() {
+                    if entry.log_id.index != last.index + 1 {
                         return Err(log_error(
                             ErrorVerb::Write,
                             io::Error::other(format!(
                                 "append of {} does not follow the last entry {}",
-                                entry.log_id, last.log_id
+                                entry.log_id, last
                             )),
                         ));
                     }
                 }
+                let start = bytes.len();
                 encode_record(&mut bytes, &RecordRef::Entry(&entry));
+                let len = (bytes.len() - start) as u32;
+                records.push((entry.log_id, start as u64, len));
                 max_index = entry.log_id.index;
-                log.push(entry);
+                log.push(Slot {
+                    log_id: entry.log_id,
+                    bytes: len,
+                    entry: Some(entry),
+                    on_disk: None,
+                });
             }
         }
+        let log = self.log.clone();
         // Readable now; reported saved by the IO thread after its fdatasync.
         self.io
             .send(Request::Append {
                 bytes,
                 max_index,
                 done: Some(done),
+                placed: Some(Box::new(move |seq, base| {
+                    log.write().place(seq, base, &records)
+                })),
             })
             .map_err(|_| log_error(ErrorVerb::Write, io_gone()))
+    }
+
+    /// Entries held in memory and their framed bytes (the rest are read back from disk).
+    pub fn cached(&self) -> (usize, u64) {
+        self.log.read().cached()
     }
 
     fn queue(&self, bytes: Vec<u8>, max_index: u64) -> Result<(), StorageError> {
@@ -323,6 +200,7 @@ impl LogStore {
                 bytes,
                 max_index,
                 done: None,
+                placed: None,
             })
             .map_err(|_| log_error(ErrorVerb::Write, io_gone()))
     }
@@ -369,7 +247,9 @@ fn read_vote_file(dir: &Path) -> Result<Option<Vote>, wal::RecoverError> {
     }
 }
 
-/// Reads entries for openraft's replication tasks and apply, from memory.
+/// Reads entries for openraft's replication tasks and apply: from memory, or for entries
+/// older than the cache, from their segments (a plain blocking read: they are rarely needed,
+/// and usually still in the page cache).
 #[derive(Clone)]
 pub struct LogReader {
     log: Shared,
@@ -380,7 +260,8 @@ impl RaftLogReader<TypeConfig> for LogReader {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
-        Ok(self.log.read().range(range))
+        let pieces = self.log.read().range(range);
+        read_back(pieces).map_err(|e| log_error(ErrorVerb::Read, e))
     }
 }
 
@@ -389,7 +270,8 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
-        Ok(self.log.read().range(range))
+        let pieces = self.log.read().range(range);
+        read_back(pieces).map_err(|e| log_error(ErrorVerb::Read, e))
     }
 }
 

@@ -67,6 +67,8 @@ fn log_options(metrics: &HotPath) -> LogOptions {
     LogOptions {
         lose_unsynced_on_open,
         fsync_seconds: metrics.wal_fsync.clone(),
+        cached_bytes: metrics.log_cached_bytes.clone(),
+        read_back: metrics.log_entries_read_back.clone(),
         ..LogOptions::default()
     }
 }

@@ -29,16 +29,16 @@ fn entry(term: u64, index: u64) -> Entry {
     }
 }
 
+fn options(cache_bytes: u64) -> LogOptions {
+    LogOptions {
+        segment_bytes: 1024,
+        cache_bytes,
+        ..LogOptions::default()
+    }
+}
+
 fn open(dir: &Path, cache_bytes: u64) -> LogStore {
-    LogStore::open(
-        dir,
-        LogOptions {
-            segment_bytes: 1024,
-            cache_bytes,
-            ..LogOptions::default()
-        },
-    )
-    .expect("opens")
+    LogStore::open(dir, options(cache_bytes)).expect("opens")
 }
 
 async fn append_saved(store: &mut LogStore, entries: Vec<Entry>) {
@@ -74,15 +74,24 @@ async fn append_in_pieces(store: &mut LogStore, entries: &[Entry]) {
 async fn entries_older_than_the_cache_are_read_back_from_their_segments() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path().join("log");
-    let mut store = open(&dir, CACHE_BYTES);
+    let options = options(CACHE_BYTES);
+    let (gauge, read_back) = (options.cached_bytes.clone(), options.read_back.clone());
+    let mut store = LogStore::open(&dir, options).expect("opens");
     let mut expected: Vec<Entry> = (1..=300).map(|i| entry(1, i)).collect();
     append_in_pieces(&mut store, &expected).await;
 
     let (held, bytes) = store.cached();
     assert!(bytes <= CACHE_BYTES, "{bytes} bytes cached");
     assert!(held > 0 && held < 100, "{held} of 300 entries cached");
+    assert_eq!(gauge.get(), bytes as i64, "the metric shows the cache");
     assert!(segments::list(&dir).unwrap().len() > 2, "several segments");
+    assert_eq!(read_back.get(), 0);
     assert_eq!(read(&mut store, 0..1000).await, expected);
+    assert_eq!(
+        read_back.get(),
+        300 - held as u64,
+        "every entry not held was read back"
+    );
     assert_eq!(read(&mut store, 10..20).await, expected[9..19]);
     assert_eq!(read(&mut store, 150..290).await, expected[149..289]);
 

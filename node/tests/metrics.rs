@@ -168,6 +168,9 @@ async fn nodes_export_every_family_and_answer_health_checks() {
     );
     assert!(value(s, "flashstock_node_wal_fsync_duration_seconds_count") >= 32.0);
     assert!(value(s, "flashstock_node_wal_fsync_duration_seconds_sum") > 0.0);
+    // A few dozen small entries fit the default cache: none was read back from disk.
+    assert!(value(s, "flashstock_node_log_cached_bytes") > 0.0);
+    assert_eq!(value(s, "flashstock_node_log_entries_read_back_total"), 0.0);
     assert!(value(s, "flashstock_node_apply_duration_seconds_count") >= 1.0);
     assert!(value(s, "flashstock_node_snapshot_install_duration_seconds_count") >= 0.0);
     for f in &followers {

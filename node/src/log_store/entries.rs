@@ -4,6 +4,7 @@
 use super::record::{decode_entry, Record};
 use crate::types::{Entry, LogId};
 use crate::wal;
+use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::io;
@@ -34,7 +35,7 @@ pub(super) struct Slot {
 
 /// What a range read found under the lock: entries to clone, or records to read back after
 /// the lock is released.
-pub(super) enum Piece {
+enum Piece {
     Cached(Entry),
     OnDisk(LogId, OnDisk),
 }
@@ -53,12 +54,21 @@ pub(super) struct Log {
     /// entries already written to a segment.
     cached_bytes: u64,
     cache_limit: u64,
+    /// Shows `cached_bytes`.
+    cached_gauge: Gauge,
+    /// Counts the entries read back from segments.
+    read_back: Counter,
     /// Read handles of the segments that slots point into, by sequence number.
     files: BTreeMap<u64, Arc<File>>,
 }
 
 impl Log {
-    pub(super) fn new(dir: &Path, cache_limit: u64) -> Self {
+    pub(super) fn new(
+        dir: &Path,
+        cache_limit: u64,
+        cached_gauge: Gauge,
+        read_back: Counter,
+    ) -> Self {
         Self {
             dir: dir.to_path_buf(),
             purged: None,
@@ -67,6 +77,8 @@ impl Log {
             cached_from: 0,
             cached_bytes: 0,
             cache_limit,
+            cached_gauge,
+            read_back,
             files: BTreeMap::new(),
         }
     }
@@ -87,6 +99,7 @@ impl Log {
             }
         }
         self.cached_from = self.cached_from.min(self.slots.len());
+        self.evict();
     }
 
     pub(super) fn purge(&mut self, upto: LogId) {
@@ -113,6 +126,7 @@ impl Log {
             }
             None => self.files.clear(),
         }
+        self.evict();
     }
 
     /// Adds an entry, dropping any at or after its index. Replay may meet an entry after a
@@ -147,15 +161,17 @@ impl Log {
     fn evict(&mut self) {
         while self.cached_bytes > self.cache_limit {
             let Some(slot) = self.slots.get_mut(self.cached_from) else {
-                return;
+                break;
             };
             if slot.on_disk.is_none() {
-                return;
+                break;
             }
             slot.entry = None;
             self.cached_bytes -= u64::from(slot.bytes);
             self.cached_from += 1;
         }
+        self.cached_gauge
+            .set(i64::try_from(self.cached_bytes).unwrap_or(i64::MAX));
     }
 
     fn file(&mut self, seq: u64) -> io::Result<Arc<File>> {
@@ -249,7 +265,7 @@ impl Log {
         Ok(())
     }
 
-    pub(super) fn range(&self, range: impl RangeBounds<u64>) -> Vec<Piece> {
+    fn range(&self, range: impl RangeBounds<u64>) -> Vec<Piece> {
         let Some(first) = self.first_index() else {
             return Vec::new();
         };
@@ -282,7 +298,7 @@ impl Log {
 
 /// Turns a range read's pieces into entries, reading evicted ones back from their segments:
 /// each run of them in one segment with one read.
-pub(super) fn read_back(pieces: Vec<Piece>) -> io::Result<Vec<Entry>> {
+fn read_back(pieces: Vec<Piece>, read_back: &Counter) -> io::Result<Vec<Entry>> {
     let mut entries = Vec::with_capacity(pieces.len());
     let mut pieces = pieces.into_iter().peekable();
     while let Some(piece) = pieces.next() {
@@ -305,6 +321,7 @@ pub(super) fn read_back(pieces: Vec<Piece>) -> io::Result<Vec<Entry>> {
         }
         let mut buf = vec![0u8; (end - first.offset) as usize];
         first.file.read_exact_at(&mut buf, first.offset)?;
+        read_back.inc_by(run.len() as u64);
         for (log_id, offset) in run {
             let entry =
                 decode_entry(&buf, (offset - first.offset) as usize, log_id).map_err(|why| {
@@ -328,6 +345,16 @@ impl Shared {
         self.0
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The entries in `range` (from the purge point on): the cached ones cloned under the
+    /// lock, the older ones read back from their segments after it is released.
+    pub(super) fn entries(&self, range: impl RangeBounds<u64>) -> io::Result<Vec<Entry>> {
+        let (pieces, read_back_counter) = {
+            let log = self.read();
+            (log.range(range), log.read_back.clone())
+        };
+        read_back(pieces, &read_back_counter)
     }
 
     pub(super) fn write(&self) -> RwLockWriteGuard<'_, Log> {

@@ -17,9 +17,10 @@
 use crate::metrics::{Histogram, HotPath};
 use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote};
 use crate::wal::{self, frame, Request};
-use entries::{read_back, Log, Shared, Slot};
+use entries::{Log, Shared, Slot};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, RaftLogReader, StorageIOError};
+use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
 use record::{encode_record, Record, RecordRef};
 use std::fmt::Debug;
 use std::io;
@@ -49,6 +50,10 @@ pub struct LogOptions {
     /// Framed bytes of entries kept in memory. Older entries, once written to a segment,
     /// are read back from it when a lagging follower or a restart's apply needs them.
     pub cache_bytes: u64,
+    /// Shows the bytes cached (the node's metrics).
+    pub cached_bytes: Gauge,
+    /// Counts the entries read back from segments (the node's metrics).
+    pub read_back: Counter,
 }
 
 impl Default for LogOptions {
@@ -58,6 +63,8 @@ impl Default for LogOptions {
             lose_unsynced_on_open: false,
             fsync_seconds: HotPath::default().wal_fsync,
             cache_bytes: DEFAULT_CACHE_BYTES,
+            cached_bytes: Gauge::default(),
+            read_back: Counter::default(),
         }
     }
 }
@@ -92,7 +99,12 @@ impl LogStore {
         if options.lose_unsynced_on_open {
             wal::lose_unsynced(dir)?;
         }
-        let mut log = Log::new(dir, options.cache_bytes);
+        let mut log = Log::new(
+            dir,
+            options.cache_bytes,
+            options.cached_bytes.clone(),
+            options.read_back.clone(),
+        );
         let segments = wal::recover(dir, |place, payload| {
             let record: Record = postcard::from_bytes(payload).map_err(|e| e.to_string())?;
             log.replay(place, record).map_err(|e| e.to_string())
@@ -260,8 +272,9 @@ impl RaftLogReader<TypeConfig> for LogReader {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
-        let pieces = self.log.read().range(range);
-        read_back(pieces).map_err(|e| log_error(ErrorVerb::Read, e))
+        self.log
+            .entries(range)
+            .map_err(|e| log_error(ErrorVerb::Read, e))
     }
 }
 
@@ -270,8 +283,9 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
-        let pieces = self.log.read().range(range);
-        read_back(pieces).map_err(|e| log_error(ErrorVerb::Read, e))
+        self.log
+            .entries(range)
+            .map_err(|e| log_error(ErrorVerb::Read, e))
     }
 }
 

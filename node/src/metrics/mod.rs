@@ -67,6 +67,10 @@ pub struct HotPath {
     pub commands_per_entry: Histogram,
     /// Submits to the group commit whose `client_write` has not returned yet.
     pub proposals_pending: Gauge,
+    /// Framed bytes of the Raft log's entries held in memory.
+    pub log_cached_bytes: Gauge,
+    /// Log entries read back from segment files, being older than the in-memory ones.
+    pub log_entries_read_back: Counter,
 }
 
 impl Default for HotPath {
@@ -79,6 +83,8 @@ impl Default for HotPath {
             snapshot_install: Histogram::of_seconds(&SNAPSHOT_SECONDS),
             commands_per_entry: Histogram::of_counts(&COMMANDS_PER_ENTRY),
             proposals_pending: Gauge::default(),
+            log_cached_bytes: Gauge::default(),
+            log_entries_read_back: Counter::default(),
         }
     }
 }
@@ -164,6 +170,16 @@ impl Default for NodeMetrics {
             "wal_fsync_duration_seconds",
             "Time of each fdatasync of a write-ahead log segment",
             hot.wal_fsync.clone(),
+        );
+        r.register(
+            "log_cached_bytes",
+            "Bytes of Raft log records whose entries are held in memory (the newest; older entries are read back from the log's segments)",
+            hot.log_cached_bytes.clone(),
+        );
+        r.register(
+            "log_entries_read_back",
+            "Raft log entries read back from segment files because they were older than those held in memory (a follower far behind, a restart's replay)",
+            hot.log_entries_read_back.clone(),
         );
         r.register(
             "apply_duration_seconds",

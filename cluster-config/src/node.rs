@@ -94,6 +94,11 @@ pub struct RaftTiming {
     pub election_timeout_max_ms: u64,
     /// Take a snapshot once this many entries were applied since the last.
     pub snapshot_logs_since_last: u64,
+    /// Also take one once the log since the last snapshot holds more than this many MiB of
+    /// records and more bytes than that snapshot's file: an entry can carry thousands of
+    /// orders, so a count alone would let the log on disk grow to gigabytes, and a
+    /// snapshot is never rebuilt for less log than it is large.
+    pub snapshot_log_mib_since_last: u64,
     /// Entries kept in the log behind a snapshot, so slightly lagging
     /// followers can catch up without a full snapshot transfer.
     pub max_in_snapshot_log_to_keep: u64,
@@ -107,6 +112,7 @@ impl Default for RaftTiming {
             election_timeout_min_ms: 600,
             election_timeout_max_ms: 1200,
             snapshot_logs_since_last: 20_000,
+            snapshot_log_mib_since_last: 256,
             max_in_snapshot_log_to_keep: 1_000,
             install_snapshot_timeout_ms: 10_000,
         }
@@ -376,6 +382,14 @@ impl NodeConfig {
 }
 
 impl RaftTiming {
+    /// 1 TiB: more log than any disk a node should hold between snapshots.
+    pub const MAX_SNAPSHOT_LOG_MIB: u64 = 1 << 20;
+
+    /// `snapshot_log_mib_since_last` in bytes.
+    pub fn snapshot_log_bytes_since_last(&self) -> u64 {
+        self.snapshot_log_mib_since_last.saturating_mul(1 << 20)
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         let fields = [
             ("raft.heartbeat_ms", self.heartbeat_ms),
@@ -384,6 +398,10 @@ impl RaftTiming {
             (
                 "raft.snapshot_logs_since_last",
                 self.snapshot_logs_since_last,
+            ),
+            (
+                "raft.snapshot_log_mib_since_last",
+                self.snapshot_log_mib_since_last,
             ),
             (
                 "raft.max_in_snapshot_log_to_keep",
@@ -433,6 +451,16 @@ impl RaftTiming {
             return Err(ConfigError::invalid(
                 "raft.snapshot_logs_since_last",
                 "is 0, which would snapshot after every entry; use at least 1 (default 20000)",
+            ));
+        }
+        if !(1..=Self::MAX_SNAPSHOT_LOG_MIB).contains(&self.snapshot_log_mib_since_last) {
+            return Err(ConfigError::invalid(
+                "raft.snapshot_log_mib_since_last",
+                format!(
+                    "is {}; use 1 to {} MiB (default 256)",
+                    self.snapshot_log_mib_since_last,
+                    Self::MAX_SNAPSHOT_LOG_MIB
+                ),
             ));
         }
         if self.install_snapshot_timeout_ms == 0 {
@@ -617,6 +645,7 @@ mod tests {
         election_timeout_min_ms = 300
         election_timeout_max_ms = 900
         snapshot_logs_since_last = 5
+        snapshot_log_mib_since_last = 64
         max_in_snapshot_log_to_keep = 0
         install_snapshot_timeout_ms = 2000
 
@@ -677,6 +706,7 @@ mod tests {
         assert_eq!(c.raft.election_timeout_min_ms, 600);
         assert_eq!(c.raft.election_timeout_max_ms, 1200);
         assert_eq!(c.raft.snapshot_logs_since_last, 20_000);
+        assert_eq!(c.raft.snapshot_log_mib_since_last, 256);
         assert_eq!(c.raft.max_in_snapshot_log_to_keep, 1_000);
         assert_eq!(c.raft.install_snapshot_timeout_ms, 10_000);
         assert_eq!(c.group_commit.max_batch, 4096);
@@ -703,6 +733,7 @@ mod tests {
         assert_eq!(c.initial_members.len(), 3);
         assert_eq!(c.initial_members[&3], "10.0.0.3:7002");
         assert_eq!(c.raft.max_in_snapshot_log_to_keep, 0);
+        assert_eq!(c.raft.snapshot_log_bytes_since_last(), 64 << 20);
         assert_eq!(c.group_commit.max_batch, 1);
         assert_eq!(c.metrics_addr, Some("0.0.0.0:9102".parse().unwrap()));
     }
@@ -883,7 +914,7 @@ mod tests {
     #[test]
     fn raft_rules() {
         type Edit = fn(&mut RaftTiming);
-        let cases: [(&str, Edit); 7] = [
+        let cases: [(&str, Edit); 9] = [
             ("raft.heartbeat_ms", |r| r.heartbeat_ms = 9),
             ("raft.election_timeout_min_ms", |r| {
                 r.election_timeout_min_ms = 3 * r.heartbeat_ms
@@ -896,6 +927,12 @@ mod tests {
             }),
             ("raft.install_snapshot_timeout_ms", |r| {
                 r.install_snapshot_timeout_ms = 0
+            }),
+            ("raft.snapshot_log_mib_since_last", |r| {
+                r.snapshot_log_mib_since_last = 0
+            }),
+            ("raft.snapshot_log_mib_since_last", |r| {
+                r.snapshot_log_mib_since_last = RaftTiming::MAX_SNAPSHOT_LOG_MIB + 1
             }),
             ("raft.max_in_snapshot_log_to_keep", |r| {
                 r.max_in_snapshot_log_to_keep = u64::MAX
@@ -912,6 +949,9 @@ mod tests {
         c.raft.heartbeat_ms = 10;
         c.raft.election_timeout_min_ms = 31;
         c.raft.election_timeout_max_ms = 32;
+        c.raft.snapshot_log_mib_since_last = RaftTiming::MAX_SNAPSHOT_LOG_MIB;
+        c.validate().unwrap();
+        c.raft.snapshot_log_mib_since_last = 1;
         c.validate().unwrap();
     }
 

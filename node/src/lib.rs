@@ -29,6 +29,7 @@ pub mod read_index;
 pub mod refusal_reads;
 pub mod server;
 pub mod services;
+pub mod snapshot_trigger;
 pub mod state_machine_store;
 pub mod tls;
 pub mod types;

@@ -98,6 +98,7 @@ pub async fn run(
     let state_machine = StateMachine::open(store.clone(), &config.data_dir.join("snapshots"))?
         .with_clocks(clocks.clone())
         .with_metrics(metrics.hot.clone());
+    let log_sizes = log_store.sizes();
     let raft = Raft::new(
         config.id,
         Arc::new(raft_config(&config)?),
@@ -120,6 +121,12 @@ pub async fn run(
     crate::checkpointer::start(
         store.clone(),
         std::time::Duration::from_millis(config.storage.checkpoint_interval_ms),
+    );
+    crate::snapshot_trigger::start(
+        raft.clone(),
+        log_sizes,
+        config.data_dir.join("snapshots"),
+        config.raft.snapshot_log_bytes_since_last(),
     );
 
     // Before the gRPC port: a metrics address that cannot be bound stops the node before it

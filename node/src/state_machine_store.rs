@@ -222,6 +222,14 @@ fn next_free_id(dir: &Path) -> Result<u64, StorageError> {
     Ok(highest + 1)
 }
 
+/// The size of the current snapshot's file in `dir`, if there is one.
+pub fn current_snapshot_bytes(dir: &Path) -> Option<u64> {
+    let current = current(dir).ok()??;
+    std::fs::metadata(dir.join(current.file))
+        .ok()
+        .map(|m| m.len())
+}
+
 fn current(dir: &Path) -> Result<Option<CurrentSnapshot>, StorageError> {
     match std::fs::read(dir.join(CURRENT)) {
         Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(snap_read),

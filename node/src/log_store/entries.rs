@@ -152,6 +152,16 @@ impl Log {
         self.slots.back().map(|s| s.log_id)
     }
 
+    /// Framed bytes of the entries after `index`.
+    pub(super) fn bytes_after(&self, index: u64) -> u64 {
+        self.slots
+            .iter()
+            .rev()
+            .take_while(|s| s.log_id.index > index)
+            .map(|s| u64::from(s.bytes))
+            .sum()
+    }
+
     /// Entries held in memory and their framed bytes.
     pub(super) fn cached(&self) -> (usize, u64) {
         (self.slots.len() - self.cached_from, self.cached_bytes)

@@ -201,6 +201,11 @@ impl LogStore {
             .map_err(|_| log_error(ErrorVerb::Write, io_gone()))
     }
 
+    /// A handle that measures the log after it has gone to openraft.
+    pub fn sizes(&self) -> LogSizes {
+        LogSizes(self.log.clone())
+    }
+
     /// Entries held in memory and their framed bytes (the rest are read back from disk).
     pub fn cached(&self) -> (usize, u64) {
         self.log.read().cached()
@@ -215,6 +220,17 @@ impl LogStore {
                 placed: None,
             })
             .map_err(|_| log_error(ErrorVerb::Write, io_gone()))
+    }
+}
+
+/// Measures the log for the snapshot trigger.
+#[derive(Clone)]
+pub struct LogSizes(Shared);
+
+impl LogSizes {
+    /// Bytes of the records of the entries after `index` (on disk, whether cached or not).
+    pub fn bytes_after(&self, index: u64) -> u64 {
+        self.0.read().bytes_after(index)
     }
 }
 

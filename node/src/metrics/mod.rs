@@ -255,4 +255,41 @@ mod tests {
         }
         assert!(text.ends_with("# EOF\n"));
     }
+
+    #[test]
+    fn every_node_metric_the_example_alerts_use_is_exported() {
+        let alerts = include_str!("../../../cluster-config/deploy/prometheus/alerts.yml");
+        let m = NodeMetrics::default();
+        // Families show only once they hold a label set.
+        m.raft
+            .follower_lag
+            .get_or_create(&FollowerLabels { follower: 2 })
+            .set(1);
+        m.raft
+            .role
+            .get_or_create(&RoleLabels { role: "leader" })
+            .set(1);
+        m.clock_offset
+            .get_or_create(&PeerLabels { peer: 2 })
+            .set(0.001);
+        let text = m.render();
+        let mut used = 0;
+        for (at, _) in alerts.match_indices("flashstock_node_") {
+            let name: String = alerts[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            // Samples of counters and histograms carry a suffix their family's name lacks.
+            let family = ["_total", "_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .unwrap_or(&name);
+            assert!(
+                text.contains(&format!("# TYPE {family} ")),
+                "the alerts use {name}, which the node does not export"
+            );
+            used += 1;
+        }
+        assert!(used >= 6, "found only {used} metrics in the alerts");
+    }
 }

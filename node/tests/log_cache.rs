@@ -3,20 +3,19 @@
 //! segments, through truncations, purges and reopening, and a damaged record read back is
 //! an error, never a wrong entry.
 
+mod log_support;
+
+use log_support::{append_saved, log_id};
 use node::log_store::{LogOptions, LogStore};
-use node::types::{Entry, LogId};
+use node::types::Entry;
 use node::wal::segments;
 use openraft::storage::{RaftLogReader, RaftLogStorage};
-use openraft::{CommittedLeaderId, EntryPayload};
+use openraft::EntryPayload;
 use state_machine::Batch;
 use std::path::Path;
 use std::sync::Arc;
 
 const CACHE_BYTES: u64 = 1024;
-
-fn log_id(term: u64, index: u64) -> LogId {
-    LogId::new(CommittedLeaderId::new(term, 1), index)
-}
 
 fn entry(term: u64, index: u64) -> Entry {
     Entry {
@@ -39,19 +38,6 @@ fn options(cache_bytes: u64) -> LogOptions {
 
 fn open(dir: &Path, cache_bytes: u64) -> LogStore {
     LogStore::open(dir, options(cache_bytes)).expect("opens")
-}
-
-async fn append_saved(store: &mut LogStore, entries: Vec<Entry>) {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    store
-        .append_with(
-            entries,
-            Box::new(move |r| {
-                let _ = tx.send(r);
-            }),
-        )
-        .expect("queued");
-    rx.await.expect("io thread answered").expect("saved");
 }
 
 async fn read(store: &mut LogStore, range: std::ops::Range<u64>) -> Vec<Entry> {

@@ -3,18 +3,17 @@
 //! back a prefix of what was written that holds everything reported saved, or refuse to start
 //! when damage sits inside data that was synced.
 
+mod log_support;
+
+use log_support::{append_saved, log_id};
 use node::log_store::{LogOptions, LogStore};
-use node::types::{Entry, LogId, Vote};
+use node::types::{Entry, Vote};
 use node::wal::frame::{self, Read};
 use node::wal::segments;
 use openraft::storage::{RaftLogReader, RaftLogStorage};
-use openraft::{CommittedLeaderId, EntryPayload};
+use openraft::EntryPayload;
 use state_machine::Batch;
 use std::path::{Path, PathBuf};
-
-fn log_id(term: u64, index: u64) -> LogId {
-    LogId::new(CommittedLeaderId::new(term, 1), index)
-}
 
 fn entry(term: u64, index: u64) -> Entry {
     let payload = if index.is_multiple_of(3) {
@@ -40,20 +39,6 @@ fn options(segment_bytes: u64) -> LogOptions {
         cache_bytes: 64,
         ..LogOptions::default()
     }
-}
-
-/// Appends `entries` in one call and waits until they are reported saved.
-async fn append_saved(store: &mut LogStore, entries: Vec<Entry>) {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    store
-        .append_with(
-            entries,
-            Box::new(move |r| {
-                let _ = tx.send(r);
-            }),
-        )
-        .expect("queued");
-    rx.await.expect("io thread answered").expect("saved");
 }
 
 async fn all_entries(store: &mut LogStore) -> Vec<Entry> {

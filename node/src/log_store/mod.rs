@@ -275,6 +275,11 @@ fn read_vote_file(dir: &Path) -> Result<Option<Vote>, wal::RecoverError> {
     }
 }
 
+fn read_entries(log: &Shared, range: impl RangeBounds<u64>) -> Result<Vec<Entry>, StorageError> {
+    log.entries(range)
+        .map_err(|e| log_error(ErrorVerb::Read, e))
+}
+
 /// Reads entries for openraft's replication tasks and apply: from memory, or for entries
 /// older than the cache, from their segments (a plain blocking read: they are rarely needed,
 /// and usually still in the page cache).
@@ -288,9 +293,7 @@ impl RaftLogReader<TypeConfig> for LogReader {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
-        self.log
-            .entries(range)
-            .map_err(|e| log_error(ErrorVerb::Read, e))
+        read_entries(&self.log, range)
     }
 }
 
@@ -299,9 +302,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
-        self.log
-            .entries(range)
-            .map_err(|e| log_error(ErrorVerb::Read, e))
+        read_entries(&self.log, range)
     }
 }
 

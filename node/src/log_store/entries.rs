@@ -228,21 +228,29 @@ impl Log {
         self.evict();
     }
 
-    pub(super) fn replay(&mut self, place: wal::Place, record: Record) -> io::Result<u64> {
-        Ok(match record {
+    pub(super) fn replay(&mut self, place: wal::Place, record: Record) -> u64 {
+        match record {
             Record::Entry(entry) => {
                 let index = entry.log_id.index;
-                let file = self.file(place.seq)?;
-                self.push(Slot {
-                    log_id: entry.log_id,
-                    bytes: place.len,
-                    entry: Some(entry),
-                    on_disk: Some(OnDisk {
+                let on_disk = match self.file(place.seq) {
+                    Ok(file) => Some(OnDisk {
                         file,
                         seq: place.seq,
                         offset: place.offset,
                         len: place.len,
                     }),
+                    Err(e) => {
+                        // Kept in memory instead: recovery just read this file, so this is
+                        // a transient error, and a larger log is no harm.
+                        tracing::warn!(error = %e, seq = place.seq, "cannot open a log segment for reading");
+                        None
+                    }
+                };
+                self.push(Slot {
+                    log_id: entry.log_id,
+                    bytes: place.len,
+                    entry: Some(entry),
+                    on_disk,
                 });
                 self.evict();
                 index
@@ -259,7 +267,7 @@ impl Log {
                 self.committed = committed;
                 committed.map_or(0, |c| c.index)
             }
-        })
+        }
     }
 
     /// After replay: the entries follow the purge point without a hole.

@@ -107,7 +107,7 @@ impl LogStore {
         );
         let segments = wal::recover(dir, |place, payload| {
             let record: Record = postcard::from_bytes(payload).map_err(|e| e.to_string())?;
-            log.replay(place, record).map_err(|e| e.to_string())
+            Ok(log.replay(place, record))
         })?;
         log.check().map_err(|why| wal::RecoverError::Corrupt {
             file: dir.to_path_buf(),

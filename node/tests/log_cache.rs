@@ -130,3 +130,58 @@ async fn a_damaged_record_read_back_is_an_error() {
     );
     assert_eq!(read(&mut store, 2..21).await, expected[1..]);
 }
+
+/// An entry carrying `commands` SKU creations: about 20 bytes of record each.
+fn heavy_entry(index: u64, commands: usize) -> Entry {
+    let commands = (0..commands)
+        .map(|i| state_machine::Command::CreateSku {
+            sku: state_machine::SkuId::new(format!("sku-{index}-{i}")).unwrap(),
+            stock: 1,
+            per_user_limit: None,
+            sale_window: None,
+            request_tag: 0,
+        })
+        .collect();
+    Entry {
+        log_id: log_id(1, index),
+        payload: EntryPayload::Normal(Arc::new(Batch {
+            now_ms: index,
+            commands,
+        })),
+    }
+}
+
+#[tokio::test]
+async fn replication_reads_stop_at_a_mebibyte_but_always_carry_one_entry() {
+    for cache_bytes in [u64::MAX, 0] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = LogStore::open(
+            &dir.path().join("log"),
+            LogOptions {
+                cache_bytes,
+                ..LogOptions::default()
+            },
+        )
+        .expect("opens");
+        // 20 entries of about 100 KB, then one of about 2 MB.
+        let mut expected: Vec<Entry> = (1..=20).map(|i| heavy_entry(i, 5_000)).collect();
+        expected.push(heavy_entry(21, 100_000));
+        append_saved(&mut store, expected.clone()).await;
+
+        let first = store.limited_get_log_entries(1, 22).await.unwrap();
+        assert!(
+            (5..20).contains(&first.len()),
+            "{} entries in one read (cache {cache_bytes})",
+            first.len()
+        );
+        assert_eq!(first, expected[..first.len()]);
+        // Asked for the rest: up to the big one, which then comes alone.
+        let next = first.len() as u64 + 1;
+        let rest = store.limited_get_log_entries(next, 22).await.unwrap();
+        assert_eq!(rest, expected[first.len()..20]);
+        let big = store.limited_get_log_entries(21, 22).await.unwrap();
+        assert_eq!(big, expected[20..]);
+        // Unlimited reads (apply) get everything.
+        assert_eq!(read(&mut store, 1..22).await, expected);
+    }
+}

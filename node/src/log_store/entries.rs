@@ -283,7 +283,8 @@ impl Log {
         Ok(())
     }
 
-    fn range(&self, range: impl RangeBounds<u64>) -> Vec<Piece> {
+    /// The slots of `range`, but past the first only as many as fit in `max_bytes` of records.
+    fn range(&self, range: impl RangeBounds<u64>, max_bytes: u64) -> Vec<Piece> {
         let Some(first) = self.first_index() else {
             return Vec::new();
         };
@@ -303,8 +304,14 @@ impl Log {
         if from >= to {
             return Vec::new();
         }
+        let mut bytes = 0u64;
         self.slots
             .range((from - first) as usize..(to - first) as usize)
+            .take_while(|slot| {
+                let first = bytes == 0;
+                bytes = bytes.saturating_add(u64::from(slot.bytes).max(1));
+                first || bytes <= max_bytes
+            })
             .map(|slot| match (&slot.entry, &slot.on_disk) {
                 (Some(entry), _) => Piece::Cached(entry.clone()),
                 (None, Some(on_disk)) => Piece::OnDisk(slot.log_id, on_disk.clone()),
@@ -354,6 +361,24 @@ fn read_back(pieces: Vec<Piece>, read_back: &Counter) -> io::Result<Vec<Entry>> 
     Ok(entries)
 }
 
+/// What a range read found under the lock.
+pub(super) struct Found {
+    pieces: Vec<Piece>,
+    read_back: Counter,
+}
+
+impl Found {
+    /// Whether every entry is in memory, so that `read` does no IO.
+    pub(super) fn in_memory(&self) -> bool {
+        self.pieces.iter().all(|p| matches!(p, Piece::Cached(_)))
+    }
+
+    /// The entries, reading the evicted ones back from their segments.
+    pub(super) fn read(self) -> io::Result<Vec<Entry>> {
+        read_back(self.pieces, &self.read_back)
+    }
+}
+
 /// The log, shared by the store, its readers and the IO thread's placement callbacks.
 #[derive(Clone)]
 pub(super) struct Shared(pub(super) Arc<RwLock<Log>>);
@@ -365,14 +390,15 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The entries in `range` (from the purge point on): the cached ones cloned under the
-    /// lock, the older ones read back from their segments after it is released.
-    pub(super) fn entries(&self, range: impl RangeBounds<u64>) -> io::Result<Vec<Entry>> {
-        let (pieces, read_back_counter) = {
-            let log = self.read();
-            (log.range(range), log.read_back.clone())
-        };
-        read_back(pieces, &read_back_counter)
+    /// The entries in `range` (from the purge point on), but past the first only as many as
+    /// fit in `max_bytes` of records: the cached ones cloned under the lock, the older ones
+    /// to be read back from their segments after it is released (`Found::read`).
+    pub(super) fn find(&self, range: impl RangeBounds<u64>, max_bytes: u64) -> Found {
+        let log = self.read();
+        Found {
+            pieces: log.range(range, max_bytes),
+            read_back: log.read_back.clone(),
+        }
     }
 
     pub(super) fn write(&self) -> RwLockWriteGuard<'_, Log> {

@@ -275,9 +275,28 @@ fn read_vote_file(dir: &Path) -> Result<Option<Vote>, wal::RecoverError> {
     }
 }
 
-fn read_entries(log: &Shared, range: impl RangeBounds<u64>) -> Result<Vec<Entry>, StorageError> {
-    log.entries(range)
-        .map_err(|e| log_error(ErrorVerb::Read, e))
+/// Most bytes of records in one replication read: an AppendEntries that a loaded follower
+/// takes in, syncs and answers well within openraft's timeout for it (the heartbeat
+/// interval, 100 ms by default). One entry is always sent, however large; openraft asks for
+/// the rest in the next AppendEntries.
+pub const REPLICATION_READ_BYTES: u64 = 1024 * 1024;
+
+async fn read_entries(
+    log: &Shared,
+    range: impl RangeBounds<u64>,
+    max_bytes: u64,
+) -> Result<Vec<Entry>, StorageError> {
+    let found = log.find(range, max_bytes);
+    let entries = if found.in_memory() {
+        found.read()
+    } else {
+        // Disk reads and decoding off the runtime's workers, which also carry heartbeats:
+        // a follower far behind must not delay them for the others.
+        tokio::task::spawn_blocking(move || found.read())
+            .await
+            .unwrap_or_else(|e| Err(io::Error::other(e)))
+    };
+    entries.map_err(|e| log_error(ErrorVerb::Read, e))
 }
 
 /// Reads entries for openraft's replication tasks and apply: from memory, or for entries
@@ -293,7 +312,15 @@ impl RaftLogReader<TypeConfig> for LogReader {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
-        read_entries(&self.log, range)
+        read_entries(&self.log, range, u64::MAX).await
+    }
+
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry>, StorageError> {
+        read_entries(&self.log, start..end, REPLICATION_READ_BYTES).await
     }
 }
 
@@ -302,7 +329,15 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
-        read_entries(&self.log, range)
+        read_entries(&self.log, range, u64::MAX).await
+    }
+
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry>, StorageError> {
+        read_entries(&self.log, start..end, REPLICATION_READ_BYTES).await
     }
 }
 

@@ -300,8 +300,8 @@ async fn read_entries(
 }
 
 /// Reads entries for openraft's replication tasks and apply: from memory, or for entries
-/// older than the cache, from their segments (a plain blocking read: they are rarely needed,
-/// and usually still in the page cache).
+/// older than the cache, from their segments (`read_entries`). `LogStore` reads the same way:
+/// openraft makes the reader trait a supertrait of the store's, so both impls exist.
 #[derive(Clone)]
 pub struct LogReader {
     log: Shared,

@@ -144,10 +144,21 @@ pub struct Storage {
     /// The in-memory state is checkpointed to sled this often. A longer interval writes a
     /// hot record less often; a restart then replays more of the log.
     pub checkpoint_interval_ms: u64,
+    /// MiB of the newest Raft log records kept decoded in memory, for replication and apply.
+    /// Older entries are read back from the log's segments: a follower that fell further
+    /// behind is fed from disk. 0 reads every entry back (for tests of that path).
+    pub log_cache_mib: u64,
 }
 
 impl Storage {
     pub const MAX_CHECKPOINT_INTERVAL_MS: u64 = 600_000;
+    /// 64 GiB: more than any machine this runs on should give the log.
+    pub const MAX_LOG_CACHE_MIB: u64 = 65_536;
+
+    /// `log_cache_mib` in bytes.
+    pub fn log_cache_bytes(&self) -> u64 {
+        self.log_cache_mib.saturating_mul(1 << 20)
+    }
 }
 
 impl Storage {
@@ -159,6 +170,16 @@ impl Storage {
                 format!(
                     "is {ms}; use 10 to {} ms (checkpoints of the state to disk)",
                     Self::MAX_CHECKPOINT_INTERVAL_MS
+                ),
+            ));
+        }
+        if self.log_cache_mib > Self::MAX_LOG_CACHE_MIB {
+            return Err(ConfigError::invalid(
+                "storage.log_cache_mib",
+                format!(
+                    "is {}; use 0 to {} MiB (the newest Raft log entries kept in memory)",
+                    self.log_cache_mib,
+                    Self::MAX_LOG_CACHE_MIB
                 ),
             ));
         }
@@ -221,6 +242,7 @@ impl Default for Storage {
     fn default() -> Self {
         Storage {
             checkpoint_interval_ms: 1_000,
+            log_cache_mib: 16,
         }
     }
 }
@@ -666,6 +688,27 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(parsed.storage.checkpoint_interval_ms, 250);
+    }
+
+    #[test]
+    fn log_cache_is_bounded_and_zero_is_allowed() {
+        let mut config = valid();
+        assert_eq!(config.storage.log_cache_mib, 16);
+        assert_eq!(config.storage.log_cache_bytes(), 16 << 20);
+        config.storage.log_cache_mib = 0;
+        config.validate().unwrap();
+        config.storage.log_cache_mib = Storage::MAX_LOG_CACHE_MIB;
+        config.validate().unwrap();
+        config.storage.log_cache_mib = Storage::MAX_LOG_CACHE_MIB + 1;
+        let text = assert_invalid(&config, "storage.log_cache_mib");
+        assert!(text.contains("use 0 to 65536 MiB"), "{text}");
+        let parsed = NodeConfig::from_toml_str(
+            &valid()
+                .to_toml_string()
+                .replace("log_cache_mib = 16", "log_cache_mib = 0"),
+        )
+        .unwrap();
+        assert_eq!(parsed.storage.log_cache_mib, 0);
     }
 
     fn valid() -> NodeConfig {

@@ -63,8 +63,9 @@ pub fn summary(config: &NodeConfig) -> String {
     );
     let _ = writeln!(
         s,
-        "  commit     up to {} commands per log entry; checkpoint every {} ms",
-        c.group_commit.max_batch, c.storage.checkpoint_interval_ms
+        "  commit     up to {} commands per log entry; checkpoint every {} ms; \
+         newest {} MiB of the log kept in memory",
+        c.group_commit.max_batch, c.storage.checkpoint_interval_ms, c.storage.log_cache_mib
     );
     s
 }

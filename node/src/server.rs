@@ -59,12 +59,13 @@ pub fn raft_config(config: &NodeConfig) -> anyhow::Result<openraft::Config> {
 /// each restart then loses every log byte written after the last completed `fdatasync`.
 pub const LOSE_UNSYNCED_ENV: &str = "FLASHSTOCK_TEST_LOSE_UNSYNCED";
 
-fn log_options(metrics: &HotPath) -> LogOptions {
+fn log_options(storage: &cluster_config::Storage, metrics: &HotPath) -> LogOptions {
     let lose_unsynced_on_open = std::env::var_os(LOSE_UNSYNCED_ENV).is_some_and(|v| v == "1");
     if lose_unsynced_on_open {
         tracing::warn!("test mode: the Raft log loses its unsynced tail at every start");
     }
     LogOptions {
+        cache_bytes: storage.log_cache_bytes(),
         lose_unsynced_on_open,
         fsync_seconds: metrics.wal_fsync.clone(),
         cached_bytes: metrics.log_cached_bytes.clone(),
@@ -91,7 +92,10 @@ pub async fn run(
     // Made even without `metrics_addr`: observing costs a few atomics, and one code path is
     // simpler than two.
     let metrics = NodeMetrics::default();
-    let log_store = LogStore::open(&config.data_dir.join("raft-log"), log_options(&metrics.hot))?;
+    let log_store = LogStore::open(
+        &config.data_dir.join("raft-log"),
+        log_options(&config.storage, &metrics.hot),
+    )?;
     let store = Arc::new(state_machine::Store::open(&db)?.sync_on_flush(&sled_dir)?);
     let clocks = Clocks::new(&config.clock);
     let tls = NodeTls::load(&config)?;

@@ -3,6 +3,8 @@
 //! SIGTERM / restart, and offline inspection of each node's state after it stopped.
 #![allow(dead_code)]
 
+pub mod scrape;
+
 use cluster_config::launch::{self, Layout, Nodes, Signal, Spawn};
 use cluster_config::mtls::Dialer;
 use cluster_config::NodeConfig;

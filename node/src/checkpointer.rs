@@ -1,12 +1,19 @@
 //! Checkpoints the in-memory state to sled at a fixed interval, off the apply path: apply
 //! waits only for the swap of the dirty set. A restart replays the log after the last
 //! checkpoint; the log is never purged past one (a snapshot checkpoints before it is used).
+//!
+//! A failed checkpoint stops the node. sled keeps the first IO error it meets (a full disk,
+//! say) and fails every later write with it, even once space is back, and a retried `fsync`
+//! proves nothing (fsyncgate). Retrying would only let the dirty set and the unpurgeable log
+//! grow; a restart reopens sled and replays the log from the last good checkpoint.
 
-use state_machine::Store;
+use state_machine::{Store, StoreError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
 
-pub fn start(store: Arc<Store>, interval: Duration) {
+/// Checkpoints every `interval` until one fails; the task's result is that failure.
+pub fn start(store: Arc<Store>, interval: Duration) -> JoinHandle<StoreError> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -21,11 +28,9 @@ pub fn start(store: Arc<Store>, interval: Duration) {
                     "checkpoint"
                 ),
                 Ok(Ok(_)) => {}
-                // The changes stay dirty; the next tick retries, and the log keeps
-                // everything after the last good checkpoint meanwhile.
-                Ok(Err(e)) => tracing::error!(error = %e, "checkpoint failed"),
-                Err(e) => tracing::error!(error = %e, "checkpoint task failed"),
+                Ok(Err(e)) => return e,
+                Err(e) => return StoreError::Io(std::io::Error::other(e.to_string())),
             }
         }
-    });
+    })
 }

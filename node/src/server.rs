@@ -122,7 +122,7 @@ pub async fn run(
     );
     let reads = ReadIndex::start(raft.clone(), clocks.clone());
     crate::expiry::start(raft.clone(), store.clone(), proposer.clone());
-    crate::checkpointer::start(
+    let checkpoints = crate::checkpointer::start(
         store.clone(),
         std::time::Duration::from_millis(config.storage.checkpoint_interval_ms),
     );
@@ -209,18 +209,51 @@ pub async fn run(
     );
     initialise_if_new(&raft, &config, &identity).await?;
 
-    shutdown.await;
-    tracing::info!(id = config.id, "shutting down");
+    let failure = tokio::select! {
+        () = shutdown => None,
+        failed = checkpoints => Some(match failed {
+            Ok(e) => format!("a checkpoint of the state failed: {e}"),
+            Err(e) => format!("the checkpointer stopped: {e}"),
+        }),
+        fatal = raft_stopped(raft.clone()) => Some(format!("raft stopped: {fatal}")),
+    };
+    match &failure {
+        None => tracing::info!(id = config.id, "shutting down"),
+        Some(reason) => tracing::error!(id = config.id, %reason, "stopping the node"),
+    }
     let _ = stop_tx.send(());
     if let Err(e) = raft.shutdown().await {
         tracing::warn!(error = %e, "raft shutdown");
     }
     let _ = server.await;
+    if let Some(reason) = failure {
+        // Fail-stop: storage that failed once is not trusted again in this process. What
+        // was acknowledged is in the log; the next start replays it from the last good
+        // checkpoint (and says so, or why it cannot start).
+        anyhow::bail!(
+            "{reason}; the node stopped: free the disk or fix the fault, then start it \
+             again and it replays its log from the last good checkpoint"
+        );
+    }
     let last = store.clone();
     tokio::task::spawn_blocking(move || last.checkpoint()).await??;
     // Last: `/healthz` answers for as long as the process does its work.
     drop(metrics_server);
     Ok(())
+}
+
+/// Resolves, with openraft's reason, once the Raft core has stopped on a fatal error (a
+/// failed log write, say): the node cannot take part any more, so it stops.
+async fn raft_stopped(raft: Raft) -> String {
+    let mut metrics = raft.metrics();
+    loop {
+        if let Err(fatal) = &metrics.borrow().running_state {
+            return fatal.to_string();
+        }
+        if metrics.changed().await.is_err() {
+            return "its metrics channel closed".into();
+        }
+    }
 }
 
 fn check(identity: &ClusterIdentity, service: &'static str) -> cluster_id::Check {

@@ -9,6 +9,8 @@ use cluster_config::launch::{self, Layout, Nodes, Signal, Spawn};
 use cluster_config::mtls::Dialer;
 use cluster_config::NodeConfig;
 use node::client::Client;
+use proto::admin::admin_client::AdminClient;
+use proto::admin::StateDigestRequest;
 use state_machine::{Command, Item, Items, OrderId, Qty, SkuId, Store, UserId};
 use std::ops::{Deref, DerefMut};
 use std::process::Command as Process;
@@ -152,6 +154,37 @@ impl Cluster {
             .nodes
             .wait_applied(&Dialer::Plain, ids, index, PATIENCE);
         applied.await.unwrap();
+    }
+
+    /// Waits until nodes `ids` stand at one applied index, at least `index`, and checks that
+    /// their states' digests agree there. Nodes also propose on their own (expiry sweeps), so
+    /// it asks again until the indexes match.
+    pub async fn assert_same_state(&self, ids: &[u64], index: u64) {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            let mut digests = Vec::new();
+            for id in ids {
+                let mut admin = AdminClient::connect(format!("http://{}", self.addr(*id)))
+                    .await
+                    .unwrap();
+                let reply = admin.state_digest(StateDigestRequest {}).await.unwrap();
+                let reply = reply.into_inner();
+                digests.push((*id, reply.applied_index, reply.digest));
+            }
+            let (_, first_index, first_digest) = digests[0];
+            if first_index >= index && digests.iter().all(|d| d.1 == first_index) {
+                assert!(
+                    digests.iter().all(|d| d.2 == first_digest),
+                    "the states differ at index {first_index}: {digests:?}"
+                );
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the nodes never stood at one index from {index} on: {digests:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Opens a stopped node's data dir and reads its state directly.

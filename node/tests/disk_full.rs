@@ -70,7 +70,12 @@ struct OnSmallDisks {
 }
 
 impl OnSmallDisks {
-    async fn start(checkpoint_interval_ms: u64) -> Self {
+    /// `None` (the test skips, saying so) unless running as root.
+    async fn start(checkpoint_interval_ms: u64) -> Option<Self> {
+        if !is_root() {
+            eprintln!("skipped: mounting a tmpfs per node needs root (CI runs as root)");
+            return None;
+        }
         let base = tempfile::tempdir().unwrap();
         let disks: Vec<Mount> = (1..=3)
             .map(|id| {
@@ -96,14 +101,14 @@ impl OnSmallDisks {
         let client = node::client::Client::new(cluster.addrs(), Duration::from_secs(60));
         cluster.leader(&[1, 2, 3]).await;
         client.submit(&[create("A", 10_000_000)]).await.unwrap();
-        Self {
+        Some(Self {
             cluster,
             client,
             disks,
             _base: base,
             placed: 0,
             last: 0,
-        }
+        })
     }
 
     /// Places `count` more orders; the client follows the leader and retries, and every
@@ -206,33 +211,27 @@ impl OnSmallDisks {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_whose_checkpoint_fails_on_a_full_disk_stops_and_comes_back() {
-    if !is_root() {
-        eprintln!("skipped: mounting a tmpfs per node needs root (CI runs as root)");
-        return;
-    }
-    let mut test = OnSmallDisks::start(100).await;
-    let leader = test.cluster.leader(&[1, 2, 3]).await;
-    let full = if leader == 3 { 2 } else { 3 };
-    test.place(200).await;
-
-    let ballast = fill(test.disk(full));
-    test.place_until_stopped(full, "a checkpoint of the state failed")
-        .await;
-    test.restart_while_full(full);
-    test.place(500).await;
-    test.free_and_restart(full, &ballast).await;
+    checkpoint_fails_on_a_full_disk(false).await;
 }
 
 /// The leader's disk: it stops, the other two elect a leader between them, and the client
 /// (following the leader, retrying by order id) sees every order acknowledged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_whose_checkpoint_fails_on_a_full_disk_stops_and_comes_back() {
-    if !is_root() {
-        eprintln!("skipped: mounting a tmpfs per node needs root (CI runs as root)");
+    checkpoint_fails_on_a_full_disk(true).await;
+}
+
+/// Checkpoints every 100 ms, so the first write to fail on the full disk is a checkpoint.
+async fn checkpoint_fails_on_a_full_disk(on_the_leader: bool) {
+    let Some(mut test) = OnSmallDisks::start(100).await else {
         return;
-    }
-    let mut test = OnSmallDisks::start(100).await;
-    let full = test.cluster.leader(&[1, 2, 3]).await;
+    };
+    let leader = test.cluster.leader(&[1, 2, 3]).await;
+    let full = match (on_the_leader, leader) {
+        (true, leader) => leader,
+        (false, 3) => 2,
+        (false, _) => 3,
+    };
     test.place(200).await;
 
     let ballast = fill(test.disk(full));
@@ -250,11 +249,10 @@ async fn a_leader_whose_checkpoint_fails_on_a_full_disk_stops_and_comes_back() {
 /// failed write, and so must the node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_whose_vote_cannot_be_saved_stops_and_comes_back() {
-    if !is_root() {
-        eprintln!("skipped: mounting a tmpfs per node needs root (CI runs as root)");
+    let rare = cluster_config::Storage::MAX_CHECKPOINT_INTERVAL_MS;
+    let Some(mut test) = OnSmallDisks::start(rare).await else {
         return;
-    }
-    let mut test = OnSmallDisks::start(cluster_config::Storage::MAX_CHECKPOINT_INTERVAL_MS).await;
+    };
     let leader = test.cluster.leader(&[1, 2, 3]).await;
     let full = if leader == 3 { 2 } else { 3 };
     test.place(200).await;

@@ -7,6 +7,7 @@
 // storage call; boxing it in our helpers would only add conversions at each trait boundary.
 #![allow(clippy::result_large_err)]
 
+pub mod append_budget;
 pub mod bench;
 pub mod checkpointer;
 pub mod cli;

@@ -5,13 +5,13 @@
 //! this node's cluster id (`FailedPrecondition`): it belongs to another cluster, or has no id
 //! yet and will not vote, and openraft's backoff keeps that from becoming a hot retry loop.
 
+use crate::append_budget::{AppendBudget, MAX_APPEND_BYTES};
 use crate::cluster_id::{ClusterIdentity, Stamp};
 use crate::codec::{decode, encode};
 use crate::types::{NodeId, TypeConfig};
 use cluster_config::mtls::Dialer;
 use openraft::error::{
-    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Timeout,
-    Unreachable,
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable,
 };
 use openraft::network::{RPCOption, RPCTypes, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -24,10 +24,11 @@ use proto::raft::{raft_reply, RaftRequest};
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 
 /// Largest gRPC message a node sends or accepts, sized from what is legal rather than
-/// "anything": an AppendEntries is split above `MAX_APPEND_BYTES` (8 MiB) unless it is one
+/// "anything": an AppendEntries is split above `append_budget::MAX_APPEND_BYTES` (8 MiB) unless it is one
 /// entry; one entry is one group commit (capped at `group_commit::MAX_ENTRY_BYTES`, 4 MiB) or
 /// a single Submit larger than that. The largest command is a 64-line order with 64-character
 /// SKUs and 128-character ids, about 5 KiB encoded, so a gateway's largest order batch (1,000
@@ -75,6 +76,9 @@ pub struct Network {
     self_id: NodeId,
     channels: Channels,
     identity: ClusterIdentity,
+    /// One per peer, kept across replication streams: a new term must not start a slow
+    /// follower at the full budget again.
+    budgets: Arc<Mutex<HashMap<NodeId, Arc<AppendBudget>>>>,
 }
 
 impl Network {
@@ -83,6 +87,7 @@ impl Network {
             self_id,
             channels: Channels::new(dialer),
             identity,
+            budgets: Default::default(),
         }
     }
 }
@@ -96,6 +101,13 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             target,
             channel: self.channels.get(&node.addr).map_err(|e| e.to_string()),
             identity: self.identity.clone(),
+            budget: self
+                .budgets
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(target)
+                .or_default()
+                .clone(),
         }
     }
 }
@@ -105,6 +117,7 @@ pub struct PeerClient {
     target: NodeId,
     channel: Result<Channel, String>,
     identity: ClusterIdentity,
+    budget: Arc<AppendBudget>,
 }
 
 type RpcResult<T, E> = Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
@@ -203,22 +216,59 @@ impl PeerClient {
     }
 }
 
-/// AppendEntries above this size are split: openraft is told `PayloadTooLarge` and resends
-/// fewer entries. One entry always goes alone, whatever its size (group commit caps entries
-/// at `group_commit::MAX_ENTRY_BYTES`, far below `MAX_MESSAGE_BYTES`).
-pub const MAX_APPEND_BYTES: usize = 8 * 1024 * 1024;
+/// An append with entries on its way: when it is dropped before `finish` (openraft's own
+/// deadline, the heartbeat interval, ran out first), or finishes with a timeout, the peer's
+/// budget shrinks.
+struct AppendInFlight {
+    budget: Arc<AppendBudget>,
+    target: NodeId,
+    sent: usize,
+    started: Instant,
+    finished: bool,
+}
 
-/// `Err` with the entry count to try instead when `encoded` bytes of `entries` entries are
-/// too many to send at once.
-pub fn check_append_size(encoded: usize, entries: usize) -> Result<(), PayloadTooLarge> {
-    if encoded <= MAX_APPEND_BYTES || entries <= 1 {
-        return Ok(());
+impl AppendInFlight {
+    fn finish<T>(mut self, result: &RpcResult<T, openraft::error::Infallible>, deadline: Duration) {
+        self.finished = true;
+        match result {
+            Err(RPCError::Timeout(_)) => self.missed(),
+            Ok(_) => self
+                .budget
+                .answered(self.sent, self.started.elapsed(), deadline),
+            // Unreachable or refused: nothing learnt about how much the peer can take.
+            Err(_) => {}
+        }
     }
-    // Entries differ in size: aim below the cap by the average, and always shrink.
-    let fitting = (entries as u128 * MAX_APPEND_BYTES as u128 / encoded as u128) as u64;
-    Err(PayloadTooLarge::new_entries_hint(
-        fitting.clamp(1, entries as u64 - 1),
-    ))
+
+    fn missed(&self) {
+        let Some((before, after)) = self.budget.missed_deadline(self.sent) else {
+            return;
+        };
+        // Once when a peer first falls behind; the budget's ups and downs after are detail.
+        if before == MAX_APPEND_BYTES {
+            tracing::warn!(
+                target = self.target,
+                sent = self.sent,
+                budget = after,
+                "an AppendEntries missed its deadline (the heartbeat interval); smaller ones follow"
+            );
+        } else {
+            tracing::debug!(
+                target = self.target,
+                sent = self.sent,
+                budget = after,
+                "AppendEntries budget cut"
+            );
+        }
+    }
+}
+
+impl Drop for AppendInFlight {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.missed();
+        }
+    }
 }
 
 impl RaftNetwork<TypeConfig> for PeerClient {
@@ -228,11 +278,24 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>, openraft::error::Infallible> {
         let payload = encode(&rpc);
-        if let Err(too_large) = check_append_size(payload.len(), rpc.entries.len()) {
+        if let Err(too_large) = self.budget.check(payload.len(), rpc.entries.len()) {
             tracing::debug!(bytes = payload.len(), entries = rpc.entries.len(), hint = %too_large, "AppendEntries split");
             return Err(RPCError::PayloadTooLarge(too_large));
         }
-        self.call(Method::Append, payload, option).await
+        if rpc.entries.is_empty() {
+            return self.call(Method::Append, payload, option).await;
+        }
+        let in_flight = AppendInFlight {
+            budget: self.budget.clone(),
+            target: self.target,
+            sent: payload.len(),
+            started: Instant::now(),
+            finished: false,
+        };
+        let deadline = option.hard_ttl();
+        let result = self.call(Method::Append, payload, option).await;
+        in_flight.finish(&result, deadline);
+        result
     }
 
     async fn install_snapshot(
@@ -249,29 +312,5 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> RpcResult<VoteResponse<NodeId>, openraft::error::Infallible> {
         self.call(Method::Vote, encode(&rpc), option).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn large_appends_are_split_and_single_entries_always_go() {
-        assert!(check_append_size(MAX_APPEND_BYTES, 64).is_ok());
-        assert!(check_append_size(MAX_APPEND_BYTES * 10, 1).is_ok());
-        let hint = |e: PayloadTooLarge| e.entries_hint();
-        // Four times too large: a quarter of the entries.
-        assert_eq!(
-            hint(check_append_size(MAX_APPEND_BYTES * 4, 64).unwrap_err()),
-            16
-        );
-        // Barely too large: still fewer entries than before.
-        assert_eq!(
-            hint(check_append_size(MAX_APPEND_BYTES + 1, 2).unwrap_err()),
-            1
-        );
-        // Hugely too large: one at a time.
-        assert_eq!(hint(check_append_size(usize::MAX, 64).unwrap_err()), 1);
     }
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod scrape;
+pub mod throttle;
 
 use cluster_config::launch::{self, Layout, Nodes, Signal, Spawn};
 use cluster_config::mtls::Dialer;
@@ -57,13 +58,34 @@ impl Cluster {
     /// `n` node configs (fast test timings, `tweak`ed), written to `config_path`, no node
     /// started yet.
     pub fn configure(n: usize, tweak: impl Fn(&mut NodeConfig)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        let mut dir = tempfile::tempdir().unwrap();
+        // For a post-mortem of a failed run: its node logs and data stay on disk.
+        if std::env::var_os("FLASHSTOCK_KEEP_TEST_DIRS").is_some() {
+            dir.disable_cleanup(true);
+            eprintln!("keeping the cluster's files in {}", dir.path().display());
+        }
         let configs = launch::loopback_test_configs(n, dir.path(), tweak).unwrap();
         let spawn = Spawn::default().env("RUST_LOG", cluster_config::logging::NODE_DEFAULT_FILTER);
         let binary = env!("CARGO_BIN_EXE_flashstock-node").into();
         let nodes = Nodes::new(dir.path(), configs, binary, spawn, Layout::Flat);
         nodes.write_configs().unwrap();
         Self { nodes, dir }
+    }
+
+    /// Puts every configured (not yet started) node behind a [`throttle::slow_link`] of
+    /// `bytes_per_sec`: each advertises its relay, so peers and clients reach it only through it.
+    pub async fn behind_slow_links(&mut self, bytes_per_sec: u64) {
+        let mut relays = std::collections::BTreeMap::new();
+        for c in &self.nodes.configs {
+            let relay = throttle::slow_link(c.listen, bytes_per_sec).await;
+            relays.insert(c.id, relay.to_string());
+        }
+        for c in &mut self.nodes.configs {
+            c.advertise = relays[&c.id].clone();
+            c.initial_members = relays.clone();
+            c.validate().unwrap();
+        }
+        self.nodes.write_configs().unwrap();
     }
 
     /// Starts one more node (id = next) with no initial members: it waits to be added.

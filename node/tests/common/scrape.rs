@@ -7,8 +7,19 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 /// A loopback address on a free port, for a node's `metrics_addr`.
+/// A free loopback address, never one this process handed out before: a port released after
+/// its probe can be the kernel's next pick too, and two nodes given the same metrics port
+/// make one of them fail at start.
 pub fn free_metrics_addr() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], cluster_config::launch::free_ports(1)[0]))
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap();
+    loop {
+        let port = cluster_config::launch::free_ports(1)[0];
+        if !given.contains(&port) {
+            given.push(port);
+            return SocketAddr::from(([127, 0, 0, 1], port));
+        }
+    }
 }
 
 pub struct Answer {

@@ -374,9 +374,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             membership: self.membership.clone(),
         })
         .map_err(sm_write)?;
-        let mut outcomes = self
-            .store
-            .apply(&batches, Some(&marker))
+        let store = &mut self.store;
+        let mut outcomes = off_the_workers(|| store.apply(&batches, Some(&marker)))
             .map_err(|e| StorageError::from(StorageIOError::apply(last, &e)))?
             .into_iter();
         self.metrics.apply.observe_since(started);
@@ -466,6 +465,19 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             meta: record.meta,
             snapshot: Box::new(file),
         }))
+    }
+}
+
+/// Runs `apply` so that the runtime worker it is called on hands its queue to another thread
+/// first. openraft calls apply on a runtime task; a large batch (a catch-up's MiB of entries,
+/// thousands of orders) takes milliseconds, and on a two-worker runtime everything queued on
+/// that worker (heartbeats, AppendEntries answers, Submits) would wait for it.
+fn off_the_workers<R>(apply: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(apply),
+        // A current-thread runtime (unit tests) has no other worker to hand over to.
+        _ => apply(),
     }
 }
 

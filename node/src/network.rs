@@ -28,14 +28,14 @@ use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 
 /// Largest gRPC message a node sends or accepts, sized from what is legal rather than
-/// "anything": an AppendEntries is split above `append_budget::MAX_APPEND_BYTES` (8 MiB) unless it is one
-/// entry; one entry is one group commit (capped at `group_commit::MAX_ENTRY_BYTES`, 4 MiB) or
-/// a single Submit larger than that. The largest command is a 64-line order with 64-character
-/// SKUs and 128-character ids, about 5 KiB encoded, so a gateway's largest order batch (1,000
-/// orders) is about 5 MiB; a Submit of 16 MiB already holds over 3,000 such orders. Snapshot
-/// chunks (openraft's 3 MiB) and read pages (1,000 records) are far below. 32 MiB leaves room
-/// for all of these and bounds what one peer or client can make a node buffer (256 MiB did
-/// not).
+/// "anything": an AppendEntries is split above its peer's budget (`append_budget`, at most
+/// 8 MiB) unless it is one entry; one entry is one group commit (capped at
+/// `group_commit::MAX_ENTRY_BYTES`, 4 MiB) or a single Submit larger than that. The largest
+/// command is a 64-line order with 64-character SKUs and 128-character ids, about 5 KiB
+/// encoded, so a gateway's largest order batch (1,000 orders) is about 5 MiB; a Submit of
+/// 16 MiB already holds over 3,000 such orders. Snapshot chunks (openraft's 3 MiB) and read
+/// pages (1,000 records) are far below. 32 MiB leaves room for all of these and bounds what
+/// one peer or client can make a node buffer (256 MiB did not).
 pub const MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
 
 /// Channels to peers, shared by all clients the factory makes.

@@ -9,6 +9,7 @@
 //! trees whose names start with `sm.`.
 
 mod codec;
+mod dirty;
 pub(crate) mod error;
 mod event_chunks;
 mod feed;
@@ -28,6 +29,7 @@ use crate::events::Retention;
 use crate::model::{Order, Sku};
 use crate::validation::{OrderId, SkuId, UserId};
 use codec::decode;
+use dirty::Dirty;
 pub use error::StoreError;
 use keys::{CLOCK_KEY, MARKER_KEY};
 use memory::{Changes, MemTrees};
@@ -50,7 +52,7 @@ pub struct Store {
     /// The whole state as applied so far.
     mem: RwLock<MemTrees>,
     /// What changed in `mem` since the last checkpoint.
-    dirty: Mutex<Changes>,
+    dirty: Mutex<Dirty>,
     /// Where on disk each record's newest copy is, for the trees stored in runs; the
     /// checkpointer's, under its lock.
     runs: Mutex<RunTrees>,
@@ -92,7 +94,7 @@ impl Store {
             data_file: None,
             disk: RwLock::new(Arc::new(trees)),
             mem: RwLock::new(mem),
-            dirty: Mutex::new(memory::no_changes()),
+            dirty: Mutex::new(Dirty::default()),
             runs: Mutex::new(runs),
             writer: Mutex::new(()),
             checkpointer: Mutex::new(()),
@@ -132,7 +134,7 @@ impl Store {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn lock_dirty(&self) -> MutexGuard<'_, Changes> {
+    fn lock_dirty(&self) -> MutexGuard<'_, Dirty> {
         self.dirty
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -181,7 +183,7 @@ impl Store {
             tx.commit(marker)?
         };
         let persisted = self.mem_mut().apply(changes)?;
-        memory::merge(&mut self.lock_dirty(), persisted);
+        self.lock_dirty().push(persisted);
         Ok(results)
     }
 
@@ -195,7 +197,7 @@ impl Store {
     /// and syncs it. Apply goes on meanwhile; it waits only for the swap of the dirty set.
     pub fn checkpoint(&self) -> Result<CheckpointInfo, StoreError> {
         let _checkpointer = self.lock_checkpointer();
-        let changes = std::mem::replace(&mut *self.lock_dirty(), memory::no_changes());
+        let changes = dirty::fold(self.lock_dirty().take());
         if memory::is_empty(&changes) {
             return Ok(CheckpointInfo { records: 0 });
         }
@@ -217,9 +219,7 @@ impl Store {
         if let Err(e) = written {
             // Put the changes back under anything applied since, so a later checkpoint
             // writes them.
-            let mut dirty = self.lock_dirty();
-            let newer = std::mem::replace(&mut *dirty, changes);
-            memory::merge(&mut dirty, newer);
+            self.lock_dirty().put_back(changes);
             return Err(e);
         }
         Ok(CheckpointInfo { records })

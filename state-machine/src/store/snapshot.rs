@@ -8,6 +8,7 @@
 //! record decoded and the checksum matched, and then loads it as the working set.
 
 use super::codec::decode;
+use super::dirty::Dirty;
 use super::error::StoreError;
 use super::event_chunks;
 use super::keys::{self, CLOCK_KEY, EVENTS_HEAD_KEY, MARKER_KEY};
@@ -152,7 +153,7 @@ impl Store {
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(fresh);
         *self.mem_mut() = mem;
-        *self.lock_dirty() = memory::no_changes();
+        *self.lock_dirty() = Dirty::default();
         *self.lock_runs() = runs;
         drop(old);
         trees::drop_other_generations(&self.db, generation)?;

@@ -18,6 +18,7 @@ mod memory;
 mod numbered;
 mod refusal_reads;
 mod runs;
+mod sled_files;
 mod snapshot;
 mod trees;
 pub(crate) mod tx;
@@ -34,6 +35,7 @@ pub use error::StoreError;
 use keys::{CLOCK_KEY, MARKER_KEY};
 use memory::{Changes, MemTrees};
 use runs::{RunPlans, RunTrees};
+use sled_files::SledFiles;
 pub use snapshot::{verify_snapshot, SnapshotInfo, VERSION as SNAPSHOT_VERSION};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use trees::Trees;
@@ -44,9 +46,9 @@ pub const MAX_PAGE: usize = 1_000;
 
 pub struct Store {
     db: sled::Db,
-    /// sled's data file, synced after each flush (see `flush`). `None` in tests that need no
+    /// sled's files, synced after each flush (see `sled_files`). `None` in tests that need no
     /// durability.
-    data_file: Option<std::fs::File>,
+    files: Option<SledFiles>,
     /// sled's trees of the current generation: the last checkpoint.
     disk: RwLock<Arc<Trees>>,
     /// The whole state as applied so far.
@@ -91,7 +93,7 @@ impl Store {
         let (runs, mem) = load_working_set(&trees, true)?;
         Ok(Self {
             db: db.clone(),
-            data_file: None,
+            files: None,
             disk: RwLock::new(Arc::new(trees)),
             mem: RwLock::new(mem),
             dirty: Mutex::new(Dirty::default()),
@@ -232,20 +234,18 @@ impl Store {
 
     fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
-        // sled's flush ends in `sync_file_range` on Linux: no barrier against power loss,
-        // and no flush of the drive's cache. Only an fsync of the file is.
-        if let Some(file) = &self.data_file {
-            file.sync_all()?;
+        // sled's flush ends in `sync_file_range` on Linux (no barrier against power loss) and
+        // leaves its blob files unsynced: see `sled_files`.
+        if let Some(files) = &self.files {
+            files.sync()?;
         }
         Ok(())
     }
 
-    /// Makes every checkpoint durable: after sled's own flush, `fsync` its data file (`db` in
-    /// the directory sled was opened on) and, once now, the directory itself.
+    /// Makes every checkpoint durable: after sled's own flush, sync its blob files and its
+    /// data file (in the directory sled was opened on), and now what sled left unsynced.
     pub fn sync_on_flush(mut self, sled_dir: &std::path::Path) -> Result<Self, StoreError> {
-        let file = std::fs::File::open(sled_dir.join("db"))?;
-        std::fs::File::open(sled_dir)?.sync_all()?;
-        self.data_file = Some(file);
+        self.files = Some(SledFiles::open(sled_dir)?);
         Ok(self)
     }
 

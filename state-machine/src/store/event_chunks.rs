@@ -11,7 +11,9 @@
 use super::error::StoreError;
 use super::keys;
 use super::memory::{Record, Value};
+use super::packed;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// Events per chunk: large enough that an order costs a small fraction of an insert, small
@@ -28,7 +30,7 @@ fn chunk_of_key(key: &[u8]) -> Option<u64> {
     keys::untagged(CHUNK_TAG, key)
 }
 
-/// `id (u64 BE) · len (u32 BE) · event` for each event, in id order.
+/// `id (u64 BE) · len (u32 BE) · event` for each event, in id order, packed (`packed`).
 pub(crate) fn encode_chunk<'a>(events: impl IntoIterator<Item = (u64, &'a [u8])>) -> Vec<u8> {
     let mut out = Vec::new();
     for (id, event) in events {
@@ -36,7 +38,12 @@ pub(crate) fn encode_chunk<'a>(events: impl IntoIterator<Item = (u64, &'a [u8])>
         out.extend_from_slice(&(event.len() as u32).to_be_bytes());
         out.extend_from_slice(event);
     }
-    out
+    packed::pack(out)
+}
+
+/// A chunk's stored bytes, unpacked.
+pub(crate) fn unpack_chunk<'a>(key: &[u8], stored: &'a [u8]) -> Result<Cow<'a, [u8]>, StoreError> {
+    packed::unpack(stored).map_err(|e| StoreError::Corrupt(format!("events: chunk {key:?}: {e}")))
 }
 
 /// The events of the chunk stored under `key`, checked: each id belongs to the chunk and
@@ -89,7 +96,14 @@ pub(crate) fn write_changes(
     }
     for (chunk, writes) in by_chunk {
         let key = chunk_key(chunk);
-        let old = tree.get(key)?;
+        let old = match tree.get(key)? {
+            Some(stored) => Some(
+                unpack_chunk(&key, &stored)
+                    .map_err(|_| ConflictableTransactionError::Abort(()))?
+                    .into_owned(),
+            ),
+            None => None,
+        };
         let mut events: BTreeMap<u64, &[u8]> = match &old {
             Some(bytes) => decode_chunk(&key, bytes)
                 .map_err(|_| ConflictableTransactionError::Abort(()))?
@@ -116,7 +130,8 @@ pub(crate) fn write_changes(
 pub(crate) fn load(tree: &sled::Tree) -> Result<Vec<Record>, StoreError> {
     let mut events = Vec::new();
     for item in tree.iter() {
-        let (key, bytes) = item?;
+        let (key, stored) = item?;
+        let bytes = unpack_chunk(&key, &stored)?;
         for (id, event) in decode_chunk(&key, &bytes)? {
             events.push((keys::event(id), Value::from(event)));
         }

@@ -16,6 +16,7 @@ mod feed;
 mod keys;
 mod memory;
 mod numbered;
+mod packed;
 mod refusal_reads;
 mod runs;
 mod sled_files;

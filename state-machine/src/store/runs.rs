@@ -20,7 +20,9 @@
 use super::error::StoreError;
 use super::keys;
 use super::memory::{self, Changes, Record, Value};
+use super::packed;
 use super::trees::{Trees, NAMES};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 /// Seeded per process, so crafted order ids cannot aim at collisions; several times
@@ -45,7 +47,8 @@ fn seq_of_key(key: &[u8]) -> Option<u64> {
     keys::untagged(RUN_TAG, key)
 }
 
-/// `key length (u32 BE) · key · value length (u32 BE) · value` for each record.
+/// `key length (u32 BE) · key · value length (u32 BE) · value` for each record, packed
+/// (`packed`).
 fn encode_run<'a>(records: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Vec<u8> {
     let mut out = Vec::new();
     for (key, value) in records {
@@ -54,7 +57,12 @@ fn encode_run<'a>(records: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Ve
             out.extend_from_slice(part);
         }
     }
-    out
+    packed::pack(out)
+}
+
+/// A run's stored bytes, unpacked.
+fn unpack_run<'a>(tree: &str, seq: u64, stored: &'a [u8]) -> Result<Cow<'a, [u8]>, StoreError> {
+    packed::unpack(stored).map_err(|e| StoreError::Corrupt(format!("{tree}: run {seq}: {e}")))
 }
 
 /// A record's key and value, borrowed from a run.
@@ -132,7 +140,8 @@ impl Runs {
             let (key, bytes) = item?;
             let seq = seq_of_key(&key)
                 .ok_or_else(|| StoreError::Corrupt(format!("{name}: bad run key {key:?}")))?;
-            for (record, value) in decode_run(name, seq, &bytes)? {
+            let raw = unpack_run(name, seq, &bytes)?;
+            for (record, value) in decode_run(name, seq, &raw)? {
                 runs.place(record.to_vec(), seq);
                 records.push((record.to_vec(), Value::from(value)));
             }
@@ -187,7 +196,8 @@ impl Runs {
                         self.tree
                     )));
                 };
-                for (record, value) in decode_run(self.tree, seq, &bytes)? {
+                let raw = unpack_run(self.tree, seq, &bytes)?;
+                for (record, value) in decode_run(self.tree, seq, &raw)? {
                     let newest_here = self.newest.get(record) == Some(&seq);
                     if newest_here && !changes.contains_key(record) {
                         moved.push((record.to_vec(), Value::from(value)));
@@ -352,5 +362,37 @@ mod tests {
         // A key starting with NUL would read back as a run's key.
         assert!(decode_run("t", 0, &encode_run([(&b"\0ab"[..], &b"x"[..])])).is_err());
         assert!(decode_run("t", 0, &encode_run([(&b""[..], &b"x"[..])])).is_err());
+    }
+
+    /// A full run is stored packed and reads back whole; a run stored unpacked (as releases
+    /// before packing wrote them) reads as it is.
+    #[test]
+    fn runs_are_packed_and_unpacked_runs_still_read() {
+        let keys: Vec<String> = (0..RECORDS_PER_RUN)
+            .map(|i| format!("order-{i:06}"))
+            .collect();
+        let value = b"user-123 sku-phone reserved 1 unit";
+        let records: Vec<(&[u8], &[u8])> =
+            keys.iter().map(|k| (k.as_bytes(), &value[..])).collect();
+        let stored = encode_run(records.iter().copied());
+        let raw_len: usize = records.iter().map(|(k, v)| 8 + k.len() + v.len()).sum();
+        assert!(
+            stored.len() * 3 < raw_len,
+            "{} of {raw_len} bytes",
+            stored.len()
+        );
+        let raw = unpack_run("t", 0, &stored).unwrap();
+        assert_eq!(decode_run("t", 0, &raw).unwrap(), records);
+
+        let mut legacy = Vec::new();
+        for (key, value) in &records {
+            for part in [*key, *value] {
+                legacy.extend_from_slice(&(part.len() as u32).to_be_bytes());
+                legacy.extend_from_slice(part);
+            }
+        }
+        let raw = unpack_run("t", 0, &legacy).unwrap();
+        assert_eq!(decode_run("t", 0, &raw).unwrap(), records);
+        assert!(unpack_run("t", 0, &stored[..stored.len() - 1]).is_err());
     }
 }

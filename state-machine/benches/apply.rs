@@ -69,11 +69,17 @@ fn measure(run: &Run) -> (f64, u64) {
     // Enough work for a stable figure, bounded in time. Only `apply` (and the checkpoint) is
     // timed: the node decodes its commands from the log before it applies them, so building
     // them here (three `format!`s and an `Items` each) is no part of the figure.
+    // `APPLY_ORDERS=N` runs exactly N orders (rounded up to whole batches) instead: a fixed
+    // amount of work, for counting instructions and cache misses under valgrind, which stay
+    // comparable between builds when this machine's speed does not.
     let budget = Duration::from_secs(if run.flush { 3 } else { 4 });
+    let fixed: Option<u64> = std::env::var("APPLY_ORDERS")
+        .ok()
+        .map(|n| n.parse().expect("APPLY_ORDERS is a number of orders"));
     let mut index = 1;
     let mut orders = 0u64;
     let mut timed = Duration::ZERO;
-    while timed < budget {
+    while fixed.map_or(timed < budget, |n| orders < n) {
         let commands = (0..run.batch).map(|_| {
             orders += 1;
             place(orders, run.skus)
@@ -109,8 +115,10 @@ fn disable_transparent_huge_pages() {
     );
 }
 
-/// `cargo bench -p state-machine --bench apply -- [SKUS [BATCH]]` runs only the cases with
-/// that many SKUs (1 or 10000) and that batch size (1, 64 or 1024), e.g. under `perf record`.
+/// `cargo bench -p state-machine --bench apply -- [SKUS [BATCH [CHECKPOINT]]]` runs only the
+/// cases with that many SKUs (1 or 10000), that batch size (1, 64 or 1024) and, with
+/// CHECKPOINT 0 or 1, without or with a checkpoint every batch: e.g. under `perf record`, or
+/// alternating builds many times.
 fn main() {
     #[cfg(target_os = "linux")]
     disable_transparent_huge_pages();
@@ -126,7 +134,7 @@ fn main() {
         "skus", "batch", "checkpoint", "orders/s", "orders"
     );
     for skus in [1, SKU_COUNT_WIDE].into_iter().filter(|&s| wanted(0, s)) {
-        for flush in [false, true] {
+        for flush in [false, true].into_iter().filter(|&f| wanted(2, f as usize)) {
             for batch in [1, 64, 1024].into_iter().filter(|&b| wanted(1, b)) {
                 let run = Run { skus, batch, flush };
                 let (rate, orders) = measure(&run);

@@ -1,74 +1,61 @@
 //! What changed in the working set since the last checkpoint. Apply only appends its changes
-//! here; the checkpoint folds them into one set (later changes win) after taking them, on its
-//! own thread. Folding every apply into one set for the whole second put an insert into an
-//! ever larger ordered map per record on the apply path, a twelfth of its cycles (perf, apply
-//! bench). Keeping every apply's changes apart instead cost more for small applies (each one's
-//! maps kept for a second; one-command applies fell by a third), so applies are folded into
-//! chunks of a bounded size: small maps, cheap to insert into, and few of them to keep.
+//! here, one list per tree, in the order it made them: no comparison of keys on the apply
+//! path. The checkpoint folds them into one set (later changes win) after taking them, on its
+//! own thread, with one stable sort per tree.
+//!
+//! History (apply bench, `perf` and callgrind): folding every apply into one ordered map for
+//! the whole second cost a twelfth of apply's cycles; keeping every apply's maps apart made
+//! one-command applies a third slower (each one's maps kept for a second); merging applies
+//! into ordered chunks of 4,096 records still cost about a tenth of apply's instructions,
+//! inserts comparing keys with long shared prefixes. Appending costs a move per record.
 
-use super::memory::{self, Changes, Value};
+use super::memory::{Changes, Value};
 use super::trees::NAMES;
 
-/// An apply's changes are folded into the newest chunk while it holds fewer records than
-/// this (the figures for 4,096 are in the README's benchmarks).
-const CHUNK_RECORDS: usize = 4_096;
+/// One tree's changes, oldest first; a key may appear more than once.
+type Records = Vec<(Vec<u8>, Option<Value>)>;
+
+/// Every tree's changes since the last checkpoint, in the order applied.
+pub(crate) type Pending = [Records; NAMES.len()];
 
 #[derive(Default)]
 pub(crate) struct Dirty {
-    /// Chunks of applies' changes, oldest first.
-    pending: Vec<Changes>,
+    pending: Pending,
 }
 
 impl Dirty {
     pub fn push(&mut self, changes: Changes) {
-        if memory::is_empty(&changes) {
-            return;
-        }
-        match self.pending.last_mut() {
-            Some(newest) if records(newest) < CHUNK_RECORDS => memory::merge(newest, changes),
-            _ => self.pending.push(changes),
+        for (records, writes) in self.pending.iter_mut().zip(changes) {
+            records.extend(writes);
         }
     }
 
     /// Takes everything pending, leaving nothing; the caller folds it with `fold`, outside
     /// the lock apply also takes.
-    pub fn take(&mut self) -> Vec<Changes> {
+    pub fn take(&mut self) -> Pending {
         std::mem::take(&mut self.pending)
     }
 
     /// Puts changes a checkpoint failed to write back under everything pushed since.
     pub fn put_back(&mut self, older: Changes) {
-        if !memory::is_empty(&older) {
-            self.pending.insert(0, older);
+        for (records, older) in self.pending.iter_mut().zip(older) {
+            if older.is_empty() {
+                continue;
+            }
+            let newer = std::mem::take(records);
+            *records = older.into_iter().chain(newer).collect();
         }
     }
 }
 
-fn records(changes: &Changes) -> usize {
-    changes.iter().map(|tree| tree.len()).sum()
-}
-
-/// One set of changes from a run of them, oldest first: for a key changed more than once,
-/// the newest change. Each tree's changes are gathered and sorted once (a stable sort, so a
-/// key's changes stay oldest first; each chunk is already a sorted run) and the map built
-/// from the sorted result in one pass: inserting chunk after chunk into one map was a fifth
-/// of the checkpoint's cycles (perf, batch load).
-pub(crate) fn fold(pending: Vec<Changes>) -> Changes {
-    if pending.len() <= 1 {
-        return pending
-            .into_iter()
-            .next()
-            .unwrap_or_else(memory::no_changes);
-    }
-    let mut trees: [Vec<(Vec<u8>, Option<Value>)>; NAMES.len()] = Default::default();
-    for changes in pending {
-        for (records, writes) in trees.iter_mut().zip(changes) {
-            records.extend(writes);
-        }
-    }
-    trees.map(|mut records| {
+/// One set of changes from everything pending: for a key changed more than once, the
+/// newest change. A stable sort keeps each key's changes oldest first (and each apply's
+/// changes are already a sorted run, which the sort exploits); the map is then built from
+/// the sorted result in one pass.
+pub(crate) fn fold(pending: Pending) -> Changes {
+    pending.map(|mut records| {
         records.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut newest: Vec<(Vec<u8>, Option<Value>)> = Vec::with_capacity(records.len());
+        let mut newest: Records = Vec::with_capacity(records.len());
         for (key, value) in records {
             match newest.last_mut() {
                 Some(last) if last.0 == key => last.1 = value,
@@ -82,7 +69,7 @@ pub(crate) fn fold(pending: Vec<Changes>) -> Changes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::memory::SKUS;
+    use crate::store::memory::{self, SKUS};
 
     fn change(key: &str, value: Option<&str>) -> Changes {
         let mut changes = memory::no_changes();
@@ -113,32 +100,29 @@ mod tests {
         dirty.push(change("a", None));
         dirty.push(memory::no_changes());
         dirty.push(change("b", Some("2")));
-        let taken = dirty.take();
-        assert_eq!(taken.len(), 1, "small changes share a chunk");
         assert_eq!(
-            listed(&fold(taken)),
+            listed(&fold(dirty.take())),
             [("a".into(), None), ("b".into(), Some("2".into()))]
         );
-        assert!(dirty.take().is_empty());
+        assert!(memory::is_empty(&fold(dirty.take())));
     }
 
-    /// Changes past a chunk's size start the next chunk; folding the chunks keeps the newest
-    /// change of each key.
+    /// Large sets of changes, pushed one after another, fold to the newest change of each
+    /// key, whatever order the keys came in.
     #[test]
-    fn large_changes_start_chunks_and_fold_in_order() {
+    fn large_changes_fold_in_order() {
+        const KEYS: usize = 5_000;
         let mut dirty = Dirty::default();
         let mut big = memory::no_changes();
-        for i in 0..CHUNK_RECORDS {
+        for i in 0..KEYS {
             big[SKUS].insert(format!("k{i:05}").into_bytes(), None);
         }
         dirty.push(big.clone());
         dirty.push(change("k00007", Some("newer")));
         dirty.push(big);
         dirty.push(change("k00009", Some("newest")));
-        let taken = dirty.take();
-        assert_eq!(taken.len(), 3);
-        let folded = fold(taken);
-        assert_eq!(folded[SKUS].len(), CHUNK_RECORDS);
+        let folded = fold(dirty.take());
+        assert_eq!(folded[SKUS].len(), KEYS);
         assert_eq!(
             folded[SKUS][&b"k00007"[..]],
             None,

@@ -216,13 +216,6 @@ pub(crate) fn no_changes() -> Changes {
     Default::default()
 }
 
-/// Later changes win: `newer` is folded into `older`.
-pub(crate) fn merge(older: &mut Changes, newer: Changes) {
-    for (into, from) in older.iter_mut().zip(newer) {
-        into.extend(from);
-    }
-}
-
 pub(crate) fn is_empty(changes: &Changes) -> bool {
     changes.iter().all(BTreeMap::is_empty)
 }

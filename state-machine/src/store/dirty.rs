@@ -9,14 +9,12 @@
 //! into ordered chunks of 4,096 records still cost about a tenth of apply's instructions,
 //! inserts comparing keys with long shared prefixes. Appending costs a move per record.
 
-use super::memory::{Changes, Value};
+use super::memory::{Changes, TreeWrites, Writes};
 use super::trees::NAMES;
 
-/// One tree's changes, oldest first; a key may appear more than once.
-type Records = Vec<(Vec<u8>, Option<Value>)>;
-
-/// Every tree's changes since the last checkpoint, in the order applied.
-pub(crate) type Pending = [Records; NAMES.len()];
+/// Every tree's changes since the last checkpoint, oldest first; a key may appear more than
+/// once.
+pub(crate) type Pending = [TreeWrites; NAMES.len()];
 
 #[derive(Default)]
 pub(crate) struct Dirty {
@@ -24,7 +22,7 @@ pub(crate) struct Dirty {
 }
 
 impl Dirty {
-    pub fn push(&mut self, changes: Changes) {
+    pub fn push(&mut self, changes: Writes) {
         for (records, writes) in self.pending.iter_mut().zip(changes) {
             records.extend(writes);
         }
@@ -49,13 +47,12 @@ impl Dirty {
 }
 
 /// One set of changes from everything pending: for a key changed more than once, the
-/// newest change. A stable sort keeps each key's changes oldest first (and each apply's
-/// changes are already a sorted run, which the sort exploits); the map is then built from
-/// the sorted result in one pass.
+/// newest change. A stable sort keeps each key's changes oldest first (an apply writes a key
+/// at most once); the map is then built from the sorted result in one pass.
 pub(crate) fn fold(pending: Pending) -> Changes {
     pending.map(|mut records| {
         records.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut newest: Records = Vec::with_capacity(records.len());
+        let mut newest: TreeWrites = Vec::with_capacity(records.len());
         for (key, value) in records {
             match newest.last_mut() {
                 Some(last) if last.0 == key => last.1 = value,
@@ -69,14 +66,14 @@ pub(crate) fn fold(pending: Pending) -> Changes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::memory::{self, SKUS};
+    use crate::store::memory::{self, Value, SKUS};
 
-    fn change(key: &str, value: Option<&str>) -> Changes {
-        let mut changes = memory::no_changes();
-        changes[SKUS].insert(
+    fn change(key: &str, value: Option<&str>) -> Writes {
+        let mut changes = Writes::default();
+        changes[SKUS].push((
             key.as_bytes().to_vec(),
             value.map(|v| Value::from(v.as_bytes())),
-        );
+        ));
         changes
     }
 
@@ -98,7 +95,7 @@ mod tests {
         dirty.push(change("a", Some("1")));
         dirty.push(change("b", Some("1")));
         dirty.push(change("a", None));
-        dirty.push(memory::no_changes());
+        dirty.push(Writes::default());
         dirty.push(change("b", Some("2")));
         assert_eq!(
             listed(&fold(dirty.take())),
@@ -113,9 +110,9 @@ mod tests {
     fn large_changes_fold_in_order() {
         const KEYS: usize = 5_000;
         let mut dirty = Dirty::default();
-        let mut big = memory::no_changes();
-        for i in 0..KEYS {
-            big[SKUS].insert(format!("k{i:05}").into_bytes(), None);
+        let mut big = Writes::default();
+        for i in (0..KEYS).rev() {
+            big[SKUS].push((format!("k{i:05}").into_bytes(), None));
         }
         dirty.push(big.clone());
         dirty.push(change("k00007", Some("newer")));

@@ -209,12 +209,16 @@ fn positions(seq: &Numbered<Value>, range: impl RangeBounds<[u8]>) -> (usize, us
     (from, to.max(from))
 }
 
-/// One apply's (or one checkpoint's) changes: per tree, key to new value (`None`: deleted).
+/// One checkpoint's changes: per tree, key to new value (`None`: deleted).
 pub(crate) type Changes = [BTreeMap<Vec<u8>, Option<Value>>; NAMES.len()];
 
-pub(crate) fn no_changes() -> Changes {
-    Default::default()
-}
+/// One tree's writes of one apply: each key at most once; the events in id order, the
+/// others in no particular order (nothing needs them sorted before the checkpoint).
+pub(crate) type TreeWrites = Vec<(Vec<u8>, Option<Value>)>;
+
+/// One apply's writes, per tree. Lists, not ordered maps: building a map per tree per apply
+/// sorted keys with long shared prefixes that nothing read in order.
+pub(crate) type Writes = [TreeWrites; NAMES.len()];
 
 pub(crate) fn is_empty(changes: &Changes) -> bool {
     changes.iter().all(BTreeMap::is_empty)
@@ -304,7 +308,7 @@ impl MemTrees {
     ///
     /// Only an event's write can fail (a broken run of ids). The events are written first,
     /// into a copy (`imbl`: O(1)), so a failure leaves the working set as it was.
-    pub fn apply(&mut self, mut changes: Changes) -> Result<Changes, StoreError> {
+    pub fn apply(&mut self, mut changes: Writes) -> Result<Writes, StoreError> {
         let mut events = self.trees[EVENTS].clone();
         for (key, value) in &changes[EVENTS] {
             events.write(key, value.clone())?;
@@ -433,12 +437,12 @@ mod tests {
     #[test]
     fn a_gap_in_event_ids_changes_nothing() {
         let mut mem = MemTrees::default();
-        let mut first = no_changes();
-        first[EVENTS].insert(keys::event(1), Some(Arc::from(&b"one"[..])));
+        let mut first = Writes::default();
+        first[EVENTS].push((keys::event(1), Some(Arc::from(&b"one"[..]))));
         mem.apply(first).unwrap();
-        let mut broken = no_changes();
-        broken[SKUS].insert(b"sku".to_vec(), Some(Arc::from(&b"x"[..])));
-        broken[EVENTS].insert(keys::event(3), Some(Arc::from(&b"three"[..])));
+        let mut broken = Writes::default();
+        broken[SKUS].push((b"sku".to_vec(), Some(Arc::from(&b"x"[..]))));
+        broken[EVENTS].push((keys::event(3), Some(Arc::from(&b"three"[..]))));
         assert!(matches!(mem.apply(broken), Err(StoreError::Corrupt(_))));
         assert_eq!(mem.skus().len(), 0);
         assert_eq!(mem.events().len(), 1);

@@ -6,7 +6,7 @@
 use super::codec::{decode, encode};
 use super::error::StoreError;
 use super::keys;
-use super::memory::{self, Changes, MemTree, MemTrees};
+use super::memory::{self, MemTree, MemTrees, TreeWrites, Writes};
 use crate::events::{bucket_start, Event, EventKind, Retention, SalesCounts};
 use crate::model::{Order, PatchRecord, RestockRecord, Sku};
 use crate::validation::{OrderId, RequestId, SkuId, UserId};
@@ -313,7 +313,7 @@ impl<'a> Tx<'a> {
 
     /// Checks the invariants of every touched SKU, then hands back everything the
     /// transaction wrote, with the clock and `marker`, as one set of changes.
-    pub fn commit(self, marker: Option<&[u8]>) -> Result<Changes, StoreError> {
+    pub fn commit(self, marker: Option<&[u8]>) -> Result<Writes, StoreError> {
         // The unbalanced SKU with the least key: every replica names the same one.
         let unbalanced = self
             .skus
@@ -326,7 +326,7 @@ impl<'a> Tx<'a> {
                 sku.sku, sku.available, sku.reserved, sku.sold, sku.total
             )));
         }
-        let mut changes = memory::no_changes();
+        let mut changes = Writes::default();
         changes[memory::SKUS] = encode_dirty(self.skus);
         changes[memory::ORDERS] = encode_dirty(self.orders);
         changes[memory::HOLDS] = encode_dirty(self.holds);
@@ -342,17 +342,17 @@ impl<'a> Tx<'a> {
             .collect();
         let applied = &mut changes[memory::APPLIED];
         if let Some(head) = self.events_head {
-            applied.insert(
+            applied.push((
                 keys::EVENTS_HEAD_KEY.to_vec(),
                 Some(Arc::from(&head.to_be_bytes()[..])),
-            );
+            ));
         }
-        applied.insert(
+        applied.push((
             keys::CLOCK_KEY.to_vec(),
             Some(Arc::from(&self.clock.to_be_bytes()[..])),
-        );
+        ));
         if let Some(marker) = marker {
-            applied.insert(keys::MARKER_KEY.to_vec(), Some(Arc::from(marker)));
+            applied.push((keys::MARKER_KEY.to_vec(), Some(Arc::from(marker))));
         }
         Ok(changes)
     }
@@ -360,7 +360,7 @@ impl<'a> Tx<'a> {
 
 /// Takes the transaction's keys rather than copying them: one allocation and copy fewer per
 /// record written.
-fn encode_dirty<V: Serialize>(slots: Slots<V>) -> BTreeMap<Vec<u8>, Option<memory::Value>> {
+fn encode_dirty<V: Serialize>(slots: Slots<V>) -> TreeWrites {
     slots
         .slots
         .into_iter()
@@ -381,7 +381,7 @@ pub(crate) fn read_u64(tree: &MemTree, key: &[u8], what: &str) -> Result<u64, St
     }
 }
 
-fn index_writes(index: BTreeMap<Vec<u8>, bool>) -> BTreeMap<Vec<u8>, Option<memory::Value>> {
+fn index_writes(index: BTreeMap<Vec<u8>, bool>) -> TreeWrites {
     index
         .into_iter()
         .map(|(k, insert)| (k, insert.then(|| Arc::from(&[][..]))))

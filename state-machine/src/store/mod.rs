@@ -173,7 +173,8 @@ impl Store {
         let mut results = Vec::with_capacity(entries.len());
         let changes = {
             let mem = self.mem();
-            let mut tx = Tx::new(&mem, read_clock(&mem)?);
+            let commands = entries.iter().map(|(_, b)| b.commands.len()).sum();
+            let mut tx = Tx::new(&mem, read_clock(&mem)?, commands);
             for (index, batch) in entries {
                 tx.clock = tx.clock.max(batch.now_ms);
                 let mut outcomes = Vec::with_capacity(batch.commands.len());

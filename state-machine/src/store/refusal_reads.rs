@@ -58,7 +58,7 @@ impl Store {
                 && !skus().any(|sku| ahead.skus.contains(sku))
                 && !in_flight(order_id);
             let refusal = if independent {
-                let mut tx = Tx::new(&mem, clock);
+                let mut tx = Tx::new(&mem, clock, 0);
                 match engine::apply_command(&mut tx, 0, command)? {
                     Outcome::Refused(refusal) if final_refusal(&refusal, applied_clock, clock) => {
                         Some(refusal)

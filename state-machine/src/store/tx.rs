@@ -13,7 +13,7 @@ use crate::validation::{OrderId, RequestId, SkuId, UserId};
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 /// Cached records of one tree: `None` is a deletion; `dirty` marks what commit must write.
 ///
@@ -27,10 +27,10 @@ struct Slots<V> {
 }
 
 impl<V: Clone + Serialize + DeserializeOwned> Slots<V> {
-    fn new(name: &'static str) -> Self {
+    fn new(name: &'static str, capacity: usize) -> Self {
         Self {
             name,
-            slots: HashMap::default(),
+            slots: HashMap::with_capacity_and_hasher(capacity, Default::default()),
         }
     }
 
@@ -69,9 +69,10 @@ pub(crate) struct Tx<'a> {
     holds: Slots<u64>,
     restocks: Slots<RestockRecord>,
     patches: Slots<PatchRecord>,
-    /// Index keys to insert (`true`) or remove (`false`).
+    /// Deadline keys to insert (`true`) or remove (`false`).
     deadlines: BTreeMap<Vec<u8>, bool>,
-    user_orders: BTreeMap<Vec<u8>, bool>,
+    /// User index keys to insert: each order's once, when it is placed; never removed.
+    user_orders: TreeWrites,
     /// The newest event id as this transaction leaves it; read on first use.
     events_head: Option<u64>,
     /// Events appended (`Some`, encoded) or pruned (`None`), by id.
@@ -98,20 +99,23 @@ pub(crate) enum SubjectRef<'r> {
 }
 
 impl<'a> Tx<'a> {
-    pub fn new(trees: &'a MemTrees, clock: u64) -> Self {
+    /// `commands`: how many commands the transaction will apply, to size its maps once
+    /// (growing them from empty was about 3 % of apply's instructions, callgrind); 0 when
+    /// unknown or small, and nothing is allocated before it is needed.
+    pub fn new(trees: &'a MemTrees, clock: u64, commands: usize) -> Self {
         Self {
             trees,
             clock,
-            skus: Slots::new("skus"),
-            orders: Slots::new("orders"),
-            holds: Slots::new("holds"),
-            restocks: Slots::new("restocks"),
-            patches: Slots::new("patches"),
+            skus: Slots::new("skus", commands),
+            orders: Slots::new("orders", commands),
+            holds: Slots::new("holds", commands),
+            restocks: Slots::new("restocks", 0),
+            patches: Slots::new("patches", 0),
             deadlines: BTreeMap::new(),
-            user_orders: BTreeMap::new(),
+            user_orders: Vec::with_capacity(commands),
             events_head: None,
             events: BTreeMap::new(),
-            sales: Slots::new("sales"),
+            sales: Slots::new("sales", commands),
         }
     }
 
@@ -273,8 +277,10 @@ impl<'a> Tx<'a> {
     }
 
     pub fn add_user_order(&mut self, user: &UserId, created_ms: u64, order_id: &OrderId) {
-        self.user_orders
-            .insert(keys::user_order(user, created_ms, order_id), true);
+        self.user_orders.push((
+            keys::user_order(user, created_ms, order_id),
+            Some(empty_value()),
+        ));
     }
 
     /// Up to `limit` reserved orders with `expires_ms <= clock`, by deadline then id, as
@@ -333,7 +339,7 @@ impl<'a> Tx<'a> {
         changes[memory::RESTOCKS] = encode_dirty(self.restocks);
         changes[memory::PATCHES] = encode_dirty(self.patches);
         changes[memory::DEADLINES] = index_writes(self.deadlines);
-        changes[memory::USER_ORDERS] = index_writes(self.user_orders);
+        changes[memory::USER_ORDERS] = self.user_orders;
         changes[memory::SALES] = encode_dirty(self.sales);
         changes[memory::EVENTS] = self
             .events
@@ -384,6 +390,13 @@ pub(crate) fn read_u64(tree: &MemTree, key: &[u8], what: &str) -> Result<u64, St
 fn index_writes(index: BTreeMap<Vec<u8>, bool>) -> TreeWrites {
     index
         .into_iter()
-        .map(|(k, insert)| (k, insert.then(|| Arc::from(&[][..]))))
+        .map(|(k, insert)| (k, insert.then(empty_value)))
         .collect()
+}
+
+/// The value of every index entry (the key alone says it all): one shared allocation, not
+/// one per entry.
+fn empty_value() -> memory::Value {
+    static EMPTY: LazyLock<memory::Value> = LazyLock::new(|| Arc::from(&[][..]));
+    EMPTY.clone()
 }

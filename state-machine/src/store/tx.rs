@@ -15,10 +15,13 @@ use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, LazyLock};
 
+/// Most records a transaction's maps are sized for up front; beyond it they grow.
+const PRESIZED_RECORDS: usize = 4_096;
+
 /// Cached records of one tree: `None` is a deletion; `dirty` marks what commit must write.
 ///
-/// A hash map, not an ordered one: the transaction only looks records up by key, and commit
-/// sorts what it writes (`encode_dirty`). Its keys share long prefixes (`order-0000…`), so
+/// A hash map, not an ordered one: the transaction only looks records up by key, and only
+/// the checkpoint sorts what it writes (`dirty::fold`). Its keys share long prefixes (`order-0000…`), so
 /// an ordered map's comparisons were a visible share of apply (perf). Nothing depends on the
 /// order the slots are visited in.
 struct Slots<V> {
@@ -101,8 +104,11 @@ pub(crate) enum SubjectRef<'r> {
 impl<'a> Tx<'a> {
     /// `commands`: how many commands the transaction will apply, to size its maps once
     /// (growing them from empty was about 3 % of apply's instructions, callgrind); 0 when
-    /// unknown or small, and nothing is allocated before it is needed.
+    /// unknown or small, and nothing is allocated before it is needed. Capped: a follower
+    /// catching up applies many entries at once, and maps sized for all their commands
+    /// would be mostly empty where they touch one hot SKU.
     pub fn new(trees: &'a MemTrees, clock: u64, commands: usize) -> Self {
+        let commands = commands.min(PRESIZED_RECORDS);
         Self {
             trees,
             clock,

@@ -177,6 +177,11 @@ impl HttpClient {
         &self.inner.target
     }
 
+    /// A client of its own pool of `connections` to the same target, with the same timeout.
+    pub fn with_connections(&self, connections: usize) -> HttpClient {
+        HttpClient::new(self.inner.target.clone(), connections, self.inner.timeout)
+    }
+
     /// Connections opened so far (reconnects included).
     pub fn connections_opened(&self) -> u64 {
         self.inner.opened.load(Ordering::Relaxed)

@@ -384,6 +384,24 @@ async fn sustained_clients_spread_unique_orders_over_the_skus() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sustained_creates_its_skus_over_connections_of_their_own() {
+    let fake = Arc::new(Fake::default());
+    let client = client_for(&fake, 1).await;
+    let run = Sustained {
+        create_concurrency: 4,
+        run_id: "t-create".to_string(),
+        ..Sustained::new(1, Duration::from_millis(20), 40)
+    };
+    let report = run_sustained(&client, &run).await.unwrap();
+    assert_eq!(fake.skus.lock().unwrap().len(), 40);
+    // The run's one client used one connection; the creates ran four at a time beside it.
+    let opened = fake.connections.load(Ordering::SeqCst);
+    assert!((3..=5).contains(&opened), "{opened} connections");
+    assert_eq!(client.connections_opened(), 1);
+    assert!(report.counts.ok() >= 1, "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_runs_every_workload_into_one_table() {
     let fake = Arc::new(Fake::default());
     let client = client_for(&fake, 8).await;

@@ -120,7 +120,8 @@ struct SustainedArgs {
     /// SKUs to spread the orders over (1: one hot SKU).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     skus: u32,
-    /// Concurrent SKU creates while setting up.
+    /// Concurrent SKU creates while setting up, each over a connection of its own (beside
+    /// --connections, closed once the SKUs exist).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     create_concurrency: u32,
     /// A soak: print orders/s, 503s, other failures and the slowest answer every SECS to

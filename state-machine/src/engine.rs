@@ -241,6 +241,9 @@ fn update_sku(
     let effect = if limit == sku.per_user_limit && window == sku.sale_window {
         Effect::Unchanged
     } else {
+        if limit.is_some() != sku.per_user_limit.is_some() {
+            tx.recount_holds(sku_id, limit.is_some())?;
+        }
         sku.per_user_limit = limit;
         sku.sale_window = window;
         sku.revision = index;
@@ -303,7 +306,11 @@ fn place_order(
                 });
             }
         }
-        let held = tx.hold(&item.sku, user_id)?;
+        // Holds are counted only where a limit reads them (`Tx::recount_holds`).
+        let held = match sku.per_user_limit {
+            Some(_) => tx.hold(&item.sku, user_id)?,
+            None => 0,
+        };
         if let Some(limit) = sku.per_user_limit {
             if held.saturating_add(qty) > limit {
                 return refuse(Refusal::PerUserLimitExceeded {
@@ -333,7 +340,9 @@ fn place_order(
         sku.available -= qty;
         sku.reserved = checked(sku.reserved.checked_add(qty), "reserved", &sku.sku)?;
         sku.revision = index;
-        tx.put_hold(&sku.sku, user_id, held + qty);
+        if sku.per_user_limit.is_some() {
+            tx.put_hold(&sku.sku, user_id, held + qty);
+        }
         tx.put_sku(sku);
     }
     let order = Order {
@@ -407,7 +416,7 @@ fn move_units(
                 }
             }
         }
-        if !matches!(movement, Movement::Sell) {
+        if !matches!(movement, Movement::Sell) && sku.per_user_limit.is_some() {
             let held = tx.hold(&id, &order.user_id)?;
             let left = checked(held.checked_sub(qty), "hold", &id)?;
             tx.put_hold(&id, &order.user_id, left);

@@ -463,6 +463,60 @@ fn per_user_limit_counts_reserved_and_paid_units() {
     ));
 }
 
+/// Holds are counted only while a SKU has a limit: one added later must count what each
+/// user already holds, including orders earlier in the same entry, and one removed and
+/// added again must not count units released in between.
+#[test]
+fn a_limit_added_after_orders_counts_what_users_already_hold() {
+    let store = temp_store();
+    run(&store, 1, 0, create("A", 20));
+    run(&store, 2, 0, order("o1", "u", &[("A", 2)], 5_000));
+    run(&store, 3, 0, pay("o1", None));
+    run(&store, 4, 0, order("o2", "v", &[("A", 1)], 5_000));
+    let limit = |limit: Option<u64>| Command::UpdateSku {
+        sku: sku("A"),
+        per_user_limit: Some(limit),
+        sale_window: None,
+        request_tag: 0,
+    };
+    let batch = Batch {
+        now_ms: 0,
+        commands: vec![
+            order("o3", "u", &[("A", 1)], 5_000),
+            limit(Some(4)),
+            order("o4", "u", &[("A", 2)], 5_000),
+            order("o5", "v", &[("A", 3)], 5_000),
+        ],
+    };
+    let results = store.apply(&[(5, &batch)], None).unwrap().remove(0);
+    assert!(matches!(
+        &results[2],
+        Outcome::Refused(Refusal::PerUserLimitExceeded {
+            held: 3,
+            requested: 2,
+            ..
+        })
+    ));
+    assert!(matches!(&results[3], Outcome::Order { .. }));
+    assert_eq!(store.held(&sku("A"), &uid("u")).unwrap(), 3);
+    assert_eq!(store.held(&sku("A"), &uid("v")).unwrap(), 4);
+    // Lifted, the released units are not counted; limited again, only what is held counts.
+    run(&store, 6, 0, limit(None));
+    run(&store, 7, 0, cancel("o3"));
+    run(&store, 8, 0, refund("o1", true));
+    assert_eq!(store.held(&sku("A"), &uid("u")).unwrap(), 0);
+    run(&store, 9, 0, limit(Some(1)));
+    assert_eq!(store.held(&sku("A"), &uid("u")).unwrap(), 0);
+    assert!(matches!(
+        run(&store, 10, 0, order("o6", "u", &[("A", 1)], 5_000)),
+        Outcome::Order { .. }
+    ));
+    assert!(matches!(
+        refusal(run(&store, 11, 0, order("o7", "v", &[("A", 1)], 5_000))),
+        Refusal::PerUserLimitExceeded { held: 4, .. }
+    ));
+}
+
 #[test]
 fn per_user_limit_is_checked_before_stock() {
     let store = temp_store();

@@ -17,6 +17,11 @@ pub fn hold(sku: &SkuId, user: &UserId) -> Vec<u8> {
     join(sku.as_str().as_bytes(), user.as_str().as_bytes())
 }
 
+/// `sku \0`: what every hold key of a SKU starts with.
+pub fn hold_prefix(sku: &SkuId) -> Vec<u8> {
+    join(sku.as_str().as_bytes(), &[])
+}
+
 /// `sku \0 request_id`: a restock already applied to a SKU.
 pub fn restock(sku: &SkuId, request_id: &RequestId) -> Vec<u8> {
     join(sku.as_str().as_bytes(), request_id.as_str().as_bytes())

@@ -16,7 +16,7 @@ use super::error::StoreError;
 use super::keys;
 use super::numbered::Numbered;
 use super::trees::{Trees, NAMES};
-use crate::model::{Order, OrderStatus};
+use crate::model::{Order, OrderStatus, Sku};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::RangeBounds;
 use std::sync::Arc;
@@ -263,9 +263,16 @@ impl MemTrees {
         Ok(mem)
     }
 
-    /// Holds are the units of reserved and paid orders per SKU and user; deadlines list
-    /// the reserved orders; the user index lists every order (apply keeps all three so).
+    /// Holds are the units of reserved and paid orders per user of each SKU that has a
+    /// per-user limit (`Tx::recount_holds`); deadlines list the reserved orders; the user
+    /// index lists every order (apply keeps all three so).
     fn rebuild_indexes(&mut self) -> Result<(), StoreError> {
+        let mut limited = BTreeSet::new();
+        for (key, bytes) in self.skus().iter() {
+            if decode::<Sku>("skus", bytes)?.per_user_limit.is_some() {
+                limited.insert(key.to_vec());
+            }
+        }
         let mut holds: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
         let mut deadlines = BTreeSet::new();
         let mut user_orders = BTreeSet::new();
@@ -280,7 +287,12 @@ impl MemTrees {
                     .insert(keys::deadline(order.expires_ms, &order.order_id).into_boxed_slice());
             }
             if matches!(order.status, OrderStatus::Reserved | OrderStatus::Paid) {
-                for item in order.items.as_slice() {
+                let counted = order
+                    .items
+                    .as_slice()
+                    .iter()
+                    .filter(|item| limited.contains(item.sku.as_str().as_bytes()));
+                for item in counted {
                     let held = holds
                         .entry(keys::hold(&item.sku, &order.user_id))
                         .or_default();

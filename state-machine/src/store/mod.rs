@@ -28,7 +28,7 @@ use crate::command::{Batch, Outcome, MAX_BATCH_COMMANDS};
 use crate::engine;
 pub use crate::engine::MAX_EXPIRE_PER_COMMAND;
 use crate::events::Retention;
-use crate::model::{Order, Sku};
+use crate::model::{Order, OrderStatus, Sku};
 use crate::validation::{OrderId, SkuId, UserId};
 use codec::decode;
 use dirty::Dirty;
@@ -297,12 +297,44 @@ impl Store {
         }
     }
 
-    /// Units `user` holds of `sku` in reserved or paid orders.
+    /// Units `user` holds of `sku` in reserved or paid orders. Apply counts them only for a
+    /// SKU with a per-user limit (`Tx::recount_holds`); for any other they are summed here
+    /// from the user's orders.
     pub fn held(&self, sku: &SkuId, user: &UserId) -> Result<u64, StoreError> {
-        match self.mem().holds().get(&keys::hold(sku, user)) {
-            Some(bytes) => decode("holds", bytes),
-            None => Ok(0),
+        let mem = self.mem();
+        let limited = match mem.skus().get(sku.as_str().as_bytes()) {
+            Some(bytes) => decode_sku(bytes)?.per_user_limit.is_some(),
+            None => false,
+        };
+        if limited {
+            return match mem.holds().get(&keys::hold(sku, user)) {
+                Some(bytes) => decode("holds", bytes),
+                None => Ok(0),
+            };
         }
+        let prefix = keys::user_prefix(user);
+        let from = (
+            std::ops::Bound::Included(&prefix[..]),
+            std::ops::Bound::Unbounded,
+        );
+        let mut held: u64 = 0;
+        for (key, _) in mem.user_orders().range(from) {
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let id = keys::user_order_id(&key, prefix.len())
+                .ok_or_else(|| StoreError::Corrupt("user_orders: bad key".into()))?;
+            let Some(bytes) = mem.orders().get(id.as_bytes()) else {
+                return Err(StoreError::Corrupt(format!("user_orders: no order {id}")));
+            };
+            let order: Order = decode("orders", bytes)?;
+            if matches!(order.status, OrderStatus::Reserved | OrderStatus::Paid) {
+                for item in order.items.as_slice().iter().filter(|i| i.sku == *sku) {
+                    held = held.saturating_add(item.qty.get());
+                }
+            }
+        }
+        Ok(held)
     }
 
     pub fn get_sku(&self, sku: &SkuId) -> Result<Option<Sku>, StoreError> {

@@ -8,7 +8,7 @@ use super::error::StoreError;
 use super::keys;
 use super::memory::{self, MemTree, MemTrees, TreeWrites, Writes};
 use crate::events::{bucket_start, Event, EventKind, Retention, SalesCounts};
-use crate::model::{Order, PatchRecord, RestockRecord, Sku};
+use crate::model::{Order, OrderStatus, PatchRecord, RestockRecord, Sku};
 use crate::validation::{OrderId, RequestId, SkuId, UserId};
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::hash_map::Entry;
@@ -238,6 +238,65 @@ impl<'a> Tx<'a> {
     pub fn put_hold(&mut self, sku: &SkuId, user: &UserId, units: u64) {
         self.holds
             .set(keys::hold(sku, user), (units > 0).then_some(units));
+    }
+
+    /// Holds are kept only for SKUs with a per-user limit: nothing else reads them, and an
+    /// unlimited SKU's orders each cost a lookup and a map insert fewer. So when an update
+    /// adds or removes a SKU's limit, its holds are recounted: all dropped, and, when
+    /// `counted`, summed again from every reserved and paid order as this transaction leaves
+    /// them. That is a scan of all orders, paid only by such an update.
+    pub fn recount_holds(&mut self, sku: &SkuId, counted: bool) -> Result<(), StoreError> {
+        let prefix = keys::hold_prefix(sku);
+        let from = (
+            std::ops::Bound::Included(&prefix[..]),
+            std::ops::Bound::Unbounded,
+        );
+        let stale: Vec<Vec<u8>> = self
+            .trees
+            .holds()
+            .range(from)
+            .map(|(key, _)| key.to_vec())
+            .take_while(|key| key.starts_with(&prefix))
+            .chain(
+                self.holds
+                    .slots
+                    .keys()
+                    .filter(|key| key.starts_with(&prefix))
+                    .cloned(),
+            )
+            .collect();
+        for key in stale {
+            self.holds.set(key, None);
+        }
+        if !counted {
+            return Ok(());
+        }
+        let mut held: BTreeMap<UserId, u64> = BTreeMap::new();
+        let mut count = |order: &Order| -> Result<(), StoreError> {
+            if !matches!(order.status, OrderStatus::Reserved | OrderStatus::Paid) {
+                return Ok(());
+            }
+            for item in order.items.as_slice().iter().filter(|i| i.sku == *sku) {
+                let units = held.entry(order.user_id.clone()).or_default();
+                *units = units
+                    .checked_add(item.qty.get())
+                    .ok_or_else(|| StoreError::Corrupt(format!("holds of {sku} overflow")))?;
+            }
+            Ok(())
+        };
+        for (key, bytes) in self.trees.orders().iter() {
+            // This transaction's copy, where it has one, is the newer.
+            if !self.orders.slots.contains_key(&*key) {
+                count(&decode::<Order>("orders", bytes)?)?;
+            }
+        }
+        for order in self.orders.slots.values().filter_map(|(o, _)| o.as_ref()) {
+            count(order)?;
+        }
+        for (user, units) in held {
+            self.holds.set(keys::hold(sku, &user), Some(units));
+        }
+        Ok(())
     }
 
     pub fn restock(

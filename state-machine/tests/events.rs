@@ -159,6 +159,28 @@ fn retention_keeps_the_newest_events_or_the_youngest_whichever_is_more() {
     assert_eq!(kept.head, 7);
 }
 
+/// With nothing to keep, an apply prunes even the events it has just recorded: the prune
+/// wins over the append, and ids still run on from the head.
+#[test]
+fn events_recorded_and_pruned_by_one_apply_are_gone() {
+    let store = temp_store().with_event_retention(Retention {
+        min_events: 0,
+        min_age_ms: 0,
+    });
+    run(&store, 1, 1_000, create("A", 1));
+    assert_eq!(
+        store.read_events(0, 100).unwrap(),
+        EventRead::Compacted { oldest: 2 }
+    );
+    run(&store, 2, 2_000, create("B", 1));
+    assert_eq!(
+        store.read_events(1, 100).unwrap(),
+        EventRead::Compacted { oldest: 3 }
+    );
+    let after = page(&store, 2, 100);
+    assert_eq!((after.events.len(), after.head), (0, 2));
+}
+
 #[test]
 fn sales_buckets_count_units_per_minute_of_the_cluster_clock() {
     let store = temp_store();

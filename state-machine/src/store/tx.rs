@@ -3,7 +3,7 @@
 //! that the store applies at once. Nothing is written half-way: a batch either lands whole
 //! with its marker or not at all.
 
-use super::codec::{decode, encode};
+use super::codec::{decode, encode_shared};
 use super::error::StoreError;
 use super::keys;
 use super::memory::{self, MemTree, MemTrees, TreeWrites, Writes};
@@ -72,14 +72,16 @@ pub(crate) struct Tx<'a> {
     holds: Slots<u64>,
     restocks: Slots<RestockRecord>,
     patches: Slots<PatchRecord>,
-    /// Deadline keys to insert (`true`) or remove (`false`).
-    deadlines: BTreeMap<Vec<u8>, bool>,
+    /// Deadline keys to insert (`true`) or remove (`false`). Hashed, like the slots: only
+    /// `due` needs them in order, and it sorts what it finds.
+    deadlines: HashMap<Vec<u8>, bool, foldhash::fast::FixedState>,
     /// User index keys to insert: each order's once, when it is placed; never removed.
     user_orders: TreeWrites,
     /// The newest event id as this transaction leaves it; read on first use.
     events_head: Option<u64>,
-    /// Events appended (`Some`, encoded) or pruned (`None`), by id.
-    events: BTreeMap<u64, Option<memory::Value>>,
+    /// Events appended (`Some`, encoded, in id order) and then those pruned (`None`, oldest
+    /// first); `commit` merges them into one run by id.
+    events: Vec<(u64, Option<memory::Value>)>,
     sales: Slots<SalesCounts>,
 }
 
@@ -117,10 +119,10 @@ impl<'a> Tx<'a> {
             holds: Slots::new("holds", commands),
             restocks: Slots::new("restocks", 0),
             patches: Slots::new("patches", 0),
-            deadlines: BTreeMap::new(),
+            deadlines: HashMap::default(),
             user_orders: Vec::with_capacity(commands),
             events_head: None,
-            events: BTreeMap::new(),
+            events: Vec::with_capacity(commands),
             sales: Slots::new("sales", commands),
         }
     }
@@ -166,7 +168,7 @@ impl<'a> Tx<'a> {
             revision,
             subject,
         };
-        self.events.insert(id, Some(Arc::from(encode(&event))));
+        self.events.push((id, Some(encode_shared(&event))));
         self.events_head = Some(id);
         Ok(())
     }
@@ -201,9 +203,7 @@ impl<'a> Tx<'a> {
             }
             pruned.push(id);
         }
-        for id in pruned {
-            self.events.insert(id, None);
-        }
+        self.events.extend(pruned.into_iter().map(|id| (id, None)));
         Ok(())
     }
 
@@ -367,8 +367,8 @@ impl<'a> Tx<'a> {
         }
         for (key, _) in self
             .deadlines
-            .range(..end.to_vec())
-            .filter(|(_, insert)| **insert)
+            .iter()
+            .filter(|(key, insert)| **insert && key[..] < end[..])
         {
             due.insert(key.clone(), ());
         }
@@ -406,8 +406,7 @@ impl<'a> Tx<'a> {
         changes[memory::DEADLINES] = index_writes(self.deadlines);
         changes[memory::USER_ORDERS] = self.user_orders;
         changes[memory::SALES] = encode_dirty(self.sales);
-        changes[memory::EVENTS] = self
-            .events
+        changes[memory::EVENTS] = merged_by_id(self.events)
             .into_iter()
             .map(|(id, value)| (keys::event(id), value))
             .collect();
@@ -436,7 +435,7 @@ fn encode_dirty<V: Serialize>(slots: Slots<V>) -> TreeWrites {
         .slots
         .into_iter()
         .filter(|(_, (_, dirty))| *dirty)
-        .map(|(k, (v, _))| (k, v.as_ref().map(|v| Arc::from(encode(v)))))
+        .map(|(k, (v, _))| (k, v.as_ref().map(encode_shared)))
         .collect()
 }
 
@@ -452,7 +451,24 @@ pub(crate) fn read_u64(tree: &MemTree, key: &[u8], what: &str) -> Result<u64, St
     }
 }
 
-fn index_writes(index: BTreeMap<Vec<u8>, bool>) -> TreeWrites {
+/// The events in id order, each once: an event appended and pruned by the same transaction
+/// is pruned (the later change wins).
+fn merged_by_id(
+    mut events: Vec<(u64, Option<memory::Value>)>,
+) -> Vec<(u64, Option<memory::Value>)> {
+    // Stable: of two changes to one id, the later stays behind the earlier.
+    events.sort_by_key(|(id, _)| *id);
+    let mut merged: Vec<(u64, Option<memory::Value>)> = Vec::with_capacity(events.len());
+    for (id, value) in events {
+        match merged.last_mut() {
+            Some(last) if last.0 == id => last.1 = value,
+            _ => merged.push((id, value)),
+        }
+    }
+    merged
+}
+
+fn index_writes(index: HashMap<Vec<u8>, bool, foldhash::fast::FixedState>) -> TreeWrites {
     index
         .into_iter()
         .map(|(k, insert)| (k, insert.then(empty_value)))

@@ -77,6 +77,26 @@ pub(crate) fn apply_command(tx: &mut Tx, index: u64, command: &Command) -> Appli
     }
 }
 
+/// The refusal `apply_command` would answer for `command` at `tx`'s state if it is a
+/// `PlaceOrder` refused by its item checks, found by those checks alone: none of the
+/// order's writes are made. `None` for every other case (another command, an invalid one,
+/// an order id that exists, an order the checks let through), which only applying decides.
+pub(crate) fn order_refusal(tx: &mut Tx, command: &Command) -> Result<Option<Refusal>, StoreError> {
+    let Command::PlaceOrder {
+        order_id,
+        user_id,
+        items,
+        ..
+    } = command
+    else {
+        return Ok(None);
+    };
+    if command.validate().is_err() || tx.order(order_id)?.is_some() {
+        return Ok(None);
+    }
+    Ok(check_items(tx, user_id, items)?.err())
+}
+
 /// A replay of a create is the creating request's own resend when the tags match.
 fn replay_effect(stored: RequestTag, replayed: RequestTag) -> Effect {
     if replayed != 0 && stored == replayed {
@@ -288,48 +308,10 @@ fn place_order(
         };
     }
     let clock = tx.clock;
-    // Every item is checked before any is reserved: all or nothing.
-    let mut reserved = Vec::with_capacity(items.as_slice().len());
-    for item in items.as_slice() {
-        let qty = item.qty.get();
-        let Some(sku) = tx.sku(&item.sku)? else {
-            return refuse(Refusal::SkuNotFound {
-                sku: item.sku.clone(),
-            });
-        };
-        if let Some(window) = sku.sale_window {
-            if !window.contains(clock) {
-                return refuse(Refusal::SaleNotActive {
-                    sku: item.sku.clone(),
-                    start_ms: window.start_ms,
-                    end_ms: window.end_ms,
-                });
-            }
-        }
-        // Holds are counted only where a limit reads them (`Tx::recount_holds`).
-        let held = match sku.per_user_limit {
-            Some(_) => tx.hold(&item.sku, user_id)?,
-            None => 0,
-        };
-        if let Some(limit) = sku.per_user_limit {
-            if held.saturating_add(qty) > limit {
-                return refuse(Refusal::PerUserLimitExceeded {
-                    sku: item.sku.clone(),
-                    limit,
-                    held,
-                    requested: qty,
-                });
-            }
-        }
-        if sku.available < qty {
-            return refuse(Refusal::OutOfStock {
-                sku: item.sku.clone(),
-                available: sku.available,
-                requested: qty,
-            });
-        }
-        reserved.push((sku, held, qty));
-    }
+    let reserved = match check_items(tx, user_id, items)? {
+        Ok(reserved) => reserved,
+        Err(refusal) => return refuse(refusal),
+    };
     let Some(expires_ms) = clock.checked_add(ttl_ms) else {
         return refuse(Refusal::Invalid(crate::ValidationError::new(
             "reservation_ttl_ms",
@@ -366,6 +348,63 @@ fn place_order(
         order,
         effect: Effect::Applied,
     })
+}
+
+/// Units each item would reserve: the SKU as read, what the user held of it and the
+/// quantity.
+type Reservations = Vec<(Sku, u64, u64)>;
+
+/// The checks of a `PlaceOrder`'s items, in API order (the first failing item decides):
+/// the reservations they allow, or the refusal. Nothing is written.
+fn check_items(
+    tx: &mut Tx,
+    user_id: &UserId,
+    items: &Items,
+) -> Result<Result<Reservations, Refusal>, StoreError> {
+    let clock = tx.clock;
+    // Every item is checked before any is reserved: all or nothing.
+    let mut reserved = Vec::with_capacity(items.as_slice().len());
+    for item in items.as_slice() {
+        let qty = item.qty.get();
+        let Some(sku) = tx.sku(&item.sku)? else {
+            return Ok(Err(Refusal::SkuNotFound {
+                sku: item.sku.clone(),
+            }));
+        };
+        if let Some(window) = sku.sale_window {
+            if !window.contains(clock) {
+                return Ok(Err(Refusal::SaleNotActive {
+                    sku: item.sku.clone(),
+                    start_ms: window.start_ms,
+                    end_ms: window.end_ms,
+                }));
+            }
+        }
+        // Holds are counted only where a limit reads them (`Tx::recount_holds`).
+        let held = match sku.per_user_limit {
+            Some(_) => tx.hold(&item.sku, user_id)?,
+            None => 0,
+        };
+        if let Some(limit) = sku.per_user_limit {
+            if held.saturating_add(qty) > limit {
+                return Ok(Err(Refusal::PerUserLimitExceeded {
+                    sku: item.sku.clone(),
+                    limit,
+                    held,
+                    requested: qty,
+                }));
+            }
+        }
+        if sku.available < qty {
+            return Ok(Err(Refusal::OutOfStock {
+                sku: item.sku.clone(),
+                available: sku.available,
+                requested: qty,
+            }));
+        }
+        reserved.push((sku, held, qty));
+    }
+    Ok(Ok(reserved))
 }
 
 /// How a status change moves one item's units between a SKU's counters.

@@ -82,7 +82,7 @@ pub(crate) fn decode_chunk<'a>(
 /// written back once.
 pub(crate) fn write_changes(
     tree: &TransactionalTree,
-    changes: &BTreeMap<Vec<u8>, Option<Value>>,
+    changes: &[(Vec<u8>, Option<Value>)],
 ) -> Result<(), ConflictableTransactionError<()>> {
     let mut by_chunk: BTreeMap<u64, Vec<(u64, &Option<Value>)>> = BTreeMap::new();
     for (key, value) in changes {
@@ -142,21 +142,22 @@ pub(crate) fn load(tree: &sled::Tree) -> Result<Vec<Record>, StoreError> {
 /// Folds events stored one per record (the layout before chunks) into chunks, in one
 /// atomic write. Nothing to do, and no write, when there are none.
 pub(crate) fn migrate_legacy(tree: &sled::Tree) -> Result<(), StoreError> {
-    let mut legacy = BTreeMap::new();
+    // sled yields keys in order, each once: the sorted list `write_changes` takes.
+    let mut legacy = Vec::new();
     for item in tree.iter() {
         let (key, value) = item?;
         if chunk_of_key(&key).is_none() {
             if keys::event_id(&key).is_none() {
                 return Err(StoreError::Corrupt(format!("events: bad key {key:?}")));
             }
-            legacy.insert(key.to_vec(), Some(Value::from(value.as_ref())));
+            legacy.push((key.to_vec(), Some(Value::from(value.as_ref()))));
         }
     }
     if legacy.is_empty() {
         return Ok(());
     }
     let result = tree.transaction(|tx| {
-        for key in legacy.keys() {
+        for (key, _) in &legacy {
             tx.remove(key.as_slice())?;
         }
         write_changes(tx, &legacy)

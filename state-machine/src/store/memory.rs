@@ -209,8 +209,9 @@ fn positions(seq: &Numbered<Value>, range: impl RangeBounds<[u8]>) -> (usize, us
     (from, to.max(from))
 }
 
-/// One checkpoint's changes: per tree, key to new value (`None`: deleted).
-pub(crate) type Changes = [BTreeMap<Vec<u8>, Option<Value>>; NAMES.len()];
+/// One checkpoint's changes: per tree, key to new value (`None`: deleted), sorted by key,
+/// each key once.
+pub(crate) type Changes = [TreeWrites; NAMES.len()];
 
 /// One tree's writes of one apply: each key at most once; the events in id order, the
 /// others in no particular order (nothing needs them sorted before the checkpoint).
@@ -221,7 +222,7 @@ pub(crate) type TreeWrites = Vec<(Vec<u8>, Option<Value>)>;
 pub(crate) type Writes = [TreeWrites; NAMES.len()];
 
 pub(crate) fn is_empty(changes: &Changes) -> bool {
-    changes.iter().all(BTreeMap::is_empty)
+    changes.iter().all(Vec::is_empty)
 }
 
 #[derive(Clone)]

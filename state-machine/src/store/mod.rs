@@ -226,6 +226,7 @@ impl Store {
             self.lock_dirty().put_back(changes);
             return Err(e);
         }
+        self.lock_dirty().recycle(changes);
         Ok(CheckpointInfo { records })
     }
 

@@ -169,7 +169,7 @@ impl Runs {
     pub fn plan(
         &self,
         tree: &sled::Tree,
-        changes: &BTreeMap<Vec<u8>, Option<Value>>,
+        changes: &[(Vec<u8>, Option<Value>)],
     ) -> Result<RunWrites, StoreError> {
         let added = changes.len();
         let live = self.newest.len();
@@ -199,7 +199,10 @@ impl Runs {
                 let raw = unpack_run(self.tree, seq, &bytes)?;
                 for (record, value) in decode_run(self.tree, seq, &raw)? {
                     let newest_here = self.newest.get(record) == Some(&seq);
-                    if newest_here && !changes.contains_key(record) {
+                    let changed = changes
+                        .binary_search_by(|(key, _)| key.as_slice().cmp(record))
+                        .is_ok();
+                    if newest_here && !changed {
                         moved.push((record.to_vec(), Value::from(value)));
                     }
                 }

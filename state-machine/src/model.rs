@@ -221,6 +221,15 @@ pub struct Payment {
 }
 
 impl Order {
+    /// The items whose units this order holds against its user's per-user limits: all of a
+    /// reserved or paid order's, none of any other's. Every count of holds goes by this.
+    pub fn held_items(&self) -> &[Item] {
+        match self.status {
+            OrderStatus::Reserved | OrderStatus::Paid => self.items.as_slice(),
+            _ => &[],
+        }
+    }
+
     /// Whether the cluster clock has reached this reservation's deadline: from then on it
     /// is expired to every command and read, swept or not (API.md "Deadlines are exact").
     /// The sweep uses the same test, so the two never disagree about an order.

@@ -287,20 +287,17 @@ impl MemTrees {
                 deadlines
                     .insert(keys::deadline(order.expires_ms, &order.order_id).into_boxed_slice());
             }
-            if matches!(order.status, OrderStatus::Reserved | OrderStatus::Paid) {
-                let counted = order
-                    .items
-                    .as_slice()
-                    .iter()
-                    .filter(|item| limited.contains(item.sku.as_str().as_bytes()));
-                for item in counted {
-                    let held = holds
-                        .entry(keys::hold(&item.sku, &order.user_id))
-                        .or_default();
-                    *held = held.checked_add(item.qty.get()).ok_or_else(|| {
-                        StoreError::Corrupt(format!("holds of {} overflow", item.sku))
-                    })?;
-                }
+            let counted = order
+                .held_items()
+                .iter()
+                .filter(|item| limited.contains(item.sku.as_str().as_bytes()));
+            for item in counted {
+                let held = holds
+                    .entry(keys::hold(&item.sku, &order.user_id))
+                    .or_default();
+                *held = held.checked_add(item.qty.get()).ok_or_else(|| {
+                    StoreError::Corrupt(format!("holds of {} overflow", item.sku))
+                })?;
             }
         }
         self.trees[HOLDS] = MemTree::Keyed(

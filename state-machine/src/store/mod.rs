@@ -28,7 +28,7 @@ use crate::command::{Batch, Outcome, MAX_BATCH_COMMANDS};
 use crate::engine;
 pub use crate::engine::MAX_EXPIRE_PER_COMMAND;
 use crate::events::Retention;
-use crate::model::{Order, OrderStatus, Sku};
+use crate::model::{Order, Sku};
 use crate::validation::{OrderId, SkuId, UserId};
 use codec::decode;
 use dirty::Dirty;
@@ -329,10 +329,8 @@ impl Store {
                 return Err(StoreError::Corrupt(format!("user_orders: no order {id}")));
             };
             let order: Order = decode("orders", bytes)?;
-            if matches!(order.status, OrderStatus::Reserved | OrderStatus::Paid) {
-                for item in order.items.as_slice().iter().filter(|i| i.sku == *sku) {
-                    held = held.saturating_add(item.qty.get());
-                }
+            for item in order.held_items().iter().filter(|i| i.sku == *sku) {
+                held = held.saturating_add(item.qty.get());
             }
         }
         Ok(held)

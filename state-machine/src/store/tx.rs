@@ -8,7 +8,7 @@ use super::error::StoreError;
 use super::keys;
 use super::memory::{self, MemTree, MemTrees, TreeWrites, Writes};
 use crate::events::{bucket_start, Event, EventKind, Retention, SalesCounts};
-use crate::model::{Order, OrderStatus, PatchRecord, RestockRecord, Sku};
+use crate::model::{Order, PatchRecord, RestockRecord, Sku};
 use crate::validation::{OrderId, RequestId, SkuId, UserId};
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::hash_map::Entry;
@@ -273,10 +273,7 @@ impl<'a> Tx<'a> {
         }
         let mut held: BTreeMap<UserId, u64> = BTreeMap::new();
         let mut count = |order: &Order| -> Result<(), StoreError> {
-            if !matches!(order.status, OrderStatus::Reserved | OrderStatus::Paid) {
-                return Ok(());
-            }
-            for item in order.items.as_slice().iter().filter(|i| i.sku == *sku) {
+            for item in order.held_items().iter().filter(|i| i.sku == *sku) {
                 let units = held.entry(order.user_id.clone()).or_default();
                 *units = units
                     .checked_add(item.qty.get())

@@ -42,6 +42,10 @@ struct Args {
     /// The HTTPS certificate's private key (PEM).
     #[arg(long, value_name = "FILE", requires = "https_cert")]
     https_key: Option<PathBuf>,
+    /// Threads that serve requests; overrides the config's `workers` (default: one per
+    /// core).
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
     /// Logs on stderr as `text` or `json` (one object per line); `RUST_LOG` filters both.
     #[arg(long, value_name = "FORMAT", default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -66,6 +70,9 @@ fn config(args: Args) -> anyhow::Result<GatewayConfig> {
     }
     if let (Some(cert), Some(key)) = (args.https_cert, args.https_key) {
         config.https = Some(cluster_config::HttpsSettings { cert, key });
+    }
+    if let Some(workers) = args.workers {
+        config.workers = Some(workers);
     }
     config.validate()?;
     Ok(config)
@@ -99,14 +106,28 @@ async fn shutdown_signal() {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     cluster_config::logging::init(
         args.log_format,
         cluster_config::logging::GATEWAY_DEFAULT_FILTER,
     );
     let config = config(args)?;
-    tracing::info!(nodes = ?config.nodes, listen = %config.listen, "starting gateway");
-    gateway::serve(config, shutdown_signal()).await
+    let workers = config.worker_threads();
+    tracing::info!(nodes = ?config.nodes, listen = %config.listen, workers, "starting gateway");
+    runtime(workers)?.block_on(gateway::serve(config, shutdown_signal()))
+}
+
+/// One worker runs every task on the main thread: nothing is woken or stolen across threads.
+fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+    }
 }

@@ -26,6 +26,7 @@ pub mod leader;
 pub mod log_store;
 pub mod metrics;
 pub mod network;
+pub mod paced_writer;
 pub mod read_index;
 pub mod refusal_reads;
 pub mod server;

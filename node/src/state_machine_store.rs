@@ -7,6 +7,7 @@
 
 use crate::clock::Clocks;
 use crate::metrics::HotPath;
+use crate::paced_writer::PacedWriter;
 use crate::types::Response;
 use crate::types::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 use openraft::storage::{RaftStateMachine, Snapshot};
@@ -308,7 +309,9 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         // Export and fsync are blocking disk work: keep them off the async workers.
         let info = tokio::task::spawn_blocking(move || {
             let file = std::fs::File::create(&path).map_err(snap_write)?;
-            let info = store.export_snapshot(&file).map_err(snap_write)?;
+            let info = store
+                .export_snapshot(PacedWriter::new(&file))
+                .map_err(snap_write)?;
             file.sync_all().map_err(snap_write)?;
             // The store must be durable at least up to the snapshot before Raft purges
             // the log behind it: a checkpoint now covers everything the export saw.
@@ -431,8 +434,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let info = store.install_snapshot(&file).map_err(snap_read)?;
             // Keep the received bytes as our current snapshot, for lagging peers.
             file.seek(SeekFrom::Start(0)).map_err(snap_read)?;
-            let mut out = std::fs::File::create(&keep).map_err(snap_write)?;
-            std::io::copy(&mut file, &mut out).map_err(snap_write)?;
+            let out = std::fs::File::create(&keep).map_err(snap_write)?;
+            let mut paced = std::io::BufWriter::with_capacity(1 << 20, PacedWriter::new(&out));
+            std::io::copy(&mut file, &mut paced).map_err(snap_write)?;
+            std::io::Write::flush(&mut paced).map_err(snap_write)?;
             out.sync_all().map_err(snap_write)?;
             Ok::<_, StorageError>(info)
         })

@@ -92,7 +92,9 @@ pub struct RaftTiming {
     pub heartbeat_ms: u64,
     pub election_timeout_min_ms: u64,
     pub election_timeout_max_ms: u64,
-    /// Take a snapshot once this many entries were applied since the last.
+    /// Take a snapshot once this many entries were applied since the last, while that
+    /// snapshot's file is smaller than `snapshot_log_mib_since_last` MiB (a larger state is
+    /// only rebuilt by the size rule).
     pub snapshot_logs_since_last: u64,
     /// Also take one once the log since the last snapshot holds more than this many MiB of
     /// records and more bytes than that snapshot's file: an entry can carry thousands of

@@ -52,14 +52,15 @@ pub fn summary(config: &NodeConfig) -> String {
     let _ = writeln!(
         s,
         "  raft       heartbeat {} ms, election timeout {}..{} ms, snapshot every {} entries \
-         or {} MiB of log (keeping {} entries), snapshot install timeout {} ms",
+         (state under {mib} MiB) or past {mib} MiB of log (keeping {} entries), snapshot \
+         install timeout {} ms",
         r.heartbeat_ms,
         r.election_timeout_min_ms,
         r.election_timeout_max_ms,
         r.snapshot_logs_since_last,
-        r.snapshot_log_mib_since_last,
         r.max_in_snapshot_log_to_keep,
-        r.install_snapshot_timeout_ms
+        r.install_snapshot_timeout_ms,
+        mib = r.snapshot_log_mib_since_last,
     );
     let _ = writeln!(
         s,

@@ -45,7 +45,8 @@ pub fn raft_config(config: &NodeConfig) -> anyhow::Result<openraft::Config> {
         heartbeat_interval: t.heartbeat_ms,
         election_timeout_min: t.election_timeout_min_ms,
         election_timeout_max: t.election_timeout_max_ms,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(t.snapshot_logs_since_last),
+        // `snapshot_trigger` decides, by count and by size.
+        snapshot_policy: SnapshotPolicy::Never,
         max_in_snapshot_log_to_keep: t.max_in_snapshot_log_to_keep,
         install_snapshot_timeout: t.install_snapshot_timeout_ms,
         max_payload_entries: MAX_PAYLOAD_ENTRIES,
@@ -130,7 +131,10 @@ pub async fn run(
         raft.clone(),
         log_sizes,
         config.data_dir.join("snapshots"),
-        config.raft.snapshot_log_bytes_since_last(),
+        crate::snapshot_trigger::Rules {
+            entries: config.raft.snapshot_logs_since_last,
+            floor_bytes: config.raft.snapshot_log_bytes_since_last(),
+        },
     );
 
     // Before the gRPC port: a metrics address that cannot be bound stops the node before it

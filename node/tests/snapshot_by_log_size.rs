@@ -1,6 +1,7 @@
 //! Snapshots by log size: with a count of entries too high to matter, a log that outgrows
 //! `raft.snapshot_log_mib_since_last` is snapshotted and purged on every node, and a log
-//! below it is left alone.
+//! below it is left alone; and a snapshot past that size is not rebuilt for a count of
+//! entries.
 
 mod common;
 
@@ -48,8 +49,8 @@ async fn a_log_larger_than_the_configured_bytes_is_snapshotted_and_purged() {
     // About 100 KB of log: well under a MiB.
     let index = place_batches(&client, "small", 4, 500).await;
     cluster.wait_applied(&[1, 2, 3], index).await;
-    // The trigger looks once a second.
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    // The trigger looks every 100 ms.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
     for id in 1..=3 {
         let s = status(&cluster, id).await;
         assert_eq!(
@@ -74,6 +75,73 @@ async fn a_log_larger_than_the_configured_bytes_is_snapshotted_and_purged() {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+    cluster.stop_all();
+}
+
+/// Past `raft.snapshot_log_mib_since_last`, a count of entries no longer rebuilds the
+/// snapshot: only a log that outgrows it does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_past_the_size_floor_is_not_rebuilt_for_a_count_of_entries() {
+    let mut cluster = Cluster::start(3, |c| {
+        c.raft.snapshot_logs_since_last = 20;
+        c.raft.snapshot_log_mib_since_last = 1;
+    });
+    let client = cluster.client();
+    cluster.leader(&[1, 2, 3]).await;
+    client.submit(&[create("A", 10_000_000)]).await.unwrap();
+    // 40,000 orders: a state of several MiB.
+    let index = place_batches(&client, "big", 80, 500).await;
+    cluster.wait_applied(&[1, 2, 3], index).await;
+
+    // A snapshot of all of it on every node, so the log after each is empty.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut built = Vec::new();
+    for id in 1..=3u64 {
+        let at = loop {
+            let out = cluster.invctl(&["snapshot", "--node", &id.to_string()], &[id]);
+            let s = status(&cluster, id).await;
+            if s.snapshot_index >= index {
+                break s.snapshot_index;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {id} built no snapshot at {index}: {s:?}, {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let snapshots = cluster.configs[id as usize - 1].data_dir.join("snapshots");
+        let current: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(snapshots.join("current.json")).unwrap())
+                .unwrap();
+        let bytes = std::fs::metadata(snapshots.join(current["file"].as_str().unwrap()))
+            .unwrap()
+            .len();
+        assert!(bytes > 1 << 20, "node {id}: a snapshot of {bytes} bytes");
+        built.push(at);
+    }
+
+    // Twice the count, in entries of one order: a few KB of log.
+    let mut last = 0;
+    for i in 0..40 {
+        let (_, at) = client
+            .submit(&[order(&format!("small-{i}"), "u", "A", 1)])
+            .await
+            .unwrap();
+        last = at;
+    }
+    cluster.wait_applied(&[1, 2, 3], last).await;
+    // The trigger looks every 100 ms.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    for id in 1..=3u64 {
+        let s = status(&cluster, id).await;
+        assert_eq!(
+            s.snapshot_index,
+            built[id as usize - 1],
+            "node {id} rebuilt its snapshot for {} entries: {s:?}",
+            last - index
+        );
     }
     cluster.stop_all();
 }

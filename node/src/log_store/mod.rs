@@ -179,12 +179,7 @@ impl LogStore {
                 let len = (bytes.len() - start) as u32;
                 records.push((entry.log_id, start as u64, len));
                 max_index = entry.log_id.index;
-                log.push(Slot {
-                    log_id: entry.log_id,
-                    bytes: len,
-                    entry: Some(entry),
-                    on_disk: None,
-                });
+                log.push(Slot::new(entry.log_id, len, Some(entry), None));
             }
         }
         let log = self.log.clone();

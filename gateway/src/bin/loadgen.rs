@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use gateway::loadgen::{
-    run_bench, run_feed, run_flash_sale, run_sustained, Bench, FlashSale, HttpClient, LoadgenError,
-    Sustained, Target, MAX_BATCH_ORDERS,
+    run_bench, run_feed, run_flash_sale, run_paced, run_sustained, Bench, FlashSale, HttpClient,
+    LoadgenError, Paced, Sustained, Target, MAX_BATCH_ORDERS,
 };
 
 /// HTTP load generator for the flashstock gateway (API.md): flash sales and sustained order
@@ -22,10 +22,12 @@ use gateway::loadgen::{
 Examples:
   loadgen flash-sale --stock 10 --buyers 10000
   loadgen sustained --clients 64 --seconds 10
+  loadgen paced --rate 15000 --seconds 10
   loadgen bench --url http://127.0.0.1:8080
 
 Latency is per request, from its send on a connection to the end of its answer; waiting
-for a free connection in the pool is not included (a flash sale's wall time includes it)."
+for a free connection in the pool is not included (a flash sale's wall time includes it).
+A paced run counts each order's latency from the moment it was due instead."
 )]
 struct Cli {
     #[command(flatten)]
@@ -73,6 +75,18 @@ With --batch: orders/s counts orders answered 2xx inside the batches' results, o
 are counted per order and per request, latency is per request.
 Non-2xx answers are counted, not fatal. Use --connections >= --clients.")]
     Sustained(SustainedArgs),
+    /// Open loop: RATE single-unit orders per second on a fixed schedule for a duration,
+    /// sent whether or not earlier ones were answered (stock 2^50 per SKU).
+    #[command(after_help = "\
+Examples:
+  loadgen paced --rate 15000 --seconds 10               # one hot SKU
+  loadgen paced --rate 15000 --seconds 10 --skus 10000
+
+Each order's latency counts from the moment the schedule said to send it, so time spent
+waiting for a free connection (at most --connections in flight) or behind a load generator
+that fell behind is included; the report also says how far the sends fell behind. Prints
+orders/s answered 2xx, p50/p99/max latency and the answers by status and code.")]
+    Paced(PacedArgs),
     /// W1, W2 at 64 and 256 clients, and W3 (10,000 SKUs at 256 clients), one after another,
     /// in one table.
     #[command(after_help = "\
@@ -132,6 +146,19 @@ struct SustainedArgs {
     /// the SKUs like single orders) instead of one POST /v1/orders per order.
     #[arg(long, value_name = "N", value_parser = parse_batch_size)]
     batch: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+struct PacedArgs {
+    /// Orders offered per second.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    rate: u64,
+    /// How long to offer them.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_seconds)]
+    seconds: Duration,
+    /// SKUs to spread the orders over (1: one hot SKU).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    skus: u32,
 }
 
 #[derive(Debug, Args)]
@@ -204,6 +231,20 @@ async fn run(cli: Cli) -> Result<bool, LoadgenError> {
                 cli.common.url
             );
             let report = run_sustained(&client, &run).await?;
+            print!("{report}");
+            Ok(true)
+        }
+        Command::Paced(args) => {
+            let run = Paced::new(args.rate, args.seconds, args.skus as usize);
+            eprintln!(
+                "paced: creating {} SKU(s), then {} orders/s for {:.1} s against {} over at most \
+                 {connections} connections",
+                run.skus,
+                run.rate,
+                args.seconds.as_secs_f64(),
+                cli.common.url
+            );
+            let report = run_paced(&client, &run).await?;
             print!("{report}");
             Ok(true)
         }

@@ -7,12 +7,14 @@
 //!   hot SKU or many, for a duration; in batch mode ([`Sustained::batch`]) each request is a
 //!   `POST /v1/orders/batch` of many orders, and each order's own result is counted.
 //! - [`run_bench`]: W1, W2 at two client counts and W3 in sequence, as one table.
+//! - [`run_paced`]: open loop: single-unit orders sent at a fixed rate whatever the answers,
+//!   each order's latency counted from the moment it was due.
 //! - [`run_feed`]: one event-feed consumer beside a run: events/s and lag.
 //! - a soak is a long sustained run with a line of figures per interval (`progress`).
 //!
 //! Latencies are measured per request from its send on a connection to the end of its
 //! answer (time spent waiting for a free connection in the pool is not included; the flash
-//! sale's wall time is). Percentiles are nearest-rank over every sample.
+//! sale's wall time is), except in a paced run, where they count from each order's due time. Percentiles are nearest-rank over every sample.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), gateway::loadgen::LoadgenError> {
@@ -31,6 +33,7 @@ mod bench;
 mod client;
 mod feed;
 mod flash_sale;
+mod paced;
 mod progress;
 mod stats;
 mod sustained;
@@ -45,5 +48,6 @@ pub use bench::{render_table, run_bench, Bench, BenchReport, BenchRow, Throughpu
 pub use client::{Answer, ClientError, HttpClient, Target};
 pub use feed::{run_feed, FeedReport};
 pub use flash_sale::{default_sku_name, run_flash_sale, FlashSale, FlashSaleReport};
+pub use paced::{run_paced, Paced, PacedReport};
 pub use stats::{percentile, Counts, LatencySummary, Outcome, Recorder, Summary};
 pub use sustained::{create_skus, run_sustained, Sustained, SustainedReport};

@@ -591,3 +591,44 @@ async fn the_feed_consumer_counts_events_lag_and_gaps() {
         "lag counts from the event's stamp: {report}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paced_sends_every_scheduled_order_on_time() {
+    let fake = Arc::new(Fake::default());
+    let client = client_for(&fake, 4).await;
+    let run = Paced {
+        create_concurrency: 2,
+        run_id: "t-paced".to_string(),
+        ..Paced::new(400, Duration::from_millis(500), 3)
+    };
+    assert_eq!(run.scheduled(), 200);
+    let report = run_paced(&client, &run).await.unwrap();
+    assert_eq!(report.counts.total(), 200, "{report}");
+    assert_eq!(report.counts.ok(), 200, "{report}");
+    assert_eq!(report.latency.count, 200);
+    let reserved: u64 = fake
+        .skus
+        .lock()
+        .unwrap()
+        .values()
+        .map(|s| s.reserved.load(Ordering::SeqCst))
+        .sum();
+    assert_eq!(reserved, 200);
+    assert_eq!(fake.duplicate_order_ids.load(Ordering::SeqCst), 0);
+    // On a schedule: the last order is due 497.5 ms after the first, so the run cannot end
+    // sooner, and a fake that answers at once does not let it run much longer.
+    assert!(
+        report.elapsed >= Duration::from_millis(497),
+        "{:?}",
+        report.elapsed
+    );
+    assert!(
+        report.elapsed < Duration::from_secs(3),
+        "{:?}",
+        report.elapsed
+    );
+    assert!(fake.connections.load(Ordering::SeqCst) <= 4 + 2);
+    let text = report.to_string();
+    assert!(text.contains("400 orders/s offered"), "{text}");
+    assert!(text.contains("from each order's due time"), "{text}");
+}

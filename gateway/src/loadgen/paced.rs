@@ -1,0 +1,191 @@
+//! Open-loop load: single-unit orders sent on a fixed schedule, `rate` per second, whether or
+//! not earlier ones were answered. A closed-loop run measures what the store can take; this
+//! measures how fast it answers at a given offered load. Each order's latency counts from the
+//! moment the schedule said to send it, so time it spent waiting for a free connection, or
+//! behind a load generator that fell behind, is in the figure rather than hidden from it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::body::Bytes;
+use hyper::Method;
+use tokio::task::JoinSet;
+
+use super::api::{unix_ms, LoadgenError, UNLIMITED_STOCK};
+use super::client::HttpClient;
+use super::stats::{Counts, LatencySummary, Outcome};
+use super::sustained::{create_skus, Sustained};
+use super::table;
+
+/// How often the schedule is caught up with: every order due by then is sent at once.
+const TICK: Duration = Duration::from_millis(1);
+/// Distinct users the orders come from, in turn.
+const USERS: u64 = 1_024;
+
+/// An open-loop run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paced {
+    /// Orders offered per second.
+    pub rate: u64,
+    pub duration: Duration,
+    /// SKUs to spread the orders over, round robin (1: one hot SKU).
+    pub skus: usize,
+    /// Concurrent `POST /v1/skus` while creating them.
+    pub create_concurrency: usize,
+    /// Prefix of this run's SKU names and order ids; unique per run.
+    pub run_id: String,
+}
+
+impl Paced {
+    pub fn new(rate: u64, duration: Duration, skus: usize) -> Paced {
+        Paced {
+            rate,
+            duration,
+            skus,
+            create_concurrency: 64,
+            run_id: format!("pc-{}", unix_ms()),
+        }
+    }
+
+    /// Orders the schedule holds: `rate` for each second of the duration.
+    pub fn scheduled(&self) -> u64 {
+        (self.rate as f64 * self.duration.as_secs_f64()).round() as u64
+    }
+
+    /// When order `n` (from 0) is due, after `start`.
+    fn due(&self, start: Instant, n: u64) -> Instant {
+        start + Duration::from_secs_f64(n as f64 / self.rate as f64)
+    }
+
+    /// The requests' layout: the same orders and SKU names as a closed-loop run's.
+    fn as_sustained(&self) -> Sustained {
+        Sustained {
+            create_concurrency: self.create_concurrency,
+            run_id: self.run_id.clone(),
+            ..Sustained::new(1, self.duration, self.skus)
+        }
+    }
+}
+
+/// What an open-loop run came to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PacedReport {
+    pub run: Paced,
+    /// From the first order's due time to the last answer.
+    pub elapsed: Duration,
+    pub counts: Counts,
+    /// Of the answered orders, each from its due time.
+    pub latency: LatencySummary,
+    /// How late the latest order left against its due time: the load generator's own lag.
+    pub max_send_lag: Duration,
+}
+
+impl PacedReport {
+    pub fn orders_per_sec(&self) -> f64 {
+        if self.elapsed.is_zero() {
+            return 0.0;
+        }
+        self.counts.ok() as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+impl fmt::Display for PacedReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = &self.run;
+        writeln!(
+            f,
+            "paced: {} orders/s offered for {:.1} s over {} SKU{} ({} orders)",
+            table::int(r.rate),
+            r.duration.as_secs_f64(),
+            table::int(r.skus as u64),
+            if r.skus == 1 { "" } else { "s" },
+            table::int(r.scheduled())
+        )?;
+        writeln!(f)?;
+        writeln!(
+            f,
+            "orders/s      {}  (answered 2xx, first due time to last answer)",
+            table::rate(self.orders_per_sec())
+        )?;
+        writeln!(
+            f,
+            "{}  from each order's due time",
+            table::latency_line(&self.latency)
+        )?;
+        writeln!(
+            f,
+            "send lag      max {} ms  (how far the load generator fell behind its schedule)",
+            table::ms(self.max_send_lag)
+        )?;
+        writeln!(f)?;
+        let mut t = table::Table::new(["outcome", "orders"]);
+        for (outcome, n) in self.counts.iter() {
+            t.row([outcome.to_string(), table::int(n)]);
+        }
+        t.row(["total".to_string(), table::int(self.counts.total())]);
+        write!(f, "{t}")
+    }
+}
+
+/// Creates the run's SKUs (unlimited stock), then sends `rate` single-unit orders per second
+/// for the duration, each in a task of its own at its due time, and waits for every answer.
+/// Order `n` is `<run>-o-<n>` for SKU `n mod skus`, from one of `USERS` users in turn.
+pub async fn run_paced(client: &HttpClient, run: &Paced) -> Result<PacedReport, LoadgenError> {
+    let layout = Arc::new(run.as_sustained());
+    let names = Arc::new(layout.sku_names());
+    let creator = client.with_connections(run.create_concurrency);
+    create_skus(&creator, &names, UNLIMITED_STOCK, run.create_concurrency).await?;
+    drop(creator);
+
+    let total = run.scheduled();
+    let mut tasks = JoinSet::new();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let start = Instant::now();
+    let mut sent = 0u64;
+    let mut max_send_lag = Duration::ZERO;
+    while sent < total {
+        tick.tick().await;
+        let due_by_now = ((start.elapsed().as_secs_f64() * run.rate as f64) as u64 + 1).min(total);
+        while sent < due_by_now {
+            let due = run.due(start, sent);
+            max_send_lag = max_send_lag.max(Instant::now().saturating_duration_since(due));
+            let (path, body) = layout.request(&names, &user(&run.run_id, sent), sent);
+            let body = Bytes::from(serde_json::to_vec(&body).expect("serialisable"));
+            let client = client.clone();
+            tasks.spawn(async move {
+                let result = client.send(Method::POST, path, body).await;
+                (due, result)
+            });
+            sent += 1;
+        }
+    }
+
+    let mut counts = Counts::default();
+    let mut latencies = Vec::with_capacity(total as usize);
+    let mut last = start;
+    while let Some(joined) = tasks.join_next().await {
+        let (due, result) = joined.expect("an order task panicked");
+        counts.add(Outcome::of(&result));
+        let done = match &result {
+            Ok(answer) => {
+                latencies.push(answer.answered.saturating_duration_since(due));
+                answer.answered
+            }
+            Err(_) => Instant::now(),
+        };
+        last = last.max(done);
+    }
+    Ok(PacedReport {
+        run: run.clone(),
+        elapsed: last.saturating_duration_since(start),
+        counts,
+        latency: LatencySummary::from_samples(latencies),
+        max_send_lag,
+    })
+}
+
+fn user(run_id: &str, n: u64) -> String {
+    format!("{run_id}-u-{}", n % USERS)
+}

@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 use super::api::{unix_ms, LoadgenError, UNLIMITED_STOCK};
 use super::client::HttpClient;
 use super::stats::{Counts, LatencySummary, Outcome};
-use super::sustained::{create_skus, Sustained};
+use super::sustained::{create_skus, outcome_table, Sustained};
 use super::table;
 
 /// How often the schedule is caught up with: every order due by then is sent at once.
@@ -119,12 +119,7 @@ impl fmt::Display for PacedReport {
             table::ms(self.max_send_lag)
         )?;
         writeln!(f)?;
-        let mut t = table::Table::new(["outcome", "orders"]);
-        for (outcome, n) in self.counts.iter() {
-            t.row([outcome.to_string(), table::int(n)]);
-        }
-        t.row(["total".to_string(), table::int(self.counts.total())]);
-        write!(f, "{t}")
+        write!(f, "{}", outcome_table("outcome", "orders", &self.counts))
     }
 }
 

@@ -175,7 +175,8 @@ impl fmt::Display for SustainedReport {
     }
 }
 
-fn outcome_table(what: &str, unit: &str, counts: &Counts) -> Table {
+/// Counts by outcome, with a total row.
+pub(super) fn outcome_table(what: &str, unit: &str, counts: &Counts) -> Table {
     let mut t = Table::new([what, unit]);
     for (outcome, n) in counts.iter() {
         t.row([outcome.to_string(), table::int(n)]);

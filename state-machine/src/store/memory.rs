@@ -275,17 +275,19 @@ impl MemTrees {
             }
         }
         let mut holds: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
-        let mut deadlines = BTreeSet::new();
-        let mut user_orders = BTreeSet::new();
+        // Lists sorted once, not ordered sets: each key is unique (it ends with its order's
+        // id), and a sorted run goes into the persistent sets along their right edge.
+        let mut deadlines = Vec::new();
+        let mut user_orders = Vec::with_capacity(self.orders().len());
         for (_, bytes) in self.orders().iter() {
             let order: Order = decode("orders", bytes)?;
-            user_orders.insert(
+            user_orders.push(
                 keys::user_order(&order.user_id, order.created_ms, &order.order_id)
                     .into_boxed_slice(),
             );
             if order.status == OrderStatus::Reserved {
                 deadlines
-                    .insert(keys::deadline(order.expires_ms, &order.order_id).into_boxed_slice());
+                    .push(keys::deadline(order.expires_ms, &order.order_id).into_boxed_slice());
             }
             let counted = order
                 .held_items()
@@ -306,6 +308,8 @@ impl MemTrees {
                 .map(|(key, units)| (key.into_boxed_slice(), Value::from(encode(&units))))
                 .collect(),
         );
+        deadlines.sort_unstable();
+        user_orders.sort_unstable();
         let empty: Value = Arc::from(&[][..]);
         self.trees[DEADLINES] = MemTree::Index(deadlines.into_iter().collect(), empty.clone());
         self.trees[USER_ORDERS] = MemTree::Index(user_orders.into_iter().collect(), empty);

@@ -146,6 +146,10 @@ pub struct Storage {
     /// The in-memory state is checkpointed to sled this often. A longer interval writes a
     /// hot record less often; a restart then replays more of the log.
     pub checkpoint_interval_ms: u64,
+    /// A checkpoint also runs once this many log entries were applied since the last one,
+    /// whichever comes first: a long interval then still bounds what a restart replays and
+    /// how much one checkpoint writes when entries arrive fast.
+    pub checkpoint_entries: u64,
     /// MiB of the newest Raft log records kept decoded in memory, for replication and apply.
     /// Older entries are read back from the log's segments: a follower that fell further
     /// behind is fed from disk. 0 reads every entry back (for tests of that path).
@@ -154,6 +158,7 @@ pub struct Storage {
 
 impl Storage {
     pub const MAX_CHECKPOINT_INTERVAL_MS: u64 = 600_000;
+    pub const MAX_CHECKPOINT_ENTRIES: u64 = 100_000_000;
     /// 64 GiB: more than any machine this runs on should give the log.
     pub const MAX_LOG_CACHE_MIB: u64 = 65_536;
 
@@ -172,6 +177,16 @@ impl Storage {
                 format!(
                     "is {ms}; use 10 to {} ms (checkpoints of the state to disk)",
                     Self::MAX_CHECKPOINT_INTERVAL_MS
+                ),
+            ));
+        }
+        let entries = self.checkpoint_entries;
+        if !(1..=Self::MAX_CHECKPOINT_ENTRIES).contains(&entries) {
+            return Err(ConfigError::invalid(
+                "storage.checkpoint_entries",
+                format!(
+                    "is {entries}; use 1 to {} log entries (applied between checkpoints)",
+                    Self::MAX_CHECKPOINT_ENTRIES
                 ),
             ));
         }
@@ -244,6 +259,7 @@ impl Default for Storage {
     fn default() -> Self {
         Storage {
             checkpoint_interval_ms: 1_000,
+            checkpoint_entries: 10_000,
             log_cache_mib: 16,
         }
     }
@@ -690,6 +706,23 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(parsed.storage.checkpoint_interval_ms, 250);
+    }
+
+    #[test]
+    fn checkpoint_entries_are_bounded() {
+        let mut config = valid();
+        assert_eq!(config.storage.checkpoint_entries, 10_000);
+        config.storage.checkpoint_entries = 0;
+        assert_invalid(&config, "storage.checkpoint_entries");
+        config.storage.checkpoint_entries = Storage::MAX_CHECKPOINT_ENTRIES + 1;
+        assert_invalid(&config, "storage.checkpoint_entries");
+        let parsed = NodeConfig::from_toml_str(
+            &valid()
+                .to_toml_string()
+                .replace("checkpoint_entries = 10000", "checkpoint_entries = 7"),
+        )
+        .unwrap();
+        assert_eq!(parsed.storage.checkpoint_entries, 7);
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! Checkpoints the in-memory state to sled at a fixed interval, off the apply path: apply
-//! waits only for the swap of the dirty set. A restart replays the log after the last
-//! checkpoint; the log is never purged past one (a snapshot checkpoints before it is used).
+//! Checkpoints the in-memory state to sled off the apply path, every interval or once enough
+//! log entries were applied since the last checkpoint, whichever comes first: apply waits
+//! only for the swap of the dirty set. A restart replays the log after the last checkpoint;
+//! the log is never purged past one (a snapshot checkpoints before it is used).
 //!
 //! A failed checkpoint stops the node. sled keeps the first IO error it meets (a full disk,
 //! say) and fails every later write with it, even once space is back, and a retried `fsync`
@@ -8,23 +9,81 @@
 //! grow; a restart reopens sled and replays the log from the last good checkpoint.
 
 use state_machine::{Store, StoreError};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-/// Checkpoints every `interval` until one fails; the task's result is that failure.
-pub fn start(store: Arc<Store>, interval: Duration) -> JoinHandle<StoreError> {
+/// Counts the log entries applied since the last checkpoint began and wakes the checkpointer
+/// once they reach the limit. Apply counts; the checkpointer resets.
+#[derive(Debug)]
+pub struct EntriesDue {
+    limit: u64,
+    applied: AtomicU64,
+    reached: Notify,
+}
+
+impl EntriesDue {
+    pub fn new(limit: u64) -> Arc<EntriesDue> {
+        Arc::new(EntriesDue {
+            limit: limit.max(1),
+            applied: AtomicU64::new(0),
+            reached: Notify::new(),
+        })
+    }
+
+    /// Counts `entries` applied; the one call that reaches the limit wakes the checkpointer.
+    pub fn applied(&self, entries: u64) {
+        let before = self.applied.fetch_add(entries, Ordering::Relaxed);
+        if before < self.limit && before + entries >= self.limit {
+            self.reached.notify_one();
+        }
+    }
+
+    /// Entries applied since the last reset.
+    pub fn pending(&self) -> u64 {
+        self.applied.load(Ordering::Relaxed)
+    }
+
+    /// Called as a checkpoint begins: entries applied from here on belong to the next one.
+    /// (Those applied between this and the checkpoint's take of the dirty set are written by
+    /// this checkpoint and counted again for the next, which only brings it forward.)
+    fn reset(&self) {
+        self.applied.store(0, Ordering::Relaxed);
+    }
+
+    async fn reached(&self) {
+        self.reached.notified().await;
+    }
+}
+
+/// Checkpoints every `interval`, or as soon as `due` counts its limit of entries, until one
+/// checkpoint fails; the task's result is that failure. Either cause starts the interval
+/// again.
+pub fn start(
+    store: Arc<Store>,
+    interval: Duration,
+    due: Arc<EntriesDue>,
+) -> JoinHandle<StoreError> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
         loop {
-            tick.tick().await;
+            let cause = tokio::select! {
+                _ = tick.tick() => "interval",
+                () = due.reached() => "entries",
+            };
+            due.reset();
+            tick.reset();
             let store = store.clone();
             let started = Instant::now();
             match tokio::task::spawn_blocking(move || store.checkpoint()).await {
                 Ok(Ok(info)) if info.records > 0 => tracing::debug!(
                     records = info.records,
                     ms = started.elapsed().as_millis() as u64,
+                    cause,
                     "checkpoint"
                 ),
                 Ok(Ok(_)) => {}
@@ -33,4 +92,104 @@ pub fn start(store: Arc<Store>, interval: Duration) -> JoinHandle<StoreError> {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use state_machine::{Batch, Command, SkuId};
+
+    fn create(n: u64) -> Batch {
+        Batch {
+            now_ms: 1,
+            commands: vec![Command::CreateSku {
+                sku: SkuId::new(format!("sku-{n}")).unwrap(),
+                stock: 1,
+                per_user_limit: None,
+                sale_window: None,
+                request_tag: n + 1,
+            }],
+        }
+    }
+
+    fn store() -> Arc<Store> {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        Arc::new(Store::open(&db).unwrap())
+    }
+
+    fn apply(store: &Store, due: &EntriesDue, from: u64, entries: u64) {
+        for index in from..from + entries {
+            let batch = create(index);
+            let marker = index.to_string();
+            store
+                .apply(&[(index, &batch)], Some(marker.as_bytes()))
+                .unwrap();
+            due.applied(1);
+        }
+    }
+
+    async fn wait_until_checkpointed(store: &Store, marker: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if store.checkpointed_marker().unwrap().as_deref() == Some(marker.as_bytes()) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        false
+    }
+
+    #[test]
+    fn only_the_entry_that_reaches_the_limit_wakes_the_checkpointer() {
+        let due = EntriesDue::new(3);
+        due.applied(2);
+        assert!(futures::FutureExt::now_or_never(due.reached()).is_none());
+        due.applied(1);
+        assert!(futures::FutureExt::now_or_never(due.reached()).is_some());
+        due.applied(5);
+        assert!(
+            futures::FutureExt::now_or_never(due.reached()).is_none(),
+            "past the limit, nothing more until a reset"
+        );
+        assert_eq!(due.pending(), 8);
+        due.reset();
+        due.applied(4);
+        assert!(futures::FutureExt::now_or_never(due.reached()).is_some());
+    }
+
+    #[tokio::test]
+    async fn enough_entries_checkpoint_long_before_the_interval() {
+        let store = store();
+        let due = EntriesDue::new(5);
+        let task = start(store.clone(), Duration::from_secs(600), due.clone());
+        apply(&store, &due, 1, 4);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(
+            store.checkpointed_marker().unwrap(),
+            None,
+            "four entries of five, and the interval is ten minutes"
+        );
+        apply(&store, &due, 5, 1);
+        assert!(wait_until_checkpointed(&store, "5").await);
+        // The count starts again: the next checkpoint comes after five more.
+        apply(&store, &due, 6, 4);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(
+            store.checkpointed_marker().unwrap().as_deref(),
+            Some(&b"5"[..])
+        );
+        apply(&store, &due, 10, 1);
+        assert!(wait_until_checkpointed(&store, "10").await);
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn the_interval_checkpoints_fewer_entries() {
+        let store = store();
+        let due = EntriesDue::new(1_000);
+        let task = start(store.clone(), Duration::from_millis(50), due.clone());
+        apply(&store, &due, 1, 2);
+        assert!(wait_until_checkpointed(&store, "2").await);
+        task.abort();
+    }
 }

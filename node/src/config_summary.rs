@@ -64,9 +64,12 @@ pub fn summary(config: &NodeConfig) -> String {
     );
     let _ = writeln!(
         s,
-        "  commit     up to {} commands per log entry; checkpoint every {} ms; \
+        "  commit     up to {} commands per log entry; checkpoint every {} ms or {} entries; \
          newest {} MiB of the log kept in memory",
-        c.group_commit.max_batch, c.storage.checkpoint_interval_ms, c.storage.log_cache_mib
+        c.group_commit.max_batch,
+        c.storage.checkpoint_interval_ms,
+        c.storage.checkpoint_entries,
+        c.storage.log_cache_mib
     );
     s
 }

@@ -100,9 +100,11 @@ pub async fn run(
     let store = Arc::new(state_machine::Store::open(&db)?.sync_on_flush(&sled_dir)?);
     let clocks = Clocks::new(&config.clock);
     let tls = NodeTls::load(&config)?;
+    let checkpoint_due = crate::checkpointer::EntriesDue::new(config.storage.checkpoint_entries);
     let state_machine = StateMachine::open(store.clone(), &config.data_dir.join("snapshots"))?
         .with_clocks(clocks.clone())
-        .with_metrics(metrics.hot.clone());
+        .with_metrics(metrics.hot.clone())
+        .with_checkpoint_due(checkpoint_due.clone());
     let log_sizes = log_store.sizes();
     let raft = Raft::new(
         config.id,
@@ -126,6 +128,7 @@ pub async fn run(
     let checkpoints = crate::checkpointer::start(
         store.clone(),
         std::time::Duration::from_millis(config.storage.checkpoint_interval_ms),
+        checkpoint_due,
     );
     crate::snapshot_trigger::start(
         raft.clone(),

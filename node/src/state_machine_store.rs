@@ -5,6 +5,7 @@
 //! Snapshots are files: built by streaming the store's export to disk, sent in chunks by
 //! openraft, installed by streaming into the store's next generation.
 
+use crate::checkpointer::EntriesDue;
 use crate::clock::Clocks;
 use crate::metrics::HotPath;
 use crate::paced_writer::PacedWriter;
@@ -44,6 +45,8 @@ pub struct StateMachine {
     clocks: Option<Clocks>,
     /// Apply and snapshot durations (unregistered unless a node set its own).
     metrics: HotPath,
+    /// Told how many log entries each apply covered, for the checkpointer's entry limit.
+    checkpoint_due: Option<Arc<EntriesDue>>,
 }
 
 struct SnapshotFiles {
@@ -99,6 +102,7 @@ impl StateMachine {
             membership: applied.membership,
             clocks: None,
             metrics: HotPath::default(),
+            checkpoint_due: None,
         })
     }
 
@@ -179,6 +183,12 @@ impl StateMachine {
     /// Observes apply and snapshot durations into the node's metrics.
     pub fn with_metrics(mut self, metrics: HotPath) -> Self {
         self.metrics = metrics;
+        self
+    }
+
+    /// Counts applied entries towards a checkpoint's entry limit.
+    pub fn with_checkpoint_due(mut self, due: Arc<EntriesDue>) -> Self {
+        self.checkpoint_due = Some(due);
         self
     }
 
@@ -383,6 +393,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .into_iter();
         self.metrics.apply.observe_since(started);
         self.note_clock();
+        if let Some(due) = &self.checkpoint_due {
+            due.applied(entries.len() as u64);
+        }
         // One response per entry, blank and membership entries included.
         Ok(entries
             .iter()

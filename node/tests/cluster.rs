@@ -71,6 +71,7 @@ async fn a_killed_node_restarts_with_its_entries_and_catches_up() {
     // its log, so the restart must rebuild it by replaying the log.
     let mut cluster = Cluster::start(3, |c| {
         c.storage.checkpoint_interval_ms = cluster_config::Storage::MAX_CHECKPOINT_INTERVAL_MS;
+        c.storage.checkpoint_entries = cluster_config::Storage::MAX_CHECKPOINT_ENTRIES;
     });
     let client = cluster.client();
     let leader = cluster.leader(&[1, 2, 3]).await;
@@ -85,6 +86,33 @@ async fn a_killed_node_restarts_with_its_entries_and_catches_up() {
     cluster.wait_applied(&[1, 2, 3], index).await;
     cluster.stop_all();
     assert_orders_on(&cluster, &[1, 2, 3], &acked);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_checkpoint_interval_still_checkpoints_every_n_entries() {
+    let mut cluster = Cluster::start(3, |c| {
+        c.storage.checkpoint_interval_ms = cluster_config::Storage::MAX_CHECKPOINT_INTERVAL_MS;
+        c.storage.checkpoint_entries = 10;
+    });
+    let client = cluster.client();
+    let leader = cluster.leader(&[1, 2, 3]).await;
+    client.submit(&[create("A", 1_000)]).await.unwrap();
+    let acked = place_many(&client, "o", 30).await;
+    let (_, index) = client.submit(&[create("B", 1)]).await.unwrap();
+    cluster.wait_applied(&[1, 2, 3], index).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Killed, so no checkpoint at shutdown: what its sled holds, entry counts wrote.
+    let follower = if leader == 3 { 2 } else { 3 };
+    cluster.kill(follower);
+    let (_db, store) = cluster.inspect(follower);
+    assert!(
+        store.marker().unwrap().is_some(),
+        "nothing was checkpointed"
+    );
+    for o in &acked[..15] {
+        let order = store.get_order(&OrderId::new(o.as_str()).unwrap()).unwrap();
+        assert!(order.is_some(), "order {o} is not in the checkpoint");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -273,11 +273,15 @@ fn reopening_without_a_checkpoint_returns_to_the_last_one() {
         let db = reopen(dir.path());
         let store = Store::open(&db).unwrap();
         apply_all(&store, first, 1);
+        assert_eq!(store.checkpointed_marker().unwrap(), None);
         store.checkpoint().unwrap();
+        let checkpointed = Some(format!("applied-{}", first.len()).into_bytes());
+        assert_eq!(store.checkpointed_marker().unwrap(), checkpointed);
         let at_checkpoint = export(&store);
         // Applied in memory only: a crash now loses it, and the log replays it.
         apply_all(&store, second, first.len() as u64 + 1);
         assert_ne!(export(&store), at_checkpoint);
+        assert_eq!(store.checkpointed_marker().unwrap(), checkpointed);
         db.flush().unwrap();
         at_checkpoint
     };

@@ -282,6 +282,11 @@ impl Store {
         Ok(self.mem().applied().get(MARKER_KEY).map(|v| v.to_vec()))
     }
 
+    /// The marker the last checkpoint (or install) wrote to sled: where a restart resumes.
+    pub fn checkpointed_marker(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.disk().applied.get(MARKER_KEY)?.map(|v| v.to_vec()))
+    }
+
     /// The state machine's clock: the largest `now_ms` applied so far.
     pub fn clock(&self) -> Result<u64, StoreError> {
         read_clock(&self.mem())

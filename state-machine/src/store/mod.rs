@@ -201,7 +201,10 @@ impl Store {
     /// and syncs it. Apply goes on meanwhile; it waits only for the swap of the dirty set.
     pub fn checkpoint(&self) -> Result<CheckpointInfo, StoreError> {
         let _checkpointer = self.lock_checkpointer();
-        let changes = dirty::fold(self.lock_dirty().take());
+        // Taken in a statement of its own: a guard made inside `fold`'s argument would live
+        // until `fold` returned, and apply would wait for the whole fold.
+        let pending = self.lock_dirty().take();
+        let changes = dirty::fold(pending);
         if memory::is_empty(&changes) {
             return Ok(CheckpointInfo { records: 0 });
         }

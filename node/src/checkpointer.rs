@@ -67,9 +67,9 @@ pub fn start(
     due: Arc<EntriesDue>,
 ) -> JoinHandle<StoreError> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
+        let first = tokio::time::Instant::now() + interval + random_phase(interval);
+        let mut tick = tokio::time::interval_at(first, interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
         loop {
             let cause = tokio::select! {
                 _ = tick.tick() => "interval",
@@ -92,6 +92,18 @@ pub fn start(
             }
         }
     })
+}
+
+/// A random part of `interval`, so that nodes started together do not checkpoint together:
+/// a commit needs the leader and one follower, and every node pausing for its checkpoint at
+/// the same moment would stall every commit at once.
+fn random_phase(interval: Duration) -> Duration {
+    let mut bytes = [0u8; 8];
+    if getrandom::getrandom(&mut bytes).is_err() {
+        return Duration::ZERO;
+    }
+    let nanos = interval.as_nanos().max(1) as u64;
+    Duration::from_nanos(u64::from_le_bytes(bytes) % nanos)
 }
 
 #[cfg(test)]
@@ -181,6 +193,15 @@ mod tests {
         apply(&store, &due, 10, 1);
         assert!(wait_until_checkpointed(&store, "10").await);
         task.abort();
+    }
+
+    #[test]
+    fn nodes_draw_their_own_phase_within_the_interval() {
+        let interval = Duration::from_secs(1);
+        let phases: std::collections::HashSet<Duration> =
+            (0..32).map(|_| random_phase(interval)).collect();
+        assert!(phases.iter().all(|p| *p < interval));
+        assert!(phases.len() > 1, "every draw gave the same phase");
     }
 
     #[tokio::test]

@@ -81,6 +81,7 @@ Non-2xx answers are counted, not fatal. Use --connections >= --clients.")]
 Examples:
   loadgen paced --rate 15000 --seconds 10               # one hot SKU
   loadgen paced --rate 15000 --seconds 10 --skus 10000
+  loadgen paced --rate 10000 --seconds 10 --timeline 100   # and per 100 ms of the schedule
 
 Each order's latency counts from the moment the schedule said to send it, so time spent
 waiting for a free connection (at most --connections in flight) or behind a load generator
@@ -159,6 +160,10 @@ struct PacedArgs {
     /// SKUs to spread the orders over (1: one hot SKU).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     skus: u32,
+    /// Also give p50, p99 and max for each slice of the schedule this many milliseconds
+    /// wide, by when each order was due: a short stall that the whole run's p99 hides.
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    timeline: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -235,7 +240,10 @@ async fn run(cli: Cli) -> Result<bool, LoadgenError> {
             Ok(true)
         }
         Command::Paced(args) => {
-            let run = Paced::new(args.rate, args.seconds, args.skus as usize);
+            let run = Paced {
+                timeline: args.timeline.map(Duration::from_millis),
+                ..Paced::new(args.rate, args.seconds, args.skus as usize)
+            };
             eprintln!(
                 "paced: creating {} SKU(s), then {} orders/s for {:.1} s against {} over at most \
                  {connections} connections",

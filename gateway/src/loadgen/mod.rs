@@ -48,6 +48,6 @@ pub use bench::{render_table, run_bench, Bench, BenchReport, BenchRow, Throughpu
 pub use client::{Answer, ClientError, HttpClient, Target};
 pub use feed::{run_feed, FeedReport};
 pub use flash_sale::{default_sku_name, run_flash_sale, FlashSale, FlashSaleReport};
-pub use paced::{run_paced, Paced, PacedReport};
+pub use paced::{run_paced, slices, Paced, PacedReport, Slice};
 pub use stats::{percentile, Counts, LatencySummary, Outcome, Recorder, Summary};
 pub use sustained::{create_skus, run_sustained, Sustained, SustainedReport};

@@ -35,6 +35,9 @@ pub struct Paced {
     pub create_concurrency: usize,
     /// Prefix of this run's SKU names and order ids; unique per run.
     pub run_id: String,
+    /// Width of the slices of the schedule the report gives latencies for, one by one; none
+    /// when unset. A stall shorter than the run shows there, not in its overall p99.
+    pub timeline: Option<Duration>,
 }
 
 impl Paced {
@@ -45,6 +48,7 @@ impl Paced {
             skus,
             create_concurrency: 64,
             run_id: format!("pc-{}", unix_ms()),
+            timeline: None,
         }
     }
 
@@ -79,6 +83,41 @@ pub struct PacedReport {
     pub latency: LatencySummary,
     /// How late the latest order left against its due time: the load generator's own lag.
     pub max_send_lag: Duration,
+    /// The answered orders by the slice of the schedule they were due in, when asked for.
+    pub timeline: Vec<Slice>,
+}
+
+/// The answered orders due in one slice of the schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slice {
+    /// Where the slice starts, from the first order's due time.
+    pub from: Duration,
+    pub latency: LatencySummary,
+}
+
+/// Groups `(due, latency)` pairs, `due` counted from the first order's due time, into
+/// consecutive slices `width` wide, from 0 to the last due time; a slice where no answered
+/// order was due is there with no samples.
+pub fn slices(samples: &[(Duration, Duration)], width: Duration) -> Vec<Slice> {
+    let width = width.max(Duration::from_millis(1));
+    let slot = |due: Duration| (due.as_nanos() / width.as_nanos()) as usize;
+    let count = samples
+        .iter()
+        .map(|(due, _)| slot(*due) + 1)
+        .max()
+        .unwrap_or(0);
+    let mut grouped = vec![Vec::new(); count];
+    for (due, latency) in samples {
+        grouped[slot(*due)].push(*latency);
+    }
+    grouped
+        .into_iter()
+        .enumerate()
+        .map(|(n, latencies)| Slice {
+            from: width * n as u32,
+            latency: LatencySummary::from_samples(latencies),
+        })
+        .collect()
 }
 
 impl PacedReport {
@@ -119,7 +158,28 @@ impl fmt::Display for PacedReport {
             table::ms(self.max_send_lag)
         )?;
         writeln!(f)?;
-        write!(f, "{}", outcome_table("outcome", "orders", &self.counts))
+        write!(f, "{}", outcome_table("outcome", "orders", &self.counts))?;
+        if let Some(width) = self.run.timeline {
+            writeln!(f)?;
+            writeln!(
+                f,
+                "timeline: orders by the {} ms slice of the schedule they were due in",
+                width.as_millis()
+            )?;
+            let mut rows =
+                table::Table::new(["due from ms", "answered", "p50 ms", "p99 ms", "max ms"]);
+            for s in &self.timeline {
+                rows.row([
+                    s.from.as_millis().to_string(),
+                    table::int(s.latency.count as u64),
+                    table::ms(s.latency.p50),
+                    table::ms(s.latency.p99),
+                    table::ms(s.latency.max),
+                ]);
+            }
+            write!(f, "{rows}")?;
+        }
+        Ok(())
     }
 }
 
@@ -159,13 +219,22 @@ pub async fn run_paced(client: &HttpClient, run: &Paced) -> Result<PacedReport, 
 
     let mut counts = Counts::default();
     let mut latencies = Vec::with_capacity(total as usize);
+    let mut by_due = Vec::with_capacity(if run.timeline.is_some() {
+        total as usize
+    } else {
+        0
+    });
     let mut last = start;
     while let Some(joined) = tasks.join_next().await {
         let (due, result) = joined.expect("an order task panicked");
         counts.add(Outcome::of(&result));
         let done = match &result {
             Ok(answer) => {
-                latencies.push(answer.answered.saturating_duration_since(due));
+                let latency = answer.answered.saturating_duration_since(due);
+                latencies.push(latency);
+                if run.timeline.is_some() {
+                    by_due.push((due.saturating_duration_since(start), latency));
+                }
                 answer.answered
             }
             Err(_) => Instant::now(),
@@ -178,6 +247,10 @@ pub async fn run_paced(client: &HttpClient, run: &Paced) -> Result<PacedReport, 
         counts,
         latency: LatencySummary::from_samples(latencies),
         max_send_lag,
+        timeline: run
+            .timeline
+            .map(|width| slices(&by_due, width))
+            .unwrap_or_default(),
     })
 }
 

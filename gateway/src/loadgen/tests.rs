@@ -631,4 +631,49 @@ async fn paced_sends_every_scheduled_order_on_time() {
     let text = report.to_string();
     assert!(text.contains("400 orders/s offered"), "{text}");
     assert!(text.contains("from each order's due time"), "{text}");
+    assert!(report.timeline.is_empty() && !text.contains("timeline"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paced_timeline_gives_each_slice_of_the_schedule_its_orders() {
+    let fake = Arc::new(Fake::default());
+    let client = client_for(&fake, 4).await;
+    let run = Paced {
+        create_concurrency: 2,
+        run_id: "t-timeline".to_string(),
+        timeline: Some(Duration::from_millis(100)),
+        ..Paced::new(400, Duration::from_millis(500), 1)
+    };
+    let report = run_paced(&client, &run).await.unwrap();
+    // 200 orders due 2.5 ms apart: 40 in each of five 100 ms slices.
+    let counts: Vec<usize> = report.timeline.iter().map(|s| s.latency.count).collect();
+    assert_eq!(counts, [40, 40, 40, 40, 40], "{report}");
+    let starts: Vec<u128> = report.timeline.iter().map(|s| s.from.as_millis()).collect();
+    assert_eq!(starts, [0, 100, 200, 300, 400]);
+    let text = report.to_string();
+    assert!(text.contains("100 ms slice"), "{text}");
+    assert!(text.contains("due from ms"), "{text}");
+}
+
+#[test]
+fn slices_put_each_latency_under_its_due_time_and_keep_empty_ones() {
+    let ms = Duration::from_millis;
+    let samples = [
+        (ms(5), ms(3)),
+        (ms(95), ms(40)),
+        (ms(250), ms(7)),
+        (ms(260), ms(9)),
+    ];
+    let got = slices(&samples, ms(100));
+    assert_eq!(got.len(), 3);
+    assert_eq!((got[0].latency.count, got[0].latency.max), (2, ms(40)));
+    assert_eq!(
+        got[1].latency.count, 0,
+        "nothing was due from 100 to 200 ms"
+    );
+    assert_eq!(
+        (got[2].from, got[2].latency.count, got[2].latency.max),
+        (ms(200), 2, ms(9))
+    );
+    assert!(slices(&[], ms(100)).is_empty());
 }

@@ -257,11 +257,27 @@ async fn a_dead_node_is_replaced_by_a_fresh_one_that_catches_up_by_snapshot() {
     let leader = cluster.leader(&[1, 2, 3]).await;
     let client = Client::new(cluster.addrs(), Duration::from_secs(15));
     client.submit(&[create("A", 1_000)]).await.unwrap();
-    for i in 0..60 {
+    for i in 0..100 {
         client
             .submit(&[order(&format!("o{i}"), "u", "A", 1)])
             .await
             .unwrap();
+    }
+    // The fresh node can only catch up by snapshot if the start of the leader's log is gone.
+    // openraft purges 64 entries at a time (`purge_batch_size`) once a snapshot covers them,
+    // and the snapshot trigger looks every 100 ms: wait for the purge rather than race it.
+    let leader_addr = cluster.addr(leader);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = node::client::status(&leader_addr, Duration::from_secs(1)).await;
+        if s.is_ok_and(|s| s.purged_index > 0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the leader never purged its log"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let dead = if leader == 2 { 3 } else { 2 };
     cluster.kill(dead);
@@ -288,7 +304,7 @@ async fn a_dead_node_is_replaced_by_a_fresh_one_that_catches_up_by_snapshot() {
     );
     cluster.stop_all();
     let (_db, store) = cluster.inspect(fresh);
-    for i in 0..60 {
+    for i in 0..100 {
         assert!(store
             .get_order(&OrderId::new(format!("o{i}")).unwrap())
             .unwrap()

@@ -146,9 +146,10 @@ pub struct Storage {
     /// The in-memory state is checkpointed to sled this often. A longer interval writes a
     /// hot record less often; a restart then replays more of the log.
     pub checkpoint_interval_ms: u64,
-    /// A checkpoint also runs once this many log entries were applied since the last one,
-    /// whichever comes first: a long interval then still bounds what a restart replays and
-    /// how much one checkpoint writes when entries arrive fast.
+    /// A checkpoint also runs once this many log entries were applied since the last one
+    /// (each node draws its own point up to a quarter more, so that replicas do not all
+    /// checkpoint at the same log position), whichever comes first: a long interval then
+    /// still bounds what a restart replays and how much one checkpoint writes.
     pub checkpoint_entries: u64,
     /// MiB of the newest Raft log records kept decoded in memory, for replication and apply.
     /// Older entries are read back from the log's segments: a follower that fell further

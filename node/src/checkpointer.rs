@@ -17,6 +17,11 @@ use tokio::task::JoinHandle;
 
 /// Counts the log entries applied since the last checkpoint began and wakes the checkpointer
 /// once they reach the limit. Apply counts; the checkpointer resets.
+///
+/// Every replica applies the same entries, so an exact limit would have them all checkpoint at
+/// the same log position, at about the same moment: the pause the random phase of the
+/// interval avoids. Each node therefore draws its limit once, between the configured count
+/// and a quarter more.
 #[derive(Debug)]
 pub struct EntriesDue {
     limit: u64,
@@ -25,7 +30,19 @@ pub struct EntriesDue {
 }
 
 impl EntriesDue {
-    pub fn new(limit: u64) -> Arc<EntriesDue> {
+    /// A limit drawn between `at_least` and a quarter more.
+    pub fn new(at_least: u64) -> Arc<EntriesDue> {
+        let spread = at_least / 4;
+        let extra = if spread == 0 {
+            0
+        } else {
+            random_u64() % (spread + 1)
+        };
+        EntriesDue::exactly(at_least + extra)
+    }
+
+    /// Exactly `limit` entries, for tests.
+    pub fn exactly(limit: u64) -> Arc<EntriesDue> {
         Arc::new(EntriesDue {
             limit: limit.max(1),
             applied: AtomicU64::new(0),
@@ -39,6 +56,11 @@ impl EntriesDue {
         if before < self.limit && before + entries >= self.limit {
             self.reached.notify_one();
         }
+    }
+
+    /// The limit this node drew.
+    pub fn limit(&self) -> u64 {
+        self.limit
     }
 
     /// Entries applied since the last reset.
@@ -98,12 +120,18 @@ pub fn start(
 /// a commit needs the leader and one follower, and every node pausing for its checkpoint at
 /// the same moment would stall every commit at once.
 fn random_phase(interval: Duration) -> Duration {
-    let mut bytes = [0u8; 8];
-    if getrandom::getrandom(&mut bytes).is_err() {
-        return Duration::ZERO;
-    }
     let nanos = interval.as_nanos().max(1) as u64;
-    Duration::from_nanos(u64::from_le_bytes(bytes) % nanos)
+    Duration::from_nanos(random_u64() % nanos)
+}
+
+/// Random bits for spreading the nodes apart; zero where the system has none to give, which
+/// only leaves the nodes in step.
+fn random_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    match getrandom::getrandom(&mut bytes) {
+        Ok(()) => u64::from_le_bytes(bytes),
+        Err(_) => 0,
+    }
 }
 
 #[cfg(test)]
@@ -153,7 +181,7 @@ mod tests {
 
     #[test]
     fn only_the_entry_that_reaches_the_limit_wakes_the_checkpointer() {
-        let due = EntriesDue::new(3);
+        let due = EntriesDue::exactly(3);
         due.applied(2);
         assert!(futures::FutureExt::now_or_never(due.reached()).is_none());
         due.applied(1);
@@ -172,7 +200,7 @@ mod tests {
     #[tokio::test]
     async fn enough_entries_checkpoint_long_before_the_interval() {
         let store = store();
-        let due = EntriesDue::new(5);
+        let due = EntriesDue::exactly(5);
         let task = start(store.clone(), Duration::from_secs(600), due.clone());
         apply(&store, &due, 1, 4);
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -196,6 +224,22 @@ mod tests {
     }
 
     #[test]
+    fn nodes_draw_their_entry_limit_from_the_count_to_a_quarter_more() {
+        let limits: std::collections::HashSet<u64> =
+            (0..32).map(|_| EntriesDue::new(10_000).limit()).collect();
+        assert!(
+            limits.iter().all(|l| (10_000..=12_500).contains(l)),
+            "{limits:?}"
+        );
+        assert!(limits.len() > 1, "every node drew the same limit");
+        assert_eq!(
+            EntriesDue::new(3).limit(),
+            3,
+            "a quarter of 3 entries is none"
+        );
+    }
+
+    #[test]
     fn nodes_draw_their_own_phase_within_the_interval() {
         let interval = Duration::from_secs(1);
         let phases: std::collections::HashSet<Duration> =
@@ -207,7 +251,7 @@ mod tests {
     #[tokio::test]
     async fn the_interval_checkpoints_fewer_entries() {
         let store = store();
-        let due = EntriesDue::new(1_000);
+        let due = EntriesDue::exactly(1_000);
         let task = start(store.clone(), Duration::from_millis(50), due.clone());
         apply(&store, &due, 1, 2);
         assert!(wait_until_checkpointed(&store, "2").await);

@@ -117,8 +117,9 @@ pub fn start(
 }
 
 /// A random part of `interval`, so that nodes started together do not checkpoint together:
-/// a commit needs the leader and one follower, and every node pausing for its checkpoint at
-/// the same moment would stall every commit at once.
+/// each checkpoint is a burst of CPU, and three at once on cores the orders already keep busy
+/// stalled every commit (README, "A pause at every checkpoint"), while a commit needs only
+/// the leader and one follower.
 fn random_phase(interval: Duration) -> Duration {
     let nanos = interval.as_nanos().max(1) as u64;
     Duration::from_nanos(random_u64() % nanos)

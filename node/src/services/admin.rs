@@ -395,7 +395,8 @@ impl admin_server::Admin for AdminService {
         let store = self.store.clone();
         let (marker, digest) = tokio::task::spawn_blocking(move || store.digest())
             .await
-            .map_err(|e| Status::internal(format!("digest task failed: {e}")))?;
+            .map_err(|e| Status::internal(format!("digest task failed: {e}")))?
+            .map_err(|e| Status::internal(format!("digest: {e}")))?;
         let applied = crate::state_machine_store::applied_index(marker)
             .map_err(|e| Status::internal(format!("unreadable applied marker: {e}")))?;
         Ok(Response::new(StateDigestReply {

@@ -35,3 +35,13 @@ pub(crate) fn encode_shared<V: Serialize>(value: &V) -> Arc<[u8]> {
 pub(crate) fn decode<V: DeserializeOwned>(tree: &str, bytes: &[u8]) -> Result<V, StoreError> {
     postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt(format!("{tree}: {e}")))
 }
+
+/// As `decode`, of the fields a record's encoding starts with; the rest is not read.
+pub(crate) fn decode_prefix<V: DeserializeOwned>(
+    tree: &str,
+    bytes: &[u8],
+) -> Result<V, StoreError> {
+    postcard::take_from_bytes(bytes)
+        .map(|(value, _rest)| value)
+        .map_err(|e| StoreError::Corrupt(format!("{tree}: {e}")))
+}

@@ -139,6 +139,66 @@ pub(crate) fn load(tree: &sled::Tree) -> Result<Vec<Record>, StoreError> {
     Ok(events)
 }
 
+/// The stored chunks (packed, as sled holds them) that hold events `from .. to`. A caller
+/// that must see them as of one moment takes them under the lock that keeps checkpoints out,
+/// and decodes them after (`each_event`).
+pub(crate) fn chunks_for(
+    tree: &sled::Tree,
+    from: u64,
+    to: u64,
+) -> Result<Vec<(sled::IVec, sled::IVec)>, StoreError> {
+    if from >= to {
+        return Ok(Vec::new());
+    }
+    let (first, last) = (
+        chunk_key(from / EVENTS_PER_CHUNK),
+        chunk_key((to - 1) / EVENTS_PER_CHUNK),
+    );
+    tree.range(first..=last)
+        .map(|item| item.map_err(StoreError::from))
+        .collect()
+}
+
+/// Calls `f` with each event `from .. to` of `chunks`, in id order. Each of them must be
+/// there: these are events the state holds, so one missing is a broken store.
+pub(crate) fn each_event(
+    chunks: &[(sled::IVec, sled::IVec)],
+    from: u64,
+    to: u64,
+    mut f: impl FnMut(u64, &[u8]) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let mut next = from;
+    for (key, stored) in chunks {
+        let bytes = unpack_chunk(key, stored)?;
+        for (id, event) in decode_chunk(key, &bytes)? {
+            if id < next || id >= to {
+                continue;
+            }
+            if id != next {
+                break;
+            }
+            f(id, event)?;
+            next += 1;
+        }
+    }
+    if next < to {
+        return Err(StoreError::Corrupt(format!(
+            "events: event {next} is held on disk only, and sled has no such event"
+        )));
+    }
+    Ok(())
+}
+
+/// Events `from .. to`, read from sled.
+pub(crate) fn read(tree: &sled::Tree, from: u64, to: u64) -> Result<Vec<(u64, Value)>, StoreError> {
+    let mut events = Vec::with_capacity(usize::try_from(to.saturating_sub(from)).unwrap_or(0));
+    each_event(&chunks_for(tree, from, to)?, from, to, |id, event| {
+        events.push((id, Value::from(event)));
+        Ok(())
+    })?;
+    Ok(events)
+}
+
 /// Folds events stored one per record (the layout before chunks) into chunks, in one
 /// atomic write. Nothing to do, and no write, when there are none.
 pub(crate) fn migrate_legacy(tree: &sled::Tree) -> Result<(), StoreError> {

@@ -3,7 +3,9 @@
 
 use super::codec::decode;
 use super::error::StoreError;
+use super::event_chunks;
 use super::keys::{self, EVENTS_HEAD_KEY};
+use super::memory::{MemTrees, Value};
 use super::tx::read_u64;
 use super::Store;
 use crate::events::{Event, EventPage, EventRead, SalesBucket, MAX_EVENTS_PAGE, MAX_SALES_BUCKETS};
@@ -26,24 +28,48 @@ impl Store {
         let limit = limit.clamp(1, MAX_EVENTS_PAGE);
         let mem = self.mem();
         let head = read_u64(mem.applied(), EVENTS_HEAD_KEY, "applied: events head")?;
-        let oldest = match mem.events().first() {
-            Some((key, _)) => {
-                keys::event_id(&key).ok_or_else(|| StoreError::Corrupt("events: bad key".into()))?
-            }
-            None => head.saturating_add(1),
-        };
+        let oldest = mem.event_seq().first_id().unwrap_or(head.saturating_add(1));
         if after.saturating_add(1) < oldest {
             return Ok(EventRead::Compacted { oldest });
         }
-        let from = keys::event(after);
-        let events = mem
-            .events()
-            .range((Bound::Excluded(from.as_slice()), Bound::Unbounded))
-            .take(limit)
+        let from = after.saturating_add(1);
+        let to = head
+            .saturating_add(1)
+            .min(from.saturating_add(limit as u64));
+        let events = self
+            .event_values(&mem, from, to)?
+            .iter()
             .map(|(_, value)| decode::<Event>("events", value))
             .collect::<Result<Vec<_>, _>>()?;
         let next = events.last().map_or(after, |e| e.id);
         Ok(EventRead::Page(EventPage { events, next, head }))
+    }
+
+    /// The events `from .. to` of `mem`, which must hold them all: those held in memory, and
+    /// the older ones read from sled. `mem` must be the current working set, read-locked: no
+    /// checkpoint can then delete from sled an event it holds (only a pruning apply, which
+    /// waits for the lock, makes one deletable), and no install can replace the generation.
+    pub(super) fn event_values(
+        &self,
+        mem: &MemTrees,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, Value)>, StoreError> {
+        let seq = mem.event_seq();
+        let held_from = seq.held_from();
+        let mut events = if from < held_from {
+            event_chunks::read(&self.disk().events, from, to.min(held_from))?
+        } else {
+            Vec::new()
+        };
+        for id in from.max(held_from)..to {
+            let value = seq
+                .held()
+                .get(id)
+                .ok_or_else(|| StoreError::Corrupt(format!("events: {id} missing")))?;
+            events.push((id, value.clone()));
+        }
+        Ok(events)
     }
 
     /// The SKU's sales buckets whose start lies in `[from_ms, to_ms)`, oldest first, at most

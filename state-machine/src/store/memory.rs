@@ -13,6 +13,7 @@
 
 use super::codec::{decode, encode};
 use super::error::StoreError;
+use super::event_seq::EventSeq;
 use super::keys;
 use super::numbered::Numbered;
 use super::trees::{Trees, NAMES};
@@ -76,14 +77,16 @@ pub(crate) enum MemTree {
     /// The deadline and user indexes: keys alone, each standing for the empty value. (A
     /// boxed key and no value: an entry of 16 bytes where a map's took 40.)
     Index(imbl::OrdSet<Box<[u8]>>, Value),
-    /// The events, whose keys are their ids (`keys::event`).
-    Numbered(Numbered<Value>),
+    /// The events, whose keys are their ids (`keys::event`). Only the held ones are
+    /// records here (`get`, `range`, `len`); the moved ones are read from sled
+    /// (`Store::event_values`).
+    Numbered(EventSeq),
 }
 
 impl MemTree {
     fn empty(tree: usize) -> Self {
         match tree {
-            EVENTS => MemTree::Numbered(Numbered::default()),
+            EVENTS => MemTree::Numbered(EventSeq::default()),
             DEADLINES | USER_ORDERS => MemTree::Index(imbl::OrdSet::new(), Arc::from(&[][..])),
             _ => MemTree::Keyed(imbl::OrdMap::new()),
         }
@@ -93,7 +96,7 @@ impl MemTree {
         match self {
             MemTree::Keyed(map) => map.get(key),
             MemTree::Index(set, empty) => set.contains(key).then_some(empty),
-            MemTree::Numbered(seq) => keys::event_id(key).and_then(|id| seq.get(id)),
+            MemTree::Numbered(seq) => keys::event_id(key).and_then(|id| seq.held().get(id)),
         }
     }
 
@@ -109,6 +112,7 @@ impl MemTree {
                     .map(move |k| (Key::Stored(k), empty)),
             ),
             MemTree::Numbered(seq) => {
+                let seq = seq.held();
                 let (from, to) = positions(seq, range);
                 Box::new((from..to).filter_map(|i| {
                     seq.at(i)
@@ -130,7 +134,7 @@ impl MemTree {
         match self {
             MemTree::Keyed(map) => map.len(),
             MemTree::Index(set, _) => set.len(),
-            MemTree::Numbered(seq) => seq.len(),
+            MemTree::Numbered(seq) => seq.held().len(),
         }
     }
 
@@ -369,8 +373,20 @@ impl MemTrees {
     pub fn patches(&self) -> &MemTree {
         &self.trees[PATCHES]
     }
-    pub fn events(&self) -> &MemTree {
-        &self.trees[EVENTS]
+    pub fn event_seq(&self) -> &EventSeq {
+        match &self.trees[EVENTS] {
+            MemTree::Numbered(seq) => seq,
+            _ => unreachable!("the events tree is numbered"),
+        }
+    }
+
+    /// Moves held events with ids up to `up_to` out of memory, oldest first and at most
+    /// `max`: their records must be in sled. Returns how many moved.
+    pub fn move_events_out(&mut self, up_to: u64, max: usize) -> Result<usize, StoreError> {
+        match &mut self.trees[EVENTS] {
+            MemTree::Numbered(seq) => seq.move_out(up_to, max),
+            _ => unreachable!("the events tree is numbered"),
+        }
     }
     pub fn sales(&self) -> &MemTree {
         &self.trees[SALES]
@@ -459,6 +475,6 @@ mod tests {
         broken[EVENTS].push((keys::event(3), Some(Arc::from(&b"three"[..]))));
         assert!(matches!(mem.apply(broken), Err(StoreError::Corrupt(_))));
         assert_eq!(mem.skus().len(), 0);
-        assert_eq!(mem.events().len(), 1);
+        assert_eq!(mem.event_seq().held().len(), 1);
     }
 }

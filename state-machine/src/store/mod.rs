@@ -12,6 +12,7 @@ mod codec;
 mod dirty;
 pub(crate) mod error;
 mod event_chunks;
+mod event_seq;
 mod feed;
 mod keys;
 mod memory;
@@ -38,6 +39,7 @@ use memory::{Changes, MemTrees};
 use runs::{RunPlans, RunTrees};
 use sled_files::SledFiles;
 pub use snapshot::{verify_snapshot, SnapshotInfo, VERSION as SNAPSHOT_VERSION};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use trees::Trees;
 use tx::Tx;
@@ -63,7 +65,24 @@ pub struct Store {
     checkpointer: Mutex<()>,
     /// How long events are kept; part of apply, so equal on every replica.
     retention: Retention,
+    /// How many of the newest events stay held in memory; older ones move out once sled has
+    /// them (`event_seq`). Local to each node: what is held is not state.
+    events_held: usize,
+    /// Every event up to this id is in sled's current generation (written by a checkpoint,
+    /// an install or an earlier run), so it may leave memory.
+    events_on_disk: AtomicU64,
 }
+
+/// Events the digest reads at a time: its memory stays small whatever the feed holds.
+const DIGEST_EVENTS_PER_READ: u64 = 65_536;
+
+/// Newest events each node holds in memory by default: the feed's readers follow the head,
+/// and a page of them is then never a read from sled. About 15 MB of a node's memory.
+pub const DEFAULT_EVENTS_HELD: usize = 100_000;
+
+/// Most events one apply moves out of memory: a backlog (after a restart or a long
+/// checkpoint) drains over several applies instead of stalling one.
+const MAX_MOVE_PER_APPLY: usize = 16_384;
 
 /// Most events one apply prunes: a backlog (after a retention change) drains over several
 /// applies instead of stalling one.
@@ -92,7 +111,8 @@ impl Store {
         trees::drop_other_generations(db, generation)?;
         let trees = Trees::open(db, generation)?;
         let (runs, mem) = load_working_set(&trees, true)?;
-        Ok(Self {
+        let on_disk = events_end(&mem).saturating_sub(1);
+        let store = Self {
             db: db.clone(),
             files: None,
             disk: RwLock::new(Arc::new(trees)),
@@ -102,7 +122,37 @@ impl Store {
             writer: Mutex::new(()),
             checkpointer: Mutex::new(()),
             retention: Retention::default(),
-        })
+            events_held: DEFAULT_EVENTS_HELD,
+            events_on_disk: AtomicU64::new(on_disk),
+        };
+        store.move_events_out(&mut store.mem_mut(), usize::MAX)?;
+        Ok(store)
+    }
+
+    /// Holds only the newest `events` events in memory (at least one) instead of
+    /// `DEFAULT_EVENTS_HELD`; the others are read from sled.
+    pub fn with_events_held(mut self, events: usize) -> Result<Self, StoreError> {
+        self.events_held = events.max(1);
+        self.move_events_out(&mut self.mem_mut(), usize::MAX)?;
+        Ok(self)
+    }
+
+    /// Events held in memory, and those only on disk.
+    pub fn events_in_memory(&self) -> (usize, usize) {
+        let mem = self.mem();
+        let seq = mem.event_seq();
+        (seq.held().len(), seq.moved_len())
+    }
+
+    /// Moves out of memory, at most `max`, the events older than the newest `events_held`
+    /// that sled has.
+    fn move_events_out(&self, mem: &mut MemTrees, max: usize) -> Result<(), StoreError> {
+        let Some(newest_movable) = events_end(mem).checked_sub(self.events_held as u64 + 1) else {
+            return Ok(());
+        };
+        let up_to = newest_movable.min(self.events_on_disk.load(Ordering::Acquire));
+        mem.move_events_out(up_to, max)?;
+        Ok(())
     }
 
     /// Keeps events for `retention` instead of the API's default. Every replica of a cluster
@@ -186,7 +236,12 @@ impl Store {
             tx.prune_events(self.retention, MAX_PRUNE_PER_APPLY)?;
             tx.commit(marker)?
         };
-        let persisted = self.mem_mut().apply(changes)?;
+        let persisted = {
+            let mut mem = self.mem_mut();
+            let persisted = mem.apply(changes)?;
+            self.move_events_out(&mut mem, MAX_MOVE_PER_APPLY)?;
+            persisted
+        };
         self.lock_dirty().push(persisted);
         Ok(results)
     }
@@ -229,6 +284,15 @@ impl Store {
             self.lock_dirty().put_back(changes);
             return Err(e);
         }
+        // Events come in id order and every earlier one was written before: all up to the
+        // newest written are in sled now.
+        if let Some(newest) = changes[memory::EVENTS]
+            .iter()
+            .rev()
+            .find_map(|(key, value)| value.as_ref().and(keys::event_id(key)))
+        {
+            self.events_on_disk.fetch_max(newest, Ordering::AcqRel);
+        }
         self.lock_dirty().recycle(changes);
         Ok(CheckpointInfo { records })
     }
@@ -259,25 +323,41 @@ impl Store {
     /// Replicas that applied the same log prefix have equal digests; the chaos suite compares
     /// them, so a divergence the counters happen not to show is still caught. It walks every
     /// record: a test and operations tool, not for a hot path.
-    pub fn digest(&self) -> (Option<Vec<u8>>, u64) {
+    pub fn digest(&self) -> Result<(Option<Vec<u8>>, u64), StoreError> {
         let mem = self.mem();
         let mut hash = Fnv64::default();
+        let mut record = |position: usize, key: &[u8], value: &[u8]| {
+            hash.write(&(position as u64).to_be_bytes());
+            hash.write(&(key.len() as u64).to_be_bytes());
+            hash.write(key);
+            hash.write(&(value.len() as u64).to_be_bytes());
+            hash.write(value);
+        };
         for (position, tree) in mem.trees.iter().enumerate() {
+            if position == memory::EVENTS {
+                // Held or moved to sled alike: what a node holds in memory is not state.
+                let end = events_end(&mem);
+                let mut from = mem.event_seq().first_id().unwrap_or(end);
+                while from < end {
+                    let to = end.min(from.saturating_add(DIGEST_EVENTS_PER_READ));
+                    for (id, value) in self.event_values(&mem, from, to)? {
+                        record(position, &keys::event(id), &value);
+                    }
+                    from = to;
+                }
+                continue;
+            }
             for (key, value) in tree.iter() {
                 // The marker is the caller's own encoding of where the state stands; it is
                 // returned beside the digest rather than folded into it.
                 if position == memory::APPLIED && *key == *MARKER_KEY {
                     continue;
                 }
-                hash.write(&(position as u64).to_be_bytes());
-                hash.write(&(key.len() as u64).to_be_bytes());
-                hash.write(&key);
-                hash.write(&(value.len() as u64).to_be_bytes());
-                hash.write(value);
+                record(position, &key, value);
             }
         }
         let marker = mem.applied().get(MARKER_KEY).map(|v| v.to_vec());
-        (marker, hash.0)
+        Ok((marker, hash.0))
     }
 
     /// The marker written with the last apply or install.
@@ -419,6 +499,12 @@ impl Store {
         }
         Ok(orders)
     }
+}
+
+/// The id the next event will take.
+fn events_end(mem: &MemTrees) -> u64 {
+    let seq = mem.event_seq();
+    seq.held_from() + seq.held().len() as u64
 }
 
 /// Reads a generation's trees into memory, with the indexes of those stored in runs; first

@@ -87,23 +87,41 @@ impl Store {
     /// Writes a point-in-time snapshot of the state to `out`. Apply waits only while the
     /// working set is copied (records are shared, not duplicated), not while it is written.
     pub fn export_snapshot<W: Write>(&self, out: W) -> Result<SnapshotInfo, StoreError> {
-        let view = {
-            let _writer = self.lock_writer();
-            self.mem().clone()
+        // The events moved out of memory are read from sled as of the same moment: with
+        // checkpoints kept out, none of them can be deleted before its chunk is taken.
+        let (view, moved_chunks, moved) = {
+            let _checkpointer = self.lock_checkpointer();
+            let view = {
+                let _writer = self.lock_writer();
+                self.mem().clone()
+            };
+            let seq = view.event_seq();
+            let moved = seq.first_id().unwrap_or(0)..seq.held_from();
+            let chunks = event_chunks::chunks_for(&self.disk().events, moved.start, moved.end)?;
+            (view, chunks, moved)
         };
         let mut w = Crc::new(BufWriter::new(out));
         w.write_all(MAGIC)?;
         w.write_all(&VERSION.to_be_bytes())?;
         let mut records: u64 = 0;
+        let mut write_record = |w: &mut Crc<_>, tag: u8, key: &[u8], value: &[u8]| {
+            w.write_all(&[tag])?;
+            w.write_all(&(key.len() as u32).to_be_bytes())?;
+            w.write_all(key)?;
+            w.write_all(&(value.len() as u32).to_be_bytes())?;
+            w.write_all(value)?;
+            records += 1;
+            Ok::<(), std::io::Error>(())
+        };
         for (position, tree) in view.trees.iter().enumerate() {
             let tag = position as u8 + 1;
+            if position == memory::EVENTS {
+                event_chunks::each_event(&moved_chunks, moved.start, moved.end, |id, event| {
+                    Ok(write_record(&mut w, tag, &keys::event(id), event)?)
+                })?;
+            }
             for (key, value) in tree.iter() {
-                w.write_all(&[tag])?;
-                w.write_all(&(key.len() as u32).to_be_bytes())?;
-                w.write_all(&key)?;
-                w.write_all(&(value.len() as u32).to_be_bytes())?;
-                w.write_all(value)?;
-                records += 1;
+                write_record(&mut w, tag, &key, value)?;
             }
         }
         w.write_all(&[END_TAG])?;
@@ -148,11 +166,22 @@ impl Store {
             .insert(trees::GENERATION_KEY, &generation.to_be_bytes())?;
         self.flush()?;
         let (runs, mem) = super::load_working_set(&fresh, false)?;
-        *self
-            .disk
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(fresh);
-        *self.mem_mut() = mem;
+        {
+            // Both under the working set's lock: a reader of moved events holds it, and must
+            // find them in the generation of the working set it reads.
+            let mut current = self.mem_mut();
+            *self
+                .disk
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(fresh);
+            *current = mem;
+            // Every event of the snapshot is in the new generation.
+            self.events_on_disk.store(
+                super::events_end(&current).saturating_sub(1),
+                std::sync::atomic::Ordering::Release,
+            );
+            self.move_events_out(&mut current, usize::MAX)?;
+        }
         *self.lock_dirty() = Dirty::default();
         *self.lock_runs() = runs;
         drop(old);

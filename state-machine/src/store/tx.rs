@@ -5,9 +5,10 @@
 
 use super::codec::{decode, encode_shared};
 use super::error::StoreError;
+use super::event_seq::{self, Slot};
 use super::keys;
 use super::memory::{self, MemTree, MemTrees, TreeWrites, Writes};
-use crate::events::{bucket_start, Event, EventKind, Retention, SalesCounts};
+use crate::events::{bucket_start, EventKind, Retention, SalesCounts};
 use crate::model::{Order, PatchRecord, RestockRecord, Sku};
 use crate::validation::{OrderId, RequestId, SkuId, UserId};
 use serde::{de::DeserializeOwned, Serialize};
@@ -183,22 +184,21 @@ impl<'a> Tx<'a> {
         ) else {
             return Ok(());
         };
-        let trees = self.trees;
-        let committed = trees
-            .events()
-            .iter()
-            .map(|(key, value)| (keys::event_id(&key), value));
+        let committed = self.trees.event_seq().slots();
         let appended = self
             .events
             .iter()
-            .filter_map(|(id, value)| value.as_ref().map(|v| (Some(*id), v)));
+            .filter_map(|(id, value)| value.as_ref().map(|v| (*id, Slot::Held(v))));
         let mut pruned = Vec::new();
-        for (id, value) in committed.chain(appended) {
-            let id = id.ok_or_else(|| StoreError::Corrupt("events: bad key".into()))?;
+        for (id, slot) in committed.chain(appended) {
             if id > last_prunable || pruned.len() >= limit {
                 break;
             }
-            if decode::<Event>("events", value)?.time_ms > age_cutoff {
+            let time_ms = match slot {
+                Slot::Held(value) => event_seq::time_of(value)?,
+                Slot::Moved(time_ms) => time_ms,
+            };
+            if time_ms > age_cutoff {
                 break;
             }
             pruned.push(id);

@@ -9,8 +9,9 @@
 //! `migrate_legacy` folds into chunks when a store opens.
 
 use super::error::StoreError;
+use super::event_seq::{self, EventSeq};
 use super::keys;
-use super::memory::{Record, Value};
+use super::memory::Value;
 use super::packed;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use std::borrow::Cow;
@@ -126,14 +127,27 @@ pub(crate) fn write_changes(
     Ok(())
 }
 
-/// Every event stored in `tree`, as in-memory records (key: event id).
-pub(crate) fn load(tree: &sled::Tree) -> Result<Vec<Record>, StoreError> {
-    let mut events = Vec::new();
+/// Every event stored in `tree`, the newest `held` of them whole and the older ones as their
+/// times only (`EventSeq`): a store reopened with a long feed never holds it all at once.
+pub(crate) fn load(tree: &sled::Tree, held: usize) -> Result<EventSeq, StoreError> {
+    let newest = match tree.last()? {
+        Some((key, stored)) => decode_chunk(&key, &unpack_chunk(&key, &stored)?)?
+            .last()
+            .map(|(id, _)| *id),
+        None => None,
+    };
+    let held_from = newest.map_or(0, |id| (id + 1).saturating_sub(held as u64));
+    let mut events = EventSeq::default();
     for item in tree.iter() {
         let (key, stored) = item?;
         let bytes = unpack_chunk(&key, &stored)?;
         for (id, event) in decode_chunk(&key, &bytes)? {
-            events.push((keys::event(id), Value::from(event)));
+            let written = if id < held_from {
+                events.push_moved(id, event_seq::time_of(event)?)
+            } else {
+                events.write(id, Some(Value::from(event)))
+            };
+            written.map_err(|gap| StoreError::Corrupt(format!("events: {gap}")))?;
         }
     }
     Ok(events)

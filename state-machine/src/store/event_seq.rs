@@ -117,6 +117,24 @@ impl EventSeq {
         }
     }
 
+    /// Adds a moved event after the newest one, while loading a store whose older events
+    /// stay on disk (before any is held).
+    pub fn push_moved(&mut self, id: u64, time_ms: u64) -> Result<(), Gap> {
+        let next = self.moved_end();
+        if self.held.len() > 0 || (!self.moved.is_empty() && id != next) {
+            return Err(Gap {
+                id,
+                first: self.moved_first,
+                len: self.moved.len() + self.held.len(),
+            });
+        }
+        if self.moved.is_empty() {
+            self.moved_first = id;
+        }
+        self.moved.push_back(time_ms);
+        Ok(())
+    }
+
     /// Moves held events, oldest first, out of memory: those with ids up to `up_to`, at most
     /// `max` of them. Returns how many moved.
     pub fn move_out(&mut self, up_to: u64, max: usize) -> Result<usize, StoreError> {

@@ -246,9 +246,11 @@ impl MemTrees {
     /// Reads the primary trees from disk, except those already read in a layout of their own
     /// (`preloaded`: every record of each, in order; for a key given twice the later wins),
     /// and rebuilds the rest.
-    pub fn load(disk: &Trees, preloaded: Loaded) -> Result<Self, StoreError> {
+    pub fn load(disk: &Trees, preloaded: Loaded, events: EventSeq) -> Result<Self, StoreError> {
         let mut mem = Self::default();
+        mem.trees[EVENTS] = MemTree::Numbered(events);
         let mut done = [false; NAMES.len()];
+        done[EVENTS] = true;
         for (position, records) in preloaded {
             for (key, value) in records {
                 mem.trees[position].write_owned(key.into_boxed_slice(), Some(value))?;

@@ -110,7 +110,7 @@ impl Store {
         };
         trees::drop_other_generations(db, generation)?;
         let trees = Trees::open(db, generation)?;
-        let (runs, mem) = load_working_set(&trees, true)?;
+        let (runs, mem) = load_working_set(&trees, true, DEFAULT_EVENTS_HELD)?;
         let on_disk = events_end(&mem).saturating_sub(1);
         let store = Self {
             db: db.clone(),
@@ -510,13 +510,17 @@ fn events_end(mem: &MemTrees) -> u64 {
 /// Reads a generation's trees into memory, with the indexes of those stored in runs; first
 /// folds the layouts of earlier releases into the current ones if `migrate` (only a store
 /// written by an earlier release can hold them: an install writes the current layout).
-fn load_working_set(trees: &Trees, migrate: bool) -> Result<(RunTrees, MemTrees), StoreError> {
+fn load_working_set(
+    trees: &Trees,
+    migrate: bool,
+    events_held: usize,
+) -> Result<(RunTrees, MemTrees), StoreError> {
     if migrate {
         event_chunks::migrate_legacy(&trees.events)?;
     }
-    let (runs, mut preloaded) = RunTrees::open(trees, migrate)?;
-    preloaded.push((memory::EVENTS, event_chunks::load(&trees.events)?));
-    Ok((runs, MemTrees::load(trees, preloaded)?))
+    let (runs, preloaded) = RunTrees::open(trees, migrate)?;
+    let events = event_chunks::load(&trees.events, events_held)?;
+    Ok((runs, MemTrees::load(trees, preloaded, events)?))
 }
 
 /// Writes a checkpoint's changes to sled's trees in one transaction. The trees come from

@@ -165,7 +165,7 @@ impl Store {
             .open_tree(trees::META_TREE)?
             .insert(trees::GENERATION_KEY, &generation.to_be_bytes())?;
         self.flush()?;
-        let (runs, mem) = super::load_working_set(&fresh, false)?;
+        let (runs, mem) = super::load_working_set(&fresh, false, self.events_held)?;
         {
             // Both under the working set's lock: a reader of moved events holds it, and must
             // find them in the generation of the working set it reads.

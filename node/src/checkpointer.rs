@@ -8,6 +8,7 @@
 //! proves nothing (fsyncgate). Retrying would only let the dirty set and the unpurgeable log
 //! grow; a restart reopens sled and replays the log from the last good checkpoint.
 
+use crate::metrics::HotPath;
 use state_machine::{Store, StoreError};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -87,6 +88,7 @@ pub fn start(
     store: Arc<Store>,
     interval: Duration,
     due: Arc<EntriesDue>,
+    hot: HotPath,
 ) -> JoinHandle<StoreError> {
     tokio::spawn(async move {
         let first = tokio::time::Instant::now() + interval + random_phase(interval);
@@ -99,9 +101,9 @@ pub fn start(
             };
             due.reset();
             tick.reset();
-            let store = store.clone();
+            let checkpointing = store.clone();
             let started = Instant::now();
-            match tokio::task::spawn_blocking(move || store.checkpoint()).await {
+            match tokio::task::spawn_blocking(move || checkpointing.checkpoint()).await {
                 Ok(Ok(info)) if info.records > 0 => tracing::debug!(
                     records = info.records,
                     ms = started.elapsed().as_millis() as u64,
@@ -112,6 +114,9 @@ pub fn start(
                 Ok(Err(e)) => return e,
                 Err(e) => return StoreError::Io(std::io::Error::other(e.to_string())),
             }
+            let (held, on_disk_only) = store.events_in_memory();
+            hot.events_in_memory.set(held as i64);
+            hot.events_on_disk_only.set(on_disk_only as i64);
         }
     })
 }
@@ -202,7 +207,12 @@ mod tests {
     async fn enough_entries_checkpoint_long_before_the_interval() {
         let store = store();
         let due = EntriesDue::exactly(5);
-        let task = start(store.clone(), Duration::from_secs(600), due.clone());
+        let task = start(
+            store.clone(),
+            Duration::from_secs(600),
+            due.clone(),
+            HotPath::default(),
+        );
         apply(&store, &due, 1, 4);
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(
@@ -253,7 +263,12 @@ mod tests {
     async fn the_interval_checkpoints_fewer_entries() {
         let store = store();
         let due = EntriesDue::exactly(1_000);
-        let task = start(store.clone(), Duration::from_millis(50), due.clone());
+        let task = start(
+            store.clone(),
+            Duration::from_millis(50),
+            due.clone(),
+            HotPath::default(),
+        );
         apply(&store, &due, 1, 2);
         assert!(wait_until_checkpointed(&store, "2").await);
         task.abort();

@@ -129,6 +129,7 @@ pub async fn run(
         store.clone(),
         std::time::Duration::from_millis(config.storage.checkpoint_interval_ms),
         checkpoint_due,
+        metrics.hot.clone(),
     );
     crate::snapshot_trigger::start(
         raft.clone(),

@@ -48,6 +48,9 @@ async fn nodes_export_every_family_and_answer_health_checks() {
             .is_some_and(|n| *n >= 1.0)
             && s.get("flashstock_node_applied_index")
                 .is_some_and(|i| *i >= last_index as f64)
+            // The SKU's event and the 35 orders', once a checkpoint has run after them.
+            && s.get("flashstock_node_events_in_memory")
+                .is_some_and(|n| *n >= 36.0)
             && followers.iter().all(|f| {
                 s.contains_key(&format!(
                     "flashstock_node_clock_offset_seconds{{peer=\"{f}\"}}"
@@ -83,6 +86,8 @@ async fn nodes_export_every_family_and_answer_health_checks() {
     // A few dozen small entries fit the default cache: none was read back from disk.
     assert!(value(s, "flashstock_node_log_cached_bytes") > 0.0);
     assert_eq!(value(s, "flashstock_node_log_entries_read_back_total"), 0.0);
+    // Far fewer events than a node holds: none has left memory.
+    assert_eq!(value(s, "flashstock_node_events_on_disk_only"), 0.0);
     assert!(value(s, "flashstock_node_apply_duration_seconds_count") >= 1.0);
     assert!(value(s, "flashstock_node_snapshot_install_duration_seconds_count") >= 0.0);
     for f in &followers {

@@ -71,6 +71,10 @@ pub struct HotPath {
     pub log_cached_bytes: Gauge,
     /// Log entries read back from segment files, being older than the in-memory ones.
     pub log_entries_read_back: Counter,
+    /// Feed events held whole in memory, and those held as their time only (as of the last
+    /// checkpoint).
+    pub events_in_memory: Gauge,
+    pub events_on_disk_only: Gauge,
 }
 
 impl Default for HotPath {
@@ -85,6 +89,8 @@ impl Default for HotPath {
             proposals_pending: Gauge::default(),
             log_cached_bytes: Gauge::default(),
             log_entries_read_back: Counter::default(),
+            events_in_memory: Gauge::default(),
+            events_on_disk_only: Gauge::default(),
         }
     }
 }
@@ -180,6 +186,16 @@ impl Default for NodeMetrics {
             "log_entries_read_back",
             "Raft log entries read back from segment files because they were older than those held in memory (a follower far behind, a restart's replay)",
             hot.log_entries_read_back.clone(),
+        );
+        r.register(
+            "events_in_memory",
+            "Feed events held whole in memory (the newest), as of the last checkpoint",
+            hot.events_in_memory.clone(),
+        );
+        r.register(
+            "events_on_disk_only",
+            "Older feed events a checkpoint wrote to sled, kept in memory as their time only and read from sled, as of the last checkpoint",
+            hot.events_on_disk_only.clone(),
         );
         r.register(
             "apply_duration_seconds",

@@ -6,6 +6,10 @@ use serde::{de::DeserializeOwned, Serialize};
 use std::cell::RefCell;
 use std::sync::Arc;
 
+/// A record's encoding as the trees hold it, shared between the working set, the dirty set
+/// and snapshots' copies.
+pub(crate) type Value = Arc<[u8]>;
+
 /// Room for a typical order or SKU record in one allocation: grown from empty, the buffer
 /// was reallocated five or six times per record (perf: a few per cent of a follower's apply).
 const TYPICAL_RECORD_BYTES: usize = 256;
@@ -18,7 +22,7 @@ pub(crate) fn encode<V: Serialize>(value: &V) -> Vec<u8> {
 
 /// As `encode`, into a shared value of exactly its length. The encoding goes through one
 /// buffer kept per thread, so a record costs one allocation, not a buffer and then its copy.
-pub(crate) fn encode_shared<V: Serialize>(value: &V) -> Arc<[u8]> {
+pub(crate) fn encode_shared<V: Serialize>(value: &V) -> Value {
     thread_local! {
         static SCRATCH: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(TYPICAL_RECORD_BYTES));
     }

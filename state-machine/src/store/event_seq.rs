@@ -8,9 +8,8 @@
 //! to the newest. Apply appends at the newest end and prunes at the oldest, so the ids stay
 //! one unbroken run as in `Numbered`.
 
-use super::codec::decode_prefix;
+use super::codec::{decode_prefix, Value};
 use super::error::StoreError;
-use super::memory::Value;
 use super::numbered::{Gap, Numbered};
 use crate::events::EventKind;
 use serde::Deserialize;

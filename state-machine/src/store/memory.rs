@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::RangeBounds;
 use std::sync::Arc;
 
-pub(crate) type Value = Arc<[u8]>;
+pub(crate) use super::codec::Value;
 /// A key and its value, as a tree holds them.
 pub(crate) type Record = (Vec<u8>, Value);
 /// Records read for some trees, by tree position.

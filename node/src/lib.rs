@@ -24,6 +24,7 @@ pub mod in_flight;
 pub mod launcher;
 pub mod leader;
 pub mod log_store;
+pub mod low_priority;
 pub mod metrics;
 pub mod network;
 pub mod paced_writer;

@@ -316,8 +316,9 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let building = self.files.dir.join(format!("building-{id}.snap"));
         let store = self.store.clone();
         let path = building.clone();
-        // Export and fsync are blocking disk work: keep them off the async workers.
-        let info = tokio::task::spawn_blocking(move || {
+        // Export and fsync are blocking disk work: keep them off the async workers, and at a
+        // lower priority than serving (`low_priority`).
+        let info = crate::low_priority::run("snapshot-build", move || {
             let file = std::fs::File::create(&path).map_err(snap_write)?;
             let info = store
                 .export_snapshot(PacedWriter::new(&file))

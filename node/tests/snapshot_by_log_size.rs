@@ -59,8 +59,9 @@ async fn a_log_larger_than_the_configured_bytes_is_snapshotted_and_purged() {
         );
     }
 
-    // Several MiB, in more entries than openraft purges at once (64).
-    let index = place_batches(&client, "big", 80, 500).await;
+    // About 2 MiB of log (80,000 orders): past every voter's scaled floor (at most 1.5 MiB),
+    // each reaching it after more entries than openraft purges at once (64).
+    let index = place_batches(&client, "big", 160, 500).await;
     cluster.wait_applied(&[1, 2, 3], index).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     for id in 1..=3 {
@@ -142,6 +143,64 @@ async fn a_snapshot_past_the_size_floor_is_not_rebuilt_for_a_count_of_entries() 
             "node {id} rebuilt its snapshot for {} entries: {s:?}",
             last - index
         );
+    }
+    cluster.stop_all();
+}
+
+/// Submits one order per entry until the log's last index reaches `to`; returns that index.
+async fn entries_up_to(client: &node::client::Client, prefix: &str, to: u64) -> u64 {
+    let mut index = 0;
+    let mut i = 0;
+    while index < to {
+        let (_, at) = client
+            .submit(&[order(&format!("{prefix}-{i}"), "u", "A", 1)])
+            .await
+            .unwrap();
+        index = at;
+        i += 1;
+    }
+    index
+}
+
+/// The voters read the same log, so each scales the count by its place among them (ids 1, 2
+/// and 3: 30, 35 and 40 entries): their snapshots follow one another, never all at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn voters_snapshot_one_after_another() {
+    let mut cluster = Cluster::start(3, |c| {
+        c.raft.snapshot_logs_since_last = 30;
+    });
+    let client = cluster.client();
+    cluster.leader(&[1, 2, 3]).await;
+    client.submit(&[create("A", 10_000_000)]).await.unwrap();
+
+    let index = entries_up_to(&client, "first", 37).await;
+    assert!(index < 40, "the log ran ahead to {index}");
+    cluster.wait_applied(&[1, 2, 3], index).await;
+    // The trigger looks every 100 ms.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let snapshots = |replies: &[StatusReply]| -> Vec<u64> {
+        replies.iter().map(|s| s.snapshot_index).collect()
+    };
+    let mut replies = Vec::new();
+    for id in 1..=3 {
+        replies.push(status(&cluster, id).await);
+    }
+    let at = snapshots(&replies);
+    assert!(at[0] >= 30, "node 1 (threshold 30) at {index}: {at:?}");
+    assert!(at[1] >= 35, "node 2 (threshold 35) at {index}: {at:?}");
+    assert_eq!(at[2], 0, "node 3 (threshold 40) at {index}: {at:?}");
+
+    let index = entries_up_to(&client, "second", 41).await;
+    cluster.wait_applied(&[1, 2, 3], index).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = status(&cluster, 3).await;
+        if s.snapshot_index > 0 {
+            assert!(s.snapshot_index >= 40, "{s:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "node 3 never snapshotted: {s:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     cluster.stop_all();
 }

@@ -3,7 +3,11 @@
 //! Layout: `INVSNAP\0`, version (u32 BE), then one record per key of every state tree in
 //! tree order and key order — tag (u8, 1 + the tree's position), key length (u32 BE), key,
 //! value length (u32 BE), value — then `0xFF`, the record count (u64 BE) and a CRC-32 of
-//! everything before it. Export streams from a copy of the working set taken between two
+//! everything before it. Export writes only the primary trees: the holds and the deadline and
+//! user indexes follow from the orders, and install has always rebuilt them rather than
+//! store them, so their records (two of every five in a snapshot of orders) were written,
+//! checksummed and read for nothing. Install still accepts them, as in every version-4
+//! stream before. Export streams from a copy of the working set taken between two
 //! applies; install streams into a fresh sled generation, switches to it only after every
 //! record decoded and the checksum matched, and then loads it as the working set.
 
@@ -114,6 +118,9 @@ impl Store {
             Ok::<(), std::io::Error>(())
         };
         for (position, tree) in view.trees.iter().enumerate() {
+            if !memory::is_persisted(position) {
+                continue;
+            }
             let tag = position as u8 + 1;
             if position == memory::EVENTS {
                 event_chunks::each_event(&moved_chunks, moved.start, moved.end, |id, event| {
@@ -421,5 +428,61 @@ fn check_record(tree: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> 
         Ok(())
     } else {
         Err(StoreError::Snapshot(format!("bad record in {tree}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Batch, Command, Item, Items, OrderId, Qty, SkuId, UserId};
+
+    #[test]
+    fn export_writes_the_primary_trees_only() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let store = Store::open(&db).unwrap();
+        let sku = |name: &str| SkuId::new(name).unwrap();
+        let mut commands = vec![Command::CreateSku {
+            sku: sku("hot"),
+            stock: 100,
+            per_user_limit: Some(5),
+            sale_window: None,
+            request_tag: 1,
+        }];
+        commands.extend((0..10).map(|i| {
+            Command::PlaceOrder {
+                order_id: OrderId::new(format!("o{i}")).unwrap(),
+                user_id: UserId::new(format!("u{}", i % 3)).unwrap(),
+                items: Items::new(vec![Item {
+                    sku: sku("hot"),
+                    qty: Qty::new(1).unwrap(),
+                }])
+                .unwrap(),
+                ttl_ms: 60_000,
+                request_tag: i + 2,
+            }
+        }));
+        let batch = Batch {
+            now_ms: 1,
+            commands,
+        };
+        store.apply(&[(1, &batch)], Some(b"m")).unwrap();
+        // The indexes an export leaves out are there to leave out.
+        let mem = store.mem();
+        for tree in [memory::HOLDS, memory::DEADLINES, memory::USER_ORDERS] {
+            assert!(mem.trees[tree].iter().next().is_some(), "{}", NAMES[tree]);
+        }
+        drop(mem);
+
+        let mut bytes = Vec::new();
+        store.export_snapshot(&mut bytes).unwrap();
+        let mut trees = Vec::new();
+        read_records(&bytes[..], |tree, _, _| {
+            if trees.last() != Some(&NAMES[tree]) {
+                trees.push(NAMES[tree]);
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(trees, ["skus", "orders", "applied", "events", "sales"]);
     }
 }

@@ -321,7 +321,10 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let info = crate::low_priority::run("snapshot-build", move || {
             let file = std::fs::File::create(&path).map_err(snap_write)?;
             let info = store
-                .export_snapshot(PacedWriter::new(&file))
+                .export_snapshot(PacedWriter::at_most(
+                    &file,
+                    crate::paced_writer::BUILD_BYTES_PER_SEC,
+                ))
                 .map_err(snap_write)?;
             file.sync_all().map_err(snap_write)?;
             // The store must be durable at least up to the snapshot before Raft purges

@@ -5,8 +5,8 @@
 //! value length (u32 BE), value — then `0xFF`, the record count (u64 BE) and a CRC-32 of
 //! everything before it. Export writes only the primary trees: the holds and the deadline and
 //! user indexes follow from the orders, and install has always rebuilt them rather than
-//! store them, so their records (two of every five in a snapshot of orders) were written,
-//! checksummed and read for nothing. Install still accepts them, as in every version-4
+//! store them, so their records (two of an order's four: order, event, deadline, user
+//! entry) were written, checksummed and read for nothing. Install still accepts them, as in every version-4
 //! stream before. Export streams from a copy of the working set taken between two
 //! applies; install streams into a fresh sled generation, switches to it only after every
 //! record decoded and the checksum matched, and then loads it as the working set.

@@ -26,6 +26,10 @@ pub struct NodeConfig {
     /// (`/healthz`, `/readyz`); none without it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_addr: Option<SocketAddr>,
+    /// Threads of the node's async runtime (gRPC, Raft, replication); absent: one per core.
+    /// Apply, the log's IO and snapshot builds have threads of their own besides.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
     /// Node id -> advertise address of the members the cluster starts with.
     /// Empty for a node that waits to be added to a running cluster.
     #[serde(
@@ -53,6 +57,8 @@ struct RawNodeConfig {
     data_dir: PathBuf,
     #[serde(default, deserialize_with = "metrics_addr::deserialize")]
     metrics_addr: Option<SocketAddr>,
+    #[serde(default)]
+    workers: Option<usize>,
     #[serde(default, deserialize_with = "members::deserialize")]
     initial_members: BTreeMap<u64, String>,
     #[serde(default)]
@@ -75,6 +81,7 @@ impl From<RawNodeConfig> for NodeConfig {
             advertise: raw.advertise.unwrap_or_else(|| raw.listen.to_string()),
             data_dir: raw.data_dir,
             metrics_addr: raw.metrics_addr,
+            workers: raw.workers,
             initial_members: raw.initial_members,
             raft: raw.raft,
             group_commit: raw.group_commit,
@@ -267,6 +274,15 @@ impl Default for Storage {
 }
 
 impl NodeConfig {
+    pub const WORKERS_RANGE: std::ops::RangeInclusive<usize> = 1..=1024;
+
+    /// How many threads the node's runtime has: `workers`, or one per core.
+    pub fn worker_threads(&self) -> usize {
+        self.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
+    }
+
     /// Parses and validates a node config.
     pub fn from_toml_str(text: &str) -> Result<NodeConfig, ConfigError> {
         let config: NodeConfig = parse_toml(text, None)?;
@@ -319,6 +335,18 @@ impl NodeConfig {
             ));
         }
         self.validate_metrics_addr()?;
+        if let Some(workers) = self.workers {
+            if !Self::WORKERS_RANGE.contains(&workers) {
+                return Err(ConfigError::invalid(
+                    "workers",
+                    format!(
+                        "is {workers}; it must be in {}..={} (or absent: one per core)",
+                        Self::WORKERS_RANGE.start(),
+                        Self::WORKERS_RANGE.end()
+                    ),
+                ));
+            }
+        }
         self.validate_members()?;
         self.raft.validate()?;
         self.group_commit.validate()?;
@@ -544,7 +572,8 @@ pub(crate) fn fits_toml_integer(field: &str, value: u64) -> Result<(), ConfigErr
 
 /// Builds validated configs for an `n`-node cluster on 127.0.0.1: ids
 /// `1..=n`, ports `base_port..base_port + n`, data in `data_root/node{i}`,
-/// and every node in `initial_members`; plaintext (`[tls] insecure = true`).
+/// and every node in `initial_members`; plaintext (`[tls] insecure = true`); one runtime
+/// thread each, since they share the machine.
 ///
 /// # Panics
 ///
@@ -579,6 +608,9 @@ pub fn local_cluster(n: usize, base_port: u16, data_root: &Path) -> Vec<NodeConf
                 advertise: addr(port).to_string(),
                 data_dir: data_root.join(format!("node{id}")),
                 metrics_addr: None,
+                // The nodes share this machine's cores: a runtime thread per core in each
+                // would wake and switch between threads for nothing (README, "Node threads").
+                workers: Some(1),
                 initial_members: members.clone(),
                 raft: RaftTiming::default(),
                 group_commit: GroupCommit::default(),
@@ -693,6 +725,29 @@ mod tests {
         [group_commit]
         max_batch = 1
     "#;
+
+    #[test]
+    fn workers_default_to_one_per_core_and_are_bounded() {
+        let mut config = valid();
+        assert_eq!(config.workers, None);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(config.worker_threads(), cores);
+        config.workers = Some(0);
+        assert_invalid(&config, "workers");
+        config.workers = Some(1025);
+        assert_invalid(&config, "workers");
+        config.workers = Some(3);
+        let parsed = NodeConfig::from_toml_str(&config.to_toml_string()).unwrap();
+        assert_eq!(parsed.workers, Some(3));
+        assert_eq!(parsed.worker_threads(), 3);
+        for c in local_cluster(3, 9000, Path::new("/tmp/x")) {
+            assert_eq!(
+                c.worker_threads(),
+                1,
+                "nodes sharing a machine take one thread"
+            );
+        }
+    }
 
     #[test]
     fn checkpoint_interval_is_bounded() {

@@ -682,6 +682,7 @@ fn node_config(
         advertise: advertise(spec, id),
         data_dir: spec.dir.join(format!("n{id}")).join("data"),
         metrics_addr: None,
+        workers: None,
         initial_members: members.collect(),
         raft: spec.raft.clone(),
         group_commit: Default::default(),

@@ -30,6 +30,11 @@ pub fn summary(config: &NodeConfig) -> String {
         }
     }
     let _ = writeln!(s, "  data_dir   {} ({dir_state})", c.data_dir.display());
+    let threads = match c.workers {
+        Some(_) => "set by workers",
+        None => "one per core: workers is not set",
+    };
+    let _ = writeln!(s, "  runtime    {} threads ({threads})", c.worker_threads());
     if c.initial_members.is_empty() {
         let _ = writeln!(
             s,

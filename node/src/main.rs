@@ -79,11 +79,14 @@ fn check_config(path: &std::path::Path) -> ExitCode {
     }
 }
 
-#[tokio::main]
-async fn serve(path: &std::path::Path, log_format: LogFormat) -> anyhow::Result<()> {
+fn serve(path: &std::path::Path, log_format: LogFormat) -> anyhow::Result<()> {
     cluster_config::logging::init(log_format, cluster_config::logging::NODE_DEFAULT_FILTER);
     let config = cluster_config::NodeConfig::load(path)?;
-    node::server::run(config, shutdown_signal()).await
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.worker_threads())
+        .enable_all()
+        .build()?
+        .block_on(node::server::run(config, shutdown_signal()))
 }
 
 async fn shutdown_signal() {

@@ -150,7 +150,13 @@ pub async fn run(
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    tracing::info!(id = config.id, listen = %config.listen, advertise = %config.advertise, "node listening");
+    tracing::info!(
+        id = config.id,
+        listen = %config.listen,
+        advertise = %config.advertise,
+        runtime_workers = tokio::runtime::Handle::current().metrics().num_workers(),
+        "node listening"
+    );
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let mut builder = tonic::transport::Server::builder()

@@ -31,6 +31,10 @@ fn a_valid_config_prints_its_summary_and_exits_0() {
     assert!(text.starts_with("node 2\n"), "{text}");
     assert!(text.contains("advertise  127.0.0.1:7002"), "{text}");
     assert!(text.contains("waits for the lowest id"), "{text}");
+    assert!(
+        text.contains("runtime    1 threads (set by workers)"),
+        "{text}"
+    );
     assert!(text.contains("node2.toml: valid"), "{text}");
 
     let out = check(&sample("join/node4.toml"));
@@ -52,6 +56,7 @@ fn an_invalid_config_names_the_problem_and_exits_1() {
             "raft.election_timeout",
         ),
         (valid.replace("id = 1", "id = 0"), "id: is 0"),
+        (valid.replace("workers = 1", "workers = 0"), "workers: is 0"),
         (format!("{valid}\nbogus = 1\n"), "bogus"),
         (
             valid.replace(

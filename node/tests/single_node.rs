@@ -95,3 +95,30 @@ fn a_node_logs_its_election_at_info() {
     node.kill(1);
     assert!(missing.is_empty(), "never logged: {missing:?}");
 }
+
+/// The config's `workers` sizes the runtime, as the runtime itself counts its workers
+/// (`local_cluster` gives its nodes one each). Thread names cannot tell: tokio names its
+/// blocking threads as it names its workers.
+#[test]
+fn a_node_runs_as_many_runtime_workers_as_its_config_says() {
+    for workers in [1usize, 3] {
+        let dir = tempfile::tempdir().unwrap();
+        let port = launch::free_ports(1)[0];
+        let mut configs = cluster_config::local_cluster(1, port, dir.path());
+        configs[0].workers = Some(workers);
+        let binary = env!("CARGO_BIN_EXE_flashstock-node").into();
+        let spawn = Spawn::default().env("RUST_LOG", "info");
+        let mut node = Nodes::new(dir.path(), configs, binary, spawn, Layout::Flat);
+        node.start(1).unwrap();
+        let seen = lines_until(&node, |l| l.contains("node listening"));
+        node.kill(1);
+        let listening = seen
+            .iter()
+            .find(|l| l.contains("node listening"))
+            .unwrap_or_else(|| panic!("the node did not start: {seen:?}"));
+        assert!(
+            listening.contains(&format!("runtime_workers={workers}")),
+            "workers = {workers}: {listening}"
+        );
+    }
+}

@@ -140,15 +140,12 @@ fn default_body_timeout_ms() -> u64 {
 impl GatewayConfig {
     pub const REQUEST_DEADLINE_RANGE_MS: std::ops::RangeInclusive<u64> = 100..=600_000;
     pub const BODY_TIMEOUT_RANGE_MS: std::ops::RangeInclusive<u64> = 100..=600_000;
-    pub const WORKERS_RANGE: std::ops::RangeInclusive<usize> = 1..=1024;
 
     /// How many threads serve requests: `workers`, or one per core. One thread spent about
     /// a tenth less CPU per request than two on a two-core machine, but did not serve more
     /// (README, "Gateway threads"); operators sharing a machine set it lower.
     pub fn worker_threads(&self) -> usize {
-        self.workers.unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-        })
+        crate::workers::threads(self.workers)
     }
 
     /// A config with every default and the given nodes, for launchers that
@@ -214,18 +211,7 @@ impl GatewayConfig {
                 ),
             ));
         }
-        if let Some(workers) = self.workers {
-            if !Self::WORKERS_RANGE.contains(&workers) {
-                return Err(ConfigError::invalid(
-                    "workers",
-                    format!(
-                        "is {workers}; it must be in {}..={} (or absent: one per core)",
-                        Self::WORKERS_RANGE.start(),
-                        Self::WORKERS_RANGE.end()
-                    ),
-                ));
-            }
-        }
+        crate::workers::validate(self.workers)?;
         if self.max_in_flight == 0 {
             return Err(ConfigError::invalid(
                 "max_in_flight",

@@ -17,6 +17,7 @@ pub mod mtls;
 mod node;
 mod samples;
 mod tls;
+mod workers;
 
 pub use error::ConfigError;
 pub use gateway::{ApiToken, GatewayConfig, HttpsSettings};

@@ -274,13 +274,9 @@ impl Default for Storage {
 }
 
 impl NodeConfig {
-    pub const WORKERS_RANGE: std::ops::RangeInclusive<usize> = 1..=1024;
-
     /// How many threads the node's runtime has: `workers`, or one per core.
     pub fn worker_threads(&self) -> usize {
-        self.workers.unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-        })
+        crate::workers::threads(self.workers)
     }
 
     /// Parses and validates a node config.
@@ -335,18 +331,7 @@ impl NodeConfig {
             ));
         }
         self.validate_metrics_addr()?;
-        if let Some(workers) = self.workers {
-            if !Self::WORKERS_RANGE.contains(&workers) {
-                return Err(ConfigError::invalid(
-                    "workers",
-                    format!(
-                        "is {workers}; it must be in {}..={} (or absent: one per core)",
-                        Self::WORKERS_RANGE.start(),
-                        Self::WORKERS_RANGE.end()
-                    ),
-                ));
-            }
-        }
+        crate::workers::validate(self.workers)?;
         self.validate_members()?;
         self.raft.validate()?;
         self.group_commit.validate()?;

@@ -138,6 +138,56 @@ fn superseded_copies_are_cleaned_and_the_newest_kept() {
     assert_eq!(export(&Store::open(&db).unwrap()), expected);
 }
 
+/// A checkpoint that changes a record and also cleans the oldest run, which holds that
+/// record's live copy, must keep the change: the copy moved along is the older one.
+#[test]
+fn a_record_changed_in_the_checkpoint_that_cleans_its_run_keeps_the_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = 5_000usize;
+    let ids: Vec<String> = (0..live).map(|i| format!("o{i}")).collect();
+    let expected = {
+        let db = reopen(dir.path());
+        let store = Store::open(&db).unwrap();
+        let mut index = apply(&store, 1, vec![create("A", 100_000)]);
+        for part in ids.chunks(1_000) {
+            let placed = part.iter().map(|id| order(id, "u", &[("A", 1)], 600_000));
+            index = apply(&store, index, placed.collect());
+            store.checkpoint().unwrap();
+        }
+        // Every order but o0 paid: o0's only copy stays in the oldest run, and the
+        // superseded copies (4,999) stay under the live ones plus the slack.
+        for part in ids[1..].chunks(1_000) {
+            index = apply(&store, index, part.iter().map(|id| pay(id, None)).collect());
+            store.checkpoint().unwrap();
+        }
+        // One checkpoint of 5,000 changes: enough superseded copies to clean the oldest
+        // runs, o0's among them, in the same write that pays o0.
+        let mut last = vec![pay("o0", Some("late"))];
+        last.extend(ids[1..].iter().map(|id| refund(id, false)));
+        apply(&store, index, last);
+        store.checkpoint().unwrap();
+        let exported = export(&store);
+        assert!(
+            db.open_tree(ORDERS_TREE)
+                .unwrap()
+                .get(run_key(0))
+                .unwrap()
+                .is_none(),
+            "the oldest run was cleaned"
+        );
+        exported
+    };
+    let db = reopen(dir.path());
+    assert_eq!(export(&Store::open(&db).unwrap()), expected);
+}
+
+/// A run's sled key: a NUL byte and its sequence number, big-endian.
+fn run_key(seq: u64) -> Vec<u8> {
+    let mut key = vec![0u8];
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
 /// An order's life in three commands, each a new copy of it.
 fn rounds() -> [fn(&String) -> Command; 3] {
     [

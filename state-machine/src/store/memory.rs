@@ -213,8 +213,8 @@ fn positions(seq: &Numbered<Value>, range: impl RangeBounds<[u8]>) -> (usize, us
     (from, to.max(from))
 }
 
-/// One checkpoint's changes: per tree, key to new value (`None`: deleted), sorted by key,
-/// each key once.
+/// One checkpoint's changes: per tree, key to new value (`None`: deleted), each key once;
+/// the events in id order, the others in no particular order.
 pub(crate) type Changes = [TreeWrites; NAMES.len()];
 
 /// One tree's writes of one apply: each key at most once; the events in id order, the

@@ -23,7 +23,7 @@ use super::memory::{self, Changes, Record, Value};
 use super::packed;
 use super::trees::{Trees, NAMES};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Seeded per process, so crafted order ids cannot aim at collisions; several times
 /// cheaper than SipHash on short keys, and the index rehashes every key as it grows.
@@ -181,6 +181,8 @@ impl Runs {
             // Clean at least as many copies as this checkpoint writes, so the stored total
             // shrinks towards the live one however fast records change.
             let mut cleaned = 0usize;
+            let changed: HashSet<&[u8], Hasher> =
+                changes.iter().map(|(key, _)| key.as_slice()).collect();
             for (&seq, count) in &self.runs {
                 if cleaned >= added.max(RECORDS_PER_RUN) {
                     break;
@@ -199,10 +201,7 @@ impl Runs {
                 let raw = unpack_run(self.tree, seq, &bytes)?;
                 for (record, value) in decode_run(self.tree, seq, &raw)? {
                     let newest_here = self.newest.get(record) == Some(&seq);
-                    let changed = changes
-                        .binary_search_by(|(key, _)| key.as_slice().cmp(record))
-                        .is_ok();
-                    if newest_here && !changed {
+                    if newest_here && !changed.contains(record) {
                         moved.push((record.to_vec(), Value::from(value)));
                     }
                 }

@@ -82,6 +82,7 @@ Examples:
   loadgen paced --rate 15000 --seconds 10               # one hot SKU
   loadgen paced --rate 15000 --seconds 10 --skus 10000
   loadgen paced --rate 10000 --seconds 10 --timeline 100   # and per 100 ms of the schedule
+  loadgen paced --rate 15000 --seconds 10 --warmup 2    # 2 s of the same load first, not counted
 
 Each order's latency counts from the moment the schedule said to send it, so time spent
 waiting for a free connection (at most --connections in flight) or behind a load generator
@@ -164,6 +165,10 @@ struct PacedArgs {
     /// wide, by when each order was due: a short stall that the whole run's p99 hides.
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=60_000))]
     timeline: Option<u64>,
+    /// Offer the same load for this long first and leave it out of the figures: a cluster
+    /// just started answers its first few hundred milliseconds slowly.
+    #[arg(long, value_name = "SECS", default_value = "0", value_parser = parse_seconds_or_zero)]
+    warmup: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -190,6 +195,14 @@ fn parse_seconds(s: &str) -> Result<Duration, String> {
         .ok()
         .filter(|d| !d.is_zero())
         .ok_or_else(|| "must be a positive number of seconds".to_string())
+}
+
+/// A number of seconds that may be zero (nothing of that part), e.g. a warm-up.
+fn parse_seconds_or_zero(s: &str) -> Result<Duration, String> {
+    let seconds: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    Duration::try_from_secs_f64(seconds)
+        .ok()
+        .ok_or_else(|| "must be zero or a positive number of seconds".to_string())
 }
 
 /// Runs the command; `Ok(false)` when a check failed.
@@ -242,14 +255,16 @@ async fn run(cli: Cli) -> Result<bool, LoadgenError> {
         Command::Paced(args) => {
             let run = Paced {
                 timeline: args.timeline.map(Duration::from_millis),
+                warmup: args.warmup,
                 ..Paced::new(args.rate, args.seconds, args.skus as usize)
             };
             eprintln!(
-                "paced: creating {} SKU(s), then {} orders/s for {:.1} s against {} over at most \
-                 {connections} connections",
+                "paced: creating {} SKU(s), then {} orders/s for {:.1} s (after {:.1} s of \
+                 warm-up) against {} over at most {connections} connections",
                 run.skus,
                 run.rate,
                 args.seconds.as_secs_f64(),
+                args.warmup.as_secs_f64(),
                 cli.common.url
             );
             let report = run_paced(&client, &run).await?;

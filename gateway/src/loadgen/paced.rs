@@ -3,6 +3,11 @@
 //! measures how fast it answers at a given offered load. Each order's latency counts from the
 //! moment the schedule said to send it, so time it spent waiting for a free connection, or
 //! behind a load generator that fell behind, is in the figure rather than hidden from it.
+//!
+//! A warm-up, when asked for, offers the same load first and leaves it out of the figures: a
+//! cluster that has just started answers its first few hundred milliseconds of orders several
+//! times slower than the rest (its connections, memory and log warming), and in a 10-s run
+//! those are the slowest 1 % by themselves, so the whole run's p99 would be theirs.
 
 use std::fmt;
 use std::sync::Arc;
@@ -38,6 +43,9 @@ pub struct Paced {
     /// Width of the slices of the schedule the report gives latencies for, one by one; none
     /// when unset. A stall shorter than the run shows there, not in its overall p99.
     pub timeline: Option<Duration>,
+    /// Offered at the same rate before `duration` and left out of every figure but its own
+    /// count of answers (zero: none).
+    pub warmup: Duration,
 }
 
 impl Paced {
@@ -49,12 +57,23 @@ impl Paced {
             create_concurrency: 64,
             run_id: format!("pc-{}", unix_ms()),
             timeline: None,
+            warmup: Duration::ZERO,
         }
     }
 
-    /// Orders the schedule holds: `rate` for each second of the duration.
+    /// Orders the measured part of the schedule holds: `rate` for each second of the
+    /// duration.
     pub fn scheduled(&self) -> u64 {
-        (self.rate as f64 * self.duration.as_secs_f64()).round() as u64
+        self.orders_in(self.duration)
+    }
+
+    /// Orders the warm-up holds, sent before the measured ones.
+    pub fn warmup_orders(&self) -> u64 {
+        self.orders_in(self.warmup)
+    }
+
+    fn orders_in(&self, span: Duration) -> u64 {
+        (self.rate as f64 * span.as_secs_f64()).round() as u64
     }
 
     /// When order `n` (from 0) is due, after `start`.
@@ -85,6 +104,8 @@ pub struct PacedReport {
     pub max_send_lag: Duration,
     /// The answered orders by the slice of the schedule they were due in, when asked for.
     pub timeline: Vec<Slice>,
+    /// The warm-up's answers, which no other figure includes.
+    pub warmup_counts: Counts,
 }
 
 /// The answered orders due in one slice of the schedule.
@@ -141,6 +162,16 @@ impl fmt::Display for PacedReport {
             if r.skus == 1 { "" } else { "s" },
             table::int(r.scheduled())
         )?;
+        if !r.warmup.is_zero() {
+            writeln!(
+                f,
+                "warm-up: {} orders over {:.1} s first, at the same rate, left out of every \
+                 figure below ({} answered 2xx)",
+                table::int(r.warmup_orders()),
+                r.warmup.as_secs_f64(),
+                table::int(self.warmup_counts.ok())
+            )?;
+        }
         writeln!(f)?;
         writeln!(
             f,
@@ -193,7 +224,8 @@ pub async fn run_paced(client: &HttpClient, run: &Paced) -> Result<PacedReport, 
     create_skus(&creator, &names, UNLIMITED_STOCK, run.create_concurrency).await?;
     drop(creator);
 
-    let total = run.scheduled();
+    let warmup = run.warmup_orders();
+    let total = warmup + run.scheduled();
     let mut tasks = JoinSet::new();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -209,31 +241,39 @@ pub async fn run_paced(client: &HttpClient, run: &Paced) -> Result<PacedReport, 
             let (path, body) = layout.request(&names, &user(&run.run_id, sent), sent);
             let body = Bytes::from(serde_json::to_vec(&body).expect("serialisable"));
             let client = client.clone();
+            let measured = sent >= warmup;
             tasks.spawn(async move {
                 let result = client.send(Method::POST, path, body).await;
-                (due, result)
+                (due, measured, result)
             });
             sent += 1;
         }
     }
 
+    // The measured part starts where the warm-up's schedule ends.
+    let measured_from = run.due(start, warmup);
     let mut counts = Counts::default();
+    let mut warmup_counts = Counts::default();
     let mut latencies = Vec::with_capacity(total as usize);
     let mut by_due = Vec::with_capacity(if run.timeline.is_some() {
         total as usize
     } else {
         0
     });
-    let mut last = start;
+    let mut last = measured_from;
     while let Some(joined) = tasks.join_next().await {
-        let (due, result) = joined.expect("an order task panicked");
+        let (due, measured, result) = joined.expect("an order task panicked");
+        if !measured {
+            warmup_counts.add(Outcome::of(&result));
+            continue;
+        }
         counts.add(Outcome::of(&result));
         let done = match &result {
             Ok(answer) => {
                 let latency = answer.answered.saturating_duration_since(due);
                 latencies.push(latency);
                 if run.timeline.is_some() {
-                    by_due.push((due.saturating_duration_since(start), latency));
+                    by_due.push((due.saturating_duration_since(measured_from), latency));
                 }
                 answer.answered
             }
@@ -243,7 +283,7 @@ pub async fn run_paced(client: &HttpClient, run: &Paced) -> Result<PacedReport, 
     }
     Ok(PacedReport {
         run: run.clone(),
-        elapsed: last.saturating_duration_since(start),
+        elapsed: last.saturating_duration_since(measured_from),
         counts,
         latency: LatencySummary::from_samples(latencies),
         max_send_lag,
@@ -251,6 +291,7 @@ pub async fn run_paced(client: &HttpClient, run: &Paced) -> Result<PacedReport, 
             .timeline
             .map(|width| slices(&by_due, width))
             .unwrap_or_default(),
+        warmup_counts,
     })
 }
 

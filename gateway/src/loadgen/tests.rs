@@ -36,6 +36,8 @@ struct Fake {
     /// Create SKUs with at most this stock, whatever the create asks (0: as asked): to run
     /// out within a short run.
     stock_cap: u64,
+    /// The first this many orders are answered only after `SLOW_START` (a cluster warming).
+    slow_first: u64,
     skus: Mutex<HashMap<String, Arc<FakeSku>>>,
     orders: AtomicU64,
     batches: AtomicU64,
@@ -162,6 +164,9 @@ async fn order_route(State(fake): State<Arc<Fake>>, headers: HeaderMap, body: By
     let n = fake.orders.fetch_add(1, Ordering::SeqCst) + 1;
     if fake.fail_every > 0 && n % fake.fail_every == 0 {
         return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", json!({}));
+    }
+    if n <= fake.slow_first {
+        tokio::time::sleep(SLOW_START).await;
     }
     match fake.place(&body) {
         Ok(order) => (StatusCode::CREATED, Json(order)).into_response(),
@@ -632,6 +637,50 @@ async fn paced_sends_every_scheduled_order_on_time() {
     assert!(text.contains("400 orders/s offered"), "{text}");
     assert!(text.contains("from each order's due time"), "{text}");
     assert!(report.timeline.is_empty() && !text.contains("timeline"));
+}
+
+/// How long the fake keeps its `slow_first` orders.
+const SLOW_START: Duration = Duration::from_millis(300);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paced_warm_up_is_offered_first_and_left_out_of_the_figures() {
+    // The warm-up's 100 orders (250 ms at 400/s) are answered slowly; the measured 200 not.
+    let fake = Arc::new(Fake {
+        slow_first: 100,
+        ..Fake::default()
+    });
+    // Room for every slow answer at once, so none holds up a measured order's connection.
+    let client = client_for(&fake, 128).await;
+    let run = Paced {
+        create_concurrency: 2,
+        run_id: "t-warmup".to_string(),
+        timeline: Some(Duration::from_millis(100)),
+        warmup: Duration::from_millis(250),
+        ..Paced::new(400, Duration::from_millis(500), 1)
+    };
+    assert_eq!((run.warmup_orders(), run.scheduled()), (100, 200));
+    let report = run_paced(&client, &run).await.unwrap();
+    assert_eq!(
+        fake.orders.load(Ordering::SeqCst),
+        300,
+        "every order offered"
+    );
+    assert_eq!(report.warmup_counts.ok(), 100, "{report}");
+    assert_eq!(report.counts.total(), 200, "{report}");
+    assert_eq!(report.latency.count, 200);
+    assert!(
+        report.latency.max < SLOW_START,
+        "a slow warm-up answer was counted: {report}"
+    );
+    let counts: Vec<usize> = report.timeline.iter().map(|s| s.latency.count).collect();
+    assert_eq!(
+        counts,
+        [40, 40, 40, 40, 40],
+        "slices from the end of the warm-up: {report}"
+    );
+    assert!(report.elapsed >= Duration::from_millis(497) && report.elapsed < SLOW_START * 4);
+    let text = report.to_string();
+    assert!(text.contains("warm-up: 100 orders over 0.2 s"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -190,8 +190,7 @@ fn parse_batch_size(s: &str) -> Result<usize, String> {
 
 /// A positive number of seconds, fractions allowed.
 fn parse_seconds(s: &str) -> Result<Duration, String> {
-    let seconds: f64 = s.parse().map_err(|e| format!("{e}"))?;
-    Duration::try_from_secs_f64(seconds)
+    parse_seconds_or_zero(s)
         .ok()
         .filter(|d| !d.is_zero())
         .ok_or_else(|| "must be a positive number of seconds".to_string())

@@ -1,0 +1,166 @@
+//! What one checkpoint costs as the state grows: each round applies a second's worth of
+//! single-unit `PlaceOrder`s (15,000, in log entries of 32, as a node sees them at the p99
+//! target's rate), then checkpoints to sled with the node's durability (flush, then `fsync`
+//! of sled's files). A checkpoint is a burst of one core on machines the orders keep busy, so
+//! the figures are the checkpoint thread's CPU time (the burst) beside its wall time (which
+//! adds the disk's waits), as median, 90th percentile and maximum over the rounds.
+//!
+//! `cargo bench -p state-machine --bench checkpoint -- [SKUS [ROUNDS]]` (default: both 1 and
+//! 10,000 SKUs, 40 rounds). It prints a table and asserts nothing.
+
+use state_machine::{Batch, Command, Item, Items, OrderId, Qty, SkuId, Store, UserId};
+use std::time::{Duration, Instant};
+
+// The node's allocator, so the figures are the node's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const ORDERS_PER_ROUND: u64 = 15_000;
+const ORDERS_PER_ENTRY: u64 = 32;
+
+fn sku_name(i: u64) -> String {
+    format!("sku-{i:05}")
+}
+
+fn place(n: u64, skus: u64) -> Command {
+    Command::PlaceOrder {
+        order_id: OrderId::new(format!("order-{n:012}")).unwrap(),
+        user_id: UserId::new(format!("user-{}", n % 100_003)).unwrap(),
+        items: Items::new(vec![Item {
+            sku: SkuId::new(sku_name(n % skus)).unwrap(),
+            qty: Qty::new(1).unwrap(),
+        }])
+        .unwrap(),
+        ttl_ms: 900_000,
+        request_tag: n + 1,
+    }
+}
+
+/// CPU time the calling thread has used.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for the call to fill.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime: {}", std::io::Error::last_os_error());
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+struct Figures {
+    cpu: Vec<Duration>,
+    wall: Vec<Duration>,
+    records: Vec<usize>,
+}
+
+fn measure(skus: u64, rounds: usize) -> Figures {
+    // On the project's disk, not /tmp (which may be memory-backed), so the syncs are real.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let db = sled::Config::new().path(dir.path()).open().unwrap();
+    let store = Store::open(&db).unwrap().sync_on_flush(dir.path()).unwrap();
+    let setup: Vec<Command> = (0..skus)
+        .map(|i| Command::CreateSku {
+            sku: SkuId::new(sku_name(i)).unwrap(),
+            stock: 1 << 40,
+            per_user_limit: None,
+            sale_window: None,
+            request_tag: i + 1,
+        })
+        .collect();
+    let first = Batch {
+        now_ms: 1,
+        commands: setup,
+    };
+    store.apply(&[(1, &first)], None).unwrap();
+    store.checkpoint().unwrap();
+
+    let mut figures = Figures {
+        cpu: Vec::new(),
+        wall: Vec::new(),
+        records: Vec::new(),
+    };
+    let mut index = 1u64;
+    let mut orders = 0u64;
+    for _ in 0..rounds {
+        for _ in 0..ORDERS_PER_ROUND / ORDERS_PER_ENTRY {
+            index += 1;
+            let commands = (0..ORDERS_PER_ENTRY)
+                .map(|_| {
+                    orders += 1;
+                    place(orders, skus)
+                })
+                .collect();
+            let batch = Batch {
+                now_ms: 1_000 + index,
+                commands,
+            };
+            store
+                .apply(&[(index, &batch)], Some(&index.to_be_bytes()))
+                .unwrap();
+        }
+        let (cpu, wall) = (thread_cpu(), Instant::now());
+        let info = store.checkpoint().unwrap();
+        figures.cpu.push(thread_cpu() - cpu);
+        figures.wall.push(wall.elapsed());
+        figures.records.push(info.records);
+    }
+    figures
+}
+
+/// Median, 90th percentile and maximum, in milliseconds.
+fn spread(mut values: Vec<Duration>) -> String {
+    values.sort();
+    let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    format!(
+        "{:>6.1} {:>6.1} {:>6.1}",
+        ms(at(0.5)),
+        ms(at(0.9)),
+        ms(at(1.0))
+    )
+}
+
+/// As the node does (its `main`): with huge pages, fresh memory came back as 2 MiB pages
+/// zeroed on first touch, and that zeroing would be charged to whichever checkpoint touched
+/// it.
+#[cfg(target_os = "linux")]
+fn disable_transparent_huge_pages() {
+    // SAFETY: PR_SET_THP_DISABLE takes plain integers and touches no memory of ours.
+    let rc = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+    assert_eq!(rc, 0, "prctl: {}", std::io::Error::last_os_error());
+}
+
+fn main() {
+    #[cfg(target_os = "linux")]
+    disable_transparent_huge_pages();
+    let args: Vec<u64> = std::env::args()
+        .skip(1)
+        .filter_map(|arg| arg.parse().ok())
+        .collect();
+    let sku_counts: Vec<u64> = match args.first() {
+        Some(&skus) => vec![skus.max(1)],
+        None => vec![1, 10_000],
+    };
+    let rounds = args.get(1).map_or(40, |&r| r.max(1) as usize);
+    println!(
+        "state-machine checkpoint: {ORDERS_PER_ROUND} single-unit orders per round in entries of \
+         {ORDERS_PER_ENTRY}, {rounds} rounds, sled flush + fsync"
+    );
+    println!(
+        "{:<8} {:>9}   {:>20}   {:>20}",
+        "skus", "records", "cpu ms p50 p90 max", "wall ms p50 p90 max"
+    );
+    for skus in sku_counts {
+        let figures = measure(skus, rounds);
+        let mut records = figures.records.clone();
+        records.sort();
+        println!(
+            "{:<8} {:>9}   {}   {}",
+            skus,
+            records[records.len() / 2],
+            spread(figures.cpu),
+            spread(figures.wall)
+        );
+    }
+}

@@ -19,6 +19,7 @@ mod memory;
 mod numbered;
 mod packed;
 mod refusal_reads;
+mod run_index;
 mod runs;
 mod sled_files;
 mod snapshot;
@@ -274,7 +275,7 @@ impl Store {
         let written = runs.plan(&disk, &changes).and_then(|plans| {
             write_changes(&disk, &changes, &plans)?;
             // Committed to sled: the indexes must follow even if the flush fails.
-            runs.committed(plans);
+            runs.committed(&changes, plans);
             self.flush()
         });
         drop(runs);

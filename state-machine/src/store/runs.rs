@@ -21,12 +21,12 @@ use super::error::StoreError;
 use super::keys;
 use super::memory::{self, Changes, Record, Value};
 use super::packed;
+use super::run_index::RunIndex;
 use super::trees::{Trees, NAMES};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashSet;
 
-/// Seeded per process, so crafted order ids cannot aim at collisions; several times
-/// cheaper than SipHash on short keys, and the index rehashes every key as it grows.
+/// Seeded per process, so crafted order ids cannot aim at collisions.
 type Hasher = foldhash::quality::RandomState;
 
 /// Records per run: large enough that a record costs a small fraction of an insert.
@@ -94,23 +94,12 @@ fn take_part<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
     Some(part)
 }
 
-/// Copies a run holds: all of them, and those still the newest of their record.
-#[derive(Default, Clone, Copy)]
-struct RunCount {
-    copies: usize,
-    live: usize,
-}
-
 /// Which run holds each record's newest copy, and how many copies each run holds.
 pub(crate) struct Runs {
     /// The tree's name, for messages.
     tree: &'static str,
     next_seq: u64,
-    newest: HashMap<Vec<u8>, u64, Hasher>,
-    /// Every stored run, oldest first.
-    runs: BTreeMap<u64, RunCount>,
-    /// Copies stored, live or superseded.
-    stored: usize,
+    index: RunIndex,
 }
 
 /// A checkpoint's writes to one tree, made before its transaction (which may run its
@@ -118,8 +107,9 @@ pub(crate) struct Runs {
 pub(crate) struct RunWrites {
     pub inserts: Vec<(RunKey, Vec<u8>)>,
     pub removes: Vec<RunKey>,
-    /// The record keys each new run holds, in `inserts` order.
-    placed: Vec<(u64, Vec<Vec<u8>>)>,
+    /// The live copies of the cleaned runs, written after the checkpoint's changes: the new
+    /// runs hold the changes' keys, then these, in order, `RECORDS_PER_RUN` to a run.
+    moved: Vec<(Vec<u8>, Value)>,
     removed_runs: Vec<u64>,
 }
 
@@ -130,9 +120,7 @@ impl Runs {
         let mut runs = Runs {
             tree: name,
             next_seq: 0,
-            newest: HashMap::default(),
-            runs: BTreeMap::new(),
-            stored: 0,
+            index: RunIndex::default(),
         };
         // Every copy, oldest run first: inserted in this order, the newest of each wins.
         let mut records = Vec::new();
@@ -142,25 +130,12 @@ impl Runs {
                 .ok_or_else(|| StoreError::Corrupt(format!("{name}: bad run key {key:?}")))?;
             let raw = unpack_run(name, seq, &bytes)?;
             for (record, value) in decode_run(name, seq, &raw)? {
-                runs.place(record.to_vec(), seq);
+                runs.index.place(record, seq);
                 records.push((record.to_vec(), Value::from(value)));
             }
             runs.next_seq = seq + 1;
         }
         Ok((runs, records))
-    }
-
-    /// Records a copy of `record` in run `seq`, its newest.
-    fn place(&mut self, record: Vec<u8>, seq: u64) {
-        if let Some(older) = self.newest.insert(record, seq) {
-            if let Some(count) = self.runs.get_mut(&older) {
-                count.live -= 1;
-            }
-        }
-        let count = self.runs.entry(seq).or_default();
-        count.copies += 1;
-        count.live += 1;
-        self.stored += 1;
     }
 
     /// Plans a checkpoint's writes to the tree: `changes` in new runs, and, when superseded copies
@@ -172,9 +147,9 @@ impl Runs {
         changes: &[(Vec<u8>, Option<Value>)],
     ) -> Result<RunWrites, StoreError> {
         let added = changes.len();
-        let live = self.newest.len();
+        let live = self.index.live();
         // Each copy added supersedes a stored one or is a new live record; count the worst.
-        let superseded = (self.stored + added).saturating_sub(live);
+        let superseded = (self.index.stored() + added).saturating_sub(live);
         let mut moved: Vec<(Vec<u8>, Value)> = Vec::new();
         let mut removed_runs = Vec::new();
         if superseded > live + SLACK {
@@ -183,7 +158,7 @@ impl Runs {
             let mut cleaned = 0usize;
             let changed: HashSet<&[u8], Hasher> =
                 changes.iter().map(|(key, _)| key.as_slice()).collect();
-            for (&seq, count) in &self.runs {
+            for (seq, count) in self.index.runs() {
                 if cleaned >= added.max(RECORDS_PER_RUN) {
                     break;
                 }
@@ -200,7 +175,7 @@ impl Runs {
                 };
                 let raw = unpack_run(self.tree, seq, &bytes)?;
                 for (record, value) in decode_run(self.tree, seq, &raw)? {
-                    let newest_here = self.newest.get(record) == Some(&seq);
+                    let newest_here = self.index.newest(record) == Some(seq);
                     if newest_here && !changed.contains(record) {
                         moved.push((record.to_vec(), Value::from(value)));
                     }
@@ -219,38 +194,38 @@ impl Runs {
             all.push((key, value));
         }
         all.extend(moved.iter().map(|(k, v)| (k.as_slice(), v.as_ref())));
-        let mut writes = RunWrites {
-            inserts: Vec::new(),
+        let inserts = all
+            .chunks(RECORDS_PER_RUN)
+            .enumerate()
+            .map(|(offset, run)| {
+                let seq = self.next_seq + offset as u64;
+                (run_key(seq), encode_run(run.iter().copied()))
+            })
+            .collect();
+        drop(all);
+        Ok(RunWrites {
+            inserts,
             removes: removed_runs.iter().map(|seq| run_key(*seq)).collect(),
-            placed: Vec::new(),
+            moved,
             removed_runs,
-        };
-        for (offset, run) in all.chunks(RECORDS_PER_RUN).enumerate() {
-            let seq = self.next_seq + offset as u64;
-            writes
-                .inserts
-                .push((run_key(seq), encode_run(run.iter().copied())));
-            writes
-                .placed
-                .push((seq, run.iter().map(|(k, _)| k.to_vec()).collect()));
-        }
-        Ok(writes)
+        })
     }
 
-    /// Folds a committed checkpoint's writes into the index.
-    pub fn committed(&mut self, writes: RunWrites) {
-        for (seq, records) in writes.placed {
-            for record in records {
-                self.place(record, seq);
-            }
-            self.next_seq = seq + 1;
+    /// Folds a committed checkpoint's writes into the index; `changes` are those `plan`
+    /// was given.
+    pub fn committed(&mut self, changes: &[(Vec<u8>, Option<Value>)], writes: RunWrites) {
+        let keys = changes
+            .iter()
+            .map(|(key, _)| key.as_slice())
+            .chain(writes.moved.iter().map(|(key, _)| key.as_slice()));
+        for (i, key) in keys.enumerate() {
+            let seq = self.next_seq + (i / RECORDS_PER_RUN) as u64;
+            self.index.place(key, seq);
         }
+        self.next_seq += writes.inserts.len() as u64;
         // After the moves, the runs deleted hold no live copy.
         for seq in writes.removed_runs {
-            if let Some(count) = self.runs.remove(&seq) {
-                debug_assert_eq!(count.live, 0, "run {seq} deleted with live copies");
-                self.stored -= count.copies;
-            }
+            self.index.remove_oldest(seq);
         }
     }
 }
@@ -289,10 +264,10 @@ impl RunTrees {
             .collect()
     }
 
-    pub fn committed(&mut self, plans: RunPlans) {
+    pub fn committed(&mut self, changes: &Changes, plans: RunPlans) {
         for ((position, runs), (planned, writes)) in self.0.iter_mut().zip(plans) {
             debug_assert_eq!(*position, planned);
-            runs.committed(writes);
+            runs.committed(&changes[*position], writes);
         }
     }
 }

@@ -4,7 +4,9 @@
 //! Only `Store::apply` (and the checkpoint) is timed, not the making of the commands.
 //! Run with `cargo bench -p state-machine`; it prints a table, it asserts nothing.
 
-use state_machine::{Batch, Command, Item, Items, OrderId, Qty, SkuId, Store, UserId};
+mod common;
+
+use state_machine::{Batch, Command, SkuId, Store};
 use std::time::{Duration, Instant};
 
 // The node's allocator, so the figures are the node's: under glibc's malloc, allocation and
@@ -13,24 +15,6 @@ use std::time::{Duration, Instant};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const SKU_COUNT_WIDE: usize = 10_000;
-
-fn sku_name(i: usize) -> String {
-    format!("sku-{i:05}")
-}
-
-fn place(n: u64, skus: usize) -> Command {
-    Command::PlaceOrder {
-        order_id: OrderId::new(format!("order-{n:012}")).unwrap(),
-        user_id: UserId::new(format!("user-{}", n % 100_003)).unwrap(),
-        items: Items::new(vec![Item {
-            sku: SkuId::new(sku_name(n as usize % skus)).unwrap(),
-            qty: Qty::new(1).unwrap(),
-        }])
-        .unwrap(),
-        ttl_ms: 900_000,
-        request_tag: n + 1,
-    }
-}
 
 struct Run {
     skus: usize,
@@ -45,7 +29,7 @@ fn measure(run: &Run) -> (f64, u64) {
     let store = Store::open(&db).unwrap();
     let setup: Vec<Command> = (0..run.skus)
         .map(|i| Command::CreateSku {
-            sku: SkuId::new(sku_name(i)).unwrap(),
+            sku: SkuId::new(common::sku_name(i as u64)).unwrap(),
             stock: 1 << 40,
             per_user_limit: None,
             sale_window: None,
@@ -82,7 +66,7 @@ fn measure(run: &Run) -> (f64, u64) {
     while fixed.map_or(timed < budget, |n| orders < n) {
         let commands = (0..run.batch).map(|_| {
             orders += 1;
-            place(orders, run.skus)
+            common::place(orders, run.skus as u64)
         });
         let batch = Batch {
             now_ms: 1_000 + index,
@@ -101,32 +85,13 @@ fn measure(run: &Run) -> (f64, u64) {
     (orders as f64 / timed.as_secs_f64(), orders)
 }
 
-/// As the node does (see its `main`): with huge pages, mimalloc's returned memory came back
-/// as 2 MiB pages zeroed on first touch, a quarter of this bench's cycles (perf).
-#[cfg(target_os = "linux")]
-fn disable_transparent_huge_pages() {
-    // SAFETY: PR_SET_THP_DISABLE takes plain integers and touches no memory of ours.
-    let rc = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
-    assert_eq!(
-        rc,
-        0,
-        "prctl(PR_SET_THP_DISABLE): {}",
-        std::io::Error::last_os_error()
-    );
-}
-
 /// `cargo bench -p state-machine --bench apply -- [SKUS [BATCH [CHECKPOINT]]]` runs only the
 /// cases with that many SKUs (1 or 10000), that batch size (1, 64 or 1024) and, with
 /// CHECKPOINT 0 or 1, without or with a checkpoint every batch: e.g. under `perf record`, or
 /// alternating builds many times.
 fn main() {
-    #[cfg(target_os = "linux")]
-    disable_transparent_huge_pages();
-    // `cargo bench` passes `--bench`; the numbers are the filter.
-    let filter: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|arg| arg.parse().ok())
-        .collect();
+    common::disable_transparent_huge_pages();
+    let filter: Vec<usize> = common::numeric_args();
     let wanted = |position: usize, value: usize| filter.get(position).is_none_or(|&f| f == value);
     println!("state-machine apply: single-unit PlaceOrder, in-memory store over sled, one thread");
     println!(

@@ -8,7 +8,9 @@
 //! `cargo bench -p state-machine --bench checkpoint -- [SKUS [ROUNDS]]` (default: both 1 and
 //! 10,000 SKUs, 40 rounds). It prints a table and asserts nothing.
 
-use state_machine::{Batch, Command, Item, Items, OrderId, Qty, SkuId, Store, UserId};
+mod common;
+
+use state_machine::{Batch, Command, SkuId, Store};
 use std::time::{Duration, Instant};
 
 // The node's allocator, so the figures are the node's.
@@ -17,24 +19,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const ORDERS_PER_ROUND: u64 = 15_000;
 const ORDERS_PER_ENTRY: u64 = 32;
-
-fn sku_name(i: u64) -> String {
-    format!("sku-{i:05}")
-}
-
-fn place(n: u64, skus: u64) -> Command {
-    Command::PlaceOrder {
-        order_id: OrderId::new(format!("order-{n:012}")).unwrap(),
-        user_id: UserId::new(format!("user-{}", n % 100_003)).unwrap(),
-        items: Items::new(vec![Item {
-            sku: SkuId::new(sku_name(n % skus)).unwrap(),
-            qty: Qty::new(1).unwrap(),
-        }])
-        .unwrap(),
-        ttl_ms: 900_000,
-        request_tag: n + 1,
-    }
-}
 
 /// CPU time the calling thread has used.
 fn thread_cpu() -> Duration {
@@ -61,7 +45,7 @@ fn measure(skus: u64, rounds: usize) -> Figures {
     let store = Store::open(&db).unwrap().sync_on_flush(dir.path()).unwrap();
     let setup: Vec<Command> = (0..skus)
         .map(|i| Command::CreateSku {
-            sku: SkuId::new(sku_name(i)).unwrap(),
+            sku: SkuId::new(common::sku_name(i)).unwrap(),
             stock: 1 << 40,
             per_user_limit: None,
             sale_window: None,
@@ -88,7 +72,7 @@ fn measure(skus: u64, rounds: usize) -> Figures {
             let commands = (0..ORDERS_PER_ENTRY)
                 .map(|_| {
                     orders += 1;
-                    place(orders, skus)
+                    common::place(orders, skus)
                 })
                 .collect();
             let batch = Batch {
@@ -121,23 +105,9 @@ fn spread(mut values: Vec<Duration>) -> String {
     )
 }
 
-/// As the node does (its `main`): with huge pages, fresh memory came back as 2 MiB pages
-/// zeroed on first touch, and that zeroing would be charged to whichever checkpoint touched
-/// it.
-#[cfg(target_os = "linux")]
-fn disable_transparent_huge_pages() {
-    // SAFETY: PR_SET_THP_DISABLE takes plain integers and touches no memory of ours.
-    let rc = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
-    assert_eq!(rc, 0, "prctl: {}", std::io::Error::last_os_error());
-}
-
 fn main() {
-    #[cfg(target_os = "linux")]
-    disable_transparent_huge_pages();
-    let args: Vec<u64> = std::env::args()
-        .skip(1)
-        .filter_map(|arg| arg.parse().ok())
-        .collect();
+    common::disable_transparent_huge_pages();
+    let args: Vec<u64> = common::numeric_args();
     let sku_counts: Vec<u64> = match args.first() {
         Some(&skus) => vec![skus.max(1)],
         None => vec![1, 10_000],

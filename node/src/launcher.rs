@@ -110,6 +110,10 @@ impl LocalCluster {
                 args.push(path.display().to_string());
             }
         }
+        // The gateway shares this machine's cores with the nodes, as their one runtime thread
+        // each does: with two cores and a load generator beside them, its second thread
+        // spent more on waking and stealing than it served (README, "Gateway threads").
+        args.extend(["--workers".into(), "1".into()]);
         args.extend(extra.iter().cloned());
         args.extend(["--listen".into(), listen.into()]);
         args.extend(["--nodes".into(), self.addrs().join(",")]);

@@ -188,6 +188,7 @@ fn demo_stops_its_processes_and_removes_its_data_on_sigterm() {
         // A failed check must not leave the demo's nodes running: SIGTERM stops them all.
         let term_on_panic = TermOnPanic(demo.id());
         demo_logs_no_line_per_request(&gateway, &data_dir);
+        demo_runs_one_runtime_thread_per_process(&data_dir);
         std::mem::forget(term_on_panic);
     }
 
@@ -232,6 +233,27 @@ fn demo_logs_no_line_per_request(gateway: &str, data_dir: &std::path::Path) {
         let text = std::fs::read_to_string(&log).unwrap();
         let line = text.lines().find(|l| l.contains(&per_request));
         assert!(line.is_none(), "{}: {line:?}", log.display());
+    }
+}
+
+/// The demo's four processes share the machine's cores, so each runs one runtime thread: a
+/// gateway at one per core served fewer orders at a worse p99 (README, "Gateway threads").
+/// Read from the line each process logs as it starts.
+fn demo_runs_one_runtime_thread_per_process(data_dir: &std::path::Path) {
+    let log = |name: &str| std::fs::read_to_string(data_dir.join(name)).unwrap();
+    let gateway = log("gateway.log");
+    let starting = gateway.lines().find(|l| l.contains("starting gateway"));
+    assert!(
+        starting.is_some_and(|l| l.contains(" workers=1")),
+        "gateway: {starting:?}"
+    );
+    for id in 1..=3 {
+        let node = log(&format!("node{id}.log"));
+        let listening = node.lines().find(|l| l.contains("runtime_workers="));
+        assert!(
+            listening.is_some_and(|l| l.contains("runtime_workers=1")),
+            "node {id}: {listening:?}"
+        );
     }
 }
 

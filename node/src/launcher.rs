@@ -110,9 +110,9 @@ impl LocalCluster {
                 args.push(path.display().to_string());
             }
         }
-        // The gateway shares this machine's cores with the nodes, as their one runtime thread
-        // each does: with two cores and a load generator beside them, its second thread
-        // spent more on waking and stealing than it served (README, "Gateway threads").
+        // The gateway shares this machine's cores with the nodes (one runtime thread each)
+        // and the load generator: on two cores, one gateway thread served more orders at a
+        // lower p99 than one per core (README, "One gateway thread in the demo").
         args.extend(["--workers".into(), "1".into()]);
         args.extend(extra.iter().cloned());
         args.extend(["--listen".into(), listen.into()]);

@@ -237,7 +237,8 @@ fn demo_logs_no_line_per_request(gateway: &str, data_dir: &std::path::Path) {
 }
 
 /// The demo's four processes share the machine's cores, so each runs one runtime thread: a
-/// gateway at one per core served fewer orders at a worse p99 (README, "Gateway threads").
+/// gateway at one per core served fewer orders at a worse p99 (README, "One gateway thread in
+/// the demo").
 /// Read from the line each process logs as it starts.
 fn demo_runs_one_runtime_thread_per_process(data_dir: &std::path::Path) {
     let log = |name: &str| std::fs::read_to_string(data_dir.join(name)).unwrap();

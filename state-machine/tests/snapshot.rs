@@ -172,29 +172,38 @@ fn verify_checks_magic_version_count_and_checksum() {
     assert!(verified.records > 100, "{verified:?}");
     assert_eq!(verified.version, state_machine::SNAPSHOT_VERSION);
 
+    // Damage inside the compressed body is made on its uncompressed form, then sealed again,
+    // so that each check is reached on its own.
     let reseal = |mut body: Vec<u8>| {
         let crc = crc32fast::hash(&body);
         body.extend_from_slice(&crc.to_be_bytes());
-        body
+        compressed(&body)
     };
-    let body = bytes[..bytes.len() - 4].to_vec();
+    let stream = uncompressed(&bytes);
+    let body = stream[..stream.len() - 4].to_vec();
     let count_at = body.len() - 8;
     let mut wrong_count = body.clone();
     wrong_count[count_at + 7] ^= 1;
-    let mut wrong_magic = body.clone();
+    let mut wrong_magic = bytes.clone();
     wrong_magic[0] = b'X';
-    let mut wrong_version = body.clone();
+    let mut wrong_version = bytes.clone();
     wrong_version[11] = 9;
-    let mut flipped_crc = bytes.clone();
+    let mut flipped_crc = stream.clone();
     let last = flipped_crc.len() - 1;
     flipped_crc[last] ^= 1;
     let truncated = bytes[..bytes.len() - 9].to_vec();
+    let mut trailing = bytes.clone();
+    trailing.push(0);
+    let mut plain_trailing = as_version_4(&bytes);
+    plain_trailing.push(0);
     for (bad, why) in [
         (reseal(wrong_count), "record count does not match"),
-        (reseal(wrong_magic), "not an inventory snapshot"),
-        (reseal(wrong_version), "version 9 is not supported"),
-        (flipped_crc, "checksum mismatch"),
+        (wrong_magic, "not an inventory snapshot"),
+        (wrong_version, "version 9 is not supported"),
+        (compressed(&flipped_crc), "checksum mismatch"),
         (truncated, "truncated"),
+        (trailing, "trailing bytes after checksum"),
+        (plain_trailing, "trailing bytes after checksum"),
     ] {
         let err = verify_snapshot(&bad[..]).unwrap_err().to_string();
         assert!(err.contains(why), "expected {why:?}, got {err:?}");
@@ -204,6 +213,60 @@ fn verify_checks_magic_version_count_and_checksum() {
             "install took what verify refused ({why})"
         );
     }
+}
+
+/// A copy cut short anywhere is refused: in its records, and in the frame's last bytes (end
+/// mark, checksum, the length after it), which the decoder alone would not miss.
+#[test]
+fn a_snapshot_cut_short_anywhere_is_refused() {
+    let source = temp_store();
+    apply_all(&source, &workload(12, 60), 1);
+    let bytes = export(&source);
+    let near_end = bytes.len() - 64..bytes.len();
+    let spread = (0..bytes.len()).step_by(97);
+    for cut in near_end.chain(spread) {
+        assert!(
+            verify_snapshot(&bytes[..cut]).is_err(),
+            "{cut} of {} bytes read as whole",
+            bytes.len()
+        );
+    }
+}
+
+/// Export compresses the body: the stored stream is a fraction of its content, and both
+/// lengths are reported.
+#[test]
+fn snapshots_are_stored_compressed() {
+    let source = temp_store();
+    apply_all(&source, &workload(8, 400), 1);
+    let mut bytes = Vec::new();
+    let info = source.export_snapshot(&mut bytes).unwrap();
+    assert_eq!(info.bytes, bytes.len() as u64);
+    assert_eq!(info.content_bytes, uncompressed(&bytes).len() as u64);
+    assert!(
+        info.bytes * 2 < info.content_bytes,
+        "stored {} bytes of {}",
+        info.bytes,
+        info.content_bytes
+    );
+}
+
+/// A version-4 snapshot (body uncompressed), as backups and peers of earlier releases hold
+/// them, still installs, into the same state.
+#[test]
+fn version_4_snapshots_still_install() {
+    let source = temp_store();
+    apply_all(&source, &workload(9, 150), 1);
+    let bytes = export(&source);
+    let plain = as_version_4(&bytes);
+    let verified = verify_snapshot(&plain[..]).unwrap();
+    assert_eq!(verified.version, 4);
+    assert_eq!(verified.bytes, plain.len() as u64);
+    assert_eq!(verified.content_bytes, plain.len() as u64);
+    let target = temp_store();
+    apply_all(&target, &workload(10, 20), 1);
+    target.install_snapshot(&plain[..]).unwrap();
+    assert_eq!(export(&target), bytes);
 }
 
 #[test]

@@ -1,15 +1,25 @@
 //! Snapshot export and install in a versioned, checksummed byte stream.
 //!
-//! Layout: `INVSNAP\0`, version (u32 BE), then one record per key of every state tree in
-//! tree order and key order — tag (u8, 1 + the tree's position), key length (u32 BE), key,
-//! value length (u32 BE), value — then `0xFF`, the record count (u64 BE) and a CRC-32 of
-//! everything before it. Export writes only the primary trees: the holds and the deadline and
-//! user indexes follow from the orders, and install has always rebuilt them rather than
-//! store them, so their records (two of an order's four: order, event, deadline, user
-//! entry) were written, checksummed and read for nothing. Install still accepts them, as in every version-4
-//! stream before. Export streams from a copy of the working set taken between two
-//! applies; install streams into a fresh sled generation, switches to it only after every
-//! record decoded and the checksum matched, and then loads it as the working set.
+//! Layout: `INVSNAP\0`, version (u32 BE), then the body: one record per key of every state
+//! tree in tree order and key order — tag (u8, 1 + the tree's position), key length (u32
+//! BE), key, value length (u32 BE), value — then `0xFF`, the record count (u64 BE) and a
+//! CRC-32 of everything before it (header and body, uncompressed). Version 5 stores the body
+//! as one standard LZ4 frame, with its content checksum, followed by the frame's length (u64
+//! BE); version 4 stores it as it is. Install reads both. The length is there because the
+//! decoder takes a frame cut at its end mark for a whole one.
+//!
+//! A snapshot of orders and events shrinks about four-fold, so a build writes, and a
+//! transfer sends, that much less: writing the plain stream at 64 MiB/s cost a tenth of both
+//! cores in the kernel's writeback and a fifth to a third of the cluster's throughput while
+//! a build ran (README, "Compressed snapshots").
+//!
+//! Export writes only the primary trees: the holds and the deadline and user indexes follow
+//! from the orders, and install has always rebuilt them rather than store them, so their
+//! records (two of an order's four: order, event, deadline, user entry) were written,
+//! checksummed and read for nothing. Install still accepts them, as in every version-4 stream
+//! before. Export streams from a copy of the working set taken between two applies; install
+//! streams into a fresh sled generation, switches to it only after every record decoded and
+//! the checksum matched, and then loads it as the working set.
 
 use super::codec::decode;
 use super::dirty::Dirty;
@@ -29,7 +39,10 @@ const MAGIC: &[u8; 8] = b"INVSNAP\0";
 // 2: orders, SKUs and restock records carry the tag of the request that made them.
 // 3: a `patches` tree, the tagged patches applied to each SKU.
 // 4: `events` and `sales` trees, and the events head in `applied`.
-pub const VERSION: u32 = 4;
+// 5: the body in an LZ4 frame.
+pub const VERSION: u32 = 5;
+/// The newest version whose body is stored uncompressed; install still reads it.
+const PLAIN_VERSION: u32 = 4;
 const END_TAG: u8 = 0xFF;
 /// Record size bounds: far above any real key or value (an order of 64 items is a few KiB),
 /// low enough that a corrupt length cannot make install allocate gigabytes.
@@ -46,7 +59,11 @@ pub struct SnapshotInfo {
     /// The applied marker the snapshot carries (last applied log id and membership).
     pub marker: Option<Vec<u8>>,
     pub records: u64,
+    /// The stream's length as stored or sent.
     pub bytes: u64,
+    /// Its length uncompressed: what the state weighs, and what a build or an install reads
+    /// and writes record by record.
+    pub content_bytes: u64,
 }
 
 struct Crc<T> {
@@ -56,13 +73,102 @@ struct Crc<T> {
 }
 
 impl<T> Crc<T> {
-    fn new(inner: T) -> Self {
+    /// Goes on from `header`, which was read or written outside it (uncompressed).
+    fn after_header(inner: T, header: &[u8]) -> Self {
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(header);
         Self {
             inner,
-            hasher: crc32fast::Hasher::new(),
-            bytes: 0,
+            hasher,
+            bytes: header.len() as u64,
         }
     }
+}
+
+/// Counts the bytes that pass, for the stored length of a compressed stream.
+struct Counted<T> {
+    inner: T,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+/// A stream's body after its header, as its version stores it.
+enum Body<R: Read> {
+    Plain(Counted<BufReader<R>>),
+    Lz4(lz4_flex::frame::FrameDecoder<Counted<BufReader<R>>>),
+}
+
+impl<R: Read> Body<R> {
+    /// Checks that the stream ends here: nothing more in the body and, after a frame, its
+    /// length and then nothing.
+    fn finish(&mut self) -> Result<(), StoreError> {
+        let trailing = || StoreError::Snapshot("trailing bytes after checksum".into());
+        let mut probe = [0u8; 1];
+        let more = |n: std::io::Result<usize>| n.map_err(|e| unreadable(e, "the end"));
+        if more(self.read(&mut probe))? != 0 {
+            return Err(trailing());
+        }
+        if let Body::Lz4(frame) = self {
+            let raw = frame.get_mut();
+            let frame_len = raw.bytes - HEADER_LEN as u64;
+            let mut stored = [0u8; 8];
+            read_exact(raw, &mut stored, "frame length")?;
+            if u64::from_be_bytes(stored) != frame_len {
+                return Err(StoreError::Snapshot(
+                    "the compressed body is not the length recorded after it (cut short?)".into(),
+                ));
+            }
+            if more(raw.read(&mut probe))? != 0 {
+                return Err(trailing());
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes of the stream read so far, header included, as stored.
+    fn stored_bytes(&self) -> u64 {
+        match self {
+            Body::Plain(raw) => raw.bytes,
+            Body::Lz4(frame) => frame.get_ref().bytes,
+        }
+    }
+}
+
+impl<R: Read> Read for Body<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Body::Plain(raw) => raw.read(buf),
+            Body::Lz4(frame) => frame.read(buf),
+        }
+    }
+}
+
+const HEADER_LEN: usize = 12;
+
+fn header() -> [u8; HEADER_LEN] {
+    let mut header = [0u8; HEADER_LEN];
+    header[..8].copy_from_slice(MAGIC);
+    header[8..].copy_from_slice(&VERSION.to_be_bytes());
+    header
 }
 
 impl<W: Write> Write for Crc<W> {
@@ -104,9 +210,19 @@ impl Store {
             let chunks = event_chunks::chunks_for(&self.disk().events, moved.start, moved.end)?;
             (view, chunks, moved)
         };
-        let mut w = Crc::new(BufWriter::new(out));
-        w.write_all(MAGIC)?;
-        w.write_all(&VERSION.to_be_bytes())?;
+        let header = header();
+        let mut stored = Counted {
+            inner: BufWriter::new(out),
+            bytes: 0,
+        };
+        stored.write_all(&header)?;
+        // The frame's own checksum of its content comes after its end mark, so a copy cut
+        // anywhere in the frame's last bytes does not read as whole.
+        let frame = lz4_flex::frame::FrameInfo::new().content_checksum(true);
+        let mut w = Crc::after_header(
+            lz4_flex::frame::FrameEncoder::with_frame_info(frame, stored),
+            &header,
+        );
         let mut records: u64 = 0;
         let mut write_record = |w: &mut Crc<_>, tag: u8, key: &[u8], value: &[u8]| {
             w.write_all(&[tag])?;
@@ -135,12 +251,16 @@ impl Store {
         w.write_all(&records.to_be_bytes())?;
         let crc = w.hasher.clone().finalize();
         w.inner.write_all(&crc.to_be_bytes())?;
-        w.inner.flush()?;
+        let mut stored = w.inner.finish().map_err(std::io::Error::other)?;
+        let frame_len = stored.bytes - header.len() as u64;
+        stored.write_all(&frame_len.to_be_bytes())?;
+        stored.flush()?;
         Ok(SnapshotInfo {
             version: VERSION,
             marker: view.applied().get(MARKER_KEY).map(|v| v.to_vec()),
             records,
-            bytes: w.bytes + 4,
+            bytes: stored.bytes,
+            content_bytes: w.bytes + 4,
         })
     }
 
@@ -198,8 +318,17 @@ impl Store {
 }
 
 fn read_exact<R: Read>(r: &mut R, buf: &mut [u8], what: &str) -> Result<(), StoreError> {
-    r.read_exact(buf)
-        .map_err(|e| StoreError::Snapshot(format!("truncated at {what}: {e}")))
+    r.read_exact(buf).map_err(|e| unreadable(e, what))
+}
+
+fn unreadable(e: std::io::Error, what: &str) -> StoreError {
+    let why = if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        "truncated"
+    } else {
+        // A compressed body that does not decode.
+        "damaged"
+    };
+    StoreError::Snapshot(format!("{why} at {what}: {e}"))
 }
 
 fn read_u32<R: Read>(r: &mut R, what: &str) -> Result<u32, StoreError> {
@@ -317,18 +446,27 @@ fn read_records<R: Read>(
     input: R,
     mut on_record: impl FnMut(usize, &[u8], Vec<u8>) -> Result<(), StoreError>,
 ) -> Result<SnapshotInfo, StoreError> {
-    let mut r = Crc::new(BufReader::new(input));
-    let mut magic = [0u8; 8];
-    read_exact(&mut r, &mut magic, "header")?;
-    if &magic != MAGIC {
+    let mut raw = Counted {
+        inner: BufReader::new(input),
+        bytes: 0,
+    };
+    let mut header = [0u8; HEADER_LEN];
+    read_exact(&mut raw, &mut header[..8], "header")?;
+    if header[..8] != MAGIC[..] {
         return Err(StoreError::Snapshot("not an inventory snapshot".into()));
     }
-    let version = read_u32(&mut r, "version")?;
-    if version != VERSION {
-        return Err(StoreError::Snapshot(format!(
-            "version {version} is not supported (this build reads {VERSION})"
-        )));
-    }
+    read_exact(&mut raw, &mut header[8..], "version")?;
+    let version = u32::from_be_bytes(header[8..].try_into().expect("four bytes"));
+    let body = match version {
+        VERSION => Body::Lz4(lz4_flex::frame::FrameDecoder::new(raw)),
+        PLAIN_VERSION => Body::Plain(raw),
+        _ => {
+            return Err(StoreError::Snapshot(format!(
+            "version {version} is not supported (this build reads {PLAIN_VERSION} and {VERSION})"
+        )))
+        }
+    };
+    let mut r = Crc::after_header(body, &header);
     let mut current_tag = 0u8;
     let mut last_key: Option<Vec<u8>> = None;
     let mut records: u64 = 0;
@@ -378,22 +516,18 @@ fn read_records<R: Read>(
     }
     let expected = r.hasher.clone().finalize();
     let mut crc = [0u8; 4];
-    r.inner
-        .read_exact(&mut crc)
-        .map_err(|e| StoreError::Snapshot(format!("truncated at checksum: {e}")))?;
+    read_exact(&mut r.inner, &mut crc, "checksum")?;
     if u32::from_be_bytes(crc) != expected {
         return Err(StoreError::Snapshot("checksum mismatch".into()));
     }
-    let mut trailing = [0u8; 1];
-    if r.inner.read(&mut trailing)? != 0 {
-        return Err(StoreError::Snapshot("trailing bytes after checksum".into()));
-    }
+    r.inner.finish()?;
     Ok(SnapshotInfo {
         version,
         marker,
         records,
+        bytes: r.inner.stored_bytes(),
         // The checksum was read past the hasher; count it, as export does.
-        bytes: r.bytes + 4,
+        content_bytes: r.bytes + 4,
     })
 }
 

@@ -147,9 +147,48 @@ pub fn export(store: &Store) -> Vec<u8> {
     bytes
 }
 
+/// A snapshot as export stores it (version 5: the body in an LZ4 frame, then the frame's
+/// length) with its body uncompressed: the 12-byte header, the records, 0xFF, the count and
+/// the CRC.
+pub fn uncompressed(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    assert_eq!(bytes[8..12], 5u32.to_be_bytes(), "not a version-5 stream");
+    let frame_end = bytes.len() - 8;
+    let frame_len = u64::from_be_bytes(bytes[frame_end..].try_into().unwrap());
+    assert_eq!(frame_len, (frame_end - 12) as u64);
+    let mut out = bytes[..12].to_vec();
+    lz4_flex::frame::FrameDecoder::new(&bytes[12..frame_end])
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+/// The inverse of `uncompressed`: the body compressed again, as export stores it.
+pub fn compressed(stream: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut frame = lz4_flex::frame::FrameEncoder::new(stream[..12].to_vec());
+    frame.write_all(&stream[12..]).unwrap();
+    let mut out = frame.finish().unwrap();
+    let frame_len = (out.len() - 12) as u64;
+    out.extend_from_slice(&frame_len.to_be_bytes());
+    out
+}
+
+/// The same snapshot in version 4, as earlier releases wrote it: the body uncompressed, and
+/// the CRC over the new header.
+pub fn as_version_4(bytes: &[u8]) -> Vec<u8> {
+    let mut stream = uncompressed(bytes);
+    stream[8..12].copy_from_slice(&4u32.to_be_bytes());
+    stream.truncate(stream.len() - 4);
+    let crc = crc32fast::hash(&stream);
+    stream.extend_from_slice(&crc.to_be_bytes());
+    stream
+}
+
 /// The records of one tree in a snapshot: after the 8-byte magic and 4-byte version, each
 /// record is `tag · key length (u32 BE) · key · value length (u32 BE) · value`, then 0xFF.
 pub fn snapshot_records(bytes: &[u8], tag: u8) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let bytes = &uncompressed(bytes)[..];
     let mut at = 12;
     let mut records = Vec::new();
     let take = |at: &mut usize, n: usize| {

@@ -2,15 +2,20 @@
 //! however large the state has grown, so its own policy is off (`SnapshotPolicy::Never`) and
 //! this task decides, by two rules:
 //! - **by count**: `raft.snapshot_logs_since_last` entries were applied since the last
-//!   snapshot, and that snapshot's file is smaller than `raft.snapshot_log_mib_since_last`
-//!   MiB. A small state snapshots often: it is cheap to write.
+//!   snapshot, and that snapshot is smaller than `raft.snapshot_log_mib_since_last` MiB.
+//!   A small state snapshots often: it is cheap to write.
 //! - **by size**: the log since the last snapshot holds more than
-//!   `raft.snapshot_log_mib_since_last` MiB and more bytes than that snapshot's file. An
-//!   entry may carry thousands of orders, so a count alone would let the log on disk grow
-//!   to gigabytes.
+//!   `raft.snapshot_log_mib_since_last` MiB and more bytes than that snapshot. An entry may
+//!   carry thousands of orders, so a count alone would let the log on disk grow to
+//!   gigabytes.
 //!
-//! Every snapshot writes the whole state. Past the size floor, a snapshot is only rebuilt
-//! once the log since the last one has outgrown it, so the bytes snapshots write stay below
+//! A snapshot's size here is its content uncompressed (`current.json` records it), not its
+//! file, which compression makes about four times smaller: what a build costs is reading and
+//! encoding every record of the state, and measured by the file the rules would build four
+//! times as often.
+//!
+//! Every snapshot encodes the whole state. Past the size floor, a snapshot is only rebuilt
+//! once the log since the last one has outgrown it, so the bytes snapshots encode stay below
 //! the bytes of log they let go: an 8-minute soak had rebuilt a gigabyte state every 20,000
 //! entries, and each such minute served a quarter fewer orders.
 //!
@@ -80,7 +85,7 @@ impl Place {
 struct Since {
     entries: u64,
     log_bytes: u64,
-    /// Bytes of the current snapshot's file; 0 when there is none.
+    /// Bytes of the current snapshot uncompressed; 0 when there is none.
     snapshot_bytes: u64,
 }
 
@@ -113,7 +118,7 @@ struct Staggered {
 
 impl Staggered {
     /// Whether the rules could fire without knowing the snapshot's size: when not, the
-    /// snapshot's file need not be looked at.
+    /// snapshot's record need not be read.
     fn may_fire(&self, entries: u64, log_bytes: u64) -> bool {
         entries >= self.rules.entries || log_bytes > self.rules.floor_bytes
     }
@@ -138,7 +143,7 @@ pub fn start(raft: Raft, log: LogSizes, snapshots: PathBuf, rules: Rules) {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The snapshot index a request was made after, and when: one request per snapshot.
         let mut asked: Option<(u64, Instant)> = None;
-        // The current snapshot's index and file size: a snapshot's file never changes, so it
+        // The current snapshot's index and size: a snapshot never changes, so its size
         // is read once per snapshot.
         let mut sized: Option<(u64, u64)> = None;
         loop {

@@ -32,6 +32,10 @@ struct Applied {
 struct CurrentSnapshot {
     meta: SnapshotMeta,
     file: String,
+    /// The snapshot's length uncompressed; absent in records written before snapshots were
+    /// compressed, whose file is that length.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    content_bytes: Option<u64>,
 }
 
 const CURRENT: &str = "current.json";
@@ -233,9 +237,13 @@ fn next_free_id(dir: &Path) -> Result<u64, StorageError> {
     Ok(highest + 1)
 }
 
-/// The size of the current snapshot's file in `dir`, if there is one.
+/// The size of the current snapshot in `dir` uncompressed, if there is one: what a build of
+/// the state reads and encodes, whatever the file's compression saves on disk.
 pub fn current_snapshot_bytes(dir: &Path) -> Option<u64> {
     let current = current(dir).ok()??;
+    if let Some(bytes) = current.content_bytes {
+        return Some(bytes);
+    }
     std::fs::metadata(dir.join(current.file))
         .ok()
         .map(|m| m.len())
@@ -266,7 +274,12 @@ impl SnapshotFiles {
     /// Makes `file` (already durable in `dir`) the current snapshot and deletes older ones,
     /// unless the current one is newer (a slow build finishing after an install): the
     /// current snapshot only moves forward. Says whether it switched.
-    fn make_current(&self, meta: &SnapshotMeta, file: &str) -> Result<bool, StorageError> {
+    fn make_current(
+        &self,
+        meta: &SnapshotMeta,
+        file: &str,
+        content_bytes: u64,
+    ) -> Result<bool, StorageError> {
         let _switch = self.switch.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(existing) = current(&self.dir)? {
             if existing.meta.last_log_id > meta.last_log_id {
@@ -282,6 +295,7 @@ impl SnapshotFiles {
         let record = CurrentSnapshot {
             meta: meta.clone(),
             file: file.to_string(),
+            content_bytes: Some(content_bytes),
         };
         let tmp = self.dir.join("current.json.tmp");
         let bytes = serde_json::to_vec(&record).map_err(snap_write)?;
@@ -347,8 +361,8 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let file = tokio::fs::File::open(&final_path)
             .await
             .map_err(snap_read)?;
-        if self.files.make_current(&meta, &name)? {
-            tracing::info!(snapshot = %meta.snapshot_id, records = info.records, bytes = info.bytes, "snapshot built");
+        if self.files.make_current(&meta, &name, info.content_bytes)? {
+            tracing::info!(snapshot = %meta.snapshot_id, records = info.records, bytes = info.bytes, content_bytes = info.content_bytes, "snapshot built");
         }
         self.metrics.snapshot_build.observe_since(started);
         Ok(Snapshot {
@@ -468,7 +482,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             ))));
         }
         self.membership = meta.last_membership.clone();
-        self.files.make_current(meta, &name)?;
+        self.files.make_current(meta, &name, info.content_bytes)?;
         self.files.remove_received()?;
         self.note_clock();
         self.metrics.snapshot_install.observe_since(started);
@@ -530,12 +544,12 @@ mod tests {
         let files = files(dir.path());
         std::fs::write(dir.path().join("snapshot-1.snap"), b"installed").unwrap();
         assert!(files
-            .make_current(&meta(500, "500-9"), "snapshot-1.snap")
+            .make_current(&meta(500, "500-9"), "snapshot-1.snap", 9)
             .unwrap());
         // A build that started before the install finishes after it.
         std::fs::write(dir.path().join("snapshot-2.snap"), b"older build").unwrap();
         assert!(!files
-            .make_current(&meta(300, "300-2"), "snapshot-2.snap")
+            .make_current(&meta(300, "300-2"), "snapshot-2.snap", 11)
             .unwrap());
         let record = current(dir.path()).unwrap().unwrap();
         assert_eq!(record.file, "snapshot-1.snap");
@@ -545,13 +559,30 @@ mod tests {
     }
 
     #[test]
+    fn the_size_the_snapshot_rules_read_is_the_content_not_the_compressed_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = files(dir.path());
+        std::fs::write(dir.path().join("snapshot-1.snap"), b"ten bytes!").unwrap();
+        files
+            .make_current(&meta(500, "500-1"), "snapshot-1.snap", 4_000)
+            .unwrap();
+        assert_eq!(current_snapshot_bytes(dir.path()), Some(4_000));
+        // A record written before snapshots were compressed: its file is the content.
+        let mut record: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join(CURRENT)).unwrap()).unwrap();
+        record.as_object_mut().unwrap().remove("content_bytes");
+        std::fs::write(dir.path().join(CURRENT), record.to_string()).unwrap();
+        assert_eq!(current_snapshot_bytes(dir.path()), Some(10));
+    }
+
+    #[test]
     fn new_file_names_never_repeat_one_in_the_directory() {
         let dir = tempfile::tempdir().unwrap();
         let files = files(dir.path());
         std::fs::write(dir.path().join("snapshot-7.snap"), b"x").unwrap();
         // The current snapshot was installed from a leader whose id number is lower.
         files
-            .make_current(&meta(500, "500-3"), "snapshot-7.snap")
+            .make_current(&meta(500, "500-3"), "snapshot-7.snap", 1)
             .unwrap();
         std::fs::write(dir.path().join("receiving-9.snap"), b"y").unwrap();
         assert_eq!(next_free_id(dir.path()).unwrap(), 10);

@@ -12,7 +12,10 @@ pub struct Verified {
     pub file: PathBuf,
     pub version: u32,
     pub records: u64,
+    /// The file's length.
     pub bytes: u64,
+    /// The stream's length uncompressed (version 5 stores its body compressed).
+    pub content_bytes: u64,
     /// The last log index the snapshot covers, from its applied marker.
     pub last_applied_index: Option<u64>,
     /// The applied marker as the node wrote it (last log id and membership).
@@ -36,6 +39,7 @@ pub fn verify(path: &Path) -> anyhow::Result<Verified> {
         version: info.version,
         records: info.records,
         bytes: info.bytes,
+        content_bytes: info.content_bytes,
         last_applied_index: marker
             .as_ref()
             .and_then(|m| m.pointer("/last/index"))
@@ -46,11 +50,12 @@ pub fn verify(path: &Path) -> anyhow::Result<Verified> {
 
 pub fn print(v: &Verified) {
     println!(
-        "{}: valid (format version {}, {} records, {} bytes, last applied log index {})",
+        "{}: valid (format version {}, {} records, {} bytes, {} uncompressed, last applied log index {})",
         v.file.display(),
         v.version,
         v.records,
         v.bytes,
+        v.content_bytes,
         v.last_applied_index
             .map_or("none".to_string(), |i| i.to_string())
     );

@@ -366,19 +366,32 @@ impl admin_server::Admin for AdminService {
         if !req.into_inner().wait {
             return Ok(ok("snapshot requested"));
         }
-        let waited = self
-            .raft
-            .wait(Some(SNAPSHOT_WAIT))
-            .metrics(
-                |m| m.snapshot.map_or(0, |l| l.index) >= target,
-                "snapshot built",
-            )
-            .await;
+        let raft = &self.raft;
+        let ask = || async move { raft.trigger().snapshot().await.map_err(|e| e.to_string()) };
+        let covered = |within: Duration| async move {
+            let waited = raft
+                .wait(Some(within))
+                .metrics(
+                    |m| m.snapshot.map_or(0, |l| l.index) >= target,
+                    "snapshot built",
+                )
+                .await;
+            match waited {
+                Ok(m) => Ok(Some(m.snapshot.map_or(0, |l| l.index))),
+                Err(openraft::metrics::WaitError::Timeout(..)) => Ok(None),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        let waited = super::snapshot_wait::until_covered(
+            target,
+            SNAPSHOT_WAIT,
+            super::snapshot_wait::ASK_AGAIN,
+            ask,
+            covered,
+        )
+        .await;
         match waited {
-            Ok(m) => Ok(ok(format!(
-                "snapshot built at log index {}",
-                m.snapshot.map_or(0, |l| l.index)
-            ))),
+            Ok(index) => Ok(ok(format!("snapshot built at log index {index}"))),
             Err(e) => Ok(Response::new(AdminReply {
                 result: Some(admin_reply::Result::Error(format!(
                     "snapshot not built: {e}"

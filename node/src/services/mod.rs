@@ -3,3 +3,4 @@
 pub mod admin;
 pub mod inventory;
 pub mod raft;
+mod snapshot_wait;

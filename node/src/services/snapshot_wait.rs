@@ -85,6 +85,17 @@ mod tests {
         }
     }
 
+    async fn wait_for(node: &Arc<Mutex<Node>>, target: u64) -> Result<u64, String> {
+        until_covered(
+            target,
+            Duration::from_secs(5),
+            Duration::from_millis(1),
+            ask(node),
+            covered(node, target),
+        )
+        .await
+    }
+
     #[tokio::test]
     async fn a_build_begun_before_the_request_is_followed_by_one_that_covers_it() {
         // The node's own build began at 5; the operator asked once 12 entries were applied,
@@ -94,16 +105,7 @@ mod tests {
             building: Some(5),
             ..Node::default()
         }));
-        let index = until_covered(
-            12,
-            Duration::from_secs(5),
-            Duration::from_millis(1),
-            ask(&node),
-            covered(&node, 12),
-        )
-        .await
-        .unwrap();
-        assert_eq!(index, 12);
+        assert_eq!(wait_for(&node, 12).await, Ok(12));
         assert_eq!(node.lock().unwrap().asked, 1);
     }
 
@@ -114,16 +116,7 @@ mod tests {
             snapshot: 20,
             ..Node::default()
         }));
-        let index = until_covered(
-            12,
-            Duration::from_secs(5),
-            Duration::from_millis(1),
-            ask(&node),
-            covered(&node, 12),
-        )
-        .await
-        .unwrap();
-        assert_eq!(index, 20);
+        assert_eq!(wait_for(&node, 12).await, Ok(20));
         assert_eq!(node.lock().unwrap().asked, 0);
     }
 

@@ -7,7 +7,7 @@ use crate::model::{
     Items, Order, OrderStatus, PatchRecord, Payment, RestockRecord, SaleWindow, Sku, SkuCreation,
 };
 use crate::store::error::StoreError;
-use crate::store::tx::{SubjectRef, Tx};
+use crate::store::tx::Tx;
 use crate::validation::{OrderId, PaymentRef, RequestId, SkuId, UserId, MAX_COUNT};
 
 /// Most orders one `Expire` command expires; the leader's ticker proposes again while the
@@ -145,7 +145,7 @@ fn create_sku(
         request_tag,
         created_revision: index,
     };
-    tx.record_event(EventKind::SkuCreated, index, SubjectRef::Sku(&new))?;
+    tx.record_sku_event(EventKind::SkuCreated, index, &new)?;
     tx.put_sku(new.clone());
     Ok(Outcome::Sku {
         sku: new,
@@ -221,7 +221,7 @@ fn restock(
             sku_after: sku.clone(),
         },
     );
-    tx.record_event(EventKind::SkuRestocked, index, SubjectRef::Sku(&sku))?;
+    tx.record_sku_event(EventKind::SkuRestocked, index, &sku)?;
     tx.put_sku(sku.clone());
     Ok(Outcome::Sku {
         sku,
@@ -267,7 +267,7 @@ fn update_sku(
         sku.per_user_limit = limit;
         sku.sale_window = window;
         sku.revision = index;
-        tx.record_event(EventKind::SkuUpdated, index, SubjectRef::Sku(&sku))?;
+        tx.record_sku_event(EventKind::SkuUpdated, index, &sku)?;
         tx.put_sku(sku.clone());
         Effect::Applied
     };
@@ -342,8 +342,7 @@ fn place_order(
     };
     tx.add_deadline(expires_ms, order_id);
     tx.add_user_order(user_id, clock, order_id);
-    tx.record_event(EventKind::OrderReserved, index, SubjectRef::Order(&order))?;
-    tx.put_order(order.clone());
+    tx.put_order_with_event(EventKind::OrderReserved, index, order.clone())?;
     Ok(Outcome::Order {
         order,
         effect: Effect::Applied,
@@ -493,12 +492,7 @@ fn move_order(
     order.status = status;
     order.updated_ms = tx.clock;
     order.revision = index;
-    tx.record_event(
-        EventKind::of_order_status(status),
-        index,
-        SubjectRef::Order(&order),
-    )?;
-    tx.put_order(order.clone());
+    tx.put_order_with_event(EventKind::of_order_status(status), index, order.clone())?;
     Ok(order)
 }
 

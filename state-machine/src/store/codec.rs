@@ -23,13 +23,19 @@ pub(crate) fn encode<V: Serialize>(value: &V) -> Vec<u8> {
 /// As `encode`, into a shared value of exactly its length. The encoding goes through one
 /// buffer kept per thread, so a record costs one allocation, not a buffer and then its copy.
 pub(crate) fn encode_shared<V: Serialize>(value: &V) -> Value {
+    encode_shared_then(value, &[])
+}
+
+/// As `encode_shared`, with `tail` after the encoding.
+pub(crate) fn encode_shared_then<V: Serialize>(value: &V, tail: &[u8]) -> Value {
     thread_local! {
         static SCRATCH: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(TYPICAL_RECORD_BYTES));
     }
     SCRATCH.with_borrow_mut(|scratch| {
         let mut buffer = std::mem::take(scratch);
         buffer.clear();
-        let buffer = postcard::to_extend(value, buffer).expect("postcard encoding into memory");
+        let mut buffer = postcard::to_extend(value, buffer).expect("postcard encoding into memory");
+        buffer.extend_from_slice(tail);
         let shared = Arc::from(&buffer[..]);
         *scratch = buffer;
         shared

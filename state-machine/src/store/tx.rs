@@ -3,7 +3,7 @@
 //! that the store applies at once. Nothing is written half-way: a batch either lands whole
 //! with its marker or not at all.
 
-use super::codec::{decode, encode_shared};
+use super::codec::{decode, encode_shared, encode_shared_then};
 use super::error::StoreError;
 use super::event_seq::{self, Slot};
 use super::keys;
@@ -19,7 +19,15 @@ use std::sync::{Arc, LazyLock};
 /// Most records a transaction's maps are sized for up front; beyond it they grow.
 const PRESIZED_RECORDS: usize = 4_096;
 
-/// Cached records of one tree: `None` is a deletion; `dirty` marks what commit must write.
+/// A cached record: `None` is a deletion; `dirty` marks what commit must write, and
+/// `encoded`, when set, is the record's encoding already made for its event.
+struct Cached<V> {
+    value: Option<V>,
+    dirty: bool,
+    encoded: Option<memory::Value>,
+}
+
+/// Cached records of one tree.
 ///
 /// A hash map, not an ordered one: the transaction only looks records up by key, and only
 /// the checkpoint sorts what it writes (`dirty::fold`). Its keys share long prefixes (`order-0000…`), so
@@ -27,7 +35,7 @@ const PRESIZED_RECORDS: usize = 4_096;
 /// order the slots are visited in.
 struct Slots<V> {
     name: &'static str,
-    slots: HashMap<Vec<u8>, (Option<V>, bool), foldhash::fast::FixedState>,
+    slots: HashMap<Vec<u8>, Cached<V>, foldhash::fast::FixedState>,
 }
 
 impl<V: Clone + Serialize + DeserializeOwned> Slots<V> {
@@ -40,28 +48,44 @@ impl<V: Clone + Serialize + DeserializeOwned> Slots<V> {
 
     fn get(&mut self, tree: &MemTree, key: Vec<u8>) -> Result<Option<V>, StoreError> {
         match self.slots.entry(key) {
-            Entry::Occupied(slot) => Ok(slot.get().0.clone()),
+            Entry::Occupied(slot) => Ok(slot.get().value.clone()),
             Entry::Vacant(slot) => {
                 let value = match tree.get(slot.key()) {
                     Some(bytes) => Some(decode::<V>(self.name, bytes)?),
                     None => None,
                 };
-                slot.insert((value.clone(), false));
+                slot.insert(Cached {
+                    value: value.clone(),
+                    dirty: false,
+                    encoded: None,
+                });
                 Ok(value)
             }
         }
     }
 
     fn set(&mut self, key: Vec<u8>, value: Option<V>) {
-        self.slots.insert(key, (value, true));
+        self.set_encoded(key, value, None);
+    }
+
+    /// As `set`, with `value`'s encoding when it is already made.
+    fn set_encoded(&mut self, key: Vec<u8>, value: Option<V>, encoded: Option<memory::Value>) {
+        self.slots.insert(
+            key,
+            Cached {
+                value,
+                dirty: true,
+                encoded,
+            },
+        );
     }
 
     /// The written records, in no particular order.
     fn dirty(&self) -> impl Iterator<Item = (&Vec<u8>, &Option<V>)> {
         self.slots
             .iter()
-            .filter(|(_, (_, dirty))| *dirty)
-            .map(|(k, (v, _))| (k, v))
+            .filter(|(_, slot)| slot.dirty)
+            .map(|(k, slot)| (k, &slot.value))
     }
 }
 
@@ -86,22 +110,24 @@ pub(crate) struct Tx<'a> {
     sales: Slots<SalesCounts>,
 }
 
-/// An event as stored, borrowing its record: encodes exactly as `Event` does, without a
-/// copy of the order or SKU.
+/// What an event's encoding starts with: `Event`'s fields before its subject, then the
+/// subject's variant. The subject's record follows as its own tree encodes it (postcard
+/// writes a struct's fields one after another, and a variant as its index and then its
+/// content), so an order is encoded once for its record and its event.
 #[derive(Serialize)]
-struct EventRef<'r> {
+struct EventHead {
     id: u64,
     kind: EventKind,
     time_ms: u64,
     revision: u64,
-    subject: SubjectRef<'r>,
+    subject: SubjectKind,
 }
 
-/// Same variants, in the same order, as `EventSubject`.
-#[derive(Serialize)]
-pub(crate) enum SubjectRef<'r> {
-    Sku(&'r Sku),
-    Order(&'r Order),
+/// Same variants, in the same order, as `EventSubject`, without their records.
+#[derive(Serialize, Clone, Copy)]
+enum SubjectKind {
+    Sku,
+    Order,
 }
 
 impl<'a> Tx<'a> {
@@ -141,35 +167,62 @@ impl<'a> Tx<'a> {
         Ok(head)
     }
 
-    /// Appends the event of an accepted change with the next id and, for an order, adds its
-    /// units to each SKU's sales bucket of the current clock.
-    pub fn record_event(
+    /// Appends the event of an accepted change to `sku` with the next id.
+    pub fn record_sku_event(
         &mut self,
         kind: EventKind,
         revision: u64,
-        subject: SubjectRef,
+        sku: &Sku,
+    ) -> Result<(), StoreError> {
+        self.append_event(kind, revision, SubjectKind::Sku, &encode_shared(sku))
+    }
+
+    /// Writes `order`, appends its event with the next id, and adds its units to each
+    /// SKU's sales bucket of the current clock. The order is encoded once, for its record
+    /// and its event (callgrind: the second encoding was about 3 % of apply).
+    pub fn put_order_with_event(
+        &mut self,
+        kind: EventKind,
+        revision: u64,
+        order: Order,
+    ) -> Result<(), StoreError> {
+        let start = bucket_start(self.clock);
+        for item in order.items.as_slice() {
+            let key = keys::sales(&item.sku, start);
+            let mut counts = self
+                .sales
+                .get(self.trees.sales(), key.clone())?
+                .unwrap_or_default();
+            counts.add(kind, item.qty.get());
+            self.sales.set(key, Some(counts));
+        }
+        let encoded = encode_shared(&order);
+        self.append_event(kind, revision, SubjectKind::Order, &encoded)?;
+        self.orders.set_encoded(
+            order.order_id.as_str().as_bytes().to_vec(),
+            Some(order),
+            Some(encoded),
+        );
+        Ok(())
+    }
+
+    fn append_event(
+        &mut self,
+        kind: EventKind,
+        revision: u64,
+        subject: SubjectKind,
+        record: &[u8],
     ) -> Result<(), StoreError> {
         let id = self.events_head()? + 1;
-        if let SubjectRef::Order(order) = subject {
-            let start = bucket_start(self.clock);
-            for item in order.items.as_slice() {
-                let key = keys::sales(&item.sku, start);
-                let mut counts = self
-                    .sales
-                    .get(self.trees.sales(), key.clone())?
-                    .unwrap_or_default();
-                counts.add(kind, item.qty.get());
-                self.sales.set(key, Some(counts));
-            }
-        }
-        let event = EventRef {
+        let head = EventHead {
             id,
             kind,
             time_ms: self.clock,
             revision,
             subject,
         };
-        self.events.push((id, Some(encode_shared(&event))));
+        self.events
+            .push((id, Some(encode_shared_then(&head, record))));
         self.events_head = Some(id);
         Ok(())
     }
@@ -220,11 +273,6 @@ impl<'a> Tx<'a> {
     pub fn order(&mut self, order_id: &OrderId) -> Result<Option<Order>, StoreError> {
         self.orders
             .get(self.trees.orders(), order_id.as_str().as_bytes().to_vec())
-    }
-
-    pub fn put_order(&mut self, order: Order) {
-        self.orders
-            .set(order.order_id.as_str().as_bytes().to_vec(), Some(order));
     }
 
     pub fn hold(&mut self, sku: &SkuId, user: &UserId) -> Result<u64, StoreError> {
@@ -287,7 +335,7 @@ impl<'a> Tx<'a> {
                 count(&decode::<Order>("orders", bytes)?)?;
             }
         }
-        for order in self.orders.slots.values().filter_map(|(o, _)| o.as_ref()) {
+        for order in self.orders.slots.values().filter_map(|s| s.value.as_ref()) {
             count(order)?;
         }
         for (user, units) in held {
@@ -431,8 +479,14 @@ fn encode_dirty<V: Serialize>(slots: Slots<V>) -> TreeWrites {
     slots
         .slots
         .into_iter()
-        .filter(|(_, (_, dirty))| *dirty)
-        .map(|(k, (v, _))| (k, v.as_ref().map(encode_shared)))
+        .filter(|(_, slot)| slot.dirty)
+        .map(|(k, slot)| {
+            let encoded = slot.encoded;
+            let value = slot
+                .value
+                .map(|v| encoded.unwrap_or_else(|| encode_shared(&v)));
+            (k, value)
+        })
         .collect()
 }
 
@@ -477,4 +531,98 @@ fn index_writes(index: HashMap<Vec<u8>, bool, foldhash::fast::FixedState>) -> Tr
 fn empty_value() -> memory::Value {
     static EMPTY: LazyLock<memory::Value> = LazyLock::new(|| Arc::from(&[][..]));
     EMPTY.clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{Event, EventSubject};
+    use crate::model::{Item, Items, OrderStatus, Payment};
+    use crate::validation::{PaymentRef, Qty};
+
+    /// An event put together from its head and its record's own encoding is byte for byte
+    /// the encoding of the whole `Event`, for both kinds of subject.
+    #[test]
+    fn a_joined_event_encodes_as_the_whole_event() {
+        let order = Order {
+            order_id: OrderId::new("order-7").unwrap(),
+            user_id: UserId::new("user-1").unwrap(),
+            items: Items::new(vec![
+                Item {
+                    sku: SkuId::new("phone").unwrap(),
+                    qty: Qty::new(2).unwrap(),
+                },
+                Item {
+                    sku: SkuId::new("case").unwrap(),
+                    qty: Qty::new(300).unwrap(),
+                },
+            ])
+            .unwrap(),
+            status: OrderStatus::Paid,
+            created_ms: 1_700_000_000_000,
+            expires_ms: 1_700_000_900_000,
+            updated_ms: 1_700_000_000_500,
+            payment_ref: Some(PaymentRef::new("pay-1").unwrap()),
+            revision: 12_345,
+            request_tag: u64::MAX,
+            paid: Some(Payment {
+                request_tag: 9,
+                at_ms: 1_700_000_000_500,
+                revision: 12_345,
+            }),
+        };
+        let sku = Sku {
+            sku: SkuId::new("phone").unwrap(),
+            total: 10,
+            available: 8,
+            reserved: 0,
+            sold: 2,
+            refunded: 0,
+            per_user_limit: Some(2),
+            sale_window: None,
+            revision: 12_345,
+            created: crate::model::SkuCreation {
+                stock: 10,
+                per_user_limit: Some(2),
+                sale_window: None,
+            },
+            request_tag: 3,
+            created_revision: 1,
+        };
+        let joined = |kind, subject, record: &[u8]| {
+            let head = EventHead {
+                id: 300,
+                kind,
+                time_ms: 1_700_000_000_500,
+                revision: 12_345,
+                subject,
+            };
+            encode_shared_then(&head, record).to_vec()
+        };
+        let whole = |kind, subject| {
+            super::super::codec::encode(&Event {
+                id: 300,
+                kind,
+                time_ms: 1_700_000_000_500,
+                revision: 12_345,
+                subject,
+            })
+        };
+        assert_eq!(
+            joined(
+                EventKind::OrderPaid,
+                SubjectKind::Order,
+                &encode_shared(&order)
+            ),
+            whole(EventKind::OrderPaid, EventSubject::Order(order.clone()))
+        );
+        assert_eq!(
+            joined(
+                EventKind::SkuUpdated,
+                SubjectKind::Sku,
+                &encode_shared(&sku)
+            ),
+            whole(EventKind::SkuUpdated, EventSubject::Sku(sku.clone()))
+        );
+    }
 }

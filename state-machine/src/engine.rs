@@ -342,7 +342,7 @@ fn place_order(
     };
     tx.add_deadline(expires_ms, order_id);
     tx.add_user_order(user_id, clock, order_id);
-    tx.put_order_with_event(EventKind::OrderReserved, index, order.clone())?;
+    tx.put_order_with_event(EventKind::OrderReserved, index, &order)?;
     Ok(Outcome::Order {
         order,
         effect: Effect::Applied,
@@ -492,7 +492,7 @@ fn move_order(
     order.status = status;
     order.updated_ms = tx.clock;
     order.revision = index;
-    tx.put_order_with_event(EventKind::of_order_status(status), index, order.clone())?;
+    tx.put_order_with_event(EventKind::of_order_status(status), index, &order)?;
     Ok(order)
 }
 

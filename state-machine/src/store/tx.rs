@@ -12,22 +12,23 @@ use crate::events::{bucket_start, EventKind, Retention, SalesCounts};
 use crate::model::{Order, PatchRecord, RestockRecord, Sku};
 use crate::validation::{OrderId, RequestId, SkuId, UserId};
 use serde::{de::DeserializeOwned, Serialize};
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, LazyLock};
 
 /// Most records a transaction's maps are sized for up front; beyond it they grow.
 const PRESIZED_RECORDS: usize = 4_096;
 
-/// A cached record: `None` is a deletion; `dirty` marks what commit must write, and
-/// `encoded`, when set, is the record's encoding already made for its event.
-struct Cached<V> {
-    value: Option<V>,
-    dirty: bool,
-    encoded: Option<memory::Value>,
+/// A record the transaction wrote: its new value (`None`: deleted), or only its encoding,
+/// when that was made for its event and nothing needs the value again (a later read in
+/// the same transaction decodes it).
+enum Written<V> {
+    Value(Option<V>),
+    Encoded(memory::Value),
 }
 
-/// Cached records of one tree.
+/// The records of one tree the transaction wrote. Reads of records it did not write go to
+/// the working set, which does not change under the transaction, so they are not kept:
+/// keeping them cost each a copy and a map insert that the write then replaced.
 ///
 /// A hash map, not an ordered one: the transaction only looks records up by key, and only
 /// the checkpoint sorts what it writes (`dirty::fold`). Its keys share long prefixes (`order-0000…`), so
@@ -35,7 +36,7 @@ struct Cached<V> {
 /// order the slots are visited in.
 struct Slots<V> {
     name: &'static str,
-    slots: HashMap<Vec<u8>, Cached<V>, foldhash::fast::FixedState>,
+    slots: HashMap<Vec<u8>, Written<V>, foldhash::fast::FixedState>,
 }
 
 impl<V: Clone + Serialize + DeserializeOwned> Slots<V> {
@@ -46,46 +47,31 @@ impl<V: Clone + Serialize + DeserializeOwned> Slots<V> {
         }
     }
 
-    fn get(&mut self, tree: &MemTree, key: Vec<u8>) -> Result<Option<V>, StoreError> {
-        match self.slots.entry(key) {
-            Entry::Occupied(slot) => Ok(slot.get().value.clone()),
-            Entry::Vacant(slot) => {
-                let value = match tree.get(slot.key()) {
-                    Some(bytes) => Some(decode::<V>(self.name, bytes)?),
-                    None => None,
-                };
-                slot.insert(Cached {
-                    value: value.clone(),
-                    dirty: false,
-                    encoded: None,
-                });
-                Ok(value)
-            }
-        }
+    fn get(&self, tree: &MemTree, key: &[u8]) -> Result<Option<V>, StoreError> {
+        let bytes = match self.slots.get(key) {
+            Some(Written::Value(value)) => return Ok(value.clone()),
+            Some(Written::Encoded(bytes)) => Some(bytes),
+            None => tree.get(key),
+        };
+        bytes.map(|b| decode::<V>(self.name, b)).transpose()
     }
 
     fn set(&mut self, key: Vec<u8>, value: Option<V>) {
-        self.set_encoded(key, value, None);
+        self.slots.insert(key, Written::Value(value));
     }
 
-    /// As `set`, with `value`'s encoding when it is already made.
-    fn set_encoded(&mut self, key: Vec<u8>, value: Option<V>, encoded: Option<memory::Value>) {
-        self.slots.insert(
-            key,
-            Cached {
-                value,
-                dirty: true,
-                encoded,
-            },
-        );
+    /// As `set`, for a record already encoded.
+    fn set_encoded(&mut self, key: Vec<u8>, encoded: memory::Value) {
+        self.slots.insert(key, Written::Encoded(encoded));
     }
 
-    /// The written records, in no particular order.
-    fn dirty(&self) -> impl Iterator<Item = (&Vec<u8>, &Option<V>)> {
-        self.slots
-            .iter()
-            .filter(|(_, slot)| slot.dirty)
-            .map(|(k, slot)| (k, &slot.value))
+    /// The written records held as values, in no particular order: for the SKUs, which are
+    /// never written as encodings alone, every written record.
+    fn written_values(&self) -> impl Iterator<Item = (&Vec<u8>, &Option<V>)> {
+        self.slots.iter().filter_map(|(k, written)| match written {
+            Written::Value(value) => Some((k, value)),
+            Written::Encoded(_) => None,
+        })
     }
 }
 
@@ -184,25 +170,22 @@ impl<'a> Tx<'a> {
         &mut self,
         kind: EventKind,
         revision: u64,
-        order: Order,
+        order: &Order,
     ) -> Result<(), StoreError> {
         let start = bucket_start(self.clock);
         for item in order.items.as_slice() {
             let key = keys::sales(&item.sku, start);
             let mut counts = self
                 .sales
-                .get(self.trees.sales(), key.clone())?
+                .get(self.trees.sales(), &key)?
                 .unwrap_or_default();
             counts.add(kind, item.qty.get());
             self.sales.set(key, Some(counts));
         }
-        let encoded = encode_shared(&order);
+        let encoded = encode_shared(order);
         self.append_event(kind, revision, SubjectKind::Order, &encoded)?;
-        self.orders.set_encoded(
-            order.order_id.as_str().as_bytes().to_vec(),
-            Some(order),
-            Some(encoded),
-        );
+        self.orders
+            .set_encoded(order.order_id.as_str().as_bytes().to_vec(), encoded);
         Ok(())
     }
 
@@ -261,8 +244,7 @@ impl<'a> Tx<'a> {
     }
 
     pub fn sku(&mut self, sku: &SkuId) -> Result<Option<Sku>, StoreError> {
-        self.skus
-            .get(self.trees.skus(), sku.as_str().as_bytes().to_vec())
+        self.skus.get(self.trees.skus(), sku.as_str().as_bytes())
     }
 
     pub fn put_sku(&mut self, sku: Sku) {
@@ -272,13 +254,13 @@ impl<'a> Tx<'a> {
 
     pub fn order(&mut self, order_id: &OrderId) -> Result<Option<Order>, StoreError> {
         self.orders
-            .get(self.trees.orders(), order_id.as_str().as_bytes().to_vec())
+            .get(self.trees.orders(), order_id.as_str().as_bytes())
     }
 
     pub fn hold(&mut self, sku: &SkuId, user: &UserId) -> Result<u64, StoreError> {
         Ok(self
             .holds
-            .get(self.trees.holds(), keys::hold(sku, user))?
+            .get(self.trees.holds(), &keys::hold(sku, user))?
             .unwrap_or(0))
     }
 
@@ -335,8 +317,12 @@ impl<'a> Tx<'a> {
                 count(&decode::<Order>("orders", bytes)?)?;
             }
         }
-        for order in self.orders.slots.values().filter_map(|s| s.value.as_ref()) {
-            count(order)?;
+        for written in self.orders.slots.values() {
+            match written {
+                Written::Value(Some(order)) => count(order)?,
+                Written::Value(None) => {}
+                Written::Encoded(bytes) => count(&decode::<Order>("orders", bytes)?)?,
+            }
         }
         for (user, units) in held {
             self.holds.set(keys::hold(sku, &user), Some(units));
@@ -350,7 +336,7 @@ impl<'a> Tx<'a> {
         request_id: &RequestId,
     ) -> Result<Option<RestockRecord>, StoreError> {
         self.restocks
-            .get(self.trees.restocks(), keys::restock(sku, request_id))
+            .get(self.trees.restocks(), &keys::restock(sku, request_id))
     }
 
     pub fn put_restock(&mut self, request_id: &RequestId, record: RestockRecord) {
@@ -366,7 +352,7 @@ impl<'a> Tx<'a> {
         request_tag: u64,
     ) -> Result<Option<PatchRecord>, StoreError> {
         self.patches
-            .get(self.trees.patches(), keys::patch(sku, request_tag))
+            .get(self.trees.patches(), &keys::patch(sku, request_tag))
     }
 
     pub fn put_patch(&mut self, request_tag: u64, record: PatchRecord) {
@@ -433,7 +419,7 @@ impl<'a> Tx<'a> {
         // The unbalanced SKU with the least key: every replica names the same one.
         let unbalanced = self
             .skus
-            .dirty()
+            .written_values()
             .filter_map(|(key, sku)| sku.as_ref().filter(|s| !s.is_balanced()).map(|s| (key, s)))
             .min_by(|a, b| a.0.cmp(b.0));
         if let Some((_, sku)) = unbalanced {
@@ -479,13 +465,9 @@ fn encode_dirty<V: Serialize>(slots: Slots<V>) -> TreeWrites {
     slots
         .slots
         .into_iter()
-        .filter(|(_, slot)| slot.dirty)
-        .map(|(k, slot)| {
-            let encoded = slot.encoded;
-            let value = slot
-                .value
-                .map(|v| encoded.unwrap_or_else(|| encode_shared(&v)));
-            (k, value)
+        .map(|(k, written)| match written {
+            Written::Value(value) => (k, value.as_ref().map(encode_shared)),
+            Written::Encoded(bytes) => (k, Some(bytes)),
         })
         .collect()
 }

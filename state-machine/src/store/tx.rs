@@ -165,7 +165,8 @@ impl<'a> Tx<'a> {
 
     /// Writes `order`, appends its event with the next id, and adds its units to each
     /// SKU's sales bucket of the current clock. The order is encoded once, for its record
-    /// and its event (callgrind: the second encoding was about 3 % of apply).
+    /// and its event (callgrind: 1.4 % of apply's instructions, net of the copy that joins
+    /// the event's bytes).
     pub fn put_order_with_event(
         &mut self,
         kind: EventKind,

@@ -1,8 +1,8 @@
 //! Key layouts of the state trees. Identifiers never contain a NUL byte (the identifier rule
 //! forbids it), so NUL separates the parts of a composite key and a prefix scan over
-//! `user\0` cannot run into the keys of a user whose id merely starts the same way.
+//! `sku\0` cannot run into the keys of a SKU whose id merely starts the same way.
 
-use crate::validation::{OrderId, RequestId, SkuId, UserId};
+use crate::validation::{RequestId, SkuId, UserId};
 
 const SEP: u8 = 0;
 
@@ -52,53 +52,6 @@ pub fn sales_start(key: &[u8]) -> Option<u64> {
         .checked_sub(8)
         .and_then(|at| key[at..].try_into().ok())
         .map(u64::from_be_bytes)
-}
-
-/// `expires_ms (BE) order_id`: sorts reserved orders by deadline, then id.
-pub fn deadline(expires_ms: u64, order_id: &OrderId) -> Vec<u8> {
-    let mut key = Vec::with_capacity(8 + order_id.as_str().len());
-    key.extend_from_slice(&expires_ms.to_be_bytes());
-    key.extend_from_slice(order_id.as_str().as_bytes());
-    key
-}
-
-/// The deadline encoded at the front of a deadline key.
-pub fn deadline_ms(key: &[u8]) -> Option<u64> {
-    key.get(..8)
-        .and_then(|b| b.try_into().ok())
-        .map(u64::from_be_bytes)
-}
-
-/// The order id that follows the deadline in a deadline key.
-pub fn deadline_order(key: &[u8]) -> Option<&str> {
-    key.get(8..).and_then(|b| std::str::from_utf8(b).ok())
-}
-
-/// `user \0 (MAX - created_ms) (BE) order_id`: a prefix scan yields the user's orders newest
-/// first, ties by order id ascending, as the API lists them.
-pub fn user_order(user: &UserId, created_ms: u64, order_id: &OrderId) -> Vec<u8> {
-    let mut key = prefix_with_room(user, 8 + order_id.as_str().len());
-    key.extend_from_slice(&(u64::MAX - created_ms).to_be_bytes());
-    key.extend_from_slice(order_id.as_str().as_bytes());
-    key
-}
-
-pub fn user_prefix(user: &UserId) -> Vec<u8> {
-    prefix_with_room(user, 0)
-}
-
-/// `user \0`, with room for `rest` more bytes, so a full key is allocated once.
-fn prefix_with_room(user: &UserId, rest: usize) -> Vec<u8> {
-    let mut key = Vec::with_capacity(user.as_str().len() + 1 + rest);
-    key.extend_from_slice(user.as_str().as_bytes());
-    key.push(SEP);
-    key
-}
-
-/// The order id at the end of a user-order key whose prefix is `prefix_len` bytes.
-pub fn user_order_id(key: &[u8], prefix_len: usize) -> Option<&str> {
-    key.get(prefix_len + 8..)
-        .and_then(|b| std::str::from_utf8(b).ok())
 }
 
 /// `tag · n (BE)`: a sled record that holds many records (an event chunk, a run). The tag

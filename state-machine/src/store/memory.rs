@@ -9,13 +9,15 @@
 //! applied marker and clock) go to disk.
 //! The holds and the deadline and user indexes follow from the orders alone, so they live in
 //! memory only and are rebuilt from the orders when the state is loaded: an order then
-//! costs one record at a checkpoint, not four.
+//! costs one record at a checkpoint, not four. The deadline and user indexes are not trees
+//! at all (`order_indexes`); their positions in `NAMES` stay empty.
 
 use super::codec::{decode, encode};
 use super::error::StoreError;
 use super::event_seq::EventSeq;
 use super::keys;
 use super::numbered::Numbered;
+use super::order_indexes::{IndexWrites, OrderIndexes, UserOrders};
 use super::trees::{Trees, NAMES};
 use crate::model::{Order, OrderStatus, Sku};
 use std::collections::{BTreeMap, BTreeSet};
@@ -33,8 +35,7 @@ pub(crate) const SKUS: usize = 0;
 pub(crate) const ORDERS: usize = 1;
 pub(crate) const HOLDS: usize = 2;
 pub(crate) const RESTOCKS: usize = 3;
-pub(crate) const DEADLINES: usize = 4;
-pub(crate) const USER_ORDERS: usize = 5;
+// 4 and 5, the deadline and user indexes, are not trees (`order_indexes`): always empty.
 pub(crate) const APPLIED: usize = 6;
 pub(crate) const PATCHES: usize = 7;
 pub(crate) const EVENTS: usize = 8;
@@ -74,9 +75,6 @@ type Records<'a> = Box<dyn Iterator<Item = (Key<'a>, &'a Value)> + 'a>;
 #[derive(Clone)]
 pub(crate) enum MemTree {
     Keyed(imbl::OrdMap<Box<[u8]>, Value>),
-    /// The deadline and user indexes: keys alone, each standing for the empty value. (A
-    /// boxed key and no value: an entry of 16 bytes where a map's took 40.)
-    Index(imbl::OrdSet<Box<[u8]>>, Value),
     /// The events, whose keys are their ids (`keys::event`). Only the held ones are
     /// records here (`get`, `range`, `len`); the moved ones are read from sled
     /// (`Store::event_values`).
@@ -87,7 +85,6 @@ impl MemTree {
     fn empty(tree: usize) -> Self {
         match tree {
             EVENTS => MemTree::Numbered(EventSeq::default()),
-            DEADLINES | USER_ORDERS => MemTree::Index(imbl::OrdSet::new(), Arc::from(&[][..])),
             _ => MemTree::Keyed(imbl::OrdMap::new()),
         }
     }
@@ -95,7 +92,6 @@ impl MemTree {
     pub fn get(&self, key: &[u8]) -> Option<&Value> {
         match self {
             MemTree::Keyed(map) => map.get(key),
-            MemTree::Index(set, empty) => set.contains(key).then_some(empty),
             MemTree::Numbered(seq) => keys::event_id(key).and_then(|id| seq.held().get(id)),
         }
     }
@@ -106,10 +102,6 @@ impl MemTree {
             MemTree::Keyed(map) => Box::new(
                 map.range::<_, [u8]>(range)
                     .map(|(k, v)| (Key::Stored(k), v)),
-            ),
-            MemTree::Index(set, empty) => Box::new(
-                set.range::<_, [u8]>(range)
-                    .map(move |k| (Key::Stored(k), empty)),
             ),
             MemTree::Numbered(seq) => {
                 let seq = seq.held();
@@ -126,14 +118,9 @@ impl MemTree {
         self.range(..)
     }
 
-    pub fn first(&self) -> Option<(Key<'_>, &Value)> {
-        self.iter().next()
-    }
-
     pub fn len(&self) -> usize {
         match self {
             MemTree::Keyed(map) => map.len(),
-            MemTree::Index(set, _) => set.len(),
             MemTree::Numbered(seq) => seq.held().len(),
         }
     }
@@ -160,15 +147,6 @@ impl MemTree {
             }
             (MemTree::Keyed(map), None) => {
                 map.remove(&key);
-            }
-            (MemTree::Index(set, _), Some(v)) => {
-                // An index entry is its key alone: `tx::index_writes` gives each the empty
-                // value, and that is what the tree answers for it.
-                debug_assert!(v.is_empty(), "an index entry with a value");
-                set.insert(key);
-            }
-            (MemTree::Index(set, _), None) => {
-                set.remove(&key);
             }
             (tree @ MemTree::Numbered(_), value) => return tree.write(&key, value),
         }
@@ -229,15 +207,17 @@ pub(crate) fn is_empty(changes: &Changes) -> bool {
     changes.iter().all(Vec::is_empty)
 }
 
-#[derive(Clone)]
+/// Not `Clone`: a copy of the indexes would be a deep one (`view` copies the rest).
 pub(crate) struct MemTrees {
     pub trees: [MemTree; NAMES.len()],
+    pub indexes: OrderIndexes,
 }
 
 impl Default for MemTrees {
     fn default() -> Self {
         Self {
             trees: std::array::from_fn(MemTree::empty),
+            indexes: OrderIndexes::default(),
         }
     }
 }
@@ -281,20 +261,15 @@ impl MemTrees {
             }
         }
         let mut holds: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
-        // Lists sorted once, not ordered sets: each key is unique (it ends with its order's
-        // id), and a sorted run goes into the persistent sets along their right edge.
-        let mut deadlines = Vec::new();
+        let mut indexes = OrderIndexes::default();
         let mut user_orders = Vec::with_capacity(self.orders().len());
         for (_, bytes) in self.orders().iter() {
             let order: Order = decode("orders", bytes)?;
-            user_orders.push(
-                keys::user_order(&order.user_id, order.created_ms, &order.order_id)
-                    .into_boxed_slice(),
-            );
+            let order_id: Box<str> = order.order_id.as_str().into();
             if order.status == OrderStatus::Reserved {
-                deadlines
-                    .push(keys::deadline(order.expires_ms, &order.order_id).into_boxed_slice());
+                indexes.deadlines.insert(order.expires_ms, order_id.clone());
             }
+            user_orders.push((order.user_id.as_str().into(), order.created_ms, order_id));
             let counted = order
                 .held_items()
                 .iter()
@@ -314,21 +289,31 @@ impl MemTrees {
                 .map(|(key, units)| (key.into_boxed_slice(), Value::from(encode(&units))))
                 .collect(),
         );
-        deadlines.sort_unstable();
-        user_orders.sort_unstable();
-        let empty: Value = Arc::from(&[][..]);
-        self.trees[DEADLINES] = MemTree::Index(deadlines.into_iter().collect(), empty.clone());
-        self.trees[USER_ORDERS] = MemTree::Index(user_orders.into_iter().collect(), empty);
+        indexes.user_orders = UserOrders::from_unsorted(user_orders);
+        self.indexes = indexes;
         Ok(())
     }
 
-    /// Applies one apply's changes and returns those a checkpoint writes. The indexes,
-    /// rebuilt at load, need not wait for it, so their writes move into memory uncopied:
-    /// three of an order's five writes (perf: the key copies were a visible share of apply).
+    /// A copy of the trees for a snapshot export: O(1), the trees being persistent. The
+    /// indexes, which an export leaves out, stay empty in it.
+    pub fn view(&self) -> Self {
+        Self {
+            trees: self.trees.clone(),
+            indexes: OrderIndexes::default(),
+        }
+    }
+
+    /// Applies one apply's changes and returns those a checkpoint writes. The holds and
+    /// the indexes, rebuilt at load, need not wait for it, so their writes move into memory
+    /// uncopied (perf: the key copies were a visible share of apply).
     ///
     /// Only an event's write can fail (a broken run of ids). The events are written first,
     /// into a copy (`imbl`: O(1)), so a failure leaves the working set as it was.
-    pub fn apply(&mut self, mut changes: Writes) -> Result<Writes, StoreError> {
+    pub fn apply(
+        &mut self,
+        mut changes: Writes,
+        index_writes: IndexWrites,
+    ) -> Result<Writes, StoreError> {
         let mut events = self.trees[EVENTS].clone();
         for (key, value) in &changes[EVENTS] {
             events.write(key, value.clone())?;
@@ -348,6 +333,7 @@ impl MemTrees {
                 }
             }
         }
+        self.indexes.apply(index_writes);
         Ok(changes)
     }
 
@@ -362,12 +348,6 @@ impl MemTrees {
     }
     pub fn restocks(&self) -> &MemTree {
         &self.trees[RESTOCKS]
-    }
-    pub fn deadlines(&self) -> &MemTree {
-        &self.trees[DEADLINES]
-    }
-    pub fn user_orders(&self) -> &MemTree {
-        &self.trees[USER_ORDERS]
     }
     pub fn applied(&self) -> &MemTree {
         &self.trees[APPLIED]
@@ -394,9 +374,9 @@ impl MemTrees {
         &self.trees[SALES]
     }
 
-    /// Records held, all trees together.
+    /// Records held, all trees together, an index entry counting as one.
     pub fn records(&self) -> usize {
-        self.trees.iter().map(MemTree::len).sum()
+        self.trees.iter().map(MemTree::len).sum::<usize>() + self.indexes.len()
     }
 }
 
@@ -454,7 +434,7 @@ mod tests {
             }
         }
         assert_eq!(
-            numbered.first().map(|(k, _)| k.to_vec()),
+            numbered.iter().next().map(|(k, _)| k.to_vec()),
             Some(keys::event(250))
         );
         assert_eq!(
@@ -471,11 +451,14 @@ mod tests {
         let mut mem = MemTrees::default();
         let mut first = Writes::default();
         first[EVENTS].push((keys::event(1), Some(Arc::from(&b"one"[..]))));
-        mem.apply(first).unwrap();
+        mem.apply(first, IndexWrites::default()).unwrap();
         let mut broken = Writes::default();
         broken[SKUS].push((b"sku".to_vec(), Some(Arc::from(&b"x"[..]))));
         broken[EVENTS].push((keys::event(3), Some(Arc::from(&b"three"[..]))));
-        assert!(matches!(mem.apply(broken), Err(StoreError::Corrupt(_))));
+        assert!(matches!(
+            mem.apply(broken, IndexWrites::default()),
+            Err(StoreError::Corrupt(_))
+        ));
         assert_eq!(mem.skus().len(), 0);
         assert_eq!(mem.event_seq().held().len(), 1);
     }

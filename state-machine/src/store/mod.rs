@@ -17,6 +17,7 @@ mod feed;
 mod keys;
 mod memory;
 mod numbered;
+mod order_indexes;
 mod packed;
 mod refusal_reads;
 mod run_index;
@@ -239,7 +240,7 @@ impl Store {
         };
         let persisted = {
             let mut mem = self.mem_mut();
-            let persisted = mem.apply(changes)?;
+            let persisted = mem.apply(changes.0, changes.1)?;
             self.move_events_out(&mut mem, MAX_MOVE_PER_APPLY)?;
             persisted
         };
@@ -379,12 +380,7 @@ impl Store {
     /// The earliest deadline of a reserved order, if any: the leader's ticker proposes
     /// `Expire` once its clock passes it.
     pub fn earliest_deadline(&self) -> Result<Option<u64>, StoreError> {
-        match self.mem().deadlines().first() {
-            Some((key, _)) => keys::deadline_ms(&key)
-                .map(Some)
-                .ok_or_else(|| StoreError::Corrupt("deadlines: short key".into())),
-            None => Ok(None),
-        }
+        Ok(self.mem().indexes.deadlines.earliest())
     }
 
     /// Units `user` holds of `sku` in reserved or paid orders. Apply counts them only for a
@@ -402,18 +398,8 @@ impl Store {
                 None => Ok(0),
             };
         }
-        let prefix = keys::user_prefix(user);
-        let from = (
-            std::ops::Bound::Included(&prefix[..]),
-            std::ops::Bound::Unbounded,
-        );
         let mut held: u64 = 0;
-        for (key, _) in mem.user_orders().range(from) {
-            if !key.starts_with(&prefix) {
-                break;
-            }
-            let id = keys::user_order_id(&key, prefix.len())
-                .ok_or_else(|| StoreError::Corrupt("user_orders: bad key".into()))?;
+        for id in mem.indexes.user_orders.newest_first(user.as_str()) {
             let Some(bytes) = mem.orders().get(id.as_bytes()) else {
                 return Err(StoreError::Corrupt(format!("user_orders: no order {id}")));
             };
@@ -478,20 +464,13 @@ impl Store {
         let limit = limit.clamp(1, MAX_PAGE);
         let mem = self.mem();
         let clock = read_clock(&mem)?;
-        let prefix = keys::user_prefix(user);
         let mut orders = Vec::with_capacity(limit.min(64));
-        let from = (
-            std::ops::Bound::Included(prefix.as_slice()),
-            std::ops::Bound::Unbounded,
-        );
-        for (key, _) in mem
-            .user_orders()
-            .range(from)
-            .take_while(|(key, _)| key.starts_with(&prefix))
+        for id in mem
+            .indexes
+            .user_orders
+            .newest_first(user.as_str())
             .take(limit)
         {
-            let id = keys::user_order_id(&key, prefix.len())
-                .ok_or_else(|| StoreError::Corrupt("user_orders: bad key".into()))?;
             let bytes = mem
                 .orders()
                 .get(id.as_bytes())

@@ -203,7 +203,7 @@ impl Store {
             let _checkpointer = self.lock_checkpointer();
             let view = {
                 let _writer = self.lock_writer();
-                self.mem().clone()
+                self.mem().view()
             };
             let seq = view.event_seq();
             let moved = seq.first_id().unwrap_or(0)..seq.held_from();
@@ -602,9 +602,9 @@ mod tests {
         store.apply(&[(1, &batch)], Some(b"m")).unwrap();
         // The indexes an export leaves out are there to leave out.
         let mem = store.mem();
-        for tree in [memory::HOLDS, memory::DEADLINES, memory::USER_ORDERS] {
-            assert!(mem.trees[tree].iter().next().is_some(), "{}", NAMES[tree]);
-        }
+        assert!(mem.trees[memory::HOLDS].iter().next().is_some(), "holds");
+        assert!(mem.indexes.deadlines.len() > 0, "deadlines");
+        assert!(mem.indexes.user_orders.len() > 0, "user orders");
         drop(mem);
 
         let mut bytes = Vec::new();

@@ -8,12 +8,13 @@ use super::error::StoreError;
 use super::event_seq::{self, Slot};
 use super::keys;
 use super::memory::{self, MemTree, MemTrees, TreeWrites, Writes};
+use super::order_indexes::IndexWrites;
 use crate::events::{bucket_start, EventKind, Retention, SalesCounts};
 use crate::model::{Order, PatchRecord, RestockRecord, Sku};
 use crate::validation::{OrderId, RequestId, SkuId, UserId};
 use serde::{de::DeserializeOwned, Serialize};
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, LazyLock};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 /// Most records a transaction's maps are sized for up front; beyond it they grow.
 const PRESIZED_RECORDS: usize = 4_096;
@@ -83,11 +84,11 @@ pub(crate) struct Tx<'a> {
     holds: Slots<u64>,
     restocks: Slots<RestockRecord>,
     patches: Slots<PatchRecord>,
-    /// Deadline keys to insert (`true`) or remove (`false`). Hashed, like the slots: only
-    /// `due` needs them in order, and it sorts what it finds.
-    deadlines: HashMap<Vec<u8>, bool, foldhash::fast::FixedState>,
-    /// User index keys to insert: each order's once, when it is placed; never removed.
-    user_orders: TreeWrites,
+    /// Per order id, its deadline and whether to insert (`true`) or remove (`false`) it.
+    /// Hashed, like the slots: only `due` needs them in order, and it sorts what it finds.
+    deadlines: HashMap<Box<str>, (u64, bool), foldhash::fast::FixedState>,
+    /// User index entries to insert: each order's once, when it is placed; never removed.
+    user_orders: Vec<(Box<str>, u64, Box<str>)>,
     /// The newest event id as this transaction leaves it; read on first use.
     events_head: Option<u64>,
     /// Events appended (`Some`, encoded, in id order) and then those pruned (`None`, oldest
@@ -365,58 +366,49 @@ impl<'a> Tx<'a> {
 
     pub fn add_deadline(&mut self, expires_ms: u64, order_id: &OrderId) {
         self.deadlines
-            .insert(keys::deadline(expires_ms, order_id), true);
+            .insert(order_id.as_str().into(), (expires_ms, true));
     }
 
     pub fn remove_deadline(&mut self, expires_ms: u64, order_id: &OrderId) {
         self.deadlines
-            .insert(keys::deadline(expires_ms, order_id), false);
+            .insert(order_id.as_str().into(), (expires_ms, false));
     }
 
     pub fn add_user_order(&mut self, user: &UserId, created_ms: u64, order_id: &OrderId) {
-        self.user_orders.push((
-            keys::user_order(user, created_ms, order_id),
-            Some(empty_value()),
-        ));
+        self.user_orders
+            .push((user.as_str().into(), created_ms, order_id.as_str().into()));
     }
 
     /// Up to `limit` reserved orders with `expires_ms <= clock`, by deadline then id, as
     /// the committed index and this transaction's own changes together say.
     pub fn due(&self, limit: usize) -> Result<Vec<OrderId>, StoreError> {
-        let end = self.clock.saturating_add(1).to_be_bytes();
-        let mut due: BTreeMap<Vec<u8>, ()> = BTreeMap::new();
-        let before_end = (
-            std::ops::Bound::Unbounded,
-            std::ops::Bound::Excluded(&end[..]),
-        );
-        for (key, _) in self.trees.deadlines().range(before_end) {
-            if self.deadlines.get(&key[..]) != Some(&false) {
-                due.insert(key.to_vec(), ());
+        let end = self.clock.saturating_add(1);
+        let mut due: BTreeSet<(u64, &str)> = BTreeSet::new();
+        for (expires_ms, id) in self.trees.indexes.deadlines.before(end) {
+            if !matches!(self.deadlines.get(id), Some((_, false))) {
+                due.insert((expires_ms, id));
             }
             if due.len() >= limit {
                 break;
             }
         }
-        for (key, _) in self
-            .deadlines
-            .iter()
-            .filter(|(key, insert)| **insert && key[..] < end[..])
-        {
-            due.insert(key.clone(), ());
+        for (id, (expires_ms, insert)) in &self.deadlines {
+            if *insert && *expires_ms < end {
+                due.insert((*expires_ms, id));
+            }
         }
-        due.into_keys()
+        due.into_iter()
             .take(limit)
-            .map(|key| {
-                keys::deadline_order(&key)
-                    .and_then(|id| OrderId::new(id).ok())
-                    .ok_or_else(|| StoreError::Corrupt("deadlines: bad key".into()))
+            .map(|(_, id)| {
+                OrderId::new(id)
+                    .map_err(|_| StoreError::Corrupt(format!("deadlines: bad order id {id:?}")))
             })
             .collect()
     }
 
     /// Checks the invariants of every touched SKU, then hands back everything the
     /// transaction wrote, with the clock and `marker`, as one set of changes.
-    pub fn commit(self, marker: Option<&[u8]>) -> Result<Writes, StoreError> {
+    pub fn commit(self, marker: Option<&[u8]>) -> Result<(Writes, IndexWrites), StoreError> {
         // The unbalanced SKU with the least key: every replica names the same one.
         let unbalanced = self
             .skus
@@ -435,8 +427,6 @@ impl<'a> Tx<'a> {
         changes[memory::HOLDS] = encode_dirty(self.holds);
         changes[memory::RESTOCKS] = encode_dirty(self.restocks);
         changes[memory::PATCHES] = encode_dirty(self.patches);
-        changes[memory::DEADLINES] = index_writes(self.deadlines);
-        changes[memory::USER_ORDERS] = self.user_orders;
         changes[memory::SALES] = encode_dirty(self.sales);
         changes[memory::EVENTS] = merged_by_id(self.events)
             .into_iter()
@@ -456,7 +446,15 @@ impl<'a> Tx<'a> {
         if let Some(marker) = marker {
             applied.push((keys::MARKER_KEY.to_vec(), Some(Arc::from(marker))));
         }
-        Ok(changes)
+        let index_writes = IndexWrites {
+            deadlines: self
+                .deadlines
+                .into_iter()
+                .map(|(id, (expires_ms, insert))| (expires_ms, id, insert))
+                .collect(),
+            user_orders: self.user_orders,
+        };
+        Ok((changes, index_writes))
     }
 }
 
@@ -500,20 +498,6 @@ fn merged_by_id(
         }
     }
     merged
-}
-
-fn index_writes(index: HashMap<Vec<u8>, bool, foldhash::fast::FixedState>) -> TreeWrites {
-    index
-        .into_iter()
-        .map(|(k, insert)| (k, insert.then(empty_value)))
-        .collect()
-}
-
-/// The value of every index entry (the key alone says it all): one shared allocation, not
-/// one per entry.
-fn empty_value() -> memory::Value {
-    static EMPTY: LazyLock<memory::Value> = LazyLock::new(|| Arc::from(&[][..]));
-    EMPTY.clone()
 }
 
 #[cfg(test)]

@@ -133,7 +133,7 @@ impl<'a> Tx<'a> {
             holds: Slots::new("holds", commands),
             restocks: Slots::new("restocks", 0),
             patches: Slots::new("patches", 0),
-            deadlines: HashMap::default(),
+            deadlines: HashMap::with_capacity_and_hasher(commands, Default::default()),
             user_orders: Vec::with_capacity(commands),
             events_head: None,
             events: Vec::with_capacity(commands),

@@ -223,7 +223,7 @@ impl Store {
         }
         let _writer = self.lock_writer();
         let mut results = Vec::with_capacity(entries.len());
-        let changes = {
+        let (changes, index_writes) = {
             let mem = self.mem();
             let commands = entries.iter().map(|(_, b)| b.commands.len()).sum();
             let mut tx = Tx::new(&mem, read_clock(&mem)?, commands);
@@ -240,7 +240,7 @@ impl Store {
         };
         let persisted = {
             let mut mem = self.mem_mut();
-            let persisted = mem.apply(changes.0, changes.1)?;
+            let persisted = mem.apply(changes, index_writes)?;
             self.move_events_out(&mut mem, MAX_MOVE_PER_APPLY)?;
             persisted
         };

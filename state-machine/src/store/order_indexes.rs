@@ -6,6 +6,7 @@
 //! compares keys on the heap. Here a new order is a push into the bucket of its deadline's
 //! millisecond and into its user's list, found by one hash.
 
+use std::cmp::Ordering;
 use std::collections::btree_map::{BTreeMap, Entry};
 
 type UserMap = hashbrown::HashMap<Box<str>, Vec<(u64, Box<str>)>, foldhash::fast::RandomState>;
@@ -79,10 +80,9 @@ impl UserOrders {
             .entry_ref(user)
             // One order per user is the common case: no room for four.
             .or_insert_with(|| Vec::with_capacity(1));
-        let at = list.partition_point(|(created, id)| {
-            *created < created_ms || (*created == created_ms && **id > *order_id)
-        });
-        list.insert(at, (created_ms, order_id));
+        let entry = (created_ms, order_id);
+        let at = list.partition_point(|held| list_order(held, &entry) == Ordering::Less);
+        list.insert(at, entry);
         self.len += 1;
     }
 
@@ -111,12 +111,17 @@ impl UserOrders {
             index.len += 1;
         }
         for list in index.by_user.values_mut() {
-            list.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.cmp(&a.1)));
+            list.sort_unstable_by(list_order);
             // Growth by pushes left room that most users' lists never fill.
             list.shrink_to_fit();
         }
         index
     }
+}
+
+/// The order of a user's list: ascending by `created_ms`, then descending by id.
+fn list_order(a: &(u64, Box<str>), b: &(u64, Box<str>)) -> Ordering {
+    a.0.cmp(&b.0).then_with(|| b.1.cmp(&a.1))
 }
 
 /// One apply's changes to the indexes, each order's at most once.

@@ -145,6 +145,19 @@ impl SalesCounts {
         };
         *counter = counter.saturating_add(qty);
     }
+
+    /// Adds every counter of `other` to this one's.
+    pub fn merge(&mut self, other: &SalesCounts) {
+        for (counter, more) in [
+            (&mut self.reserved, other.reserved),
+            (&mut self.paid, other.paid),
+            (&mut self.cancelled, other.cancelled),
+            (&mut self.expired, other.expired),
+            (&mut self.refunded, other.refunded),
+        ] {
+            *counter = counter.saturating_add(more);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,7 +6,8 @@ mod common;
 
 use common::*;
 use state_machine::{
-    Command, EventKind, EventPage, EventRead, EventSubject, Retention, SalesCounts, Store,
+    Command, EventKind, EventPage, EventRead, EventSubject, Retention, SalesBucket, SalesCounts,
+    Store,
 };
 
 fn page(store: &Store, after: u64, limit: usize) -> EventPage {
@@ -229,4 +230,71 @@ fn sales_buckets_count_units_per_minute_of_the_cluster_clock() {
         .unwrap()
         .is_empty());
     assert_eq!(store.sales(&sku("nope"), 0, u64::MAX).unwrap(), None);
+}
+
+/// A snapshot of the release before SKU records carried their newest sales bucket (version
+/// 5: every bucket a record of the sales tree) installs, reads the same, and counts on as
+/// the store that wrote it does, where a minute's units then lie partly in the tree and
+/// partly in the SKU's record.
+#[test]
+fn sales_stored_before_buckets_rode_with_their_skus_read_and_count_on() {
+    let source = temp_store();
+    run(&source, 1, 0, create("A", 100));
+    run(&source, 2, 0, create("B", 100));
+    run(&source, 3, 61_000, order("o1", "u1", &[("A", 3)], 600_000));
+    run(&source, 4, 62_000, order("o2", "u2", &[("B", 2)], 600_000));
+    run(&source, 5, 125_000, order("o3", "u3", &[("A", 1)], 600_000));
+
+    // The same state as that release stored it: each SKU's bucket moved into the tree.
+    const SKUS_TAG: u8 = 1;
+    const SALES_TAG: u8 = 10;
+    let mut records = all_snapshot_records(&export(&source));
+    let mut moved = Vec::new();
+    for (_, key, value) in records.iter_mut().filter(|(tag, _, _)| *tag == SKUS_TAG) {
+        let last = *value.last().unwrap();
+        assert!(
+            last & 0x80 != 0,
+            "SKU {key:?} carries no bucket: nothing to test"
+        );
+        let at = value.len() - 1 - usize::from(last & 0x7f);
+        let bucket: SalesBucket = postcard::from_bytes(&value[at..value.len() - 1]).unwrap();
+        value.truncate(at);
+        let mut sales_key = key.clone();
+        sales_key.push(0);
+        sales_key.extend_from_slice(&bucket.start_ms.to_be_bytes());
+        let counts = postcard::to_stdvec(&bucket.counts).unwrap();
+        moved.push((SALES_TAG, sales_key, counts));
+    }
+    records.extend(moved);
+    records.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    let old = snapshot_of_records(5, &records);
+    assert_eq!(state_machine::verify_snapshot(&old[..]).unwrap().version, 5);
+    let target = temp_store();
+    target.install_snapshot(&old[..]).unwrap();
+
+    let sales = |store: &Store, name: &str| {
+        let buckets = store.sales(&sku(name), 0, u64::MAX).unwrap().unwrap();
+        buckets
+            .iter()
+            .map(|b| (b.start_ms, b.counts.reserved, b.counts.cancelled))
+            .collect::<Vec<_>>()
+    };
+    for name in ["A", "B"] {
+        assert_eq!(sales(&target, name), sales(&source, name), "{name}");
+    }
+    for store in [&source, &target] {
+        // Same minute as A's newest bucket, now in the tree: the two add up.
+        run(store, 6, 126_000, order("o4", "u4", &[("A", 2)], 600_000));
+        // A later minute for B, and a cancel counted in it.
+        run(store, 7, 190_000, order("o5", "u5", &[("B", 1)], 600_000));
+        run(store, 8, 191_000, cancel("o2"));
+    }
+    assert_eq!(sales(&source, "A"), [(60_000, 3, 0), (120_000, 3, 0)]);
+    assert_eq!(sales(&source, "B"), [(60_000, 2, 0), (180_000, 1, 2)]);
+    for name in ["A", "B"] {
+        assert_eq!(sales(&target, name), sales(&source, name), "{name}");
+    }
+    let later = target.sales(&sku("A"), 120_000, 180_000).unwrap().unwrap();
+    assert_eq!(later.len(), 1);
+    assert_eq!(later[0].counts.reserved, 3);
 }

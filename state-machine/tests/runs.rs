@@ -72,13 +72,26 @@ fn skus_and_their_sales_buckets_are_stored_in_runs() {
         let mut index = apply(&store, 1, skus.iter().map(|s| create(s, 10)).collect());
         store.checkpoint().unwrap();
         assert_eq!(db.open_tree("sm.0.skus").unwrap().len(), 3);
-        // One order on each SKU: every SKU changes again, and gets a sales bucket.
+        // One order on each SKU: every SKU changes again, and carries a sales bucket.
         let orders = skus
             .iter()
             .map(|s| order(&format!("o-{s}"), "u", &[(s, 1)], 60_000));
         index = apply(&store, index, orders.collect());
         store.checkpoint().unwrap();
         assert_eq!(db.open_tree("sm.0.skus").unwrap().len(), 6);
+        assert_eq!(db.open_tree("sm.0.sales").unwrap().len(), 0);
+        // Another a minute later: each SKU's first bucket leaves its record for the sales
+        // tree.
+        let later = Batch {
+            now_ms: 120_000,
+            commands: skus
+                .iter()
+                .map(|s| order(&format!("p-{s}"), "u", &[(s, 1)], 60_000))
+                .collect(),
+        };
+        store.apply(&[(index, &later)], Some(b"later")).unwrap();
+        index += 1;
+        store.checkpoint().unwrap();
         assert_eq!(db.open_tree("sm.0.sales").unwrap().len(), 3);
         apply(&store, index, vec![restock("S1", "r1", 5)]);
         store.checkpoint().unwrap();

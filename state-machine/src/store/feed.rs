@@ -6,6 +6,7 @@ use super::error::StoreError;
 use super::event_chunks;
 use super::keys::{self, EVENTS_HEAD_KEY};
 use super::memory::{MemTrees, Value};
+use super::sku_sales;
 use super::tx::read_u64;
 use super::Store;
 use crate::events::{Event, EventPage, EventRead, SalesBucket, MAX_EVENTS_PAGE, MAX_SALES_BUCKETS};
@@ -81,14 +82,16 @@ impl Store {
         to_ms: u64,
     ) -> Result<Option<Vec<SalesBucket>>, StoreError> {
         let mem = self.mem();
-        if mem.skus().get(sku.as_str().as_bytes()).is_none() {
+        let Some(record) = mem.skus().get(sku.as_str().as_bytes()) else {
             return Ok(None);
-        }
+        };
         if from_ms >= to_ms {
             return Ok(Some(Vec::new()));
         }
+        let sku = sku.as_str().as_bytes();
         let (from, to) = (keys::sales(sku, from_ms), keys::sales(sku, to_ms));
-        mem.sales()
+        let mut buckets = mem
+            .sales()
             .range((
                 Bound::Included(from.as_slice()),
                 Bound::Excluded(to.as_slice()),
@@ -101,7 +104,17 @@ impl Store {
                     counts: decode("sales", value)?,
                 })
             })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some)
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        // The SKU's newest bucket rides in its record; its minute may also have units in
+        // the tree (`sku_sales`).
+        let carried = sku_sales::split(record)?.1;
+        if let Some(carried) = carried.filter(|b| (from_ms..to_ms).contains(&b.start_ms)) {
+            match buckets.binary_search_by_key(&carried.start_ms, |b| b.start_ms) {
+                Ok(at) => buckets[at].counts.merge(&carried.counts),
+                Err(at) => buckets.insert(at, carried),
+            }
+            buckets.truncate(MAX_SALES_BUCKETS);
+        }
+        Ok(Some(buckets))
     }
 }

@@ -42,8 +42,8 @@ pub fn event_id(key: &[u8]) -> Option<u64> {
 }
 
 /// `sku \0 start_ms (BE)`: a SKU's sales buckets in time order.
-pub fn sales(sku: &SkuId, start_ms: u64) -> Vec<u8> {
-    join(sku.as_str().as_bytes(), &start_ms.to_be_bytes())
+pub fn sales(sku: &[u8], start_ms: u64) -> Vec<u8> {
+    join(sku, &start_ms.to_be_bytes())
 }
 
 /// The bucket start at the end of a sales key.

@@ -18,8 +18,9 @@ use super::event_seq::EventSeq;
 use super::keys;
 use super::numbered::Numbered;
 use super::order_indexes::{IndexWrites, OrderIndexes, UserOrders};
+use super::sku_sales;
 use super::trees::{Trees, NAMES};
-use crate::model::{Order, OrderStatus, Sku};
+use crate::model::{Order, OrderStatus};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::RangeBounds;
 use std::sync::Arc;
@@ -256,7 +257,7 @@ impl MemTrees {
     fn rebuild_indexes(&mut self) -> Result<(), StoreError> {
         let mut limited = BTreeSet::new();
         for (key, bytes) in self.skus().iter() {
-            if decode::<Sku>("skus", bytes)?.per_user_limit.is_some() {
+            if sku_sales::decode_sku(bytes)?.per_user_limit.is_some() {
                 limited.insert(key.to_vec());
             }
         }

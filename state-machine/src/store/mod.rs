@@ -22,6 +22,7 @@ mod packed;
 mod refusal_reads;
 mod run_index;
 mod runs;
+mod sku_sales;
 mod sled_files;
 mod snapshot;
 mod trees;
@@ -556,7 +557,7 @@ fn read_clock(mem: &MemTrees) -> Result<u64, StoreError> {
 
 /// Decodes a SKU and checks its balance where it is read, pairing the check on write.
 fn decode_sku(bytes: &[u8]) -> Result<Sku, StoreError> {
-    let sku: Sku = decode("skus", bytes)?;
+    let sku = sku_sales::decode_sku(bytes)?;
     if !sku.is_balanced() {
         return Err(StoreError::Invariant(format!(
             "sku {} read unbalanced",

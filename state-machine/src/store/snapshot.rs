@@ -3,7 +3,7 @@
 //! Layout: `INVSNAP\0`, version (u32 BE), then the body: one record per key of every state
 //! tree in tree order and key order — tag (u8, 1 + the tree's position), key length (u32
 //! BE), key, value length (u32 BE), value — then `0xFF`, the record count (u64 BE) and a
-//! CRC-32 of everything before it (header and body, uncompressed). Version 5 stores the body
+//! CRC-32 of everything before it (header and body, uncompressed). Versions 5 and 6 store the body
 //! as one standard LZ4 frame, with its content checksum, followed by the frame's length (u64
 //! BE); version 4 stores it as it is. Install reads both. The length is there because the
 //! decoder takes a frame cut at its end mark for a whole one.
@@ -40,7 +40,12 @@ const MAGIC: &[u8; 8] = b"INVSNAP\0";
 // 3: a `patches` tree, the tagged patches applied to each SKU.
 // 4: `events` and `sales` trees, and the events head in `applied`.
 // 5: the body in an LZ4 frame.
-pub const VERSION: u32 = 5;
+// 6: a SKU's record may carry its newest sales bucket after it (`sku_sales`). The body is
+//    framed as in 5, and a stream of 5 or 4 reads as one whose SKUs carry none; a build that
+//    reads only those would drop the buckets, so it must refuse a stream of 6.
+pub const VERSION: u32 = 6;
+/// The last version before SKU records carried a sales bucket; install still reads it.
+const UNBUCKETED_VERSION: u32 = 5;
 /// The newest version whose body is stored uncompressed; install still reads it.
 const PLAIN_VERSION: u32 = 4;
 const END_TAG: u8 = 0xFF;
@@ -458,12 +463,12 @@ fn read_records<R: Read>(
     read_exact(&mut raw, &mut header[8..], "version")?;
     let version = u32::from_be_bytes(header[8..].try_into().expect("four bytes"));
     let body = match version {
-        VERSION => Body::Lz4(lz4_flex::frame::FrameDecoder::new(raw)),
+        VERSION | UNBUCKETED_VERSION => Body::Lz4(lz4_flex::frame::FrameDecoder::new(raw)),
         PLAIN_VERSION => Body::Plain(raw),
         _ => {
             return Err(StoreError::Snapshot(format!(
-            "version {version} is not supported (this build reads {PLAIN_VERSION} and {VERSION})"
-        )))
+                "version {version} is not supported (this build reads {PLAIN_VERSION} to {VERSION})"
+            )))
         }
     };
     let mut r = Crc::after_header(body, &header);
@@ -595,11 +600,19 @@ mod tests {
                 request_tag: i + 2,
             }
         }));
+        // The later orders a minute on: the first minute's sales bucket then leaves the
+        // SKU's record for the sales tree.
+        let later = Batch {
+            now_ms: 60_001,
+            commands: commands.split_off(6),
+        };
         let batch = Batch {
             now_ms: 1,
             commands,
         };
-        store.apply(&[(1, &batch)], Some(b"m")).unwrap();
+        store
+            .apply(&[(1, &batch), (2, &later)], Some(b"m"))
+            .unwrap();
         // The indexes an export leaves out are there to leave out.
         let mem = store.mem();
         assert!(mem.trees[memory::HOLDS].iter().next().is_some(), "holds");

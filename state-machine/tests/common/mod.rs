@@ -147,12 +147,16 @@ pub fn export(store: &Store) -> Vec<u8> {
     bytes
 }
 
-/// A snapshot as export stores it (version 5: the body in an LZ4 frame, then the frame's
-/// length) with its body uncompressed: the 12-byte header, the records, 0xFF, the count and
-/// the CRC.
+/// A snapshot as export stores it (versions 5 and 6: the body in an LZ4 frame, then the
+/// frame's length) with its body uncompressed: the 12-byte header, the records, 0xFF, the
+/// count and the CRC.
 pub fn uncompressed(bytes: &[u8]) -> Vec<u8> {
     use std::io::Read;
-    assert_eq!(bytes[8..12], 5u32.to_be_bytes(), "not a version-5 stream");
+    let version = u32::from_be_bytes(bytes[8..12].try_into().unwrap());
+    assert!(
+        matches!(version, 5 | 6),
+        "not a framed stream: version {version}"
+    );
     let frame_end = bytes.len() - 8;
     let frame_len = u64::from_be_bytes(bytes[frame_end..].try_into().unwrap());
     assert_eq!(frame_len, (frame_end - 12) as u64);
@@ -177,8 +181,19 @@ pub fn compressed(stream: &[u8]) -> Vec<u8> {
 /// The same snapshot in version 4, as earlier releases wrote it: the body uncompressed, and
 /// the CRC over the new header.
 pub fn as_version_4(bytes: &[u8]) -> Vec<u8> {
-    let mut stream = uncompressed(bytes);
-    stream[8..12].copy_from_slice(&4u32.to_be_bytes());
+    relabelled(&uncompressed(bytes), 4)
+}
+
+/// The same snapshot labelled version 5, as the release before SKU records carried sales
+/// buckets wrote it: the body framed the same way, the CRC over the new header.
+pub fn as_version_5(bytes: &[u8]) -> Vec<u8> {
+    compressed(&relabelled(&uncompressed(bytes), 5))
+}
+
+/// An uncompressed stream with `version` in its header and its CRC made again.
+fn relabelled(stream: &[u8], version: u32) -> Vec<u8> {
+    let mut stream = stream.to_vec();
+    stream[8..12].copy_from_slice(&version.to_be_bytes());
     stream.truncate(stream.len() - 4);
     let crc = crc32fast::hash(&stream);
     stream.extend_from_slice(&crc.to_be_bytes());
@@ -188,6 +203,15 @@ pub fn as_version_4(bytes: &[u8]) -> Vec<u8> {
 /// The records of one tree in a snapshot: after the 8-byte magic and 4-byte version, each
 /// record is `tag · key length (u32 BE) · key · value length (u32 BE) · value`, then 0xFF.
 pub fn snapshot_records(bytes: &[u8], tag: u8) -> Vec<(Vec<u8>, Vec<u8>)> {
+    all_snapshot_records(bytes)
+        .into_iter()
+        .filter(|(record_tag, _, _)| *record_tag == tag)
+        .map(|(_, key, value)| (key, value))
+        .collect()
+}
+
+/// Every record of a snapshot, with its tag, in stream order.
+pub fn all_snapshot_records(bytes: &[u8]) -> Vec<(u8, Vec<u8>, Vec<u8>)> {
     let bytes = &uncompressed(bytes)[..];
     let mut at = 12;
     let mut records = Vec::new();
@@ -202,11 +226,28 @@ pub fn snapshot_records(bytes: &[u8], tag: u8) -> Vec<(Vec<u8>, Vec<u8>)> {
         let key = take(&mut at, key_len);
         let value_len = u32::from_be_bytes(take(&mut at, 4).try_into().unwrap()) as usize;
         let value = take(&mut at, value_len);
-        if record_tag == tag {
-            records.push((key, value));
-        }
+        records.push((record_tag, key, value));
     }
     records
+}
+
+/// A framed snapshot stream of `version` holding `records` (tag, key, value), which must
+/// come in tree order and key order.
+pub fn snapshot_of_records(version: u32, records: &[(u8, Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+    let mut stream = b"INVSNAP\0".to_vec();
+    stream.extend_from_slice(&version.to_be_bytes());
+    for (tag, key, value) in records {
+        stream.push(*tag);
+        stream.extend_from_slice(&(key.len() as u32).to_be_bytes());
+        stream.extend_from_slice(key);
+        stream.extend_from_slice(&(value.len() as u32).to_be_bytes());
+        stream.extend_from_slice(value);
+    }
+    stream.push(0xFF);
+    stream.extend_from_slice(&(records.len() as u64).to_be_bytes());
+    let crc = crc32fast::hash(&stream);
+    stream.extend_from_slice(&crc.to_be_bytes());
+    compressed(&stream)
 }
 
 /// Rewrites sled tree `tree` as releases before chunks and runs left it: one sled record per

@@ -61,7 +61,7 @@ impl Store {
                 // The order's checks alone: what apply would refuse it for, without the
                 // order, event and sales writes that a refusal throws away (perf: judging
                 // every order of a batch that way was a sixth of the leader).
-                let mut tx = Tx::new(&mem, clock, 0);
+                let mut tx = Tx::for_checks(&mem, clock);
                 engine::order_refusal(&mut tx, command)?
                     .filter(|refusal| final_refusal(refusal, applied_clock, clock))
             } else {

@@ -99,6 +99,9 @@ pub(crate) struct Tx<'a> {
     /// its sales; `commit` settles them into the SKU's record, and any older bucket into the
     /// sales tree (`sku_sales`).
     sku_sales: HashMap<Vec<u8>, SkuSales, foldhash::fast::FixedState>,
+    /// Whether `sku_sales` keeps the SKUs read: not for a transaction that only checks a
+    /// command and is never committed (`for_checks`).
+    keeps_skus_read: bool,
     /// Records of the sales tree: buckets that a newer one moved out of a SKU's record.
     sales: Slots<SalesCounts>,
 }
@@ -154,7 +157,17 @@ impl<'a> Tx<'a> {
             events_head: None,
             events: Vec::with_capacity(commands),
             sku_sales: HashMap::with_capacity_and_hasher(commands, Default::default()),
+            keeps_skus_read: true,
             sales: Slots::new("sales", 0),
+        }
+    }
+
+    /// A transaction that only checks what a command would do and is dropped, never
+    /// committed: it keeps nothing for `commit`.
+    pub fn for_checks(trees: &'a MemTrees, clock: u64) -> Self {
+        Self {
+            keeps_skus_read: false,
+            ..Self::new(trees, clock, 0)
         }
     }
 
@@ -265,7 +278,7 @@ impl<'a> Tx<'a> {
 
     pub fn sku(&mut self, sku: &SkuId) -> Result<Option<Sku>, StoreError> {
         let key = sku.as_str().as_bytes();
-        if self.skus.slots.contains_key(key) {
+        if !self.keeps_skus_read || self.skus.slots.contains_key(key) {
             return self.skus.get(self.trees.skus(), key);
         }
         let stored = match self.sku_sales.get_mut(key) {

@@ -207,13 +207,16 @@ impl<'a> Tx<'a> {
         let start = bucket_start(self.clock);
         for item in order.items.as_slice() {
             let sku = item.sku.as_str().as_bytes();
-            if !self.sku_sales.contains_key(sku) {
-                self.sku_sales.insert(sku.to_vec(), SkuSales::default());
+            let add = |counts: &mut SalesCounts| counts.add(kind, item.qty.get());
+            // Checking the order read its SKUs, so their entries are nearly always here.
+            match self.sku_sales.get_mut(sku) {
+                Some(entry) => entry.added.add(start, add),
+                None => {
+                    let mut entry = SkuSales::default();
+                    entry.added.add(start, add);
+                    self.sku_sales.insert(sku.to_vec(), entry);
+                }
             }
-            let entry = self.sku_sales.get_mut(sku).expect("inserted above");
-            entry
-                .added
-                .add(start, |counts| counts.add(kind, item.qty.get()));
         }
         let encoded = encode_shared(order);
         self.append_event(kind, revision, SubjectKind::Order, &encoded)?;

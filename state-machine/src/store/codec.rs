@@ -28,6 +28,14 @@ pub(crate) fn encode_shared<V: Serialize>(value: &V) -> Value {
 
 /// As `encode_shared`, with `tail` after the encoding.
 pub(crate) fn encode_shared_then<V: Serialize>(value: &V, tail: &[u8]) -> Value {
+    encode_shared_extended(value, |buffer| buffer.extend_from_slice(tail))
+}
+
+/// As `encode_shared`, with whatever `extend` appends after the encoding.
+pub(crate) fn encode_shared_extended<V: Serialize>(
+    value: &V,
+    extend: impl FnOnce(&mut Vec<u8>),
+) -> Value {
     thread_local! {
         static SCRATCH: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(TYPICAL_RECORD_BYTES));
     }
@@ -35,7 +43,7 @@ pub(crate) fn encode_shared_then<V: Serialize>(value: &V, tail: &[u8]) -> Value 
         let mut buffer = std::mem::take(scratch);
         buffer.clear();
         let mut buffer = postcard::to_extend(value, buffer).expect("postcard encoding into memory");
-        buffer.extend_from_slice(tail);
+        extend(&mut buffer);
         let shared = Arc::from(&buffer[..]);
         *scratch = buffer;
         shared

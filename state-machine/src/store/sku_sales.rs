@@ -11,12 +11,10 @@
 //! whose last byte is below `0x80`; so the last byte alone says whether a bucket follows,
 //! and records written before buckets rode along read as carrying none.
 
-use super::codec::{decode, Value};
+use super::codec::{decode, encode_shared_extended, Value};
 use super::error::StoreError;
 use crate::events::{SalesBucket, SalesCounts};
 use crate::model::Sku;
-use std::cell::RefCell;
-use std::sync::Arc;
 
 const HAS_BUCKET: u8 = 0x80;
 
@@ -45,23 +43,16 @@ pub(crate) fn decode_sku(record: &[u8]) -> Result<Sku, StoreError> {
 
 /// A SKU's record, with `bucket` after it.
 pub(crate) fn encode(sku: &Sku, bucket: Option<&SalesBucket>) -> Value {
-    thread_local! {
-        static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-    }
-    SCRATCH.with_borrow_mut(|scratch| {
-        let mut buffer = std::mem::take(scratch);
-        buffer.clear();
-        let mut buffer = postcard::to_extend(sku, buffer).expect("postcard encoding into memory");
+    encode_shared_extended(sku, |buffer| {
         if let Some(bucket) = bucket {
             let at = buffer.len();
-            buffer = postcard::to_extend(bucket, buffer).expect("postcard encoding into memory");
+            let encoded = postcard::to_extend(bucket, std::mem::take(buffer))
+                .expect("postcard encoding into memory");
+            *buffer = encoded;
             // At most 6 varints of 10 bytes: the length always fits below the flag.
             let length = u8::try_from(buffer.len() - at).expect("a bucket is at most 60 bytes");
             buffer.push(HAS_BUCKET | length);
         }
-        let shared = Arc::from(&buffer[..]);
-        *scratch = buffer;
-        shared
     })
 }
 

@@ -36,18 +36,73 @@ pub(crate) fn encode_shared_extended<V: Serialize>(
     value: &V,
     extend: impl FnOnce(&mut Vec<u8>),
 ) -> Value {
+    encode_shared_with(|buffer| {
+        *buffer = postcard::to_extend(value, std::mem::take(buffer))
+            .expect("postcard encoding into memory");
+        extend(buffer);
+    })
+}
+
+/// A shared value of whatever `write` appends to an empty buffer. The buffer is kept per
+/// thread, so a record costs one allocation, not a buffer and then its copy.
+pub(crate) fn encode_shared_with(write: impl FnOnce(&mut Vec<u8>)) -> Value {
     thread_local! {
         static SCRATCH: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(TYPICAL_RECORD_BYTES));
     }
     SCRATCH.with_borrow_mut(|scratch| {
-        let mut buffer = std::mem::take(scratch);
-        buffer.clear();
-        let mut buffer = postcard::to_extend(value, buffer).expect("postcard encoding into memory");
-        extend(&mut buffer);
-        let shared = Arc::from(&buffer[..]);
-        *scratch = buffer;
-        shared
+        scratch.clear();
+        write(scratch);
+        Arc::from(&scratch[..])
     })
+}
+
+/// A record type of a tree the transaction writes: how it is encoded and decoded. Always
+/// postcard's format; through serde, or by hand (`wire`) for the records every order writes.
+pub(crate) trait Record: Sized + Clone {
+    fn encode_shared(&self) -> Value;
+    fn decode(tree: &str, bytes: &[u8]) -> Result<Self, StoreError>;
+}
+
+/// `Record` through serde, for the types no order writes on its common path.
+macro_rules! serde_record {
+    ($($type:ty),*) => {$(
+        impl Record for $type {
+            fn encode_shared(&self) -> Value {
+                encode_shared(self)
+            }
+
+            fn decode(tree: &str, bytes: &[u8]) -> Result<Self, StoreError> {
+                decode(tree, bytes)
+            }
+        }
+    )*};
+}
+
+serde_record!(
+    u64,
+    crate::model::RestockRecord,
+    crate::model::PatchRecord,
+    crate::events::SalesCounts
+);
+
+impl Record for crate::model::Order {
+    fn encode_shared(&self) -> Value {
+        encode_shared_with(|buffer| super::wire::encode_order(self, buffer))
+    }
+
+    fn decode(_tree: &str, bytes: &[u8]) -> Result<Self, StoreError> {
+        super::wire::decode_order(bytes)
+    }
+}
+
+impl Record for crate::model::Sku {
+    fn encode_shared(&self) -> Value {
+        encode_shared_with(|buffer| super::wire::encode_sku(self, buffer))
+    }
+
+    fn decode(_tree: &str, bytes: &[u8]) -> Result<Self, StoreError> {
+        super::wire::decode_sku(bytes)
+    }
 }
 
 pub(crate) fn decode<V: DeserializeOwned>(tree: &str, bytes: &[u8]) -> Result<V, StoreError> {

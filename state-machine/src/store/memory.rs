@@ -12,7 +12,7 @@
 //! costs one record at a checkpoint, not four. The deadline and user indexes are not trees
 //! at all (`order_indexes`); their positions in `NAMES` stay empty.
 
-use super::codec::{decode, encode};
+use super::codec::encode;
 use super::error::StoreError;
 use super::event_seq::EventSeq;
 use super::keys;
@@ -20,7 +20,7 @@ use super::numbered::Numbered;
 use super::order_indexes::{IndexWrites, OrderIndexes, UserOrders};
 use super::sku_sales;
 use super::trees::{Trees, NAMES};
-use crate::model::{Order, OrderStatus};
+use crate::model::OrderStatus;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::RangeBounds;
 use std::sync::Arc;
@@ -265,7 +265,7 @@ impl MemTrees {
         let mut indexes = OrderIndexes::default();
         let mut user_orders = Vec::with_capacity(self.orders().len());
         for (_, bytes) in self.orders().iter() {
-            let order: Order = decode("orders", bytes)?;
+            let order = super::wire::decode_order(bytes)?;
             let order_id: Box<str> = order.order_id.as_str().into();
             if order.status == OrderStatus::Reserved {
                 indexes.deadlines.insert(order.expires_ms, order_id.clone());

@@ -27,6 +27,7 @@ mod sled_files;
 mod snapshot;
 mod trees;
 pub(crate) mod tx;
+mod wire;
 
 use crate::command::{Batch, Outcome, MAX_BATCH_COMMANDS};
 use crate::engine;
@@ -404,7 +405,7 @@ impl Store {
             let Some(bytes) = mem.orders().get(id.as_bytes()) else {
                 return Err(StoreError::Corrupt(format!("user_orders: no order {id}")));
             };
-            let order: Order = decode("orders", bytes)?;
+            let order = wire::decode_order(bytes)?;
             for item in order.held_items().iter().filter(|i| i.sku == *sku) {
                 held = held.saturating_add(item.qty.get());
             }
@@ -422,9 +423,7 @@ impl Store {
     pub fn get_order(&self, order_id: &OrderId) -> Result<Option<Order>, StoreError> {
         let mem = self.mem();
         match mem.orders().get(order_id.as_str().as_bytes()) {
-            Some(bytes) => Ok(Some(
-                decode::<Order>("orders", bytes)?.as_of(read_clock(&mem)?),
-            )),
+            Some(bytes) => Ok(Some(wire::decode_order(bytes)?.as_of(read_clock(&mem)?))),
             None => Ok(None),
         }
     }
@@ -476,7 +475,7 @@ impl Store {
                 .orders()
                 .get(id.as_bytes())
                 .ok_or_else(|| StoreError::Corrupt(format!("user_orders: {id} missing")))?;
-            orders.push(decode::<Order>("orders", bytes)?.as_of(clock));
+            orders.push(wire::decode_order(bytes)?.as_of(clock));
         }
         Ok(orders)
     }

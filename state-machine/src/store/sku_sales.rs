@@ -11,8 +11,9 @@
 //! whose last byte is below `0x80`; so the last byte alone says whether a bucket follows,
 //! and records written before buckets rode along read as carrying none.
 
-use super::codec::{decode, encode_shared_extended, Value};
+use super::codec::{encode_shared_with, Value};
 use super::error::StoreError;
+use super::wire;
 use crate::events::{SalesBucket, SalesCounts};
 use crate::model::Sku;
 
@@ -38,12 +39,13 @@ pub(crate) fn split(record: &[u8]) -> Result<(&[u8], Option<SalesBucket>), Store
 
 /// The SKU of a record, without its bucket.
 pub(crate) fn decode_sku(record: &[u8]) -> Result<Sku, StoreError> {
-    decode("skus", split(record)?.0)
+    wire::decode_sku(split(record)?.0)
 }
 
 /// A SKU's record, with `bucket` after it.
 pub(crate) fn encode(sku: &Sku, bucket: Option<&SalesBucket>) -> Value {
-    encode_shared_extended(sku, |buffer| {
+    encode_shared_with(|buffer| {
+        wire::encode_sku(sku, buffer);
         if let Some(bucket) = bucket {
             let at = buffer.len();
             let encoded = postcard::to_extend(bucket, std::mem::take(buffer))

@@ -31,7 +31,7 @@ use super::runs;
 use super::trees::{self, tree_name, Trees, NAMES};
 use super::{decode_sku, Store};
 use crate::events::{Event, SalesCounts};
-use crate::model::{Order, PatchRecord, RestockRecord};
+use crate::model::{PatchRecord, RestockRecord};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::sync::Arc;
 
@@ -541,7 +541,13 @@ fn read_records<R: Read>(
 fn check_record(tree: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
     let ok = match tree {
         "skus" => decode_sku(value)?.sku.as_str().as_bytes() == key,
-        "orders" => decode::<Order>(tree, value)?.order_id.as_str().as_bytes() == key,
+        "orders" => {
+            super::wire::decode_order(value)?
+                .order_id
+                .as_str()
+                .as_bytes()
+                == key
+        }
         "holds" => decode::<u64>(tree, value)? > 0,
         "restocks" => decode::<RestockRecord>(tree, value)?.delta != 0,
         "deadlines" => value.is_empty() && key.len() > 8,

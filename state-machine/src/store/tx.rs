@@ -3,17 +3,18 @@
 //! that the store applies at once. Nothing is written half-way: a batch either lands whole
 //! with its marker or not at all.
 
-use super::codec::{decode, encode_shared, encode_shared_then};
+use super::codec::{encode_shared_then, Record};
 use super::error::StoreError;
 use super::event_seq::{self, Slot};
 use super::keys;
 use super::memory::{self, MemTree, MemTrees, TreeWrites, Writes};
 use super::order_indexes::IndexWrites;
 use super::sku_sales::{self, Added};
+use super::wire;
 use crate::events::{bucket_start, EventKind, Retention, SalesCounts};
 use crate::model::{Order, PatchRecord, RestockRecord, Sku};
 use crate::validation::{OrderId, RequestId, SkuId, UserId};
-use serde::{de::DeserializeOwned, Serialize};
+use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -41,7 +42,7 @@ struct Slots<V> {
     slots: HashMap<Vec<u8>, Written<V>, foldhash::fast::FixedState>,
 }
 
-impl<V: Clone + Serialize + DeserializeOwned> Slots<V> {
+impl<V: Record> Slots<V> {
     fn new(name: &'static str, capacity: usize) -> Self {
         Self {
             name,
@@ -55,7 +56,7 @@ impl<V: Clone + Serialize + DeserializeOwned> Slots<V> {
             Some(Written::Encoded(bytes)) => Some(bytes),
             None => tree.get(key),
         };
-        bytes.map(|b| decode::<V>(self.name, b)).transpose()
+        bytes.map(|b| V::decode(self.name, b)).transpose()
     }
 
     fn set(&mut self, key: Vec<u8>, value: Option<V>) {
@@ -191,7 +192,7 @@ impl<'a> Tx<'a> {
         revision: u64,
         sku: &Sku,
     ) -> Result<(), StoreError> {
-        self.append_event(kind, revision, SubjectKind::Sku, &encode_shared(sku))
+        self.append_event(kind, revision, SubjectKind::Sku, &sku.encode_shared())
     }
 
     /// Writes `order`, appends its event with the next id, and adds its units to each
@@ -218,7 +219,7 @@ impl<'a> Tx<'a> {
                 }
             }
         }
-        let encoded = encode_shared(order);
+        let encoded = order.encode_shared();
         self.append_event(kind, revision, SubjectKind::Order, &encoded)?;
         self.orders
             .set_encoded(order.order_id.as_str().as_bytes().to_vec(), encoded);
@@ -304,7 +305,7 @@ impl<'a> Tx<'a> {
                 stored
             }
         };
-        stored.map(|record| decode("skus", &record)).transpose()
+        stored.map(|record| wire::decode_sku(&record)).transpose()
     }
 
     pub fn put_sku(&mut self, sku: Sku) {
@@ -374,14 +375,14 @@ impl<'a> Tx<'a> {
         for (key, bytes) in self.trees.orders().iter() {
             // This transaction's copy, where it has one, is the newer.
             if !self.orders.slots.contains_key(&*key) {
-                count(&decode::<Order>("orders", bytes)?)?;
+                count(&wire::decode_order(bytes)?)?;
             }
         }
         for written in self.orders.slots.values() {
             match written {
                 Written::Value(Some(order)) => count(order)?,
                 Written::Value(None) => {}
-                Written::Encoded(bytes) => count(&decode::<Order>("orders", bytes)?)?,
+                Written::Encoded(bytes) => count(&wire::decode_order(bytes)?)?,
             }
         }
         for (user, units) in held {
@@ -519,12 +520,12 @@ impl<'a> Tx<'a> {
 
 /// Takes the transaction's keys rather than copying them: one allocation and copy fewer per
 /// record written.
-fn encode_dirty<V: Serialize>(slots: Slots<V>) -> TreeWrites {
+fn encode_dirty<V: Record>(slots: Slots<V>) -> TreeWrites {
     slots
         .slots
         .into_iter()
         .map(|(k, written)| match written {
-            Written::Value(value) => (k, value.as_ref().map(encode_shared)),
+            Written::Value(value) => (k, value.as_ref().map(V::encode_shared)),
             Written::Encoded(bytes) => (k, Some(bytes)),
         })
         .collect()
@@ -685,7 +686,7 @@ mod tests {
             joined(
                 EventKind::OrderPaid,
                 SubjectKind::Order,
-                &encode_shared(&order)
+                &super::super::codec::encode_shared(&order)
             ),
             whole(EventKind::OrderPaid, EventSubject::Order(order.clone()))
         );
@@ -693,7 +694,7 @@ mod tests {
             joined(
                 EventKind::SkuUpdated,
                 SubjectKind::Sku,
-                &encode_shared(&sku)
+                &super::super::codec::encode_shared(&sku)
             ),
             whole(EventKind::SkuUpdated, EventSubject::Sku(sku.clone()))
         );

@@ -28,10 +28,7 @@ pub(crate) fn split(record: &[u8]) -> Result<(&[u8], Option<SalesBucket>), Store
                 .checked_sub(usize::from(last & !HAS_BUCKET))
                 .ok_or_else(|| StoreError::Corrupt("skus: bad sales bucket length".into()))?;
             let (sku, bucket) = rest.split_at(at);
-            match postcard::take_from_bytes::<SalesBucket>(bucket) {
-                Ok((bucket, [])) => Ok((sku, Some(bucket))),
-                _ => Err(StoreError::Corrupt("skus: bad sales bucket".into())),
-            }
+            Ok((sku, Some(wire::decode_bucket(bucket)?)))
         }
         _ => Ok((record, None)),
     }
@@ -48,9 +45,7 @@ pub(crate) fn encode(sku: &Sku, bucket: Option<&SalesBucket>) -> Value {
         wire::encode_sku(sku, buffer);
         if let Some(bucket) = bucket {
             let at = buffer.len();
-            let encoded = postcard::to_extend(bucket, std::mem::take(buffer))
-                .expect("postcard encoding into memory");
-            *buffer = encoded;
+            wire::encode_bucket(bucket, buffer);
             // At most 6 varints of 10 bytes: the length always fits below the flag.
             let length = u8::try_from(buffer.len() - at).expect("a bucket is at most 60 bytes");
             buffer.push(HAS_BUCKET | length);

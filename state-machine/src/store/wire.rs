@@ -12,6 +12,7 @@
 //! 1 before the value, an enum's variant by its index, struct fields in order, no framing.
 
 use super::error::StoreError;
+use crate::events::{SalesBucket, SalesCounts};
 use crate::model::{Item, Items, Order, OrderStatus, Payment, SaleWindow, Sku, SkuCreation};
 use crate::validation::{OrderId, PaymentRef, Qty, SkuId, UserId};
 
@@ -146,6 +147,38 @@ pub(crate) fn decode_order(bytes: &[u8]) -> Result<Order, StoreError> {
         request_tag,
         paid,
     })
+}
+
+/// A SKU's sales bucket, as it rides after the SKU (`sku_sales`).
+pub(crate) fn encode_bucket(bucket: &SalesBucket, out: &mut Vec<u8>) {
+    let c = &bucket.counts;
+    for value in [
+        bucket.start_ms,
+        c.reserved,
+        c.paid,
+        c.cancelled,
+        c.expired,
+        c.refunded,
+    ] {
+        put_varint(out, value);
+    }
+}
+
+/// The bucket that `bytes` hold, and nothing after it.
+pub(crate) fn decode_bucket(bytes: &[u8]) -> Result<SalesBucket, StoreError> {
+    let mut r = Reader::new("skus", bytes);
+    let start_ms = r.varint()?;
+    let counts = SalesCounts {
+        reserved: r.varint()?,
+        paid: r.varint()?,
+        cancelled: r.varint()?,
+        expired: r.varint()?,
+        refunded: r.varint()?,
+    };
+    if r.at != bytes.len() {
+        return Err(r.corrupt("bytes after the sales bucket"));
+    }
+    Ok(SalesBucket { start_ms, counts })
 }
 
 /// The variant's index, as serde's derive numbers them: in declaration order.
@@ -386,7 +419,30 @@ mod tests {
         }
     }
 
+    prop_compose! {
+        fn bucket()(values in proptest::array::uniform6(number())) -> SalesBucket {
+            let [start_ms, reserved, paid, cancelled, expired, refunded] = values;
+            SalesBucket { start_ms, counts: SalesCounts { reserved, paid, cancelled, expired, refunded } }
+        }
+    }
+
     proptest! {
+        #[test]
+        fn a_bucket_encodes_as_postcard_does_and_reads_back_as_it_does(bucket in bucket(), at in any::<prop::sample::Index>(), byte in any::<u8>(), cut in any::<prop::sample::Index>()) {
+            let mut ours = Vec::new();
+            encode_bucket(&bucket, &mut ours);
+            prop_assert_eq!(&ours, &postcard::to_stdvec(&bucket).expect("encodes"));
+            prop_assert_eq!(decode_bucket(&ours).expect("decodes"), bucket);
+            let i = at.index(ours.len());
+            ours[i] = byte;
+            ours.truncate(cut.index(ours.len() + 2));
+            let theirs = match postcard::take_from_bytes::<SalesBucket>(&ours) {
+                Ok((bucket, [])) => Some(bucket),
+                _ => None,
+            };
+            prop_assert_eq!(decode_bucket(&ours).ok(), theirs);
+        }
+
         #[test]
         fn a_sku_encodes_as_postcard_does_and_reads_back(sku in sku(), tail in proptest::collection::vec(any::<u8>(), 0..4)) {
             let mut ours = Vec::new();

@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
+use std::sync::Arc;
 
 /// Largest count the API promises (2^53 - 1): every count stays exact in a JSON double.
 pub const MAX_COUNT: u64 = (1 << 53) - 1;
@@ -79,23 +80,45 @@ fn check_ident(field: &str, value: &str, max_len: usize) -> Result<(), Validatio
     ))
 }
 
+/// Reads an identifier from a borrowed string where the format offers one, so decoding a
+/// command makes one allocation per id (the shared one), not a `String` and then its copy.
+struct IdentVisitor<F>(F);
+
+impl<T, F> serde::de::Visitor<'_> for IdentVisitor<F>
+where
+    F: FnOnce(&str) -> Result<T, ValidationError>,
+{
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an identifier string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<T, E> {
+        (self.0)(value).map_err(E::custom)
+    }
+}
+
 macro_rules! identifier {
     ($(#[$doc:meta])* $name:ident, $field:literal, $max:expr) => {
         $(#[$doc])*
+        ///
+        /// Shared, not owned: apply copies each id of an order into its record, its event
+        /// and its indexes, and a copy is then a count, not an allocation.
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(String);
+        pub struct $name(Arc<str>);
 
         impl $name {
             /// Validates `value` under this type's default field name.
-            pub fn new(value: impl Into<String>) -> Result<Self, ValidationError> {
+            pub fn new(value: impl AsRef<str>) -> Result<Self, ValidationError> {
                 Self::parse($field, value)
             }
 
             /// Validates `value`, naming `field` in the error (e.g. `items[2].sku`).
-            pub fn parse(field: &str, value: impl Into<String>) -> Result<Self, ValidationError> {
-                let value = value.into();
-                check_ident(field, &value, $max)?;
-                Ok(Self(value))
+            pub fn parse(field: &str, value: impl AsRef<str>) -> Result<Self, ValidationError> {
+                let value = value.as_ref();
+                check_ident(field, value, $max)?;
+                Ok(Self(Arc::from(value)))
             }
 
             pub fn as_str(&self) -> &str {
@@ -103,7 +126,7 @@ macro_rules! identifier {
             }
 
             pub fn into_string(self) -> String {
-                self.0
+                self.0.to_string()
             }
         }
 
@@ -121,8 +144,7 @@ macro_rules! identifier {
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let raw = String::deserialize(d)?;
-                Self::new(raw).map_err(serde::de::Error::custom)
+                d.deserialize_str(IdentVisitor(|value: &str| Self::new(value)))
             }
         }
     };

@@ -44,7 +44,7 @@ pub(crate) fn encode_sku(sku: &Sku, out: &mut Vec<u8>) {
 /// The SKU a record starts with; whatever follows it (a sales bucket) is not read.
 pub(crate) fn decode_sku(bytes: &[u8]) -> Result<Sku, StoreError> {
     let mut r = Reader::new("skus", bytes);
-    let sku = r.ident(SkuId::new)?;
+    let sku = r.ident(|s| SkuId::new(s))?;
     let [total, available, reserved, sold, refunded] = [
         r.varint()?,
         r.varint()?,
@@ -105,12 +105,12 @@ pub(crate) fn encode_order(order: &Order, out: &mut Vec<u8>) {
 /// The order a record starts with.
 pub(crate) fn decode_order(bytes: &[u8]) -> Result<Order, StoreError> {
     let mut r = Reader::new("orders", bytes);
-    let order_id = r.ident(OrderId::new)?;
-    let user_id = r.ident(UserId::new)?;
+    let order_id = r.ident(|s| OrderId::new(s))?;
+    let user_id = r.ident(|s| UserId::new(s))?;
     let count = r.length()?;
     let mut items = Vec::with_capacity(count.min(crate::validation::MAX_ITEMS));
     for _ in 0..count {
-        let sku = r.ident(SkuId::new)?;
+        let sku = r.ident(|s| SkuId::new(s))?;
         let qty = Qty::new(r.varint()?).map_err(|e| r.corrupt(&e.to_string()))?;
         items.push(Item { sku, qty });
     }
@@ -124,7 +124,7 @@ pub(crate) fn decode_order(bytes: &[u8]) -> Result<Order, StoreError> {
         other => return Err(r.corrupt(&format!("no order status {other}"))),
     };
     let [created_ms, expires_ms, updated_ms] = [r.varint()?, r.varint()?, r.varint()?];
-    let payment_ref = r.option(|r| r.ident(PaymentRef::new))?;
+    let payment_ref = r.option(|r| r.ident(|s| PaymentRef::new(s)))?;
     let revision = r.varint()?;
     let request_tag = r.varint()?;
     let paid = r.option(|r| {
@@ -301,7 +301,7 @@ impl<'a> Reader<'a> {
 
     fn ident<T, E: std::fmt::Display>(
         &mut self,
-        make: impl FnOnce(String) -> Result<T, E>,
+        make: impl FnOnce(&str) -> Result<T, E>,
     ) -> Result<T, StoreError> {
         let length = self.length()?;
         let end = self
@@ -311,7 +311,7 @@ impl<'a> Reader<'a> {
             .ok_or_else(|| self.corrupt("string runs past the record"))?;
         let text = std::str::from_utf8(&self.bytes[self.at..end])
             .map_err(|_| self.corrupt("string is not UTF-8"))?;
-        let value = make(text.to_owned()).map_err(|e| self.corrupt(&e.to_string()))?;
+        let value = make(text).map_err(|e| self.corrupt(&e.to_string()))?;
         self.at = end;
         Ok(value)
     }

@@ -20,26 +20,11 @@ pub(crate) fn encode<V: Serialize>(value: &V) -> Vec<u8> {
         .expect("postcard encoding into memory")
 }
 
-/// As `encode`, into a shared value of exactly its length. The encoding goes through one
-/// buffer kept per thread, so a record costs one allocation, not a buffer and then its copy.
+/// As `encode`, into a shared value of exactly its length (`encode_shared_with`).
 pub(crate) fn encode_shared<V: Serialize>(value: &V) -> Value {
-    encode_shared_then(value, &[])
-}
-
-/// As `encode_shared`, with `tail` after the encoding.
-pub(crate) fn encode_shared_then<V: Serialize>(value: &V, tail: &[u8]) -> Value {
-    encode_shared_extended(value, |buffer| buffer.extend_from_slice(tail))
-}
-
-/// As `encode_shared`, with whatever `extend` appends after the encoding.
-pub(crate) fn encode_shared_extended<V: Serialize>(
-    value: &V,
-    extend: impl FnOnce(&mut Vec<u8>),
-) -> Value {
     encode_shared_with(|buffer| {
         *buffer = postcard::to_extend(value, std::mem::take(buffer))
             .expect("postcard encoding into memory");
-        extend(buffer);
     })
 }
 

@@ -3,7 +3,7 @@
 //! that the store applies at once. Nothing is written half-way: a batch either lands whole
 //! with its marker or not at all.
 
-use super::codec::{encode_shared_then, Record};
+use super::codec::{encode_shared_with, Record};
 use super::error::StoreError;
 use super::event_seq::{self, Slot};
 use super::keys;
@@ -14,7 +14,6 @@ use super::wire;
 use crate::events::{bucket_start, EventKind, Retention, SalesCounts};
 use crate::model::{Order, PatchRecord, RestockRecord, Sku};
 use crate::validation::{OrderId, RequestId, SkuId, UserId};
-use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -121,7 +120,6 @@ struct SkuSales {
 /// subject's variant. The subject's record follows as its own tree encodes it (postcard
 /// writes a struct's fields one after another, and a variant as its index and then its
 /// content), so an order is encoded once for its record and its event.
-#[derive(Serialize)]
 struct EventHead {
     id: u64,
     kind: EventKind,
@@ -130,8 +128,27 @@ struct EventHead {
     subject: SubjectKind,
 }
 
+impl EventHead {
+    /// The whole event: this head, by hand in postcard's format (`wire`), then `record`.
+    fn encode_with(&self, record: &[u8]) -> memory::Value {
+        encode_shared_with(|out| {
+            // Fieldless enums: `as` gives the declaration index, which serde writes.
+            for value in [
+                self.id,
+                self.kind as u64,
+                self.time_ms,
+                self.revision,
+                self.subject as u64,
+            ] {
+                wire::put_varint(out, value);
+            }
+            out.extend_from_slice(record);
+        })
+    }
+}
+
 /// Same variants, in the same order, as `EventSubject`, without their records.
-#[derive(Serialize, Clone, Copy)]
+#[derive(Clone, Copy)]
 enum SubjectKind {
     Sku,
     Order,
@@ -241,8 +258,7 @@ impl<'a> Tx<'a> {
             revision,
             subject,
         };
-        self.events
-            .push((id, Some(encode_shared_then(&head, record))));
+        self.events.push((id, Some(head.encode_with(record))));
         self.events_head = Some(id);
         Ok(())
     }
@@ -671,7 +687,7 @@ mod tests {
                 revision: 12_345,
                 subject,
             };
-            encode_shared_then(&head, record).to_vec()
+            head.encode_with(record).to_vec()
         };
         let whole = |kind, subject| {
             super::super::codec::encode(&Event {
@@ -682,21 +698,27 @@ mod tests {
                 subject,
             })
         };
-        assert_eq!(
-            joined(
-                EventKind::OrderPaid,
-                SubjectKind::Order,
-                &super::super::codec::encode_shared(&order)
-            ),
-            whole(EventKind::OrderPaid, EventSubject::Order(order.clone()))
-        );
-        assert_eq!(
-            joined(
-                EventKind::SkuUpdated,
-                SubjectKind::Sku,
-                &super::super::codec::encode_shared(&sku)
-            ),
-            whole(EventKind::SkuUpdated, EventSubject::Sku(sku.clone()))
-        );
+        // Every kind with each subject, whether or not apply pairs them: the head's kind
+        // and subject are written by their declaration index.
+        for kind in EventKind::ALL {
+            assert_eq!(
+                joined(
+                    kind,
+                    SubjectKind::Order,
+                    &super::super::codec::encode_shared(&order)
+                ),
+                whole(kind, EventSubject::Order(order.clone())),
+                "{kind:?}"
+            );
+            assert_eq!(
+                joined(
+                    kind,
+                    SubjectKind::Sku,
+                    &super::super::codec::encode_shared(&sku)
+                ),
+                whole(kind, EventSubject::Sku(sku.clone())),
+                "{kind:?}"
+            );
+        }
     }
 }

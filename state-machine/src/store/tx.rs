@@ -38,14 +38,18 @@ enum Written<V> {
 /// order the slots are visited in.
 struct Slots<V> {
     name: &'static str,
-    slots: HashMap<Vec<u8>, Written<V>, foldhash::fast::FixedState>,
+    slots: KeyMap<Written<V>>,
 }
+
+/// Records by key. hashbrown's rather than std's for `entry_ref`, which copies a key only
+/// when it inserts it, after one lookup.
+type KeyMap<V> = hashbrown::HashMap<Vec<u8>, V, foldhash::fast::FixedState>;
 
 impl<V: Record> Slots<V> {
     fn new(name: &'static str, capacity: usize) -> Self {
         Self {
             name,
-            slots: HashMap::with_capacity_and_hasher(capacity, Default::default()),
+            slots: KeyMap::with_capacity_and_hasher(capacity, Default::default()),
         }
     }
 
@@ -60,6 +64,18 @@ impl<V: Record> Slots<V> {
 
     fn set(&mut self, key: Vec<u8>, value: Option<V>) {
         self.slots.insert(key, Written::Value(value));
+    }
+
+    /// As `set`, copying `key` only when the transaction has not written it yet: a hot
+    /// SKU is written by every order of a batch.
+    fn set_at(&mut self, key: &[u8], value: Option<V>) {
+        // Not `entry_ref`: for a key already here, as a hot SKU's is, that cost more.
+        match self.slots.get_mut(key) {
+            Some(slot) => *slot = Written::Value(value),
+            None => {
+                self.slots.insert(key.to_vec(), Written::Value(value));
+            }
+        }
     }
 
     /// As `set`, for a record already encoded.
@@ -98,7 +114,7 @@ pub(crate) struct Tx<'a> {
     /// Per SKU read or sold: its record as the working set holds it and the units added to
     /// its sales; `commit` settles them into the SKU's record, and any older bucket into the
     /// sales tree (`sku_sales`).
-    sku_sales: HashMap<Vec<u8>, SkuSales, foldhash::fast::FixedState>,
+    sku_sales: KeyMap<SkuSales>,
     /// Whether `sku_sales` keeps the SKUs read: not for a transaction that only checks a
     /// command and is never committed (`for_checks`).
     keeps_skus_read: bool,
@@ -174,7 +190,7 @@ impl<'a> Tx<'a> {
             user_orders: Vec::with_capacity(commands),
             events_head: None,
             events: Vec::with_capacity(commands),
-            sku_sales: HashMap::with_capacity_and_hasher(commands, Default::default()),
+            sku_sales: KeyMap::with_capacity_and_hasher(commands, Default::default()),
             keeps_skus_read: true,
             sales: Slots::new("sales", 0),
         }
@@ -301,32 +317,20 @@ impl<'a> Tx<'a> {
         if !self.keeps_skus_read || self.skus.slots.contains_key(key) {
             return self.skus.get(self.trees.skus(), key);
         }
-        let stored = match self.sku_sales.get_mut(key) {
-            Some(SkuSales {
-                stored: Some(stored),
-                ..
-            }) => stored.clone(),
-            Some(entry) => {
-                let stored = self.trees.skus().get(key).cloned();
-                entry.stored = Some(stored.clone());
-                stored
-            }
-            None => {
-                let stored = self.trees.skus().get(key).cloned();
-                let entry = SkuSales {
-                    stored: Some(stored.clone()),
-                    added: Added::default(),
-                };
-                self.sku_sales.insert(key.to_vec(), entry);
-                stored
-            }
+        let entry = self.sku_sales.entry_ref(key).or_default();
+        let stored = match &entry.stored {
+            Some(stored) => stored.clone(),
+            None => entry
+                .stored
+                .insert(self.trees.skus().get(key).cloned())
+                .clone(),
         };
         stored.map(|record| wire::decode_sku(&record)).transpose()
     }
 
     pub fn put_sku(&mut self, sku: Sku) {
-        self.skus
-            .set(sku.sku.as_str().as_bytes().to_vec(), Some(sku));
+        let id = sku.sku.clone();
+        self.skus.set_at(id.as_str().as_bytes(), Some(sku));
     }
 
     pub fn order(&mut self, order_id: &OrderId) -> Result<Option<Order>, StoreError> {
@@ -551,7 +555,7 @@ fn encode_dirty<V: Record>(slots: Slots<V>) -> TreeWrites {
 /// buckets (and those of SKUs not written, or deleted) to the sales tree.
 fn settle_skus(
     skus: Slots<Sku>,
-    mut known: HashMap<Vec<u8>, SkuSales, foldhash::fast::FixedState>,
+    mut known: KeyMap<SkuSales>,
     sales: &mut Slots<SalesCounts>,
     trees: &MemTrees,
 ) -> Result<TreeWrites, StoreError> {

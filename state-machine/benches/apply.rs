@@ -2,6 +2,7 @@
 //! 1, 64 and 1024 commands per log entry: in memory only (as the node applies), and with a
 //! checkpoint to sled (write, flush, fsync) after every batch, the worst case.
 //! Only `Store::apply` (and the checkpoint) is timed, not the making of the commands.
+//! Order ids grow, as time-ordered ids do; `ORDER_IDS=random` makes them come in no order.
 //! Run with `cargo bench -p state-machine`; it prints a table, it asserts nothing.
 
 mod common;

@@ -7,10 +7,17 @@ pub fn sku_name(i: u64) -> String {
     format!("sku-{i:05}")
 }
 
-/// The `n`th single-unit order, on one of `skus` SKUs in turn.
+/// The `n`th single-unit order, on one of `skus` SKUs in turn. Its id grows with `n`, as
+/// time-ordered ids do; with `ORDER_IDS=random` in the environment, ids come in no order
+/// (a bijection of `n`, so never twice), as random ids (UUIDv4) do.
 pub fn place(n: u64, skus: u64) -> Command {
+    let order_id = if random_ids() {
+        format!("order-{:016x}", scramble(n))
+    } else {
+        format!("order-{n:012}")
+    };
     Command::PlaceOrder {
-        order_id: OrderId::new(format!("order-{n:012}")).unwrap(),
+        order_id: OrderId::new(order_id).unwrap(),
         user_id: UserId::new(format!("user-{}", n % 100_003)).unwrap(),
         items: Items::new(vec![Item {
             sku: SkuId::new(sku_name(n % skus)).unwrap(),
@@ -20,6 +27,19 @@ pub fn place(n: u64, skus: u64) -> Command {
         ttl_ms: 900_000,
         request_tag: n + 1,
     }
+}
+
+fn random_ids() -> bool {
+    static RANDOM: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *RANDOM.get_or_init(|| std::env::var("ORDER_IDS").is_ok_and(|v| v == "random"))
+}
+
+/// splitmix64's finalizer: a bijection of u64 that scatters neighbours.
+fn scramble(n: u64) -> u64 {
+    let mut z = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// As the node does (see its `main`): with huge pages, mimalloc's returned memory came back

@@ -97,6 +97,22 @@ impl MemTree {
         }
     }
 
+    /// As `get`, first comparing `key` with the largest key: one past it is absent, found
+    /// without a search. Order services' ids are mostly time-ordered (sequence numbers,
+    /// snowflakes, ULIDs), so nearly every new order's id lands past the last, and its check
+    /// for a replay cost a search of the largest tree (callgrind: a seventh of apply on
+    /// a hot SKU). For ids in random order, it costs one comparison more.
+    pub fn get_unless_past_last(&self, key: &[u8]) -> Option<&Value> {
+        if let MemTree::Keyed(map) = self {
+            match map.get_max() {
+                Some((last, _)) if **last < *key => return None,
+                None => return None,
+                Some(_) => {}
+            }
+        }
+        self.get(key)
+    }
+
     /// The records whose keys lie in `range`, in key order.
     pub fn range<'a>(&'a self, range: impl RangeBounds<[u8]> + 'a) -> Records<'a> {
         match self {
@@ -392,6 +408,31 @@ mod tests {
     use std::ops::Bound::{self, Excluded, Included, Unbounded};
 
     /// The events tree answers every range as an ordered map of the same records would.
+    /// Found or not exactly as `get` finds it: below, at and past the largest key, and in
+    /// an empty tree.
+    #[test]
+    fn a_lookup_past_the_last_key_agrees_with_a_search() {
+        let mut tree = MemTree::empty(ORDERS);
+        let probes: [&[u8]; 6] = [b"", b"a", b"order-1", b"order-2", b"order-20", b"order-3"];
+        for probe in probes {
+            assert_eq!(tree.get_unless_past_last(probe), None);
+        }
+        for key in [&b"order-1"[..], b"order-2"] {
+            tree.write(key, Some(Arc::from(key))).unwrap();
+        }
+        for probe in probes {
+            assert_eq!(
+                tree.get_unless_past_last(probe),
+                tree.get(probe),
+                "{probe:?}"
+            );
+        }
+        assert!(
+            tree.get_unless_past_last(b"order-2").is_some(),
+            "the last key itself"
+        );
+    }
+
     #[test]
     fn numbered_ranges_match_an_ordered_map() {
         let mut numbered = MemTree::empty(EVENTS);

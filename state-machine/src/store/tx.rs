@@ -54,10 +54,19 @@ impl<V: Record> Slots<V> {
     }
 
     fn get(&self, tree: &MemTree, key: &[u8]) -> Result<Option<V>, StoreError> {
+        self.get_or(key, || tree.get(key))
+    }
+
+    /// As `get`, reading a record the transaction did not write with `stored`.
+    fn get_or<'t>(
+        &'t self,
+        key: &[u8],
+        stored: impl FnOnce() -> Option<&'t memory::Value>,
+    ) -> Result<Option<V>, StoreError> {
         let bytes = match self.slots.get(key) {
             Some(Written::Value(value)) => return Ok(value.clone()),
             Some(Written::Encoded(bytes)) => Some(bytes),
-            None => tree.get(key),
+            None => stored(),
         };
         bytes.map(|b| V::decode(self.name, b)).transpose()
     }
@@ -334,8 +343,9 @@ impl<'a> Tx<'a> {
     }
 
     pub fn order(&mut self, order_id: &OrderId) -> Result<Option<Order>, StoreError> {
-        self.orders
-            .get(self.trees.orders(), order_id.as_str().as_bytes())
+        let key = order_id.as_str().as_bytes();
+        let orders = self.trees.orders();
+        self.orders.get_or(key, || orders.get_unless_past_last(key))
     }
 
     pub fn hold(&mut self, sku: &SkuId, user: &UserId) -> Result<u64, StoreError> {

@@ -258,16 +258,24 @@ impl<'a> Reader<'a> {
                 self.at += 2;
                 Ok(u64::from(low & 0x7f) | u64::from(high) << 7)
             }
-            _ => self.long_varint(),
+            _ => self.varint_of(u64::BITS),
         }
     }
 
+    /// An enum's variant index: a u32 varint, at most five bytes, the fifth at most 0x0f.
+    fn variant(&mut self) -> Result<u32, StoreError> {
+        let value = self.varint_of(u32::BITS)?;
+        Ok(u32::try_from(value).expect("at most 32 bits read"))
+    }
+
+    /// A varint of an integer of `bits` bits, as postcard reads one: its last possible byte
+    /// may hold only the bits left.
     #[inline(never)]
-    fn long_varint(&mut self) -> Result<u64, StoreError> {
+    fn varint_of(&mut self, bits: u32) -> Result<u64, StoreError> {
         let mut value = 0u64;
-        for shift in (0..64).step_by(7) {
+        for shift in (0..bits).step_by(7) {
             let byte = self.byte()?;
-            if shift == 63 && byte > 1 {
+            if bits - shift < 7 && u32::from(byte) >> (bits - shift) != 0 {
                 return Err(self.corrupt("varint too large"));
             }
             value |= u64::from(byte & 0x7f) << shift;
@@ -276,22 +284,6 @@ impl<'a> Reader<'a> {
             }
         }
         Err(self.corrupt("varint too long"))
-    }
-
-    /// An enum's variant index: a u32 varint, at most five bytes, the fifth at most 0x0f.
-    fn variant(&mut self) -> Result<u32, StoreError> {
-        let mut value = 0u32;
-        for shift in (0..32).step_by(7) {
-            let byte = self.byte()?;
-            if shift == 28 && byte > 0x0f {
-                return Err(self.corrupt("variant index too large"));
-            }
-            value |= u32::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(self.corrupt("variant index too long"))
     }
 
     fn length(&mut self) -> Result<usize, StoreError> {

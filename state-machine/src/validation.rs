@@ -103,8 +103,8 @@ macro_rules! identifier {
     ($(#[$doc:meta])* $name:ident, $field:literal, $max:expr) => {
         $(#[$doc])*
         ///
-        /// Shared, not owned: apply copies each id of an order into its record, its event
-        /// and its indexes, and a copy is then a count, not an allocation.
+        /// Shared, not owned: apply copies a command's ids into the order it builds and
+        /// returns, and a copy is then a count, not an allocation.
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub struct $name(Arc<str>);
 

@@ -407,7 +407,6 @@ mod tests {
     use super::*;
     use std::ops::Bound::{self, Excluded, Included, Unbounded};
 
-    /// The events tree answers every range as an ordered map of the same records would.
     /// Found or not exactly as `get` finds it: below, at and past the largest key, and in
     /// an empty tree.
     #[test]
@@ -433,6 +432,7 @@ mod tests {
         );
     }
 
+    /// The events tree answers every range as an ordered map of the same records would.
     #[test]
     fn numbered_ranges_match_an_ordered_map() {
         let mut numbered = MemTree::empty(EVENTS);

@@ -17,7 +17,7 @@ use super::error::StoreError;
 use super::event_seq::EventSeq;
 use super::keys;
 use super::numbered::Numbered;
-use super::order_indexes::{IndexWrites, OrderIndexes, UserOrders};
+use super::order_indexes::{IndexWrites, OrderIndexes};
 use super::sku_sales;
 use super::trees::{Trees, NAMES};
 use crate::model::OrderStatus;
@@ -279,14 +279,16 @@ impl MemTrees {
         }
         let mut holds: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
         let mut indexes = OrderIndexes::default();
-        let mut user_orders = Vec::with_capacity(self.orders().len());
+        indexes.user_orders.reserve(self.orders().len());
         for (_, bytes) in self.orders().iter() {
             let order = super::wire::decode_order(bytes)?;
             let order_id: Box<str> = order.order_id.as_str().into();
             if order.status == OrderStatus::Reserved {
                 indexes.deadlines.insert(order.expires_ms, order_id.clone());
             }
-            user_orders.push((order.user_id.as_str().into(), order.created_ms, order_id));
+            indexes
+                .user_orders
+                .push_unlinked(order.user_id.as_str(), order.created_ms, order_id);
             let counted = order
                 .held_items()
                 .iter()
@@ -306,7 +308,7 @@ impl MemTrees {
                 .map(|(key, units)| (key.into_boxed_slice(), Value::from(encode(&units))))
                 .collect(),
         );
-        indexes.user_orders = UserOrders::from_unsorted(user_orders);
+        indexes.user_orders.link();
         self.indexes = indexes;
         Ok(())
     }

@@ -401,11 +401,8 @@ impl Store {
             };
         }
         let mut held: u64 = 0;
-        for id in mem.indexes.user_orders.newest_first(user.as_str()) {
-            let Some(bytes) = mem.orders().get(id.as_bytes()) else {
-                return Err(StoreError::Corrupt(format!("user_orders: no order {id}")));
-            };
-            let order = wire::decode_order(bytes)?;
+        for order in users_orders(&mem, user) {
+            let order = order?;
             for item in order.held_items().iter().filter(|i| i.sku == *sku) {
                 held = held.saturating_add(item.qty.get());
             }
@@ -464,21 +461,30 @@ impl Store {
         let limit = limit.clamp(1, MAX_PAGE);
         let mem = self.mem();
         let clock = read_clock(&mem)?;
-        let mut orders = Vec::with_capacity(limit.min(64));
-        for id in mem
-            .indexes
-            .user_orders
-            .newest_first(user.as_str())
+        users_orders(&mem, user)
             .take(limit)
-        {
+            .map(|order| Ok(order?.as_of(clock)))
+            .collect()
+    }
+}
+
+/// `user`'s orders, newest `created_ms` first, ties by id ascending. The index lists the
+/// ids under the user's hash, which another user's may share: only the user's own are kept.
+fn users_orders<'a>(
+    mem: &'a MemTrees,
+    user: &'a UserId,
+) -> impl Iterator<Item = Result<Order, StoreError>> + 'a {
+    mem.indexes
+        .user_orders
+        .newest_first(user.as_str())
+        .map(|id| {
             let bytes = mem
                 .orders()
                 .get(id.as_bytes())
                 .ok_or_else(|| StoreError::Corrupt(format!("user_orders: {id} missing")))?;
-            orders.push(wire::decode_order(bytes)?.as_of(clock));
-        }
-        Ok(orders)
-    }
+            wire::decode_order(bytes)
+        })
+        .filter(|order| !matches!(order, Ok(order) if order.user_id != *user))
 }
 
 /// The id the next event will take.
@@ -581,5 +587,71 @@ impl Fnv64 {
             self.0 ^= u64::from(*b);
             self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Batch, Command, Item, Items, Qty};
+
+    fn place(order: &str, user: &str, units: u64) -> Command {
+        Command::PlaceOrder {
+            order_id: OrderId::new(order).unwrap(),
+            user_id: UserId::new(user).unwrap(),
+            items: Items::new(vec![Item {
+                sku: SkuId::new("A").unwrap(),
+                qty: Qty::new(units).unwrap(),
+            }])
+            .unwrap(),
+            ttl_ms: 60_000,
+            request_tag: 0,
+        }
+    }
+
+    /// The user index may list another user's order under a user (their ids hashing alike):
+    /// the user's list and holdings read only the user's own.
+    #[test]
+    fn a_users_reads_skip_orders_of_a_user_hashing_alike() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let store = Store::open(&db).unwrap();
+        let create = Command::CreateSku {
+            sku: SkuId::new("A").unwrap(),
+            stock: 100,
+            per_user_limit: None,
+            sale_window: None,
+            request_tag: 1,
+        };
+        let commands = vec![create, place("mine", "u1", 2), place("theirs", "u2", 3)];
+        store
+            .apply(
+                &[(
+                    1,
+                    &Batch {
+                        now_ms: 10,
+                        commands,
+                    },
+                )],
+                None,
+            )
+            .unwrap();
+        // What a collision of the two users' hashes looks like to a reader.
+        store
+            .mem_mut()
+            .indexes
+            .user_orders
+            .insert("u1", 20, "theirs".into());
+        let (u1, u2) = (UserId::new("u1").unwrap(), UserId::new("u2").unwrap());
+        let listed: Vec<String> = store
+            .list_user_orders(&u1, 10)
+            .unwrap()
+            .into_iter()
+            .map(|order| order.order_id.into_string())
+            .collect();
+        assert_eq!(listed, ["mine"]);
+        assert_eq!(store.list_user_orders(&u1, 1).unwrap().len(), 1);
+        let sku = SkuId::new("A").unwrap();
+        assert_eq!(store.held(&sku, &u1).unwrap(), 2);
+        assert_eq!(store.held(&sku, &u2).unwrap(), 3);
     }
 }

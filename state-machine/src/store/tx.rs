@@ -114,7 +114,7 @@ pub(crate) struct Tx<'a> {
     /// Hashed, like the slots: only `due` needs them in order, and it sorts what it finds.
     deadlines: HashMap<Box<str>, (u64, bool), foldhash::fast::FixedState>,
     /// User index entries to insert: each order's once, when it is placed; never removed.
-    user_orders: Vec<(Box<str>, u64, Box<str>)>,
+    user_orders: Vec<(UserId, u64, Box<str>)>,
     /// The newest event id as this transaction leaves it; read on first use.
     events_head: Option<u64>,
     /// Events appended (`Some`, encoded, in id order) and then those pruned (`None`, oldest
@@ -465,7 +465,7 @@ impl<'a> Tx<'a> {
 
     pub fn add_user_order(&mut self, user: &UserId, created_ms: u64, order_id: &OrderId) {
         self.user_orders
-            .push((user.as_str().into(), created_ms, order_id.as_str().into()));
+            .push((user.clone(), created_ms, order_id.as_str().into()));
     }
 
     /// Up to `limit` reserved orders with `expires_ms <= clock`, by deadline then id, as

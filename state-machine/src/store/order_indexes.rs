@@ -122,10 +122,13 @@ impl<S: BuildHasher> UserOrders<S> {
             }
             Some(head) => {
                 // A new order's `created_ms` is the clock, never behind the user's others:
-                // it goes first, or after the few of the same millisecond with smaller ids.
+                // it goes first. The list is kept by `created_ms` alone, orders of one
+                // millisecond in any order (`newest_first` sorts them as it reads): ordered
+                // by id here, a batch of a thousand orders of one user, all of one clock,
+                // walked the batch's earlier orders for each.
                 let mut after: Option<u32> = None;
                 let mut next = *head;
-                while next != END && !goes_before(&entry, &entries[next as usize]) {
+                while next != END && entries[next as usize].created_ms > created_ms {
                     after = Some(next);
                     next = entries[next as usize].older;
                 }
@@ -148,10 +151,22 @@ impl<S: BuildHasher> UserOrders<S> {
             .newest
             .find(user_hash, |&i| entries[i as usize].user_hash == user_hash);
         let mut next = head.copied().unwrap_or(END);
+        // One millisecond's orders at a time, sorted by id.
+        let mut group: Vec<&str> = Vec::new();
         std::iter::from_fn(move || {
-            let entry = entries.get(next as usize)?;
-            next = entry.older;
-            Some(&*entry.order_id)
+            if group.is_empty() {
+                let first = entries.get(next as usize)?;
+                while let Some(entry) = entries.get(next as usize) {
+                    if entry.created_ms != first.created_ms {
+                        break;
+                    }
+                    group.push(&entry.order_id);
+                    next = entry.older;
+                }
+                // Descending, so that `pop` gives the smallest first.
+                group.sort_unstable_by(|a, b| b.cmp(a));
+            }
+            group.pop()
         })
     }
 
@@ -217,10 +232,6 @@ fn list_order(a: &UserOrder, b: &UserOrder) -> Ordering {
     b.created_ms
         .cmp(&a.created_ms)
         .then_with(|| a.order_id.cmp(&b.order_id))
-}
-
-fn goes_before(a: &UserOrder, b: &UserOrder) -> bool {
-    list_order(a, b) == Ordering::Less
 }
 
 /// One apply's changes to the indexes, each order's at most once.
@@ -354,6 +365,23 @@ mod tests {
             ["z", "a", "b", "c", "a", "b", "c"]
         );
         assert_eq!(rebuilt.newest_first("u2").collect::<Vec<_>>(), ["w", "x"]);
+    }
+
+    /// A batch of one user's orders shares one clock: whatever order their ids come in,
+    /// they read by id, between the user's newer and older orders.
+    #[test]
+    fn one_milliseconds_orders_read_by_id() {
+        let mut index = UserOrders::<foldhash::fast::RandomState>::default();
+        index.insert("u", 1, boxed("old"));
+        for id in ["o3", "o1", "o4", "o0", "o2"] {
+            index.insert("u", 5, boxed(id));
+        }
+        index.insert("u", 9, boxed("new"));
+        assert_eq!(
+            index.newest_first("u").collect::<Vec<_>>(),
+            ["new", "o0", "o1", "o2", "o3", "o4", "old"]
+        );
+        assert_eq!(index.newest_first("u").take(3).count(), 3);
     }
 
     /// Every user hashes alike.

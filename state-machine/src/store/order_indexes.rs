@@ -76,7 +76,63 @@ pub(crate) struct UserOrders<S = foldhash::fast::RandomState> {
     hasher: S,
     /// Per user hash, the position in `entries` of its newest order.
     newest: HashTable<u32>,
-    entries: Vec<UserOrder>,
+    entries: Entries,
+    /// A load's orders, before `link` sorts them into `entries`.
+    unlinked: Vec<UserOrder>,
+}
+
+/// The entries in chunks of `CHUNK`, filled in turn: growing never moves them. In one
+/// array, a node of millions of orders copied it whole at each doubling (tens of megabytes,
+/// on the apply thread) and held up to twice the room it used.
+#[derive(Default)]
+struct Entries {
+    chunks: Vec<Vec<UserOrder>>,
+    len: usize,
+}
+
+// Small in unit tests, so that they cross chunks.
+#[cfg(not(test))]
+const CHUNK_BITS: u32 = 16;
+#[cfg(test)]
+const CHUNK_BITS: u32 = 2;
+const CHUNK: usize = 1 << CHUNK_BITS;
+
+impl Entries {
+    fn get(&self, at: u32) -> Option<&UserOrder> {
+        let chunk = self.chunks.get((at >> CHUNK_BITS) as usize)?;
+        chunk.get(at as usize & (CHUNK - 1))
+    }
+
+    fn push(&mut self, entry: UserOrder) {
+        match self.chunks.last_mut() {
+            Some(chunk) if chunk.len() < CHUNK => chunk.push(entry),
+            _ => {
+                // The first chunk grows as a small index needs; later ones are made whole.
+                let mut chunk = if self.chunks.is_empty() {
+                    Vec::new()
+                } else {
+                    Vec::with_capacity(CHUNK)
+                };
+                chunk.push(entry);
+                self.chunks.push(chunk);
+            }
+        }
+        self.len += 1;
+    }
+}
+
+impl std::ops::Index<u32> for Entries {
+    type Output = UserOrder;
+
+    fn index(&self, at: u32) -> &UserOrder {
+        &self.chunks[(at >> CHUNK_BITS) as usize][at as usize & (CHUNK - 1)]
+    }
+}
+
+impl std::ops::IndexMut<u32> for Entries {
+    fn index_mut(&mut self, at: u32) -> &mut UserOrder {
+        &mut self.chunks[(at >> CHUNK_BITS) as usize][at as usize & (CHUNK - 1)]
+    }
 }
 
 /// One order in its user's list.
@@ -96,7 +152,8 @@ impl<S: Default> Default for UserOrders<S> {
         Self {
             hasher: S::default(),
             newest: HashTable::new(),
-            entries: Vec::new(),
+            entries: Entries::default(),
+            unlinked: Vec::new(),
         }
     }
 }
@@ -114,11 +171,11 @@ impl<S: BuildHasher> UserOrders<S> {
         };
         match self
             .newest
-            .find_mut(user_hash, |&i| entries[i as usize].user_hash == user_hash)
+            .find_mut(user_hash, |&i| entries[i].user_hash == user_hash)
         {
             None => {
                 self.newest
-                    .insert_unique(user_hash, at, |&i| entries[i as usize].user_hash);
+                    .insert_unique(user_hash, at, |&i| entries[i].user_hash);
             }
             Some(head) => {
                 // A new order's `created_ms` is the clock, never behind the user's others:
@@ -128,14 +185,14 @@ impl<S: BuildHasher> UserOrders<S> {
                 // walked the batch's earlier orders for each.
                 let mut after: Option<u32> = None;
                 let mut next = *head;
-                while next != END && entries[next as usize].created_ms > created_ms {
+                while next != END && entries[next].created_ms > created_ms {
                     after = Some(next);
-                    next = entries[next as usize].older;
+                    next = entries[next].older;
                 }
                 entry.older = next;
                 match after {
                     None => *head = at,
-                    Some(before) => entries[before as usize].older = at,
+                    Some(before) => entries[before].older = at,
                 }
             }
         }
@@ -149,14 +206,14 @@ impl<S: BuildHasher> UserOrders<S> {
         let entries = &self.entries;
         let head = self
             .newest
-            .find(user_hash, |&i| entries[i as usize].user_hash == user_hash);
+            .find(user_hash, |&i| entries[i].user_hash == user_hash);
         let mut next = head.copied().unwrap_or(END);
         // One millisecond's orders at a time, sorted by id.
         let mut group: Vec<&str> = Vec::new();
         std::iter::from_fn(move || {
             if group.is_empty() {
-                let first = entries.get(next as usize)?;
-                while let Some(entry) = entries.get(next as usize) {
+                let first = entries.get(next)?;
+                while let Some(entry) = entries.get(next) {
                     if entry.created_ms != first.created_ms {
                         break;
                     }
@@ -171,18 +228,18 @@ impl<S: BuildHasher> UserOrders<S> {
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries.len + self.unlinked.len()
     }
 
-    /// Room for `more` orders, so that a load grows the entries once.
+    /// Room for `more` orders, so that a load gathers them without growing.
     pub fn reserve(&mut self, more: usize) {
-        self.entries.reserve_exact(more);
+        self.unlinked.reserve_exact(more);
     }
 
     /// Adds an order to an index being built from every order at once (a load): `link` then
     /// puts them in place with one sort, rather than each in turn as `insert` does.
     pub fn push_unlinked(&mut self, user: &str, created_ms: u64, order_id: Box<str>) {
-        self.entries.push(UserOrder {
+        self.unlinked.push(UserOrder {
             user_hash: self.hasher.hash_one(user),
             created_ms,
             order_id,
@@ -192,30 +249,30 @@ impl<S: BuildHasher> UserOrders<S> {
 
     /// Sorts and links every entry pushed since the index was new.
     pub fn link(&mut self) {
-        let entries = &mut self.entries;
+        debug_assert!(self.entries.len == 0, "link builds a new index");
+        let mut entries = std::mem::take(&mut self.unlinked);
         // By user, then oldest first: each entry's older one is the entry before it.
         entries
             .sort_unstable_by(|a, b| a.user_hash.cmp(&b.user_hash).then_with(|| list_order(b, a)));
         self.newest.clear();
         for i in 0..entries.len() {
-            let same_user = |j: usize| entries[j].user_hash == entries[i].user_hash;
-            let older = if i > 0 && same_user(i - 1) {
-                position(i - 1)
-            } else {
-                END
-            };
-            let newest = entries.get(i + 1).is_none() || !same_user(i + 1);
-            entries[i].older = older;
-            if newest {
-                let hash = entries[i].user_hash;
+            let hash = entries[i].user_hash;
+            if i > 0 && entries[i - 1].user_hash == hash {
+                entries[i].older = position(i - 1);
+            }
+            if entries.get(i + 1).is_none_or(|next| next.user_hash != hash) {
                 self.newest
                     .insert_unique(hash, position(i), |&at| entries[at as usize].user_hash);
             }
         }
+        // In the same order: each entry keeps its position.
+        for entry in entries {
+            self.entries.push(entry);
+        }
     }
 
     fn next_position(&self) -> u32 {
-        position(self.entries.len())
+        position(self.entries.len)
     }
 }
 

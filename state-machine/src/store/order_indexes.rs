@@ -70,8 +70,10 @@ impl Deadlines {
 /// a table of 4-byte positions from the user's hash to the newest. A map of `user → Vec`
 /// held per user a copy of the id and a list, each an allocation of its own, in 40-byte
 /// slots of a power-of-two table: this layout holds about 84 bytes per order less (massif,
-/// 300,000 orders of as many users). The user's id is not kept, so two users whose ids hash
-/// alike share one list: a reader checks each order's `user_id` (`newest_first`).
+/// 300,000 orders of as many users); where a few users hold thousands each (the soak's
+/// 128), an entry's 40 bytes cost about 17 more than a list's 24. The user's id is not
+/// kept, so two users whose ids hash alike share one list: a reader checks each order's
+/// `user_id` (`newest_first`).
 pub(crate) struct UserOrders<S = foldhash::fast::RandomState> {
     hasher: S,
     /// Per user hash, the position in `entries` of its newest order.

@@ -1,21 +1,25 @@
 //! The runs' index in memory: for each record, the run holding its newest copy, and for each
 //! run, its copies and how many of them are still the newest. Every record a checkpoint
 //! writes passes through it, so it was a third of a checkpoint's CPU (`benches/checkpoint`);
-//! two choices keep it lean:
+//! three choices keep it lean:
 //!
-//! - Each entry keeps its key's hash beside it. Growing the table then re-reads no key: a
-//!   plain map re-hashed every key from the heap as it doubled, a burst of 40–50 ms at
-//!   a few hundred thousand records, and of seconds at millions.
+//! - A record is named by a keyed 128-bit hash of its key (SipHash-2-4 under a secret drawn
+//!   per process), not by a copy of the key. The copy was a heap allocation per record, as
+//!   many as the orders, and a lookup compared against it on the heap. Two records named
+//!   alike would have the older one's copy counted as superseded and dropped by a clean-up,
+//!   so the name must never repeat: SipHash is a pseudo-random function, so among n records
+//!   two share a name with odds of about n²/2¹²⁹ (10⁻²¹ at a billion records), and order
+//!   ids chosen by a client cannot raise them without the secret. The index is rebuilt from
+//!   the runs at every start, so the secret never needs to outlive the process.
+//! - Each entry keeps its name beside it, and its first half is the table's hash. Growing
+//!   the table then re-hashes nothing.
 //! - Run sequence numbers are consecutive (runs are written in sequence and deleted oldest
 //!   first), so the counts are a deque indexed by sequence, not an ordered map.
 
 use hashbrown::HashTable;
+use siphasher::sip128::{Hasher128, SipHasher24};
 use std::collections::VecDeque;
-use std::hash::BuildHasher;
-
-/// Seeded per process, so crafted order ids cannot aim at collisions; several times
-/// cheaper than SipHash on short keys.
-type Hasher = foldhash::quality::RandomState;
+use std::hash::{BuildHasher, Hasher};
 
 /// Copies a run holds: all of them, and those still the newest of their record.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -24,15 +28,44 @@ pub(crate) struct RunCount {
     pub live: usize,
 }
 
+/// A record's name: its key's keyed 128-bit hash, as two halves so that an entry packs into
+/// 24 bytes (a `u128` would align it to 32).
+type Name = [u64; 2];
+
 struct Newest {
-    hash: u64,
-    key: Box<[u8]>,
+    name: Name,
     seq: u64,
+}
+
+/// The secret key of the names.
+struct Namer {
+    k0: u64,
+    k1: u64,
+}
+
+impl Default for Namer {
+    fn default() -> Self {
+        // std's `RandomState` is seeded from the operating system's randomness.
+        let seed = std::collections::hash_map::RandomState::new();
+        Namer {
+            k0: seed.hash_one(0u8),
+            k1: seed.hash_one(1u8),
+        }
+    }
+}
+
+impl Namer {
+    fn name(&self, key: &[u8]) -> Name {
+        let mut hasher = SipHasher24::new_with_keys(self.k0, self.k1);
+        hasher.write(key);
+        let hash = hasher.finish128();
+        [hash.h1, hash.h2]
+    }
 }
 
 #[derive(Default)]
 pub(crate) struct RunIndex {
-    hasher: Hasher,
+    namer: Namer,
     newest: HashTable<Newest>,
     /// `counts[i]` is run `first_seq + i`'s; a sequence number never written counts zero.
     counts: VecDeque<RunCount>,
@@ -45,16 +78,12 @@ impl RunIndex {
     /// Records a copy of `key` in run `seq`, now its newest. Runs are placed in sequence
     /// order, and never before the oldest one still counted.
     pub fn place(&mut self, key: &[u8], seq: u64) {
-        let hash = self.hasher.hash_one(key);
-        let older = match self.newest.find_mut(hash, |e| *e.key == *key) {
+        let name = self.namer.name(key);
+        let older = match self.newest.find_mut(name[0], |e| e.name == name) {
             Some(entry) => Some(std::mem::replace(&mut entry.seq, seq)),
             None => {
-                let entry = Newest {
-                    hash,
-                    key: key.into(),
-                    seq,
-                };
-                self.newest.insert_unique(hash, entry, |e| e.hash);
+                self.newest
+                    .insert_unique(name[0], Newest { name, seq }, |e| e.name[0]);
                 None
             }
         };
@@ -69,9 +98,9 @@ impl RunIndex {
 
     /// The run holding `key`'s newest copy.
     pub fn newest(&self, key: &[u8]) -> Option<u64> {
-        let hash = self.hasher.hash_one(key);
+        let name = self.namer.name(key);
         self.newest
-            .find(hash, |e| *e.key == *key)
+            .find(name[0], |e| e.name == name)
             .map(|entry| entry.seq)
     }
 
@@ -160,6 +189,17 @@ mod tests {
         assert_eq!(index.remove_oldest(6), Some(RunCount::default()));
         assert_eq!((index.live(), index.stored()), (1, 1));
         assert_eq!(counts(&index), [(7, 1, 1)]);
+    }
+
+    /// Names are keyed by a secret of each index's own: keys crafted against one process's
+    /// names mean nothing to another's.
+    #[test]
+    fn each_index_draws_its_own_secret() {
+        let (a, b) = (Namer::default(), Namer::default());
+        assert_ne!((a.k0, a.k1), (b.k0, b.k1));
+        assert_ne!(a.name(b"order-1"), b.name(b"order-1"));
+        assert_eq!(a.name(b"order-1"), a.name(b"order-1"));
+        assert_ne!(a.name(b"order-1"), a.name(b"order-10"));
     }
 
     /// Growth keeps every entry findable: the table re-places entries by their stored hash.

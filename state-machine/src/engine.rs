@@ -340,8 +340,7 @@ fn place_order(
         request_tag,
         paid: None,
     };
-    tx.add_deadline(expires_ms, order_id);
-    tx.add_user_order(user_id, clock, order_id);
+    tx.index_placed_order(user_id, clock, expires_ms, order_id);
     tx.put_order_with_event(EventKind::OrderReserved, index, &order)?;
     Ok(Outcome::Order {
         order,

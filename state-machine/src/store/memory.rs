@@ -279,16 +279,12 @@ impl MemTrees {
         }
         let mut holds: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
         let mut indexes = OrderIndexes::default();
-        indexes.user_orders.reserve(self.orders().len());
+        indexes.reserve(self.orders().len());
         for (_, bytes) in self.orders().iter() {
             let order = super::wire::decode_order(bytes)?;
             let order_id: Box<str> = order.order_id.as_str().into();
-            if order.status == OrderStatus::Reserved {
-                indexes.deadlines.insert(order.expires_ms, order_id.clone());
-            }
-            indexes
-                .user_orders
-                .push_unlinked(order.user_id.as_str(), order.created_ms, order_id);
+            let deadline = (order.status == OrderStatus::Reserved).then_some(order.expires_ms);
+            indexes.push_loaded(order.user_id.as_str(), order.created_ms, order_id, deadline);
             let counted = order
                 .held_items()
                 .iter()
@@ -308,7 +304,7 @@ impl MemTrees {
                 .map(|(key, units)| (key.into_boxed_slice(), Value::from(encode(&units))))
                 .collect(),
         );
-        indexes.user_orders.link();
+        indexes.link();
         self.indexes = indexes;
         Ok(())
     }

@@ -382,7 +382,7 @@ impl Store {
     /// The earliest deadline of a reserved order, if any: the leader's ticker proposes
     /// `Expire` once its clock passes it.
     pub fn earliest_deadline(&self) -> Result<Option<u64>, StoreError> {
-        Ok(self.mem().indexes.deadlines.earliest())
+        Ok(self.mem().indexes.earliest_deadline())
     }
 
     /// Units `user` holds of `sku` in reserved or paid orders. Apply counts them only for a

@@ -12,30 +12,36 @@ use std::cmp::Ordering;
 use std::collections::btree_map::{BTreeMap, Entry};
 use std::hash::BuildHasher;
 
-/// Reserved orders by deadline. A bucket's ids are in no order (inserts are pushes); what
-/// reads them in order (`due`) sorts the bucket it reaches.
+/// Reserved orders by deadline. An entry is the order's position in the user index, which
+/// holds its id: 4 bytes, where a copy of the id cost an allocation of its own and 16 bytes
+/// more (about 36 bytes per reserved order). A bucket's entries are in no order (inserts
+/// are pushes); what reads them in order (`before`) sorts the bucket it reaches.
 #[derive(Default)]
 pub(crate) struct Deadlines {
-    by_ms: BTreeMap<u64, Vec<Box<str>>>,
+    by_ms: BTreeMap<u64, Vec<u32>>,
     len: usize,
 }
 
 impl Deadlines {
     /// Each order has one deadline and enters the index once, when it is placed.
-    pub fn insert(&mut self, expires_ms: u64, order_id: Box<str>) {
+    fn insert(&mut self, expires_ms: u64, at: u32) {
         let bucket = self.by_ms.entry(expires_ms).or_default();
-        debug_assert!(!bucket.contains(&order_id), "a deadline entered twice");
-        bucket.push(order_id);
+        debug_assert!(!bucket.contains(&at), "a deadline entered twice");
+        bucket.push(at);
         self.len += 1;
     }
 
     /// Removes the entry if there is one (an order placed and closed in one apply never
     /// entered the index).
-    pub fn remove(&mut self, expires_ms: u64, order_id: &str) {
+    fn remove<S>(&mut self, expires_ms: u64, order_id: &str, ids: &UserOrders<S>) {
         let Entry::Occupied(mut bucket) = self.by_ms.entry(expires_ms) else {
             return;
         };
-        let Some(at) = bucket.get().iter().position(|id| &**id == order_id) else {
+        let Some(at) = bucket
+            .get()
+            .iter()
+            .position(|&at| ids.order_id(at) == order_id)
+        else {
             return;
         };
         bucket.get_mut().swap_remove(at);
@@ -45,20 +51,24 @@ impl Deadlines {
         }
     }
 
-    pub fn earliest(&self) -> Option<u64> {
+    fn earliest(&self) -> Option<u64> {
         self.by_ms.keys().next().copied()
     }
 
     /// The entries with a deadline before `end`, by deadline, then id.
-    pub fn before(&self, end: u64) -> impl Iterator<Item = (u64, &str)> {
-        self.by_ms.range(..end).flat_map(|(&ms, ids)| {
-            let mut ids: Vec<&str> = ids.iter().map(|id| &**id).collect();
-            ids.sort_unstable();
-            ids.into_iter().map(move |id| (ms, id))
+    fn before<'a, S>(
+        &'a self,
+        end: u64,
+        ids: &'a UserOrders<S>,
+    ) -> impl Iterator<Item = (u64, &'a str)> {
+        self.by_ms.range(..end).flat_map(move |(&ms, bucket)| {
+            let mut listed: Vec<&str> = bucket.iter().map(|&at| ids.order_id(at)).collect();
+            listed.sort_unstable();
+            listed.into_iter().map(move |id| (ms, id))
         })
     }
 
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.len
     }
 }
@@ -160,8 +170,16 @@ impl<S: Default> Default for UserOrders<S> {
     }
 }
 
+impl<S> UserOrders<S> {
+    /// The id of the order at `at`, a position `insert` or `link` gave.
+    fn order_id(&self, at: u32) -> &str {
+        &self.entries[at].order_id
+    }
+}
+
 impl<S: BuildHasher> UserOrders<S> {
-    pub fn insert(&mut self, user: &str, created_ms: u64, order_id: Box<str>) {
+    /// Returns the order's position, which it keeps.
+    pub fn insert(&mut self, user: &str, created_ms: u64, order_id: Box<str>) -> u32 {
         let user_hash = self.hasher.hash_one(user);
         let at = self.next_position();
         let entries = &mut self.entries;
@@ -199,6 +217,7 @@ impl<S: BuildHasher> UserOrders<S> {
             }
         }
         entries.push(entry);
+        at
     }
 
     /// The order ids under `user`'s hash, newest `created_ms` first, ties by id ascending.
@@ -241,21 +260,29 @@ impl<S: BuildHasher> UserOrders<S> {
     /// Adds an order to an index being built from every order at once (a load): `link` then
     /// puts them in place with one sort, rather than each in turn as `insert` does.
     pub fn push_unlinked(&mut self, user: &str, created_ms: u64, order_id: Box<str>) {
+        let pushed = position(self.unlinked.len());
         self.unlinked.push(UserOrder {
             user_hash: self.hasher.hash_one(user),
             created_ms,
             order_id,
-            older: END,
+            // Until `link`, the order it was pushed in.
+            older: pushed,
         });
     }
 
-    /// Sorts and links every entry pushed since the index was new.
-    pub fn link(&mut self) {
+    /// Sorts and links every entry pushed since the index was new. Returns each one's
+    /// position, in the order they were pushed.
+    pub fn link(&mut self) -> Vec<u32> {
         debug_assert!(self.entries.len == 0, "link builds a new index");
         let mut entries = std::mem::take(&mut self.unlinked);
         // By user, then oldest first: each entry's older one is the entry before it.
         entries
             .sort_unstable_by(|a, b| a.user_hash.cmp(&b.user_hash).then_with(|| list_order(b, a)));
+        let mut placed = vec![END; entries.len()];
+        for (i, entry) in entries.iter_mut().enumerate() {
+            placed[entry.older as usize] = position(i);
+            entry.older = END;
+        }
         self.newest.clear();
         for i in 0..entries.len() {
             let hash = entries[i].user_hash;
@@ -271,6 +298,7 @@ impl<S: BuildHasher> UserOrders<S> {
         for entry in entries {
             self.entries.push(entry);
         }
+        placed
     }
 
     fn next_position(&self) -> u32 {
@@ -293,33 +321,92 @@ fn list_order(a: &UserOrder, b: &UserOrder) -> Ordering {
         .then_with(|| a.order_id.cmp(&b.order_id))
 }
 
+/// A change to the deadline index.
+pub(crate) enum DeadlineWrite {
+    /// A placed order's deadline; the order is `user_orders[placed]` of the same writes.
+    Insert { placed: usize },
+    /// A closed order's, by its id.
+    Remove(Box<str>),
+}
+
 /// One apply's changes to the indexes, each order's at most once.
 #[derive(Default)]
 pub(crate) struct IndexWrites {
-    /// `(deadline, order id, insert)`: `false` removes.
-    pub deadlines: Vec<(u64, Box<str>, bool)>,
+    pub deadlines: Vec<(u64, DeadlineWrite)>,
     /// `(user, created_ms, order id)`: user index entries are never removed.
     pub user_orders: Vec<(UserId, u64, Box<str>)>,
 }
 
 #[derive(Default)]
 pub(crate) struct OrderIndexes {
-    pub deadlines: Deadlines,
+    deadlines: Deadlines,
     pub user_orders: UserOrders,
+    /// A load's deadlines, by the order their orders were pushed in, until `link`.
+    unlinked_deadlines: Vec<(u64, u32)>,
 }
 
 impl OrderIndexes {
     pub fn apply(&mut self, writes: IndexWrites) {
-        for (expires_ms, order_id, insert) in writes.deadlines {
-            if insert {
-                self.deadlines.insert(expires_ms, order_id);
-            } else {
-                self.deadlines.remove(expires_ms, &order_id);
-            }
-        }
+        let first = self.user_orders.next_position();
         for (user, created_ms, order_id) in writes.user_orders {
             self.user_orders.insert(user.as_str(), created_ms, order_id);
         }
+        for (expires_ms, write) in writes.deadlines {
+            match write {
+                // Positions are handed out in sequence.
+                DeadlineWrite::Insert { placed } => {
+                    self.deadlines.insert(expires_ms, first + position(placed))
+                }
+                DeadlineWrite::Remove(order_id) => {
+                    self.deadlines
+                        .remove(expires_ms, &order_id, &self.user_orders)
+                }
+            }
+        }
+    }
+
+    /// Room for `more` orders of a load.
+    pub fn reserve(&mut self, more: usize) {
+        self.user_orders.reserve(more);
+    }
+
+    /// Adds an order to indexes being built from every order at once (a load), with its
+    /// deadline if it is reserved; `link` then puts them in place.
+    pub fn push_loaded(
+        &mut self,
+        user: &str,
+        created_ms: u64,
+        order_id: Box<str>,
+        deadline: Option<u64>,
+    ) {
+        if let Some(expires_ms) = deadline {
+            let pushed = position(self.user_orders.unlinked.len());
+            self.unlinked_deadlines.push((expires_ms, pushed));
+        }
+        self.user_orders.push_unlinked(user, created_ms, order_id);
+    }
+
+    pub fn link(&mut self) {
+        let placed = self.user_orders.link();
+        for (expires_ms, pushed) in std::mem::take(&mut self.unlinked_deadlines) {
+            self.deadlines.insert(expires_ms, placed[pushed as usize]);
+        }
+    }
+
+    /// The earliest deadline of a reserved order.
+    pub fn earliest_deadline(&self) -> Option<u64> {
+        self.deadlines.earliest()
+    }
+
+    /// The reserved orders with a deadline before `end`, by deadline, then id.
+    pub fn due_before(&self, end: u64) -> impl Iterator<Item = (u64, &str)> {
+        self.deadlines.before(end, &self.user_orders)
+    }
+
+    /// Reserved orders.
+    #[cfg(test)]
+    pub fn reserved(&self) -> usize {
+        self.deadlines.len()
     }
 
     pub fn len(&self) -> usize {
@@ -341,6 +428,8 @@ mod tests {
     #[test]
     fn deadlines_read_as_an_ordered_set() {
         let mut index = Deadlines::default();
+        // The user index holds the ids; a deadline entry is a position in it.
+        let mut ids = UserOrders::<foldhash::fast::RandomState>::default();
         let mut model = BTreeSet::new();
         // A fixed pseudo-random walk: deadlines in a few shared milliseconds, ids unsorted.
         let mut seed = 7u64;
@@ -351,10 +440,11 @@ mod tests {
             let ms = 100 + (seed >> 60);
             let id = format!("o-{}", (seed >> 33) % 300);
             if step % 3 == 2 || model.contains(&(ms, id.clone())) {
-                index.remove(ms, &id);
+                index.remove(ms, &id, &ids);
                 model.remove(&(ms, id));
             } else if !model.iter().any(|(_, held)| *held == id) {
-                index.insert(ms, boxed(&id));
+                let at = ids.insert("u", 0, boxed(&id));
+                index.insert(ms, at);
                 model.insert((ms, id));
             }
             assert_eq!(index.len(), model.len());
@@ -362,7 +452,7 @@ mod tests {
         assert!(model.len() > 20, "the walk left too few entries to compare");
         for end in [0, 100, 103, 108, 116, u64::MAX] {
             let listed: Vec<(u64, String)> = index
-                .before(end)
+                .before(end, &ids)
                 .map(|(ms, id)| (ms, id.to_string()))
                 .collect();
             let expected: Vec<(u64, String)> =
@@ -370,8 +460,8 @@ mod tests {
             assert_eq!(listed, expected, "before {end}");
         }
         assert_eq!(index.earliest(), model.first().map(|(ms, _)| *ms));
-        index.remove(1, "absent");
-        index.remove(model.first().unwrap().0, "absent");
+        index.remove(1, "absent", &ids);
+        index.remove(model.first().unwrap().0, "absent", &ids);
         assert_eq!(index.len(), model.len());
     }
 
@@ -410,7 +500,10 @@ mod tests {
         for (user, created, id) in unsorted {
             rebuilt.push_unlinked(user, created, boxed(id));
         }
-        rebuilt.link();
+        let placed = rebuilt.link();
+        for (pushed, (_, _, id)) in unsorted.iter().enumerate() {
+            assert_eq!(rebuilt.order_id(placed[pushed]), *id, "pushed {pushed}");
+        }
         assert_eq!(rebuilt.newest_first("u1").collect::<Vec<_>>(), listed);
         assert_eq!(rebuilt.newest_first("u2").collect::<Vec<_>>(), ["x"]);
         assert_eq!(rebuilt.newest_first("u3").collect::<Vec<_>>(), ["b", "c"]);
@@ -486,5 +579,45 @@ mod tests {
             );
             assert_eq!(index.newest_first("anyone").count(), 4);
         }
+    }
+
+    /// A load's deadlines land on their own orders, whatever order the link sorts them
+    /// into, and later writes find them by id.
+    #[test]
+    fn a_load_and_later_writes_keep_each_deadline_with_its_order() {
+        let mut indexes = OrderIndexes::default();
+        let loaded = [
+            ("u2", 4, "b", Some(40)),
+            ("u1", 9, "c", None),
+            ("u1", 3, "a", Some(30)),
+            ("u3", 1, "d", Some(30)),
+        ];
+        for (user, created, id, deadline) in loaded {
+            indexes.push_loaded(user, created, boxed(id), deadline);
+        }
+        indexes.link();
+        let due = |indexes: &OrderIndexes| -> Vec<(u64, String)> {
+            indexes
+                .due_before(u64::MAX)
+                .map(|(ms, id)| (ms, id.to_string()))
+                .collect()
+        };
+        let owned = |list: &[(u64, &str)]| -> Vec<(u64, String)> {
+            list.iter().map(|(ms, id)| (*ms, id.to_string())).collect()
+        };
+        assert_eq!(due(&indexes), owned(&[(30, "a"), (30, "d"), (40, "b")]));
+        assert_eq!(indexes.earliest_deadline(), Some(30));
+
+        let user = |id: &str| UserId::new(id).unwrap();
+        indexes.apply(IndexWrites {
+            deadlines: vec![
+                (25, DeadlineWrite::Insert { placed: 1 }),
+                (30, DeadlineWrite::Remove(boxed("a"))),
+            ],
+            user_orders: vec![(user("u4"), 10, boxed("e")), (user("u1"), 11, boxed("f"))],
+        });
+        assert_eq!(due(&indexes), owned(&[(25, "f"), (30, "d"), (40, "b")]));
+        assert_eq!(indexes.reserved(), 3);
+        assert_eq!(indexes.len(), 3 + 6);
     }
 }

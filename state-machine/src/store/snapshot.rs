@@ -622,7 +622,7 @@ mod tests {
         // The indexes an export leaves out are there to leave out.
         let mem = store.mem();
         assert!(mem.trees[memory::HOLDS].iter().next().is_some(), "holds");
-        assert!(mem.indexes.deadlines.len() > 0, "deadlines");
+        assert!(mem.indexes.reserved() > 0, "deadlines");
         assert!(mem.indexes.user_orders.len() > 0, "user orders");
         drop(mem);
 

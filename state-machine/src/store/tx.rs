@@ -8,7 +8,7 @@ use super::error::StoreError;
 use super::event_seq::{self, Slot};
 use super::keys;
 use super::memory::{self, MemTree, MemTrees, TreeWrites, Writes};
-use super::order_indexes::IndexWrites;
+use super::order_indexes::{DeadlineWrite, IndexWrites};
 use super::sku_sales::{self, Added};
 use super::wire;
 use crate::events::{bucket_start, EventKind, Retention, SalesCounts};
@@ -102,6 +102,15 @@ impl<V: Record> Slots<V> {
     }
 }
 
+/// What a transaction does to an order's deadline entry.
+enum DeadlineChange {
+    /// Enter it; the order is `user_orders[placed]`.
+    Insert {
+        placed: usize,
+    },
+    Remove,
+}
+
 pub(crate) struct Tx<'a> {
     trees: &'a MemTrees,
     pub clock: u64,
@@ -110,9 +119,10 @@ pub(crate) struct Tx<'a> {
     holds: Slots<u64>,
     restocks: Slots<RestockRecord>,
     patches: Slots<PatchRecord>,
-    /// Per order id, its deadline and whether to insert (`true`) or remove (`false`) it.
-    /// Hashed, like the slots: only `due` needs them in order, and it sorts what it finds.
-    deadlines: HashMap<Box<str>, (u64, bool), foldhash::fast::FixedState>,
+    /// Per order id, its deadline and whether to insert it (with its place in
+    /// `user_orders`) or remove it. Hashed, like the slots: only `due` needs them in order,
+    /// and it sorts what it finds.
+    deadlines: HashMap<Box<str>, (u64, DeadlineChange), foldhash::fast::FixedState>,
     /// User index entries to insert: each order's once, when it is placed; never removed.
     user_orders: Vec<(UserId, u64, Box<str>)>,
     /// The newest event id as this transaction leaves it; read on first use.
@@ -453,19 +463,28 @@ impl<'a> Tx<'a> {
         );
     }
 
-    pub fn add_deadline(&mut self, expires_ms: u64, order_id: &OrderId) {
-        self.deadlines
-            .insert(order_id.as_str().into(), (expires_ms, true));
+    /// Enters a placed order in the indexes: under its user, and under its deadline.
+    pub fn index_placed_order(
+        &mut self,
+        user: &UserId,
+        created_ms: u64,
+        expires_ms: u64,
+        order_id: &OrderId,
+    ) {
+        let placed = self.user_orders.len();
+        self.user_orders
+            .push((user.clone(), created_ms, order_id.as_str().into()));
+        self.deadlines.insert(
+            order_id.as_str().into(),
+            (expires_ms, DeadlineChange::Insert { placed }),
+        );
     }
 
     pub fn remove_deadline(&mut self, expires_ms: u64, order_id: &OrderId) {
-        self.deadlines
-            .insert(order_id.as_str().into(), (expires_ms, false));
-    }
-
-    pub fn add_user_order(&mut self, user: &UserId, created_ms: u64, order_id: &OrderId) {
-        self.user_orders
-            .push((user.clone(), created_ms, order_id.as_str().into()));
+        self.deadlines.insert(
+            order_id.as_str().into(),
+            (expires_ms, DeadlineChange::Remove),
+        );
     }
 
     /// Up to `limit` reserved orders with `expires_ms <= clock`, by deadline then id, as
@@ -473,16 +492,16 @@ impl<'a> Tx<'a> {
     pub fn due(&self, limit: usize) -> Result<Vec<OrderId>, StoreError> {
         let end = self.clock.saturating_add(1);
         let mut due: BTreeSet<(u64, &str)> = BTreeSet::new();
-        for (expires_ms, id) in self.trees.indexes.deadlines.before(end) {
-            if !matches!(self.deadlines.get(id), Some((_, false))) {
+        for (expires_ms, id) in self.trees.indexes.due_before(end) {
+            if !matches!(self.deadlines.get(id), Some((_, DeadlineChange::Remove))) {
                 due.insert((expires_ms, id));
             }
             if due.len() >= limit {
                 break;
             }
         }
-        for (id, (expires_ms, insert)) in &self.deadlines {
-            if *insert && *expires_ms < end {
+        for (id, (expires_ms, change)) in &self.deadlines {
+            if matches!(change, DeadlineChange::Insert { .. }) && *expires_ms < end {
                 due.insert((*expires_ms, id));
             }
         }
@@ -540,7 +559,13 @@ impl<'a> Tx<'a> {
             deadlines: self
                 .deadlines
                 .into_iter()
-                .map(|(id, (expires_ms, insert))| (expires_ms, id, insert))
+                .map(|(id, (expires_ms, change))| {
+                    let write = match change {
+                        DeadlineChange::Insert { placed } => DeadlineWrite::Insert { placed },
+                        DeadlineChange::Remove => DeadlineWrite::Remove(id),
+                    };
+                    (expires_ms, write)
+                })
                 .collect(),
             user_orders: self.user_orders,
         };

@@ -81,7 +81,7 @@ impl Deadlines {
 /// held per user a copy of the id and a list, each an allocation of its own, in 40-byte
 /// slots of a power-of-two table: this layout holds about 84 bytes per order less (massif,
 /// 300,000 orders of as many users); where a few users hold thousands each (the soak's
-/// 128), an entry's 40 bytes cost about 17 more than a list's 24. The user's id is not
+/// 128), an entry's 32 bytes cost about 9 more than a list's 24. The user's id is not
 /// kept, so two users whose ids hash alike share one list: a reader checks each order's
 /// `user_id` (`newest_first`).
 pub(crate) struct UserOrders<S = foldhash::fast::RandomState> {
@@ -149,12 +149,19 @@ impl std::ops::IndexMut<u32> for Entries {
 
 /// One order in its user's list.
 struct UserOrder {
-    user_hash: u64,
+    /// 32 bits of the user's hash: an entry then packs into 32 bytes, not 40. Users who
+    /// share them share a list, which readers filter anyway; among a million users about
+    /// a hundred pairs do, and each reads the other's orders too.
+    user_hash: u32,
     created_ms: u64,
     order_id: Box<str>,
     /// The position of the same user's next older order, or `END`.
     older: u32,
 }
+
+// The layout this index is sized for: a field added or widened shows here.
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<UserOrder>() == 32);
 
 /// No older order.
 const END: u32 = u32::MAX;
@@ -180,7 +187,7 @@ impl<S> UserOrders<S> {
 impl<S: BuildHasher> UserOrders<S> {
     /// Returns the order's position, which it keeps.
     pub fn insert(&mut self, user: &str, created_ms: u64, order_id: Box<str>) -> u32 {
-        let user_hash = self.hasher.hash_one(user);
+        let user_hash = self.user_hash(user);
         let at = self.next_position();
         let entries = &mut self.entries;
         let mut entry = UserOrder {
@@ -189,13 +196,13 @@ impl<S: BuildHasher> UserOrders<S> {
             order_id,
             older: END,
         };
-        match self
-            .newest
-            .find_mut(user_hash, |&i| entries[i].user_hash == user_hash)
-        {
+        match self.newest.find_mut(table_hash(user_hash), |&i| {
+            entries[i].user_hash == user_hash
+        }) {
             None => {
-                self.newest
-                    .insert_unique(user_hash, at, |&i| entries[i].user_hash);
+                self.newest.insert_unique(table_hash(user_hash), at, |&i| {
+                    table_hash(entries[i].user_hash)
+                });
             }
             Some(head) => {
                 // A new order's `created_ms` is the clock, never behind the user's others:
@@ -223,11 +230,11 @@ impl<S: BuildHasher> UserOrders<S> {
     /// The order ids under `user`'s hash, newest `created_ms` first, ties by id ascending.
     /// They may include another user's whose id hashes alike: check each order's user.
     pub fn newest_first(&self, user: &str) -> impl Iterator<Item = &str> {
-        let user_hash = self.hasher.hash_one(user);
+        let user_hash = self.user_hash(user);
         let entries = &self.entries;
-        let head = self
-            .newest
-            .find(user_hash, |&i| entries[i].user_hash == user_hash);
+        let head = self.newest.find(table_hash(user_hash), |&i| {
+            entries[i].user_hash == user_hash
+        });
         let mut next = head.copied().unwrap_or(END);
         // One millisecond's orders at a time, sorted by id.
         let mut group: Vec<&str> = Vec::new();
@@ -262,7 +269,7 @@ impl<S: BuildHasher> UserOrders<S> {
     pub fn push_unlinked(&mut self, user: &str, created_ms: u64, order_id: Box<str>) {
         let pushed = position(self.unlinked.len());
         self.unlinked.push(UserOrder {
-            user_hash: self.hasher.hash_one(user),
+            user_hash: self.user_hash(user),
             created_ms,
             order_id,
             // Until `link`, the order it was pushed in.
@@ -291,7 +298,9 @@ impl<S: BuildHasher> UserOrders<S> {
             }
             if entries.get(i + 1).is_none_or(|next| next.user_hash != hash) {
                 self.newest
-                    .insert_unique(hash, position(i), |&at| entries[at as usize].user_hash);
+                    .insert_unique(table_hash(hash), position(i), |&at| {
+                        table_hash(entries[at as usize].user_hash)
+                    });
             }
         }
         // In the same order: each entry keeps its position.
@@ -304,6 +313,17 @@ impl<S: BuildHasher> UserOrders<S> {
     fn next_position(&self) -> u32 {
         position(self.entries.len)
     }
+
+    /// The high half of the user's hash, the better mixed.
+    fn user_hash(&self, user: &str) -> u32 {
+        (self.hasher.hash_one(user) >> 32) as u32
+    }
+}
+
+/// The table's hash of a stored 32-bit user hash: the table takes its probe position
+/// from the low bits and a tag from the top seven, so the 32 bits are spread over all 64.
+fn table_hash(user_hash: u32) -> u64 {
+    u64::from(user_hash).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 /// A position in the entries as the links hold it. Four billion orders would take over

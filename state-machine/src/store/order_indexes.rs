@@ -368,12 +368,13 @@ pub(crate) struct OrderIndexes {
 impl OrderIndexes {
     pub fn apply(&mut self, writes: IndexWrites) {
         let first = self.user_orders.next_position();
-        for (user, created_ms, order_id) in writes.user_orders {
-            self.user_orders.insert(user.as_str(), created_ms, order_id);
+        for (i, (user, created_ms, order_id)) in writes.user_orders.into_iter().enumerate() {
+            let at = self.user_orders.insert(user.as_str(), created_ms, order_id);
+            debug_assert_eq!(at, first + position(i), "positions out of sequence");
         }
         for (expires_ms, write) in writes.deadlines {
             match write {
-                // Positions are handed out in sequence.
+                // Positions are handed out in sequence (asserted above).
                 DeadlineWrite::Insert { placed } => {
                     self.deadlines.insert(expires_ms, first + position(placed))
                 }

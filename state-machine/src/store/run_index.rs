@@ -3,16 +3,20 @@
 //! writes passes through it, so it was a third of a checkpoint's CPU (`benches/checkpoint`);
 //! three choices keep it lean:
 //!
-//! - A record is named by a keyed 128-bit hash of its key (SipHash-2-4 under a secret drawn
-//!   per process), not by a copy of the key. The copy was a heap allocation per record, as
-//!   many as the orders, and a lookup compared against it on the heap. Two records named
-//!   alike would have the older one's copy counted as superseded and dropped by a clean-up,
-//!   so the name must never repeat: SipHash is a pseudo-random function, so among n records
-//!   two share a name with odds of about n²/2¹²⁹ (10⁻²¹ at a billion records), and order
-//!   ids chosen by a client cannot raise them without the secret. The index is rebuilt from
-//!   the runs at every start, so the secret never needs to outlive the process.
-//! - Each entry keeps its name beside it, and its first half is the table's hash. Growing
-//!   the table then re-hashes nothing.
+//! - A record is named by 96 bits of a keyed hash of its key (SipHash-2-4 under a secret
+//!   drawn per process), not by a copy of the key. The copy was a heap allocation per
+//!   record, as many as the orders, and a lookup compared against it on the heap. Two
+//!   records named alike would have the older one's copy counted as superseded and dropped
+//!   by a clean-up, so the name must never repeat: SipHash is a pseudo-random function, so
+//!   among n records two share a name with odds of about n²/2⁹⁷ (10⁻¹¹ at a billion
+//!   records), and order ids chosen by a client cannot raise them without the secret. The
+//!   index is rebuilt from the runs at every start, so the secret never needs to outlive
+//!   the process.
+//! - An entry is 16 bytes: the name, and the low 32 bits of its run's sequence number. The
+//!   runs still counted span far fewer than 2³² numbers (a clean-up keeps the stored copies
+//!   near the live ones), so the low bits and the oldest run counted give the whole number.
+//! - Each entry keeps its name beside it, and its first 64 bits are the table's hash.
+//!   Growing the table then re-hashes nothing.
 //! - Run sequence numbers are consecutive (runs are written in sequence and deleted oldest
 //!   first), so the counts are a deque indexed by sequence, not an ordered map.
 
@@ -28,14 +32,28 @@ pub(crate) struct RunCount {
     pub live: usize,
 }
 
-/// A record's name: its key's keyed 128-bit hash, as two halves so that an entry packs into
-/// 24 bytes (a `u128` would align it to 32).
-type Name = [u64; 2];
+/// A record's name: 96 bits of its key's keyed hash.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Name {
+    lo: u64,
+    hi: u32,
+}
 
 struct Newest {
-    name: Name,
-    seq: u64,
+    name_lo: u64,
+    name_hi: u32,
+    /// The low 32 bits of the run's sequence number (`RunIndex::seq_of`).
+    seq: u32,
 }
+
+impl Newest {
+    fn is(&self, name: Name) -> bool {
+        self.name_lo == name.lo && self.name_hi == name.hi
+    }
+}
+
+// The layout the index is sized for: a field added or widened shows here.
+const _: () = assert!(std::mem::size_of::<Newest>() == 16);
 
 /// The secret key of the names.
 struct Namer {
@@ -59,7 +77,10 @@ impl Namer {
         let mut hasher = SipHasher24::new_with_keys(self.k0, self.k1);
         hasher.write(key);
         let hash = hasher.finish128();
-        [hash.h1, hash.h2]
+        Name {
+            lo: hash.h1,
+            hi: hash.h2 as u32,
+        }
     }
 }
 
@@ -79,14 +100,20 @@ impl RunIndex {
     /// order, and never before the oldest one still counted.
     pub fn place(&mut self, key: &[u8], seq: u64) {
         let name = self.namer.name(key);
-        let older = match self.newest.find_mut(name[0], |e| e.name == name) {
-            Some(entry) => Some(std::mem::replace(&mut entry.seq, seq)),
+        let low = seq as u32;
+        let older = match self.newest.find_mut(name.lo, |e| e.is(name)) {
+            Some(entry) => Some(std::mem::replace(&mut entry.seq, low)),
             None => {
-                self.newest
-                    .insert_unique(name[0], Newest { name, seq }, |e| e.name[0]);
+                let entry = Newest {
+                    name_lo: name.lo,
+                    name_hi: name.hi,
+                    seq: low,
+                };
+                self.newest.insert_unique(name.lo, entry, |e| e.name_lo);
                 None
             }
         };
+        let older = older.map(|low| self.seq_of(low));
         if let Some(count) = older.and_then(|older| self.count_mut(older)) {
             count.live -= 1;
         }
@@ -100,8 +127,8 @@ impl RunIndex {
     pub fn newest(&self, key: &[u8]) -> Option<u64> {
         let name = self.namer.name(key);
         self.newest
-            .find(name[0], |e| e.name == name)
-            .map(|entry| entry.seq)
+            .find(name.lo, |e| e.is(name))
+            .map(|entry| self.seq_of(entry.seq))
     }
 
     /// Records with a copy stored.
@@ -132,6 +159,12 @@ impl RunIndex {
         Some(count)
     }
 
+    /// The whole sequence number of a counted run from its low 32 bits: the one at or after
+    /// the oldest counted, which `count_for` keeps within 2³² of every counted run.
+    fn seq_of(&self, low: u32) -> u64 {
+        self.first_seq + u64::from(low.wrapping_sub(self.first_seq as u32))
+    }
+
     fn count_mut(&mut self, seq: u64) -> Option<&mut RunCount> {
         let at = seq.checked_sub(self.first_seq)?;
         self.counts.get_mut(usize::try_from(at).ok()?)
@@ -145,6 +178,13 @@ impl RunIndex {
         assert!(
             seq >= self.first_seq,
             "run {seq} placed before the oldest counted, {}",
+            self.first_seq
+        );
+        // Entries keep 32 bits of a run's number (`seq_of`). A clean-up keeps the stored
+        // copies near the live ones, so the span stays far below this.
+        assert!(
+            seq - self.first_seq < 1 << 32,
+            "run {seq} placed 2^32 or more after the oldest counted, {}",
             self.first_seq
         );
         let at = (seq - self.first_seq) as usize;
@@ -200,6 +240,31 @@ mod tests {
         assert_ne!(a.name(b"order-1"), b.name(b"order-1"));
         assert_eq!(a.name(b"order-1"), a.name(b"order-1"));
         assert_ne!(a.name(b"order-1"), a.name(b"order-10"));
+    }
+
+    /// Entries keep 32 bits of a run's number: runs numbered across 2³² read back whole.
+    #[test]
+    fn run_numbers_across_two_to_the_32_read_back_whole() {
+        let mut index = RunIndex::default();
+        let base = (1u64 << 32) - 2;
+        index.place(b"a", base);
+        index.place(b"b", base + 1);
+        index.place(b"a", base + 3);
+        assert_eq!(index.newest(b"a"), Some(base + 3));
+        assert_eq!(index.newest(b"b"), Some(base + 1));
+        assert_eq!(
+            counts(&index),
+            [
+                (base, 1, 0),
+                (base + 1, 1, 1),
+                (base + 2, 0, 0),
+                (base + 3, 1, 1)
+            ]
+        );
+        assert!(index.remove_oldest(base).is_some());
+        index.place(b"b", base + 4);
+        assert_eq!(index.newest(b"b"), Some(base + 4));
+        assert_eq!(counts(&index)[0], (base + 1, 1, 0));
     }
 
     /// Growth keeps every entry findable: the table re-places entries by their stored hash.

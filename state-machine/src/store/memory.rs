@@ -46,6 +46,9 @@ pub(crate) const SALES: usize = 9;
 /// chunks) and the applied marker and clock (a few fixed keys).
 pub(crate) const IN_RUNS: [usize; 5] = [SKUS, ORDERS, RESTOCKS, PATCHES, SALES];
 
+/// The trees stored in runs, in `IN_RUNS` order, as of one moment (`MemTrees::in_runs`).
+pub(crate) type InRuns = [MemTree; IN_RUNS.len()];
+
 /// Whether a tree is written to disk; the others are rebuilt from the orders.
 pub(crate) fn is_persisted(tree: usize) -> bool {
     matches!(
@@ -316,6 +319,12 @@ impl MemTrees {
             trees: self.trees.clone(),
             indexes: OrderIndexes::default(),
         }
+    }
+
+    /// The trees stored in runs as they stand: O(1), the trees being persistent. Apply then
+    /// copies each node it changes while this lives, so a checkpoint drops it once planned.
+    pub fn in_runs(&self) -> InRuns {
+        IN_RUNS.map(|tree| self.trees[tree].clone())
     }
 
     /// Applies one apply's changes and returns those a checkpoint writes. The holds and

@@ -20,7 +20,7 @@ mod numbered;
 mod order_indexes;
 mod packed;
 mod refusal_reads;
-mod run_index;
+mod run_counts;
 mod runs;
 mod sku_sales;
 mod sled_files;
@@ -62,8 +62,8 @@ pub struct Store {
     mem: RwLock<MemTrees>,
     /// What changed in `mem` since the last checkpoint.
     dirty: Mutex<Dirty>,
-    /// Where on disk each record's newest copy is, for the trees stored in runs; the
-    /// checkpointer's, under its lock.
+    /// The copies each run holds, for the trees stored in runs; the checkpointer's, under
+    /// its lock.
     runs: Mutex<RunTrees>,
     writer: Mutex<()>,
     checkpointer: Mutex<()>,
@@ -260,9 +260,24 @@ impl Store {
     /// and syncs it. Apply goes on meanwhile; it waits only for the swap of the dirty set.
     pub fn checkpoint(&self) -> Result<CheckpointInfo, StoreError> {
         let _checkpointer = self.lock_checkpointer();
-        // Taken in a statement of its own: a guard made inside `fold`'s argument would live
-        // until `fold` returned, and apply would wait for the whole fold.
+        let cut = self.cut();
+        self.write_cut(cut)
+    }
+
+    /// Takes what a checkpoint writes: the changes since the last one, and the trees stored in
+    /// runs as they stood at that moment, which its clean-up compares stored copies with.
+    /// Both under the writer's lock: an apply changes the working set before it hands its
+    /// changes over, so between those two steps the trees would be ahead of the changes.
+    fn cut(&self) -> Cut {
+        let _writer = self.lock_writer();
         let pending = self.lock_dirty().take();
+        let in_runs = self.mem().in_runs();
+        Cut { pending, in_runs }
+    }
+
+    /// Writes a cut (`checkpoint`); the caller holds the checkpointer's lock.
+    fn write_cut(&self, cut: Cut) -> Result<CheckpointInfo, StoreError> {
+        let Cut { pending, in_runs } = cut;
         let changes = dirty::fold(pending);
         if memory::is_empty(&changes) {
             return Ok(CheckpointInfo { records: 0 });
@@ -275,7 +290,10 @@ impl Store {
             .sum();
         let disk = self.disk();
         let mut runs = self.lock_runs();
-        let written = runs.plan(&disk, &changes).and_then(|plans| {
+        let planned = runs.plan(&disk, &changes, &in_runs);
+        // Apply copies every node it changes while the trees at the cut live.
+        drop(in_runs);
+        let written = planned.and_then(|plans| {
             write_changes(&disk, &changes, &plans)?;
             // Committed to sled: the indexes must follow even if the flush fails.
             runs.committed(&changes, plans);
@@ -493,7 +511,13 @@ fn events_end(mem: &MemTrees) -> u64 {
     seq.held_from() + seq.held().len() as u64
 }
 
-/// Reads a generation's trees into memory, with the indexes of those stored in runs; first
+/// What a checkpoint writes, taken at one moment (`Store::cut`).
+struct Cut {
+    pending: dirty::Pending,
+    in_runs: memory::InRuns,
+}
+
+/// Reads a generation's trees into memory, with the counts of those stored in runs; first
 /// folds the layouts of earlier releases into the current ones if `migrate` (only a store
 /// written by an earlier release can hold them: an install writes the current layout).
 fn load_working_set(
@@ -653,5 +677,95 @@ mod tests {
         let sku = SkuId::new("A").unwrap();
         assert_eq!(store.held(&sku, &u1).unwrap(), 2);
         assert_eq!(store.held(&sku, &u2).unwrap(), 3);
+    }
+
+    fn order_command(kind: &str, order: &str) -> Command {
+        let order_id = OrderId::new(order).unwrap();
+        match kind {
+            "place" => place(order, "u", 1),
+            "pay" => Command::Pay {
+                order_id,
+                payment_ref: None,
+                request_tag: 0,
+            },
+            "refund" => Command::Refund {
+                order_id,
+                restock: false,
+            },
+            other => unreachable!("{other}"),
+        }
+    }
+
+    /// Applies each of `orders` as `kind`, 1,000 to an entry, from log index `index`, each
+    /// entry's marker its index; returns the next index.
+    fn apply_each(store: &Store, mut index: u64, kind: &str, orders: &[String]) -> u64 {
+        for part in orders.chunks(1_000) {
+            let batch = Batch {
+                now_ms: 1_000 + index,
+                commands: part.iter().map(|id| order_command(kind, id)).collect(),
+            };
+            store
+                .apply(&[(index, &batch)], Some(&index.to_be_bytes()))
+                .unwrap();
+            index += 1;
+        }
+        index
+    }
+
+    fn export(store: &Store) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        store.export_snapshot(&mut bytes).unwrap();
+        bytes
+    }
+
+    /// A clean-up tells a stored copy live by the working set as of its checkpoint's cut,
+    /// not as it stands when the checkpoint gets to it: an order whose only copy sits in a
+    /// run being cleaned, and that changes after the cut, must keep that copy, or a crash
+    /// before the next checkpoint loses it.
+    #[test]
+    fn a_record_changed_after_the_cut_keeps_its_copy_from_a_cleaned_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids: Vec<String> = (0..5_000).map(|i| format!("o{i:04}")).collect();
+        let expected = {
+            let db = sled::open(dir.path()).unwrap();
+            let store = Store::open(&db).unwrap();
+            let create = Command::CreateSku {
+                sku: SkuId::new("A").unwrap(),
+                stock: 100_000,
+                per_user_limit: None,
+                sale_window: None,
+                request_tag: 1,
+            };
+            let setup = Batch {
+                now_ms: 1,
+                commands: vec![create],
+            };
+            store
+                .apply(&[(1, &setup)], Some(&1u64.to_be_bytes()))
+                .unwrap();
+            let mut index = 2;
+            for part in ids.chunks(1_000) {
+                index = apply_each(&store, index, "place", part);
+                store.checkpoint().unwrap();
+            }
+            // Every order but o0000 paid: its only copy stays in the oldest run.
+            for part in ids[1..].chunks(1_000) {
+                index = apply_each(&store, index, "pay", part);
+                store.checkpoint().unwrap();
+            }
+            // Enough superseded copies that this checkpoint cleans the oldest runs.
+            index = apply_each(&store, index, "refund", &ids[1..]);
+            let at_cut = export(&store);
+            let cut = store.cut();
+            apply_each(&store, index, "pay", &ids[..1]);
+            store.write_cut(cut).unwrap();
+            let oldest_run = db.open_tree("sm.0.orders").unwrap().get([0u8; 9]).unwrap();
+            assert!(oldest_run.is_none(), "the oldest run was cleaned");
+            // Dropped with the payment never checkpointed: what a crash leaves.
+            at_cut
+        };
+        let db = sled::open(dir.path()).unwrap();
+        let store = Store::open(&db).unwrap();
+        assert_eq!(export(&store), expected);
     }
 }

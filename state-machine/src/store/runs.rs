@@ -6,10 +6,13 @@
 //! by a sequence number that only grows. A later run's copy of a record supersedes an earlier
 //! one.
 //!
-//! An index in memory (record key → run holding its newest copy, copies per run) says which
-//! copies are superseded. When superseded copies outnumber live ones, a checkpoint also moves
-//! the live copies of the oldest runs into its own runs and deletes those runs, in the same
-//! atomic write, so the disk holds at most about twice the live records.
+//! Memory keeps only how many copies each run holds (`run_counts`). When superseded copies
+//! outnumber live ones, a checkpoint also moves the live copies of the oldest runs into its
+//! own runs and deletes those runs, in the same atomic write, so the disk holds at most about
+//! twice the live records. A copy is live when it equals the record in the working set as of
+//! the checkpoint's cut: once the checkpoint is written, sled's newest copy of every record
+//! is that value, so an older copy that differs is superseded. A copy that equals it but is
+//! superseded by an identical later one is moved too, which costs a duplicate, never a value.
 //!
 //! A run's key is a NUL byte and the sequence number (big-endian). No record key of these
 //! trees starts with NUL (each starts with an identifier, which never holds one), so a run
@@ -19,9 +22,9 @@
 
 use super::error::StoreError;
 use super::keys;
-use super::memory::{self, Changes, Record, Value};
+use super::memory::{self, Changes, InRuns, MemTree, Record, Value};
 use super::packed;
-use super::run_index::RunIndex;
+use super::run_counts::RunCounts;
 use super::trees::{Trees, NAMES};
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -94,16 +97,16 @@ fn take_part<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
     Some(part)
 }
 
-/// Which run holds each record's newest copy, and how many copies each run holds.
+/// A tree's runs: the next sequence number, and the copies each run holds.
 pub(crate) struct Runs {
     /// The tree's name, for messages.
     tree: &'static str,
     next_seq: u64,
-    index: RunIndex,
+    counts: RunCounts,
 }
 
 /// A checkpoint's writes to one tree, made before its transaction (which may run its
-/// closure more than once) and folded into the index only once that commits.
+/// closure more than once) and counted only once that commits.
 pub(crate) struct RunWrites {
     pub inserts: Vec<(RunKey, Vec<u8>)>,
     pub removes: Vec<RunKey>,
@@ -114,13 +117,13 @@ pub(crate) struct RunWrites {
 }
 
 impl Runs {
-    /// Reads every run of `tree` (named `name`) in sequence order: the index, and every copy
+    /// Reads every run of `tree` (named `name`) in sequence order: the counts, and every copy
     /// in that order (inserted in turn into a map, each record ends as its newest copy).
     pub fn load(tree: &sled::Tree, name: &'static str) -> Result<(Self, Vec<Record>), StoreError> {
         let mut runs = Runs {
             tree: name,
             next_seq: 0,
-            index: RunIndex::default(),
+            counts: RunCounts::default(),
         };
         // Every copy, oldest run first: inserted in this order, the newest of each wins.
         let mut records = Vec::new();
@@ -129,8 +132,9 @@ impl Runs {
             let seq = seq_of_key(&key)
                 .ok_or_else(|| StoreError::Corrupt(format!("{name}: bad run key {key:?}")))?;
             let raw = unpack_run(name, seq, &bytes)?;
-            for (record, value) in decode_run(name, seq, &raw)? {
-                runs.index.place(record, seq);
+            let copies = decode_run(name, seq, &raw)?;
+            runs.counts.add(seq, copies.len());
+            for (record, value) in copies {
                 records.push((record.to_vec(), Value::from(value)));
             }
             runs.next_seq = seq + 1;
@@ -140,16 +144,18 @@ impl Runs {
 
     /// Plans a checkpoint's writes to the tree: `changes` in new runs, and, when superseded copies
     /// outnumber live ones, the live copies of the oldest runs moved along (read from
-    /// `tree`) and those runs deleted.
+    /// `tree`) and those runs deleted. `at_cut` is the tree in the working set as of the cut
+    /// that `changes` end at: taken with them, before any later apply.
     pub fn plan(
         &self,
         tree: &sled::Tree,
         changes: &[(Vec<u8>, Option<Value>)],
+        at_cut: &MemTree,
     ) -> Result<RunWrites, StoreError> {
         let added = changes.len();
-        let live = self.index.live();
-        // Each copy added supersedes a stored one or is a new live record; count the worst.
-        let superseded = (self.index.stored() + added).saturating_sub(live);
+        // Once written, every record has one live copy: the one equal to it at the cut.
+        let live = at_cut.len();
+        let superseded = (self.counts.stored() + added).saturating_sub(live);
         let mut moved: Vec<(Vec<u8>, Value)> = Vec::new();
         let mut removed_runs = Vec::new();
         if superseded > live + SLACK {
@@ -158,13 +164,13 @@ impl Runs {
             let mut cleaned = 0usize;
             let changed: HashSet<&[u8], Hasher> =
                 changes.iter().map(|(key, _)| key.as_slice()).collect();
-            for (seq, count) in self.index.runs() {
+            for (seq, copies) in self.counts.runs() {
                 if cleaned >= added.max(RECORDS_PER_RUN) {
                     break;
                 }
-                cleaned += count.copies;
+                cleaned += copies;
                 removed_runs.push(seq);
-                if count.live == 0 {
+                if copies == 0 {
                     continue;
                 }
                 let Some(bytes) = tree.get(run_key(seq))? else {
@@ -175,8 +181,19 @@ impl Runs {
                 };
                 let raw = unpack_run(self.tree, seq, &bytes)?;
                 for (record, value) in decode_run(self.tree, seq, &raw)? {
-                    let newest_here = self.index.newest(record) == Some(seq);
-                    if newest_here && !changed.contains(record) {
+                    // The changes write this record's newest copy themselves.
+                    if changed.contains(record) {
+                        continue;
+                    }
+                    let Some(newest) = at_cut.get(record) else {
+                        // These trees never delete, and memory holds every stored record.
+                        return Err(StoreError::Invariant(format!(
+                            "{}: {:?} stored in run {seq} but not in memory",
+                            self.tree,
+                            String::from_utf8_lossy(record)
+                        )));
+                    };
+                    if **newest == *value {
                         moved.push((record.to_vec(), Value::from(value)));
                     }
                 }
@@ -211,26 +228,21 @@ impl Runs {
         })
     }
 
-    /// Folds a committed checkpoint's writes into the index; `changes` are those `plan`
-    /// was given.
+    /// Counts a committed checkpoint's writes; `changes` are those `plan` was given.
     pub fn committed(&mut self, changes: &[(Vec<u8>, Option<Value>)], writes: RunWrites) {
-        let keys = changes
-            .iter()
-            .map(|(key, _)| key.as_slice())
-            .chain(writes.moved.iter().map(|(key, _)| key.as_slice()));
-        for (i, key) in keys.enumerate() {
-            let seq = self.next_seq + (i / RECORDS_PER_RUN) as u64;
-            self.index.place(key, seq);
+        let copies = changes.len() + writes.moved.len();
+        for offset in 0..writes.inserts.len() {
+            let in_run = (copies - offset * RECORDS_PER_RUN).min(RECORDS_PER_RUN);
+            self.counts.add(self.next_seq + offset as u64, in_run);
         }
         self.next_seq += writes.inserts.len() as u64;
-        // After the moves, the runs deleted hold no live copy.
         for seq in writes.removed_runs {
-            self.index.remove_oldest(seq);
+            self.counts.remove_oldest(seq);
         }
     }
 }
 
-/// The index of every tree stored in runs (`memory::IN_RUNS`), in tree order.
+/// The runs of every tree stored in runs (`memory::IN_RUNS`), in that order.
 pub(crate) struct RunTrees(Vec<(usize, Runs)>);
 
 /// One checkpoint's writes to each tree stored in runs.
@@ -238,7 +250,7 @@ pub(crate) type RunPlans = Vec<(usize, RunWrites)>;
 
 impl RunTrees {
     /// Folds the earlier layout into runs where a store was left so (`migrate`), then reads
-    /// every tree stored in runs: the indexes, and the records to hold in memory by tree.
+    /// every tree stored in runs: the counts, and the records to hold in memory by tree.
     pub fn open(disk: &Trees, migrate: bool) -> Result<(Self, memory::Loaded), StoreError> {
         let trees = disk.in_order();
         let mut runs = Vec::new();
@@ -247,19 +259,28 @@ impl RunTrees {
             if migrate {
                 migrate_legacy(trees[position])?;
             }
-            let (index, loaded) = Runs::load(trees[position], NAMES[position])?;
-            runs.push((position, index));
+            let (counted, loaded) = Runs::load(trees[position], NAMES[position])?;
+            runs.push((position, counted));
             records.push((position, loaded));
         }
         Ok((RunTrees(runs), records))
     }
 
-    pub fn plan(&self, disk: &Trees, changes: &Changes) -> Result<RunPlans, StoreError> {
+    /// Plans a checkpoint's writes to each tree; `at_cut` holds the trees as of the cut
+    /// `changes` end at (`MemTrees::in_runs`).
+    pub fn plan(
+        &self,
+        disk: &Trees,
+        changes: &Changes,
+        at_cut: &InRuns,
+    ) -> Result<RunPlans, StoreError> {
         let trees = disk.in_order();
         self.0
             .iter()
-            .map(|(position, runs)| {
-                Ok((*position, runs.plan(trees[*position], &changes[*position])?))
+            .zip(at_cut)
+            .map(|((position, runs), tree)| {
+                let writes = runs.plan(trees[*position], &changes[*position], tree)?;
+                Ok((*position, writes))
             })
             .collect()
     }

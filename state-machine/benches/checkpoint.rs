@@ -6,7 +6,9 @@
 //! adds the disk's waits), as median, 90th percentile and maximum over the rounds.
 //!
 //! `cargo bench -p state-machine --bench checkpoint -- [SKUS [ROUNDS]]` (default: both 1 and
-//! 10,000 SKUs, 40 rounds). It prints a table and asserts nothing.
+//! 10,000 SKUs, 40 rounds). With `PAY=1` in the environment each round also pays the
+//! previous round's orders, so that copies are superseded as fast as orders come and
+//! checkpoints clean runs. It prints a table and asserts nothing.
 
 mod common;
 
@@ -64,17 +66,28 @@ fn measure(skus: u64, rounds: usize) -> Figures {
         wall: Vec::new(),
         records: Vec::new(),
     };
+    let pay = std::env::var("PAY").is_ok_and(|v| v == "1");
     let mut index = 1u64;
     let mut orders = 0u64;
+    let mut placed_before = 0..0;
     for _ in 0..rounds {
+        // The previous round's orders, first to last.
+        let mut unpaid = if pay { placed_before } else { 0..0 };
+        let first = orders + 1;
         for _ in 0..ORDERS_PER_ROUND / ORDERS_PER_ENTRY {
             index += 1;
-            let commands = (0..ORDERS_PER_ENTRY)
+            let mut commands: Vec<Command> = (0..ORDERS_PER_ENTRY)
                 .map(|_| {
                     orders += 1;
                     common::place(orders, skus)
                 })
                 .collect();
+            commands.extend(
+                unpaid
+                    .by_ref()
+                    .take(ORDERS_PER_ENTRY as usize)
+                    .map(common::pay),
+            );
             let batch = Batch {
                 now_ms: 1_000 + index,
                 commands,
@@ -83,6 +96,7 @@ fn measure(skus: u64, rounds: usize) -> Figures {
                 .apply(&[(index, &batch)], Some(&index.to_be_bytes()))
                 .unwrap();
         }
+        placed_before = first..orders + 1;
         let (cpu, wall) = (thread_cpu(), Instant::now());
         let info = store.checkpoint().unwrap();
         figures.cpu.push(thread_cpu() - cpu);
@@ -115,7 +129,12 @@ fn main() {
     let rounds = args.get(1).map_or(40, |&r| r.max(1) as usize);
     println!(
         "state-machine checkpoint: {ORDERS_PER_ROUND} single-unit orders per round in entries of \
-         {ORDERS_PER_ENTRY}, {rounds} rounds, sled flush + fsync"
+         {ORDERS_PER_ENTRY}{}, {rounds} rounds, sled flush + fsync",
+        if std::env::var("PAY").is_ok_and(|v| v == "1") {
+            ", each paid the round after"
+        } else {
+            ""
+        }
     );
     println!(
         "{:<8} {:>9}   {:>20}   {:>20}",

@@ -11,13 +11,8 @@ pub fn sku_name(i: u64) -> String {
 /// time-ordered ids do; with `ORDER_IDS=random` in the environment, ids come in no order
 /// (a bijection of `n`, so never twice), as random ids (UUIDv4) do.
 pub fn place(n: u64, skus: u64) -> Command {
-    let order_id = if random_ids() {
-        format!("order-{:016x}", scramble(n))
-    } else {
-        format!("order-{n:012}")
-    };
     Command::PlaceOrder {
-        order_id: OrderId::new(order_id).unwrap(),
+        order_id: order_id(n),
         user_id: UserId::new(format!("user-{}", n % 100_003)).unwrap(),
         items: Items::new(vec![Item {
             sku: SkuId::new(sku_name(n % skus)).unwrap(),
@@ -27,6 +22,25 @@ pub fn place(n: u64, skus: u64) -> Command {
         ttl_ms: 900_000,
         request_tag: n + 1,
     }
+}
+
+/// The `n`th order's payment (`place`).
+#[allow(dead_code)] // Not every bench pays.
+pub fn pay(n: u64) -> Command {
+    Command::Pay {
+        order_id: order_id(n),
+        payment_ref: None,
+        request_tag: n + 1,
+    }
+}
+
+fn order_id(n: u64) -> OrderId {
+    let id = if random_ids() {
+        format!("order-{:016x}", scramble(n))
+    } else {
+        format!("order-{n:012}")
+    };
+    OrderId::new(id).unwrap()
 }
 
 fn random_ids() -> bool {

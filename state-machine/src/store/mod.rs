@@ -619,6 +619,17 @@ mod tests {
     use super::*;
     use crate::{Batch, Command, Item, Items, Qty};
 
+    /// SKU `A`, which every order of these tests buys.
+    fn create_a(stock: u64) -> Command {
+        Command::CreateSku {
+            sku: SkuId::new("A").unwrap(),
+            stock,
+            per_user_limit: None,
+            sale_window: None,
+            request_tag: 1,
+        }
+    }
+
     fn place(order: &str, user: &str, units: u64) -> Command {
         Command::PlaceOrder {
             order_id: OrderId::new(order).unwrap(),
@@ -639,14 +650,11 @@ mod tests {
     fn a_users_reads_skip_orders_of_a_user_hashing_alike() {
         let db = sled::Config::new().temporary(true).open().unwrap();
         let store = Store::open(&db).unwrap();
-        let create = Command::CreateSku {
-            sku: SkuId::new("A").unwrap(),
-            stock: 100,
-            per_user_limit: None,
-            sale_window: None,
-            request_tag: 1,
-        };
-        let commands = vec![create, place("mine", "u1", 2), place("theirs", "u2", 3)];
+        let commands = vec![
+            create_a(100),
+            place("mine", "u1", 2),
+            place("theirs", "u2", 3),
+        ];
         store
             .apply(
                 &[(
@@ -729,16 +737,9 @@ mod tests {
         let expected = {
             let db = sled::open(dir.path()).unwrap();
             let store = Store::open(&db).unwrap();
-            let create = Command::CreateSku {
-                sku: SkuId::new("A").unwrap(),
-                stock: 100_000,
-                per_user_limit: None,
-                sale_window: None,
-                request_tag: 1,
-            };
             let setup = Batch {
                 now_ms: 1,
-                commands: vec![create],
+                commands: vec![create_a(100_000)],
             };
             store
                 .apply(&[(1, &setup)], Some(&1u64.to_be_bytes()))

@@ -130,6 +130,14 @@ macro_rules! identifier {
             }
         }
 
+        // Hashes and compares as its text (the derives go through `Arc<str>` to `str`), so a
+        // map keyed by it can be asked with a `&str`.
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(&self.0)

@@ -122,7 +122,9 @@ pub(crate) struct Tx<'a> {
     /// Per order id, its deadline and whether to insert it (with its place in
     /// `user_orders`) or remove it. Hashed, like the slots: only `due` needs them in order,
     /// and it sorts what it finds.
-    deadlines: HashMap<Box<str>, (u64, DeadlineChange), foldhash::fast::FixedState>,
+    /// Keyed by the command's own id (a reference count, no copy): only a removal's id is
+    /// copied, at commit, into the index.
+    deadlines: HashMap<OrderId, (u64, DeadlineChange), foldhash::fast::FixedState>,
     /// User index entries to insert: each order's once, when it is placed; never removed.
     user_orders: Vec<(UserId, u64, Box<str>)>,
     /// The newest event id as this transaction leaves it; read on first use.
@@ -475,16 +477,14 @@ impl<'a> Tx<'a> {
         self.user_orders
             .push((user.clone(), created_ms, order_id.as_str().into()));
         self.deadlines.insert(
-            order_id.as_str().into(),
+            order_id.clone(),
             (expires_ms, DeadlineChange::Insert { placed }),
         );
     }
 
     pub fn remove_deadline(&mut self, expires_ms: u64, order_id: &OrderId) {
-        self.deadlines.insert(
-            order_id.as_str().into(),
-            (expires_ms, DeadlineChange::Remove),
-        );
+        self.deadlines
+            .insert(order_id.clone(), (expires_ms, DeadlineChange::Remove));
     }
 
     /// Up to `limit` reserved orders with `expires_ms <= clock`, by deadline then id, as
@@ -502,7 +502,7 @@ impl<'a> Tx<'a> {
         }
         for (id, (expires_ms, change)) in &self.deadlines {
             if matches!(change, DeadlineChange::Insert { .. }) && *expires_ms < end {
-                due.insert((*expires_ms, id));
+                due.insert((*expires_ms, id.as_str()));
             }
         }
         due.into_iter()
@@ -562,7 +562,7 @@ impl<'a> Tx<'a> {
                 .map(|(id, (expires_ms, change))| {
                     let write = match change {
                         DeadlineChange::Insert { placed } => DeadlineWrite::Insert { placed },
-                        DeadlineChange::Remove => DeadlineWrite::Remove(id),
+                        DeadlineChange::Remove => DeadlineWrite::Remove(id.as_str().into()),
                     };
                     (expires_ms, write)
                 })

@@ -180,18 +180,17 @@ fn a_record_changed_in_the_checkpoint_that_cleans_its_run_keeps_the_change() {
         apply(&store, index, last);
         store.checkpoint().unwrap();
         let exported = export(&store);
-        assert!(
-            db.open_tree(ORDERS_TREE)
-                .unwrap()
-                .get(run_key(0))
-                .unwrap()
-                .is_none(),
-            "the oldest run was cleaned"
-        );
+        assert!(oldest_run_cleaned(&db), "the oldest run was cleaned");
         exported
     };
     let db = reopen(dir.path());
     assert_eq!(export(&Store::open(&db).unwrap()), expected);
+}
+
+/// Whether the orders tree's first run is gone: a clean-up deleted it.
+fn oldest_run_cleaned(db: &sled::Db) -> bool {
+    let orders = db.open_tree(ORDERS_TREE).unwrap();
+    orders.get(run_key(0)).unwrap().is_none()
 }
 
 /// A run's sled key: a NUL byte and its sequence number, big-endian.
@@ -300,29 +299,16 @@ fn a_crash_while_checkpoints_clean_runs_loses_nothing_the_log_cannot_replay() {
     {
         let db = reopen(dir.path());
         let store = std::sync::Arc::new(Store::open(&db).unwrap());
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let checkpointer = {
-            let (store, stop) = (store.clone(), stop.clone());
-            std::thread::spawn(move || {
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    store.checkpoint().unwrap();
-                }
-            })
-        };
+        let checkpoints = BackgroundCheckpoints::start(store.clone());
         for chunk in (1..=CHECKPOINTED).collect::<Vec<_>>().chunks(25) {
             apply_churn(&store, chunk[0]..=chunk[chunk.len() - 1]);
             // Room for a checkpoint between chunks, so that copies are superseded across
             // many of them.
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        checkpointer.join().unwrap();
+        checkpoints.stop();
         assert!(
-            db.open_tree(ORDERS_TREE)
-                .unwrap()
-                .get(run_key(0))
-                .unwrap()
-                .is_none(),
+            oldest_run_cleaned(&db),
             "no checkpoint cleaned the oldest run"
         );
         // Applied after the last checkpoint, then dropped, as a crash leaves it.

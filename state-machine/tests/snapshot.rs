@@ -364,18 +364,9 @@ fn checkpoints_taken_while_apply_runs_add_up_to_the_applied_state() {
     let expected = {
         let db = reopen(dir.path());
         let store = std::sync::Arc::new(Store::open(&db).unwrap());
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let checkpointer = {
-            let (store, stop) = (store.clone(), stop.clone());
-            std::thread::spawn(move || {
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    store.checkpoint().unwrap();
-                }
-            })
-        };
+        let checkpoints = BackgroundCheckpoints::start(store.clone());
         apply_all(&store, &log, 1);
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        checkpointer.join().unwrap();
+        checkpoints.stop();
         store.checkpoint().unwrap();
         export(&store)
     };

@@ -261,3 +261,29 @@ pub fn rewrite_as_one_record_each(db: &sled::Db, tree: &str, exported: &[u8], ta
     db.flush().unwrap();
     tree.len()
 }
+
+/// Checkpoints run back to back on a thread of their own until `stop`, as the node's
+/// checkpointer does while apply goes on.
+pub struct BackgroundCheckpoints {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl BackgroundCheckpoints {
+    pub fn start(store: std::sync::Arc<Store>) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                store.checkpoint().unwrap();
+            }
+        });
+        Self { stop, thread }
+    }
+
+    /// Stops after the checkpoint under way, if any.
+    pub fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap();
+    }
+}

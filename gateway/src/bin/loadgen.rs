@@ -148,6 +148,10 @@ struct SustainedArgs {
     /// the SKUs like single orders) instead of one POST /v1/orders per order.
     #[arg(long, value_name = "N", value_parser = parse_batch_size)]
     batch: Option<usize>,
+    /// Each order's reservation_ttl_ms (the API's range); without it, the API's default of
+    /// 15 minutes. A soak with `--reservation-ttl-ms 60000` sees its orders expire as it runs.
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1_000..=86_400_000))]
+    reservation_ttl_ms: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -235,6 +239,7 @@ async fn run(cli: Cli) -> Result<bool, LoadgenError> {
                 create_concurrency: args.create_concurrency as usize,
                 progress_every: args.progress,
                 batch: args.batch,
+                reservation_ttl_ms: args.reservation_ttl_ms,
                 ..Sustained::new(clients, args.seconds, args.skus as usize)
             };
             let per_request = match run.batch {

@@ -39,6 +39,9 @@ pub struct Sustained {
     /// [`MAX_BATCH_ORDERS`](super::batch::MAX_BATCH_ORDERS)). `None`: each request is one
     /// `POST /v1/orders`.
     pub batch: Option<usize>,
+    /// Each order's `reservation_ttl_ms`; `None`: left out, so the API's default (15
+    /// minutes). A short one lets a soak's orders expire, and so close, while it runs.
+    pub reservation_ttl_ms: Option<u64>,
 }
 
 impl Sustained {
@@ -51,6 +54,7 @@ impl Sustained {
             run_id: format!("ld-{}", unix_ms()),
             progress_every: None,
             batch: None,
+            reservation_ttl_ms: None,
         }
     }
 
@@ -63,11 +67,15 @@ impl Sustained {
     /// `n` is `<run>-o-<n>`, one unit of SKU `n mod skus` (of `names`), for `user`.
     pub fn request(&self, names: &[String], user: &str, first: u64) -> (&'static str, Value) {
         let order = |n: u64| {
-            json!({
+            let mut order = json!({
                 "order_id": format!("{}-o-{n}", self.run_id),
                 "user_id": user,
                 "items": [{"sku": names[(n % names.len() as u64) as usize], "qty": 1}],
-            })
+            });
+            if let Some(ttl) = self.reservation_ttl_ms {
+                order["reservation_ttl_ms"] = ttl.into();
+            }
+            order
         };
         match self.batch {
             None => ("/v1/orders", order(first)),

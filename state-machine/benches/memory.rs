@@ -3,7 +3,8 @@
 //! (about once a second), then reopens the store from sled as a restarted node would.
 //! Prints the process's resident memory per order held, the reopen time, and how long an
 //! update that adds a per-user limit takes (it recounts holds from every order); asserts
-//! nothing.
+//! nothing. With `PAY=1` each order is paid `PAID_BEHIND` orders after it was placed, as a
+//! sale's checkout does: the paid ones close, and leave memory for the archive.
 //! Run with `cargo bench -p state-machine --bench memory`.
 
 use state_machine::{Batch, Command, Item, Items, OrderId, Qty, SkuId, Store, UserId};
@@ -15,6 +16,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const SKUS: usize = 10_000;
 const BATCH: usize = 64;
+/// With `PAY=1`: orders still reserved at any time, the newest; the older ones are paid.
+const PAID_BEHIND: u64 = 100_000;
 
 fn resident_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
@@ -44,6 +47,14 @@ fn place(n: u64) -> Command {
     }
 }
 
+fn pay(n: u64) -> Command {
+    Command::Pay {
+        order_id: OrderId::new(format!("order-{n:012}")).unwrap(),
+        payment_ref: None,
+        request_tag: 0,
+    }
+}
+
 fn main() {
     let orders: u64 = std::env::var("ORDERS")
         .ok()
@@ -51,6 +62,7 @@ fn main() {
         .unwrap_or(5_000_000);
     // `CHECKPOINTS=0` holds everything in memory until the end: what sled itself holds.
     let checkpoints = std::env::var("CHECKPOINTS").map_or(true, |v| v != "0");
+    let paying = std::env::var("PAY").is_ok_and(|v| v == "1");
     // On the project's disk, not /tmp (which may be memory-backed).
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let open = || {
@@ -86,7 +98,15 @@ fn main() {
         let n = (orders - placed).min(BATCH as u64);
         let batch = Batch {
             now_ms: 1_000 + index,
-            commands: (placed..placed + n).map(place).collect(),
+            commands: (placed..placed + n)
+                .map(place)
+                .chain(
+                    (placed..placed + n)
+                        .filter(|_| paying)
+                        .filter_map(|p| p.checked_sub(PAID_BEHIND))
+                        .map(pay),
+                )
+                .collect(),
         };
         placed += n;
         index += 1;
@@ -102,7 +122,14 @@ fn main() {
     store.checkpoint().unwrap();
     let loaded = started.elapsed();
     let held = resident_bytes().saturating_sub(base);
-    println!("state-machine memory: {orders} single-unit orders over {SKUS} SKUs, reserved");
+    if paying {
+        println!(
+            "state-machine memory: {orders} single-unit orders over {SKUS} SKUs, each paid \
+             {PAID_BEHIND} orders later (the newest {PAID_BEHIND} reserved)"
+        );
+    } else {
+        println!("state-machine memory: {orders} single-unit orders over {SKUS} SKUs, reserved");
+    }
     println!(
         "before the last checkpoint: resident {:.0} MiB over the empty process, {:.0} bytes per order",
         mib(in_memory),

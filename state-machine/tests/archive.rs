@@ -146,81 +146,157 @@ fn archived_orders_answer_and_change_as_held_ones_do() {
     }
 }
 
-/// Log entry `index` (from 2; entry 1 creates the SKUs) of a workload in which every order
-/// is archived twice: four new orders, a payment of those placed 20 entries before, a
-/// refund of those paid 20 entries before that.
-fn lifecycle_entry(index: u64) -> Batch {
-    if index == 1 {
-        return Batch {
-            now_ms: 1_000,
-            commands: (0..4).map(|n| create(&format!("S{n}"), 1 << 30)).collect(),
-        };
-    }
-    let id = |entry: u64, n: u64| format!("o{entry}-{n}");
-    let mut commands = Vec::new();
-    for n in 0..4 {
-        commands.push(order(&id(index, n), "u", &[(&format!("S{n}"), 1)], 600_000));
-        if let Some(placed) = index.checked_sub(20).filter(|e| *e >= 2) {
-            commands.push(pay(&id(placed, n), None));
-        }
-        if let Some(paid) = index.checked_sub(40).filter(|e| *e >= 2) {
-            commands.push(refund(&id(paid, n), n % 2 == 0));
-        }
-    }
-    Batch {
-        now_ms: 1_000 + index,
-        commands,
-    }
-}
-
-fn apply_lifecycle(store: &Store, entries: std::ops::RangeInclusive<u64>) {
-    for index in entries {
-        let marker = index.to_string();
-        store
-            .apply(&[(index, &lifecycle_entry(index))], Some(marker.as_bytes()))
-            .unwrap();
-    }
-}
-
-/// An export reads the archived orders from sled as it goes, while checkpoints archive and
-/// evict: each export must still be the state at its own marker, as a store that applied
-/// the log up to there exports it.
+/// An export reads the archived orders from sled as it goes, while checkpoints go on
+/// archiving: here, once the export has begun writing, a refund of orders it has not read
+/// yet, new orders closed, and checkpoints that archive both. The export must still be the
+/// state at its own marker, as a store that stopped there exports it.
 #[test]
 fn an_export_while_checkpoints_archive_is_the_state_at_its_marker() {
-    const LAST: u64 = 1_200;
     let store = Arc::new(temp_store());
-    let checkpoints = BackgroundCheckpoints::start(store.clone());
-    let applier = {
-        let store = store.clone();
-        std::thread::spawn(move || {
-            for from in (1..=LAST).step_by(10) {
-                apply_lifecycle(&store, from..=from + 9);
-                std::thread::sleep(std::time::Duration::from_micros(200));
-            }
-        })
-    };
-    let mut exports = Vec::new();
-    while !applier.is_finished() {
-        let mut bytes = Vec::new();
-        let info = store.export_snapshot(&mut bytes).unwrap();
-        let marker: u64 = info
-            .marker
-            .map_or(0, |m| String::from_utf8(m).unwrap().parse().unwrap());
-        exports.push((marker, bytes));
-    }
-    applier.join().unwrap();
-    checkpoints.stop();
-    assert!(
-        exports.len() >= 5,
-        "only {} exports while apply ran",
-        exports.len()
-    );
     let reference = temp_store();
-    let mut applied = 0;
-    for (marker, bytes) in exports {
-        apply_lifecycle(&reference, applied + 1..=marker);
-        applied = applied.max(marker);
-        assert!(export(&reference) == bytes, "the export at {marker}");
+    let mut index = 0;
+    let mut apply = |store: &Store, reference: Option<&Store>, commands: Vec<Command>| {
+        index += 1;
+        let batch = Batch {
+            now_ms: 1_000 + index,
+            commands,
+        };
+        let marker = index.to_string();
+        for target in std::iter::once(store).chain(reference) {
+            target
+                .apply(&[(index, &batch)], Some(marker.as_bytes()))
+                .unwrap();
+        }
+    };
+    let ids: Vec<String> = (0..4_000).map(|i| format!("o{i:04}")).collect();
+    apply(&store, Some(&reference), vec![create("S", 1 << 30)]);
+    for part in ids.chunks(500) {
+        let placed = part.iter().map(|id| order(id, "u", &[("S", 1)], 600_000));
+        apply(&store, Some(&reference), placed.collect());
+        apply(
+            &store,
+            Some(&reference),
+            part.iter().map(|id| pay(id, None)).collect(),
+        );
+    }
+    store.checkpoint().unwrap();
+    let expected = export(&reference);
+
+    // The export's first bytes reach the writer after about 64 KiB of records (one LZ4
+    // block), long before the orders from o3000 on.
+    let during = {
+        let store = store.clone();
+        let ids = ids.clone();
+        move || {
+            apply(
+                &store,
+                None,
+                ids[3_000..].iter().map(|id| refund(id, true)).collect(),
+            );
+            let fresh: Vec<String> = (0..500).map(|i| format!("p{i:04}")).collect();
+            let placed = fresh.iter().map(|id| order(id, "u", &[("S", 1)], 600_000));
+            apply(&store, None, placed.collect());
+            apply(&store, None, fresh.iter().map(|id| cancel(id)).collect());
+            store.checkpoint().unwrap();
+        }
+    };
+    let mut bytes = Vec::new();
+    let info = store
+        .export_snapshot(OnFirstWrite {
+            out: &mut bytes,
+            first: Some(Box::new(during)),
+        })
+        .unwrap();
+    assert_eq!(info.marker, Some(b"17".to_vec()));
+    assert!(
+        bytes == expected,
+        "the export is not the state at its marker"
+    );
+    assert!(
+        export(&store) != expected,
+        "the changes during the export were applied"
+    );
+}
+
+/// An install replaces the generation whose archive an export under way reads: it waits
+/// for the export to end, which then holds the state it began with.
+#[test]
+fn an_install_waits_for_an_export_under_way() {
+    let store = Arc::new(temp_store());
+    let mut commands = vec![create("S", 1 << 30)];
+    let ids: Vec<String> = (0..4_000).map(|i| format!("o{i:04}")).collect();
+    commands.extend(ids.iter().map(|id| order(id, "u", &[("S", 1)], 600_000)));
+    store
+        .apply(
+            &[(
+                1,
+                &Batch {
+                    now_ms: 1_000,
+                    commands,
+                },
+            )],
+            None,
+        )
+        .unwrap();
+    let paid = ids.iter().map(|id| pay(id, None)).collect();
+    store
+        .apply(
+            &[(
+                2,
+                &Batch {
+                    now_ms: 1_001,
+                    commands: paid,
+                },
+            )],
+            None,
+        )
+        .unwrap();
+    store.checkpoint().unwrap();
+    let expected = export(&store);
+    let other = {
+        let other = temp_store();
+        run(&other, 1, 1_000, create("T", 1));
+        export(&other)
+    };
+    let installing = std::sync::Mutex::new(None);
+    let mut bytes = Vec::new();
+    store
+        .export_snapshot(OnFirstWrite {
+            out: &mut bytes,
+            first: Some(Box::new(|| {
+                let (store, other) = (store.clone(), other.clone());
+                let install = std::thread::spawn(move || store.install_snapshot(&other[..]));
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                assert!(!install.is_finished(), "the install did not wait");
+                *installing.lock().unwrap() = Some(install);
+            })),
+        })
+        .unwrap();
+    assert!(
+        bytes == expected,
+        "the export is not the state it began with"
+    );
+    let install = installing.lock().unwrap().take().unwrap();
+    install.join().unwrap().unwrap();
+    assert_eq!(export(&store), other);
+}
+
+/// A writer that runs `first` before its first write.
+struct OnFirstWrite<'a> {
+    out: &'a mut Vec<u8>,
+    first: Option<Box<dyn FnOnce() + 'a>>,
+}
+
+impl std::io::Write for OnFirstWrite<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Some(first) = self.first.take() {
+            first();
+        }
+        self.out.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -18,7 +18,9 @@
 use super::error::StoreError;
 use super::memory::Value;
 use crate::model::OrderStatus;
+use std::collections::HashMap;
 use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 /// A Bloom filter over the archived ids that grows with them: layers of doubling capacity,
 /// each filled to its capacity, at about 1 % false positives each.
@@ -132,20 +134,14 @@ pub(crate) fn is_archived(order: &[u8]) -> Result<bool, StoreError> {
     Ok(super::wire::decode_order(order)?.status != OrderStatus::Reserved)
 }
 
-/// The records of `held` (the working set's, in key order) and of `archive` (in key order)
-/// as one sequence in key order; for a key in both, the working set's copy.
+/// The records of `held` (the working set's, in key order) and `archived` (the archive's,
+/// in key order) as one sequence in key order; for a key in both, the working set's copy.
 pub(crate) fn merged<'a>(
     held: impl Iterator<Item = (Vec<u8>, Value)> + 'a,
-    archive: &sled::Tree,
+    archived: impl Iterator<Item = Result<(Vec<u8>, Value), StoreError>> + 'a,
 ) -> impl Iterator<Item = Result<(Vec<u8>, Value), StoreError>> + 'a {
     let mut held = held.peekable();
-    let mut archived = archive
-        .iter()
-        .map(|item| {
-            item.map(|(key, value)| (key.to_vec(), Value::from(value.as_ref())))
-                .map_err(StoreError::from)
-        })
-        .peekable();
+    let mut archived = archived.peekable();
     std::iter::from_fn(move || {
         use std::cmp::Ordering;
         let order = match (held.peek(), archived.peek()) {
@@ -162,6 +158,93 @@ pub(crate) fn merged<'a>(
                 held.next().map(Ok)
             }
             Ordering::Greater => held.next().map(Ok),
+        }
+    })
+}
+
+/// Every record of an archive tree, in key order.
+pub(crate) fn records(
+    tree: &sled::Tree,
+) -> impl Iterator<Item = Result<(Vec<u8>, Value), StoreError>> {
+    tree.iter().map(|item| {
+        item.map(|(key, value)| (key.to_vec(), Value::from(value.as_ref())))
+            .map_err(StoreError::from)
+    })
+}
+
+/// The archive as it stood when an export took its view, for the orders a checkpoint has
+/// archived since: their earlier copy, or `None` for one the archive did not hold. An
+/// export reads the archive as it goes, while checkpoints go on archiving.
+pub(crate) type Stash = HashMap<Vec<u8>, Option<Value>>;
+
+/// The stashes of the exports under way (`Stash`).
+#[derive(Default)]
+pub(crate) struct Exports {
+    running: Mutex<Vec<Weak<Mutex<Stash>>>>,
+}
+
+impl Exports {
+    fn running(&self) -> MutexGuard<'_, Vec<Weak<Mutex<Stash>>>> {
+        self.running
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Starts an export's stash; it lasts while the export holds it. Called with the
+    /// checkpointer's lock held, as the export takes its view: no checkpoint falls between.
+    pub fn start(&self) -> Arc<Mutex<Stash>> {
+        let stash = Arc::new(Mutex::new(Stash::new()));
+        let mut running = self.running();
+        running.retain(|export| export.strong_count() > 0);
+        running.push(Arc::downgrade(&stash));
+        stash
+    }
+
+    /// Keeps, for every export under way, the archive's copies of `archived` before a
+    /// checkpoint overwrites them. Called with the checkpointer's lock held, before the write.
+    pub fn keep(&self, tree: &sled::Tree, archived: &[(Vec<u8>, Value)]) -> Result<(), StoreError> {
+        let running: Vec<_> = self.running().iter().filter_map(Weak::upgrade).collect();
+        if running.is_empty() {
+            return Ok(());
+        }
+        for (key, _) in archived {
+            let earlier = tree.get(key)?.map(|bytes| Value::from(bytes.as_ref()));
+            for stash in &running {
+                let mut stash = stash
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                // The first copy kept is the one the export's view saw.
+                stash.entry(key.clone()).or_insert_with(|| earlier.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether an export is under way. An install waits for none: it drops the archive
+    /// they read.
+    pub fn any(&self) -> bool {
+        self.running()
+            .iter()
+            .any(|export| export.strong_count() > 0)
+    }
+}
+
+/// The archive's records as they stood when the export that holds `stash` took its view.
+pub(crate) fn as_of_view<'a>(
+    tree: &sled::Tree,
+    stash: &'a Mutex<Stash>,
+) -> impl Iterator<Item = Result<(Vec<u8>, Value), StoreError>> + 'a {
+    records(tree).filter_map(move |item| {
+        let (key, value) = match item {
+            Ok(record) => record,
+            Err(e) => return Some(Err(e)),
+        };
+        let stash = stash
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match stash.get(&key) {
+            Some(earlier) => earlier.clone().map(|value| Ok((key, value))),
+            None => Some(Ok((key, value))),
         }
     })
 }
@@ -203,7 +286,7 @@ mod tests {
                 Value::from(format!("held {key}").as_bytes()),
             )
         });
-        let all: Vec<(String, String)> = merged(held.into_iter(), &archive)
+        let all: Vec<(String, String)> = merged(held.into_iter(), records(&archive))
             .map(|item| {
                 let (key, value) = item.unwrap();
                 (

@@ -314,7 +314,10 @@ impl MemTrees {
             .iter()
             .map(|(key, value)| (key.to_vec(), value.clone()));
         match &self.archive {
-            Some(archive) => Box::new(super::archive::merged(held, archive.tree())),
+            Some(archive) => Box::new(super::archive::merged(
+                held,
+                super::archive::records(archive.tree()),
+            )),
             None => Box::new(held.map(Ok)),
         }
     }

@@ -76,6 +76,8 @@ pub struct Store {
     /// Every event up to this id is in sled's current generation (written by a checkpoint,
     /// an install or an earlier run), so it may leave memory.
     events_on_disk: AtomicU64,
+    /// The exports under way, which read the archive as it stood at their views.
+    exports: archive::Exports,
 }
 
 /// Events the digest reads at a time: its memory stays small whatever the feed holds.
@@ -133,6 +135,7 @@ impl Store {
             retention: Retention::default(),
             events_held: DEFAULT_EVENTS_HELD,
             events_on_disk: AtomicU64::new(on_disk),
+            exports: archive::Exports::default(),
         };
         store.move_events_out(&mut store.mem_mut(), usize::MAX)?;
         Ok(store)
@@ -306,6 +309,7 @@ impl Store {
         // Apply copies every node it changes while the trees at the cut live.
         drop(in_runs);
         let written = planned.and_then(|plans| {
+            self.exports.keep(&disk.archive, &archived)?;
             write_changes(&disk, &changes, &plans, &archived)?;
             // Committed to sled: the indexes must follow even if the flush fails.
             runs.committed(&changes, plans);

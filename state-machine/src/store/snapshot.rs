@@ -204,12 +204,13 @@ impl Store {
     /// working set is copied (records are shared, not duplicated), not while it is written.
     pub fn export_snapshot<W: Write>(&self, out: W) -> Result<SnapshotInfo, StoreError> {
         // The events moved out of memory are read from sled as of the same moment: with
-        // checkpoints kept out, none of them can be deleted before its chunk is taken.
-        // Checkpoints stay out until the end: the archived orders are read from sled as the
-        // export goes, and only a checkpoint writes or evicts one (`archive`).
-        let _checkpointer = self.lock_checkpointer();
-        let disk = self.disk();
-        let (view, moved_chunks, moved) = {
+        // checkpoints kept out, none of them can be deleted before its chunk is taken. The
+        // archived orders are read as the export goes, while checkpoints archive more: the
+        // stash keeps what they overwrite (`archive::Exports`).
+        let (view, moved_chunks, moved, disk, stash) = {
+            let _checkpointer = self.lock_checkpointer();
+            let disk = self.disk();
+            let stash = self.exports.start();
             let view = {
                 let _writer = self.lock_writer();
                 self.mem().view()
@@ -217,7 +218,7 @@ impl Store {
             let seq = view.event_seq();
             let moved = seq.first_id().unwrap_or(0)..seq.held_from();
             let chunks = event_chunks::chunks_for(&disk.events, moved.start, moved.end)?;
-            (view, chunks, moved)
+            (view, chunks, moved, disk, stash)
         };
         let header = header();
         let mut stored = Counted {
@@ -256,7 +257,7 @@ impl Store {
                 let held = tree
                     .iter()
                     .map(|(key, value)| (key.to_vec(), value.clone()));
-                for item in archive::merged(held, &disk.archive) {
+                for item in archive::merged(held, archive::as_of_view(&disk.archive, &stash)) {
                     let (key, value) = item?;
                     write_record(&mut w, tag, &key, &value)?;
                 }
@@ -288,6 +289,11 @@ impl Store {
     pub fn install_snapshot<R: Read>(&self, input: R) -> Result<SnapshotInfo, StoreError> {
         // No checkpoint may write into the generation being replaced.
         let _checkpointer = self.lock_checkpointer();
+        // Nor an export read its archive: none starts without the checkpointer's lock, and
+        // those under way end on their own.
+        while self.exports.any() {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         let _writer = self.lock_writer();
         let old = self.disk();
         let generation = old.generation + 1;

@@ -12,7 +12,6 @@
 //! costs one record at a checkpoint, not four. The deadline and user indexes are not trees
 //! at all (`order_indexes`); their positions in `NAMES` stay empty.
 
-use super::archive::Archive;
 use super::codec::encode;
 use super::error::StoreError;
 use super::event_seq::EventSeq;
@@ -76,9 +75,6 @@ impl std::ops::Deref for Key<'_> {
 }
 
 type Records<'a> = Box<dyn Iterator<Item = (Key<'a>, &'a Value)> + 'a>;
-
-/// Records read partly from sled: owned, and each read may fail.
-pub(crate) type OwnedRecords<'a> = Box<dyn Iterator<Item = Result<Record, StoreError>> + 'a>;
 
 #[derive(Clone)]
 pub(crate) enum MemTree {
@@ -235,9 +231,6 @@ pub(crate) fn is_empty(changes: &Changes) -> bool {
 pub(crate) struct MemTrees {
     pub trees: [MemTree; NAMES.len()],
     pub indexes: OrderIndexes,
-    /// The orders out of memory; `None` in a view, which is read with the archive beside it
-    /// (`archive::merged`), and in tests of the working set alone.
-    pub archive: Option<Archive>,
 }
 
 impl Default for MemTrees {
@@ -245,7 +238,6 @@ impl Default for MemTrees {
         Self {
             trees: std::array::from_fn(MemTree::empty),
             indexes: OrderIndexes::default(),
-            archive: None,
         }
     }
 }
@@ -253,15 +245,9 @@ impl Default for MemTrees {
 impl MemTrees {
     /// Reads the primary trees from disk, except those already read in a layout of their own
     /// (`preloaded`: every record of each, in order; for a key given twice the later wins),
-    /// and rebuilds the rest. Also returns, as writes, the orders held that belong in the
-    /// archive: none but in a store an earlier release wrote, which kept every order in runs.
-    pub fn load(
-        disk: &Trees,
-        preloaded: Loaded,
-        events: EventSeq,
-    ) -> Result<(Self, Writes), StoreError> {
+    /// and rebuilds the rest.
+    pub fn load(disk: &Trees, preloaded: Loaded, events: EventSeq) -> Result<Self, StoreError> {
         let mut mem = Self::default();
-        let mut archive = Archive::new(disk.archive.clone());
         mem.trees[EVENTS] = MemTree::Numbered(events);
         let mut done = [false; NAMES.len()];
         done[EVENTS] = true;
@@ -280,79 +266,14 @@ impl MemTrees {
                 into.write(&key, Some(Arc::from(value.as_ref())))?;
             }
         }
-        // The archive's copy of an order is newer than any in a run (`archive`).
-        for item in disk.archive.iter() {
-            let (key, _) = item?;
-            mem.trees[ORDERS].write(&key, None)?;
-            archive.note(&key);
-        }
-        mem.archive = Some(archive);
-        let closed_held = mem.rebuild_indexes()?;
-        Ok((mem, closed_held))
-    }
-
-    /// The stored bytes of an order: the working set's copy, else the archive's.
-    pub fn order(&self, key: &[u8]) -> Result<Option<Value>, StoreError> {
-        if let Some(held) = self.orders().get(key) {
-            return Ok(Some(held.clone()));
-        }
-        self.archived_order(key)
-    }
-
-    /// The archive's copy of an order; for one the working set does not hold.
-    pub fn archived_order(&self, key: &[u8]) -> Result<Option<Value>, StoreError> {
-        match &self.archive {
-            Some(archive) => archive.get(key),
-            None => Ok(None),
-        }
-    }
-
-    /// Every order, the working set's and the archive's, in key order.
-    pub fn all_orders(&self) -> OwnedRecords<'_> {
-        let held = self
-            .orders()
-            .iter()
-            .map(|(key, value)| (key.to_vec(), value.clone()));
-        match &self.archive {
-            Some(archive) => Box::new(super::archive::merged(
-                held,
-                super::archive::records(archive.tree()),
-            )),
-            None => Box::new(held.map(Ok)),
-        }
-    }
-
-    /// Drops from the working set those of `archived` (just made durable in the archive) that
-    /// it still holds as written: an apply since may have changed one, whose newer copy stays
-    /// for the next checkpoint. Returns how many left.
-    pub fn evict(&mut self, archived: &[(Vec<u8>, Value)]) -> usize {
-        let Some(archive) = &mut self.archive else {
-            return 0;
-        };
-        let MemTree::Keyed(orders) = &mut self.trees[ORDERS] else {
-            unreachable!("the orders tree is keyed")
-        };
-        let mut evicted = 0;
-        for (key, value) in archived {
-            // Noted first: from here a miss of the working set must look in sled.
-            archive.note(key);
-            if orders
-                .get(key.as_slice())
-                .is_some_and(|held| Arc::ptr_eq(held, value))
-            {
-                orders.remove(key.as_slice());
-                evicted += 1;
-            }
-        }
-        evicted
+        mem.rebuild_indexes()?;
+        Ok(mem)
     }
 
     /// Holds are the units of reserved and paid orders per user of each SKU that has a
     /// per-user limit (`Tx::recount_holds`); deadlines list the reserved orders; the user
     /// index lists every order (apply keeps all three so).
-    ///
-    /// Returns the orders held that are no longer reserved, as writes of them (`load`).
-    fn rebuild_indexes(&mut self) -> Result<Writes, StoreError> {
+    fn rebuild_indexes(&mut self) -> Result<(), StoreError> {
         let mut limited = BTreeSet::new();
         for (key, bytes) in self.skus().iter() {
             if sku_sales::decode_sku(bytes)?.per_user_limit.is_some() {
@@ -362,7 +283,8 @@ impl MemTrees {
         let mut holds: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
         let mut indexes = OrderIndexes::default();
         indexes.reserve(self.orders().len());
-        let mut add = |order: &crate::model::Order| -> Result<(), StoreError> {
+        for (_, bytes) in self.orders().iter() {
+            let order = super::wire::decode_order(bytes)?;
             let order_id: Box<str> = order.order_id.as_str().into();
             let deadline = (order.status == OrderStatus::Reserved).then_some(order.expires_ms);
             indexes.push_loaded(order.user_id.as_str(), order.created_ms, order_id, deadline);
@@ -378,23 +300,6 @@ impl MemTrees {
                     StoreError::Corrupt(format!("holds of {} overflow", item.sku))
                 })?;
             }
-            Ok(())
-        };
-        // Held and archived orders are apart here: a load drops the held copy of an
-        // archived one.
-        let mut closed_held = Writes::default();
-        for (key, bytes) in self.orders().iter() {
-            let order = super::wire::decode_order(bytes)?;
-            if order.status != OrderStatus::Reserved {
-                closed_held[ORDERS].push((key.to_vec(), Some(bytes.clone())));
-            }
-            add(&order)?;
-        }
-        if let Some(archive) = &self.archive {
-            for item in archive.tree().iter() {
-                let (_, bytes) = item?;
-                add(&super::wire::decode_order(&bytes)?)?;
-            }
         }
         self.trees[HOLDS] = MemTree::Keyed(
             holds
@@ -404,7 +309,7 @@ impl MemTrees {
         );
         indexes.link();
         self.indexes = indexes;
-        Ok(closed_held)
+        Ok(())
     }
 
     /// A copy of the trees for a snapshot export: O(1), the trees being persistent. The
@@ -413,7 +318,6 @@ impl MemTrees {
         Self {
             trees: self.trees.clone(),
             indexes: OrderIndexes::default(),
-            archive: None,
         }
     }
 

@@ -8,7 +8,6 @@
 //! it. The store shares the node's `sled::Db` (sled wants one per process) and touches only
 //! trees whose names start with `sm.`.
 
-mod archive;
 mod codec;
 mod dirty;
 pub(crate) mod error;
@@ -76,8 +75,6 @@ pub struct Store {
     /// Every event up to this id is in sled's current generation (written by a checkpoint,
     /// an install or an earlier run), so it may leave memory.
     events_on_disk: AtomicU64,
-    /// The exports under way, which read the archive as it stood at their views.
-    exports: archive::Exports,
 }
 
 /// Events the digest reads at a time: its memory stays small whatever the feed holds.
@@ -117,25 +114,20 @@ impl Store {
         };
         trees::drop_other_generations(db, generation)?;
         let trees = Trees::open(db, generation)?;
-        let (runs, mem, closed_held) = load_working_set(&trees, true, DEFAULT_EVENTS_HELD)?;
+        let (runs, mem) = load_working_set(&trees, true, DEFAULT_EVENTS_HELD)?;
         let on_disk = events_end(&mem).saturating_sub(1);
-        // A store written before the archive holds closed orders in runs: the next checkpoint
-        // archives them, as it would had they just changed.
-        let mut dirty = Dirty::default();
-        dirty.push(closed_held);
         let store = Self {
             db: db.clone(),
             files: None,
             disk: RwLock::new(Arc::new(trees)),
             mem: RwLock::new(mem),
-            dirty: Mutex::new(dirty),
+            dirty: Mutex::new(Dirty::default()),
             runs: Mutex::new(runs),
             writer: Mutex::new(()),
             checkpointer: Mutex::new(()),
             retention: Retention::default(),
             events_held: DEFAULT_EVENTS_HELD,
             events_on_disk: AtomicU64::new(on_disk),
-            exports: archive::Exports::default(),
         };
         store.move_events_out(&mut store.mem_mut(), usize::MAX)?;
         Ok(store)
@@ -286,7 +278,7 @@ impl Store {
     /// Writes a cut (`checkpoint`); the caller holds the checkpointer's lock.
     fn write_cut(&self, cut: Cut) -> Result<CheckpointInfo, StoreError> {
         let Cut { pending, in_runs } = cut;
-        let mut changes = dirty::fold(pending);
+        let changes = dirty::fold(pending);
         if memory::is_empty(&changes) {
             return Ok(CheckpointInfo { records: 0 });
         }
@@ -296,21 +288,13 @@ impl Store {
             .filter(|(position, _)| memory::is_persisted(*position))
             .map(|(_, c)| c.len())
             .sum();
-        let archived = match split_archived(&mut changes[memory::ORDERS]) {
-            Ok(archived) => archived,
-            Err(e) => {
-                self.lock_dirty().put_back(changes);
-                return Err(e);
-            }
-        };
         let disk = self.disk();
         let mut runs = self.lock_runs();
-        let planned = runs.plan(&disk, &changes, &in_runs, archived.len());
+        let planned = runs.plan(&disk, &changes, &in_runs);
         // Apply copies every node it changes while the trees at the cut live.
         drop(in_runs);
         let written = planned.and_then(|plans| {
-            self.exports.keep(&disk.archive, &archived)?;
-            write_changes(&disk, &changes, &plans, &archived)?;
+            write_changes(&disk, &changes, &plans)?;
             // Committed to sled: the indexes must follow even if the flush fails.
             runs.committed(&changes, plans);
             self.flush()
@@ -319,11 +303,9 @@ impl Store {
         if let Err(e) = written {
             // Put the changes back under anything applied since, so a later checkpoint
             // writes them.
-            changes[memory::ORDERS].extend(archived.into_iter().map(|(k, v)| (k, Some(v))));
             self.lock_dirty().put_back(changes);
             return Err(e);
         }
-        self.evict(&archived);
         // Events come in id order and every earlier one was written before: all up to the
         // newest written are in sled now.
         if let Some(newest) = changes[memory::EVENTS]
@@ -335,15 +317,6 @@ impl Store {
         }
         self.lock_dirty().recycle(changes);
         Ok(CheckpointInfo { records })
-    }
-
-    /// Drops the orders a checkpoint archived from the working set, a slice at a time: the
-    /// working set's lock keeps apply out meanwhile.
-    fn evict(&self, archived: &[(Vec<u8>, memory::Value)]) {
-        const PER_LOCK: usize = 1_024;
-        for slice in archived.chunks(PER_LOCK) {
-            self.mem_mut().evict(slice);
-        }
     }
 
     /// Records in the working set, all trees together.
@@ -393,14 +366,6 @@ impl Store {
                         record(position, &keys::event(id), &value);
                     }
                     from = to;
-                }
-                continue;
-            }
-            if position == memory::ORDERS {
-                // Held or archived alike: what a node holds in memory is not state.
-                for item in mem.all_orders() {
-                    let (key, value) = item?;
-                    record(position, &key, &value);
                 }
                 continue;
             }
@@ -472,8 +437,8 @@ impl Store {
 
     pub fn get_order(&self, order_id: &OrderId) -> Result<Option<Order>, StoreError> {
         let mem = self.mem();
-        match mem.order(order_id.as_str().as_bytes())? {
-            Some(bytes) => Ok(Some(wire::decode_order(&bytes)?.as_of(read_clock(&mem)?))),
+        match mem.orders().get(order_id.as_str().as_bytes()) {
+            Some(bytes) => Ok(Some(wire::decode_order(bytes)?.as_of(read_clock(&mem)?))),
             None => Ok(None),
         }
     }
@@ -532,9 +497,10 @@ fn users_orders<'a>(
         .newest_first(user.as_str())
         .map(|id| {
             let bytes = mem
-                .order(id.as_bytes())?
+                .orders()
+                .get(id.as_bytes())
                 .ok_or_else(|| StoreError::Corrupt(format!("user_orders: {id} missing")))?;
-            wire::decode_order(&bytes)
+            wire::decode_order(bytes)
         })
         .filter(|order| !matches!(order, Ok(order) if order.user_id != *user))
 }
@@ -551,64 +517,29 @@ struct Cut {
     in_runs: memory::InRuns,
 }
 
-/// Reads a generation's trees into memory, with the counts of those stored in runs and the
-/// closed orders held that the archive should have (`MemTrees::load`); first folds the
-/// layouts of earlier releases into the current ones if `migrate` (only a store written by
-/// an earlier release can hold them: an install writes the current layout).
+/// Reads a generation's trees into memory, with the counts of those stored in runs; first
+/// folds the layouts of earlier releases into the current ones if `migrate` (only a store
+/// written by an earlier release can hold them: an install writes the current layout).
 fn load_working_set(
     trees: &Trees,
     migrate: bool,
     events_held: usize,
-) -> Result<(RunTrees, MemTrees, memory::Writes), StoreError> {
+) -> Result<(RunTrees, MemTrees), StoreError> {
     if migrate {
         event_chunks::migrate_legacy(&trees.events)?;
     }
     let (runs, preloaded) = RunTrees::open(trees, migrate)?;
     let events = event_chunks::load(&trees.events, events_held)?;
-    let (mem, closed_held) = MemTrees::load(trees, preloaded, events)?;
-    Ok((runs, mem, closed_held))
+    Ok((runs, MemTrees::load(trees, preloaded, events)?))
 }
 
-/// Takes out of a checkpoint's order writes those that go to the archive (`archive`): every
-/// order no longer reserved.
-fn split_archived(
-    orders: &mut memory::TreeWrites,
-) -> Result<Vec<(Vec<u8>, memory::Value)>, StoreError> {
-    // Judged before anything moves, so a record that fails to decode leaves them as they were.
-    let goes = orders
-        .iter()
-        .map(|(_, value)| value.as_deref().map_or(Ok(false), archive::is_archived))
-        .collect::<Result<Vec<bool>, StoreError>>()?;
-    let mut archived = Vec::new();
-    let mut kept = Vec::with_capacity(orders.len());
-    for ((key, value), goes) in orders.drain(..).zip(goes) {
-        match value {
-            Some(value) if goes => archived.push((key, value)),
-            value => kept.push((key, value)),
-        }
-    }
-    *orders = kept;
-    Ok(archived)
-}
-
-/// Writes a checkpoint's changes to sled's trees in one transaction, with the orders it
-/// archives. The trees come from `in_order`, the same list as `NAMES` and the changes, so
-/// none can be left out.
-fn write_changes(
-    disk: &Trees,
-    changes: &Changes,
-    plans: &RunPlans,
-    archived: &[(Vec<u8>, memory::Value)],
-) -> Result<(), StoreError> {
+/// Writes a checkpoint's changes to sled's trees in one transaction. The trees come from
+/// `in_order`, the same list as `NAMES` and the changes, so none can be left out.
+fn write_changes(disk: &Trees, changes: &Changes, plans: &RunPlans) -> Result<(), StoreError> {
     use sled::transaction::{ConflictableTransactionError, TransactionError};
     use sled::Transactional;
-    let mut trees = disk.in_order().to_vec();
-    trees.push(&disk.archive);
+    let trees = disk.in_order();
     let result: Result<(), TransactionError<()>> = trees[..].transaction(|views| {
-        let (archive, views) = views.split_last().expect("the archive is last");
-        for (key, value) in archived {
-            archive.insert(key.as_slice(), value.as_ref())?;
-        }
         for (position, (tree, writes)) in views.iter().zip(changes).enumerate() {
             if !memory::is_persisted(position) {
                 continue;
@@ -795,34 +726,6 @@ mod tests {
         bytes
     }
 
-    /// A checkpoint archives an order as it stood at the cut, and drops it from memory only
-    /// if it still stands so: a refund applied between the cut and the eviction stays held,
-    /// and reads see it.
-    #[test]
-    fn an_order_changed_after_the_cut_stays_held_when_its_older_copy_is_archived() {
-        let db = sled::Config::new().temporary(true).open().unwrap();
-        let store = Store::open(&db).unwrap();
-        let setup = Batch {
-            now_ms: 1,
-            commands: vec![create_a(100)],
-        };
-        store.apply(&[(1, &setup)], None).unwrap();
-        let ids = ["o1".to_string()];
-        let index = apply_each(&store, 2, "place", &ids);
-        let index = apply_each(&store, index, "pay", &ids);
-        let cut = store.cut();
-        apply_each(&store, index, "refund", &ids);
-        store.write_cut(cut).unwrap();
-        let id = OrderId::new("o1").unwrap();
-        let read = store.get_order(&id).unwrap().unwrap();
-        assert_eq!(read.status, crate::model::OrderStatus::Refunded);
-        // The next checkpoint archives the refund, and then it leaves memory.
-        let held = store.records_in_memory();
-        store.checkpoint().unwrap();
-        assert_eq!(store.records_in_memory(), held - 1);
-        assert_eq!(store.get_order(&id).unwrap(), Some(read));
-    }
-
     /// A clean-up tells a stored copy live by the working set as of its checkpoint's cut,
     /// not as it stands when the checkpoint gets to it: an order whose only copy sits in a
     /// run being cleaned, and that changes after the cut, must keep that copy, or a crash
@@ -846,10 +749,13 @@ mod tests {
                 index = apply_each(&store, index, "place", part);
                 store.checkpoint().unwrap();
             }
-            // Every order but o0000 paid: they go to the archive, which leaves their copies
-            // in runs superseded, enough that this checkpoint cleans the oldest runs.
-            // o0000's only copy stays in the oldest.
-            index = apply_each(&store, index, "pay", &ids[1..]);
+            // Every order but o0000 paid: its only copy stays in the oldest run.
+            for part in ids[1..].chunks(1_000) {
+                index = apply_each(&store, index, "pay", part);
+                store.checkpoint().unwrap();
+            }
+            // Enough superseded copies that this checkpoint cleans the oldest runs.
+            index = apply_each(&store, index, "refund", &ids[1..]);
             let at_cut = export(&store);
             let cut = store.cut();
             apply_each(&store, index, "pay", &ids[..1]);

@@ -151,12 +151,10 @@ impl Runs {
         tree: &sled::Tree,
         changes: &[(Vec<u8>, Option<Value>)],
         at_cut: &MemTree,
-        archive: Option<Archiving>,
     ) -> Result<RunWrites, StoreError> {
         let added = changes.len();
-        // Once written, every record has one live copy: the one equal to it at the cut,
-        // except those the archive holds (about: some archived earlier are still held).
-        let live = at_cut.len() - archive.map_or(0, |a| a.leaving.min(at_cut.len()));
+        // Once written, every record has one live copy: the one equal to it at the cut.
+        let live = at_cut.len();
         let superseded = (self.counts.stored() + added).saturating_sub(live);
         let mut moved: Vec<(Vec<u8>, Value)> = Vec::new();
         let mut removed_runs = Vec::new();
@@ -188,14 +186,7 @@ impl Runs {
                         continue;
                     }
                     let Some(newest) = at_cut.get(record) else {
-                        // An archived order's copies in runs are all older (`archive`).
-                        if let Some(archive) = archive {
-                            if archive.tree.contains_key(record)? {
-                                continue;
-                            }
-                        }
-                        // These trees never delete, and memory holds every other stored
-                        // record.
+                        // These trees never delete, and memory holds every stored record.
                         return Err(StoreError::Invariant(format!(
                             "{}: {:?} stored in run {seq} but not in memory",
                             self.tree,
@@ -251,14 +242,6 @@ impl Runs {
     }
 }
 
-/// The orders' archive (`archive`) as a checkpoint of the orders' runs sees it.
-#[derive(Clone, Copy)]
-pub(crate) struct Archiving<'a> {
-    pub tree: &'a sled::Tree,
-    /// Orders of the cut that this checkpoint archives: held, but no longer live in runs.
-    pub leaving: usize,
-}
-
 /// The runs of every tree stored in runs (`memory::IN_RUNS`), in that order.
 pub(crate) struct RunTrees(Vec<(usize, Runs)>);
 
@@ -284,25 +267,19 @@ impl RunTrees {
     }
 
     /// Plans a checkpoint's writes to each tree; `at_cut` holds the trees as of the cut
-    /// `changes` end at (`MemTrees::in_runs`), of whose orders the checkpoint archives
-    /// `archived`.
+    /// `changes` end at (`MemTrees::in_runs`).
     pub fn plan(
         &self,
         disk: &Trees,
         changes: &Changes,
         at_cut: &InRuns,
-        archived: usize,
     ) -> Result<RunPlans, StoreError> {
         let trees = disk.in_order();
         self.0
             .iter()
             .zip(at_cut)
             .map(|((position, runs), tree)| {
-                let archive = (*position == memory::ORDERS).then_some(Archiving {
-                    tree: &disk.archive,
-                    leaving: archived,
-                });
-                let writes = runs.plan(trees[*position], &changes[*position], tree, archive)?;
+                let writes = runs.plan(trees[*position], &changes[*position], tree)?;
                 Ok((*position, writes))
             })
             .collect()

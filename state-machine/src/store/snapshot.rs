@@ -21,7 +21,6 @@
 //! streams into a fresh sled generation, switches to it only after every record decoded and
 //! the checksum matched, and then loads it as the working set.
 
-use super::archive;
 use super::codec::decode;
 use super::dirty::Dirty;
 use super::error::StoreError;
@@ -204,21 +203,17 @@ impl Store {
     /// working set is copied (records are shared, not duplicated), not while it is written.
     pub fn export_snapshot<W: Write>(&self, out: W) -> Result<SnapshotInfo, StoreError> {
         // The events moved out of memory are read from sled as of the same moment: with
-        // checkpoints kept out, none of them can be deleted before its chunk is taken. The
-        // archived orders are read as the export goes, while checkpoints archive more: the
-        // stash keeps what they overwrite (`archive::Exports`).
-        let (view, moved_chunks, moved, disk, stash) = {
+        // checkpoints kept out, none of them can be deleted before its chunk is taken.
+        let (view, moved_chunks, moved) = {
             let _checkpointer = self.lock_checkpointer();
-            let disk = self.disk();
-            let stash = self.exports.start();
             let view = {
                 let _writer = self.lock_writer();
                 self.mem().view()
             };
             let seq = view.event_seq();
             let moved = seq.first_id().unwrap_or(0)..seq.held_from();
-            let chunks = event_chunks::chunks_for(&disk.events, moved.start, moved.end)?;
-            (view, chunks, moved, disk, stash)
+            let chunks = event_chunks::chunks_for(&self.disk().events, moved.start, moved.end)?;
+            (view, chunks, moved)
         };
         let header = header();
         let mut stored = Counted {
@@ -253,16 +248,6 @@ impl Store {
                     Ok(write_record(&mut w, tag, &keys::event(id), event)?)
                 })?;
             }
-            if position == memory::ORDERS {
-                let held = tree
-                    .iter()
-                    .map(|(key, value)| (key.to_vec(), value.clone()));
-                for item in archive::merged(held, archive::as_of_view(&disk.archive, &stash)) {
-                    let (key, value) = item?;
-                    write_record(&mut w, tag, &key, &value)?;
-                }
-                continue;
-            }
             for (key, value) in tree.iter() {
                 write_record(&mut w, tag, &key, value)?;
             }
@@ -289,15 +274,10 @@ impl Store {
     pub fn install_snapshot<R: Read>(&self, input: R) -> Result<SnapshotInfo, StoreError> {
         // No checkpoint may write into the generation being replaced.
         let _checkpointer = self.lock_checkpointer();
-        // Nor an export read its archive: none starts without the checkpointer's lock, and
-        // those under way end on their own.
-        while self.exports.any() {
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
         let _writer = self.lock_writer();
         let old = self.disk();
         let generation = old.generation + 1;
-        for name in NAMES.iter().chain([&trees::ARCHIVE]) {
+        for name in NAMES {
             self.db.drop_tree(tree_name(generation, name))?;
         }
         let fresh = Trees::open(&self.db, generation)?;
@@ -305,7 +285,7 @@ impl Store {
             Ok(info) => info,
             Err(e) => {
                 drop(fresh);
-                for name in NAMES.iter().chain([&trees::ARCHIVE]) {
+                for name in NAMES {
                     self.db.drop_tree(tree_name(generation, name))?;
                 }
                 return Err(e);
@@ -317,8 +297,7 @@ impl Store {
             .open_tree(trees::META_TREE)?
             .insert(trees::GENERATION_KEY, &generation.to_be_bytes())?;
         self.flush()?;
-        // An install archives the closed orders itself: none are held.
-        let (runs, mem, _) = super::load_working_set(&fresh, false, self.events_held)?;
+        let (runs, mem) = super::load_working_set(&fresh, false, self.events_held)?;
         {
             // Both under the working set's lock: a reader of moved events holds it, and must
             // find them in the generation of the working set it reads.
@@ -366,9 +345,6 @@ fn read_u32<R: Read>(r: &mut R, what: &str) -> Result<u32, StoreError> {
 fn read_into<R: Read>(trees: &Trees, input: R) -> Result<SnapshotInfo, StoreError> {
     let mut writer = InstallWriter {
         targets: trees.in_order(),
-        archive: &trees.archive,
-        archived: sled::Batch::default(),
-        archived_pending: 0,
         batch: sled::Batch::default(),
         pending: 0,
         batch_tree: 0,
@@ -387,10 +363,6 @@ type GatheredChunk = (u64, Vec<(u64, Vec<u8>)>);
 /// their chunks (the snapshot lists them one by one, in id order).
 struct InstallWriter<'t> {
     targets: [&'t sled::Tree; NAMES.len()],
-    /// Where the orders no longer reserved go (`archive`), and those gathered for it.
-    archive: &'t sled::Tree,
-    archived: sled::Batch,
-    archived_pending: usize,
     batch: sled::Batch,
     pending: usize,
     batch_tree: usize,
@@ -410,13 +382,7 @@ impl InstallWriter<'_> {
         }
         // Indexes are checked like every record, but only the primary trees are stored:
         // loading the state rebuilds the rest from the orders.
-        if tree == memory::ORDERS && archive::is_archived(&value)? {
-            self.archived.insert(key, value);
-            self.archived_pending += 1;
-            if self.archived_pending >= INSTALL_BATCH {
-                self.apply_archived()?;
-            }
-        } else if memory::IN_RUNS.contains(&tree) {
+        if memory::IN_RUNS.contains(&tree) {
             self.in_runs.push((key.to_vec(), value));
         } else if tree == memory::EVENTS {
             let id = keys::event_id(key)
@@ -464,19 +430,9 @@ impl InstallWriter<'_> {
         Ok(())
     }
 
-    fn apply_archived(&mut self) -> Result<(), StoreError> {
-        if self.archived_pending > 0 {
-            self.archive
-                .apply_batch(std::mem::take(&mut self.archived))?;
-            self.archived_pending = 0;
-        }
-        Ok(())
-    }
-
     fn finish(mut self) -> Result<(), StoreError> {
         self.end_chunk();
         self.end_runs();
-        self.apply_archived()?;
         self.apply()
     }
 }

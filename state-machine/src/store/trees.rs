@@ -23,13 +23,8 @@ pub(crate) const NAMES: [&str; 10] = [
     "sales",
 ];
 
-/// The orders out of memory (`archive`): not a tree of the state's own, so not in `NAMES` or
-/// in snapshots, which list every order under `orders`.
-pub(crate) const ARCHIVE: &str = "archive";
-
 pub(crate) struct Trees {
     pub generation: u64,
-    pub archive: Tree,
     pub skus: Tree,
     pub orders: Tree,
     pub holds: Tree,
@@ -51,7 +46,6 @@ impl Trees {
         let open = |name: &str| db.open_tree(tree_name(generation, name));
         Ok(Self {
             generation,
-            archive: open(ARCHIVE)?,
             skus: open(NAMES[0])?,
             orders: open(NAMES[1])?,
             holds: open(NAMES[2])?,

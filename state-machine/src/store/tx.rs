@@ -357,17 +357,7 @@ impl<'a> Tx<'a> {
     pub fn order(&mut self, order_id: &OrderId) -> Result<Option<Order>, StoreError> {
         let key = order_id.as_str().as_bytes();
         let orders = self.trees.orders();
-        let found = self
-            .orders
-            .get_or(key, || orders.get_unless_past_last(key))?;
-        if found.is_some() || self.orders.slots.contains_key(key) {
-            return Ok(found);
-        }
-        // Neither written here nor held: out of memory, or new.
-        self.trees
-            .archived_order(key)?
-            .map(|bytes| wire::decode_order(&bytes))
-            .transpose()
+        self.orders.get_or(key, || orders.get_unless_past_last(key))
     }
 
     pub fn hold(&mut self, sku: &SkuId, user: &UserId) -> Result<u64, StoreError> {
@@ -424,11 +414,10 @@ impl<'a> Tx<'a> {
             }
             Ok(())
         };
-        for item in self.trees.all_orders() {
-            let (key, bytes) = item?;
+        for (key, bytes) in self.trees.orders().iter() {
             // This transaction's copy, where it has one, is the newer.
-            if !self.orders.slots.contains_key(&key) {
-                count(&wire::decode_order(&bytes)?)?;
+            if !self.orders.slots.contains_key(&*key) {
+                count(&wire::decode_order(bytes)?)?;
             }
         }
         for written in self.orders.slots.values() {

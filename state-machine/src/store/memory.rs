@@ -76,9 +76,65 @@ impl std::ops::Deref for Key<'_> {
 
 type Records<'a> = Box<dyn Iterator<Item = (Key<'a>, &'a Value)> + 'a>;
 
+/// An order's record in the working set. Its key is the order id the record begins with
+/// (`wire::order_id_bytes`), so the tree stores no copy of it: a key cost each order a
+/// heap block of its own and half of its entry in the tree's nodes.
+#[derive(Clone)]
+pub(crate) struct OrderRecord(Value);
+
+impl OrderRecord {
+    /// The record stored under `key`, which must be the id it begins with.
+    fn new(key: &[u8], record: Value) -> Result<Self, StoreError> {
+        match super::wire::order_id_bytes(&record) {
+            Some(id) if id == key => Ok(Self(record)),
+            _ => Err(StoreError::Corrupt(format!(
+                "orders: the record under {:?} is not that order's",
+                String::from_utf8_lossy(key)
+            ))),
+        }
+    }
+
+    #[inline]
+    fn id(&self) -> &[u8] {
+        // Checked by `new`, the one way in.
+        super::wire::order_id_bytes(&self.0).unwrap_or_default()
+    }
+}
+
+// Equality, order and borrowing are the id's alone, as `Borrow` requires.
+impl std::borrow::Borrow<[u8]> for OrderRecord {
+    #[inline]
+    fn borrow(&self) -> &[u8] {
+        self.id()
+    }
+}
+
+impl PartialEq for OrderRecord {
+    fn eq(&self, other: &Self) -> bool {
+        self.id() == other.id()
+    }
+}
+
+impl Eq for OrderRecord {}
+
+impl PartialOrd for OrderRecord {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for OrderRecord {
+    #[inline]
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.id().cmp(other.id())
+    }
+}
+
 #[derive(Clone)]
 pub(crate) enum MemTree {
     Keyed(imbl::OrdMap<Box<[u8]>, Value>),
+    /// The orders, each keyed by the id inside its record.
+    Orders(imbl::OrdSet<OrderRecord>),
     /// The events, whose keys are their ids (`keys::event`). Only the held ones are
     /// records here (`get`, `range`, `len`); the moved ones are read from sled
     /// (`Store::event_values`).
@@ -89,6 +145,7 @@ impl MemTree {
     fn empty(tree: usize) -> Self {
         match tree {
             EVENTS => MemTree::Numbered(EventSeq::default()),
+            ORDERS => MemTree::Orders(imbl::OrdSet::new()),
             _ => MemTree::Keyed(imbl::OrdMap::new()),
         }
     }
@@ -96,6 +153,7 @@ impl MemTree {
     pub fn get(&self, key: &[u8]) -> Option<&Value> {
         match self {
             MemTree::Keyed(map) => map.get(key),
+            MemTree::Orders(set) => set.get(key).map(|record| &record.0),
             MemTree::Numbered(seq) => keys::event_id(key).and_then(|id| seq.held().get(id)),
         }
     }
@@ -106,12 +164,15 @@ impl MemTree {
     /// for a replay cost a search of the largest tree (callgrind: a seventh of apply on
     /// a hot SKU). For ids in random order, it costs one comparison more.
     pub fn get_unless_past_last(&self, key: &[u8]) -> Option<&Value> {
-        if let MemTree::Keyed(map) = self {
-            match map.get_max() {
-                Some((last, _)) if **last < *key => return None,
-                None => return None,
-                Some(_) => {}
-            }
+        let last = match self {
+            MemTree::Keyed(map) => map.get_max().map(|(last, _)| &**last),
+            MemTree::Orders(set) => set.get_max().map(OrderRecord::id),
+            MemTree::Numbered(_) => return self.get(key),
+        };
+        match last {
+            Some(last) if last < key => return None,
+            None => return None,
+            Some(_) => {}
         }
         self.get(key)
     }
@@ -122,6 +183,10 @@ impl MemTree {
             MemTree::Keyed(map) => Box::new(
                 map.range::<_, [u8]>(range)
                     .map(|(k, v)| (Key::Stored(k), v)),
+            ),
+            MemTree::Orders(set) => Box::new(
+                set.range::<_, [u8]>(range)
+                    .map(|record| (Key::Stored(record.id()), &record.0)),
             ),
             MemTree::Numbered(seq) => {
                 let seq = seq.held();
@@ -141,6 +206,7 @@ impl MemTree {
     pub fn len(&self) -> usize {
         match self {
             MemTree::Keyed(map) => map.len(),
+            MemTree::Orders(set) => set.len(),
             MemTree::Numbered(seq) => seq.held().len(),
         }
     }
@@ -155,6 +221,17 @@ impl MemTree {
                 seq.write(id, value)
                     .map_err(|gap| StoreError::Corrupt(format!("events: {gap}")))
             }
+            MemTree::Orders(set) => {
+                match value {
+                    Some(record) => {
+                        set.insert(OrderRecord::new(key, record)?);
+                    }
+                    None => {
+                        set.remove(key);
+                    }
+                }
+                Ok(())
+            }
             tree => tree.write_owned(key.into(), value),
         }
     }
@@ -168,7 +245,9 @@ impl MemTree {
             (MemTree::Keyed(map), None) => {
                 map.remove(&key);
             }
-            (tree @ MemTree::Numbered(_), value) => return tree.write(&key, value),
+            (tree @ (MemTree::Numbered(_) | MemTree::Orders(_)), value) => {
+                return tree.write(&key, value)
+            }
         }
         Ok(())
     }
@@ -414,29 +493,77 @@ mod tests {
     use super::*;
     use std::ops::Bound::{self, Excluded, Included, Unbounded};
 
+    /// A record as the orders tree holds it: beginning with its id, as an order's does.
+    fn record_of(id: &[u8]) -> Value {
+        let mut record = Vec::new();
+        super::super::wire::put_varint(&mut record, id.len() as u64);
+        record.extend_from_slice(id);
+        record.extend_from_slice(b" and the rest");
+        Arc::from(record)
+    }
+
     /// Found or not exactly as `get` finds it: below, at and past the largest key, and in
-    /// an empty tree.
+    /// an empty tree; for a tree that stores its keys and for the orders, keyed by the id
+    /// inside each record.
     #[test]
     fn a_lookup_past_the_last_key_agrees_with_a_search() {
-        let mut tree = MemTree::empty(ORDERS);
-        let probes: [&[u8]; 6] = [b"", b"a", b"order-1", b"order-2", b"order-20", b"order-3"];
-        for probe in probes {
-            assert_eq!(tree.get_unless_past_last(probe), None);
-        }
-        for key in [&b"order-1"[..], b"order-2"] {
-            tree.write(key, Some(Arc::from(key))).unwrap();
-        }
-        for probe in probes {
-            assert_eq!(
-                tree.get_unless_past_last(probe),
-                tree.get(probe),
-                "{probe:?}"
+        for position in [SKUS, ORDERS] {
+            let mut tree = MemTree::empty(position);
+            let probes: [&[u8]; 6] = [b"", b"a", b"order-1", b"order-2", b"order-20", b"order-3"];
+            for probe in probes {
+                assert_eq!(tree.get_unless_past_last(probe), None);
+            }
+            for key in [&b"order-1"[..], b"order-2"] {
+                tree.write(key, Some(record_of(key))).unwrap();
+            }
+            for probe in probes {
+                assert_eq!(
+                    tree.get_unless_past_last(probe),
+                    tree.get(probe),
+                    "{probe:?}"
+                );
+            }
+            assert!(
+                tree.get_unless_past_last(b"order-2").is_some(),
+                "the last key itself"
             );
         }
-        assert!(
-            tree.get_unless_past_last(b"order-2").is_some(),
-            "the last key itself"
-        );
+    }
+
+    /// The orders tree lists, finds and removes its records by the ids inside them, long
+    /// ones (two bytes of length) too, and refuses a record stored under another id.
+    #[test]
+    fn the_orders_are_keyed_by_the_ids_inside_their_records() {
+        let long = vec![b'x'; 128];
+        let ids: [&[u8]; 4] = [b"b", b"a", &long, b"c"];
+        let mut orders = MemTree::empty(ORDERS);
+        for id in ids {
+            orders.write(id, Some(record_of(id))).unwrap();
+        }
+        let listed: Vec<Vec<u8>> = orders.iter().map(|(key, _)| key.to_vec()).collect();
+        let mut sorted: Vec<Vec<u8>> = ids.iter().map(|id| id.to_vec()).collect();
+        sorted.sort();
+        assert_eq!(listed, sorted);
+        for id in ids {
+            assert_eq!(orders.get(id), Some(&record_of(id)));
+        }
+        let after_a: Vec<Vec<u8>> = orders
+            .range((Excluded(&b"a"[..]), Unbounded))
+            .map(|(key, _)| key.to_vec())
+            .collect();
+        assert_eq!(after_a, sorted[1..]);
+        orders.write(b"b", None).unwrap();
+        assert_eq!(orders.get(b"b"), None);
+        assert_eq!(orders.len(), 3);
+        assert!(matches!(
+            orders.write(b"d", Some(record_of(b"e"))),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            orders.write(b"d", Some(Arc::from(&[0x85u8, 0x80][..]))),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert_eq!(orders.len(), 3);
     }
 
     /// The events tree answers every range as an ordered map of the same records would.

@@ -103,6 +103,25 @@ pub(crate) fn encode_order(order: &Order, out: &mut Vec<u8>) {
 }
 
 /// The order a record starts with.
+/// The order id an order's record begins with, without decoding the rest; `None` for bytes
+/// too short to hold one.
+#[inline]
+pub(crate) fn order_id_bytes(record: &[u8]) -> Option<&[u8]> {
+    // Ids are at most 128 bytes: their length takes one byte of the varint, or two. This
+    // runs at every comparison of the orders tree's keys.
+    match *record.first()? {
+        len @ 0..=0x7f => record.get(1..1 + usize::from(len)),
+        low => {
+            let high = *record.get(1)?;
+            if high & 0x80 != 0 {
+                return None;
+            }
+            let len = usize::from(low & 0x7f) | usize::from(high) << 7;
+            record.get(2..2 + len)
+        }
+    }
+}
+
 pub(crate) fn decode_order(bytes: &[u8]) -> Result<Order, StoreError> {
     let mut r = Reader::new("orders", bytes);
     let order_id = r.ident(|s| OrderId::new(s))?;

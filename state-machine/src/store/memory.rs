@@ -85,8 +85,13 @@ pub(crate) struct OrderRecord(Value);
 impl OrderRecord {
     /// The record stored under `key`, which must be the id it begins with.
     fn new(key: &[u8], record: Value) -> Result<Self, StoreError> {
-        match super::wire::order_id_bytes(&record) {
-            Some(id) if id == key => Ok(Self(record)),
+        Self::check(key, &record)?;
+        Ok(Self(record))
+    }
+
+    fn check(key: &[u8], record: &[u8]) -> Result<(), StoreError> {
+        match super::wire::order_id_bytes(record) {
+            Some(id) if id == key => Ok(()),
             _ => Err(StoreError::Corrupt(format!(
                 "orders: the record under {:?} is not that order's",
                 String::from_utf8_lossy(key)
@@ -410,13 +415,19 @@ impl MemTrees {
     /// the indexes, rebuilt at load, need not wait for it, so their writes move into memory
     /// uncopied (perf: the key copies were a visible share of apply).
     ///
-    /// Only an event's write can fail (a broken run of ids). The events are written first,
-    /// into a copy (`imbl`: O(1)), so a failure leaves the working set as it was.
+    /// Only an event's write (a broken run of ids) or an order's (a record that is not its
+    /// key's order) can fail. The orders are checked and the events written, into a copy
+    /// (`imbl`: O(1)), before anything else, so a failure leaves the working set as it was.
     pub fn apply(
         &mut self,
         mut changes: Writes,
         index_writes: IndexWrites,
     ) -> Result<Writes, StoreError> {
+        for (key, value) in &changes[ORDERS] {
+            if let Some(record) = value {
+                OrderRecord::check(key, record)?;
+            }
+        }
         let mut events = self.trees[EVENTS].clone();
         for (key, value) in &changes[EVENTS] {
             events.write(key, value.clone())?;
@@ -637,5 +648,24 @@ mod tests {
         ));
         assert_eq!(mem.skus().len(), 0);
         assert_eq!(mem.event_seq().held().len(), 1);
+    }
+
+    /// An order's record under another order's id fails the apply and leaves every tree as
+    /// it was, though the SKU and event written with it come first.
+    #[test]
+    fn an_order_under_another_id_changes_nothing() {
+        let mut mem = MemTrees::default();
+        let mut broken = Writes::default();
+        broken[SKUS].push((b"sku".to_vec(), Some(Arc::from(&b"x"[..]))));
+        broken[EVENTS].push((keys::event(1), Some(Arc::from(&b"one"[..]))));
+        broken[ORDERS].push((b"o1".to_vec(), Some(record_of(b"o1"))));
+        broken[ORDERS].push((b"o2".to_vec(), Some(record_of(b"o3"))));
+        assert!(matches!(
+            mem.apply(broken, IndexWrites::default()),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert_eq!(mem.skus().len(), 0);
+        assert_eq!(mem.orders().len(), 0);
+        assert_eq!(mem.event_seq().held().len(), 0);
     }
 }

@@ -3,17 +3,28 @@
 //! from the state before it: see `state_machine::Store::refusals_as_reads`.
 //!
 //! Ids are kept as 64-bit hashes: a collision only sends an order through the log, which is
-//! always correct, and a hash costs no allocation per order.
+//! always correct, and a hash costs no allocation per order. The hash is foldhash's, seeded
+//! per process, and the map keyed by it hashes its keys with foldhash's fast hasher: with
+//! std's SipHash for both, hashing an id twice over was 2 % of the leader's samples under
+//! batches (`perf`), a fifth of the work this set adds to each order.
 
 use state_machine::{Command, OrderId};
-use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The map's own hasher: its keys are already uniform hashes, so the cheapest mixing does.
+type Counts = HashMap<u64, u32, foldhash::fast::FixedState>;
 
 #[derive(Clone, Default)]
 pub struct InFlightOrders {
-    counts: Arc<Mutex<HashMap<u64, u32>>>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    ids: foldhash::quality::RandomState,
+    counts: Mutex<Counts>,
 }
 
 /// Holds its orders in flight until dropped: the proposer drops it once the entry's apply
@@ -29,7 +40,7 @@ impl InFlightOrders {
         let keys: Vec<u64> = commands
             .iter()
             .filter_map(|c| match c {
-                Command::PlaceOrder { order_id, .. } => Some(key(order_id)),
+                Command::PlaceOrder { order_id, .. } => Some(self.key(order_id)),
                 _ => None,
             })
             .collect();
@@ -46,11 +57,16 @@ impl InFlightOrders {
     }
 
     pub fn contains(&self, order_id: &OrderId) -> bool {
-        self.lock().contains_key(&key(order_id))
+        self.lock().contains_key(&self.key(order_id))
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<u64, u32>> {
-        self.counts
+    fn key(&self, order_id: &OrderId) -> u64 {
+        self.shared.ids.hash_one(order_id.as_str())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Counts> {
+        self.shared
+            .counts
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -71,12 +87,6 @@ impl Drop for Entered {
             }
         }
     }
-}
-
-fn key(order_id: &OrderId) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    order_id.as_str().hash(&mut hasher);
-    hasher.finish()
 }
 
 #[cfg(test)]

@@ -101,7 +101,7 @@ impl OrderRecord {
 
     #[inline]
     fn id(&self) -> &[u8] {
-        // Checked by `new`, the one way in.
+        // Checked by `new`, or before `write_checked_order`.
         super::wire::order_id_bytes(&self.0).unwrap_or_default()
     }
 }
@@ -238,6 +238,23 @@ impl MemTree {
                 Ok(())
             }
             tree => tree.write_owned(key.into(), value),
+        }
+    }
+
+    /// As `write`, for an order whose record was checked against its key (`OrderRecord::check`)
+    /// before: `MemTrees::apply` checks them all before it changes anything, and checking again
+    /// here would read every id twice.
+    fn write_checked_order(&mut self, key: &[u8], value: Option<Value>) {
+        let MemTree::Orders(set) = self else {
+            unreachable!("the orders tree holds orders")
+        };
+        match value {
+            Some(record) => {
+                set.insert(OrderRecord(record));
+            }
+            None => {
+                set.remove(key);
+            }
         }
     }
 
@@ -437,7 +454,11 @@ impl MemTrees {
             if position == EVENTS {
                 continue;
             }
-            if is_persisted(position) {
+            if position == ORDERS {
+                for (key, value) in writes.iter() {
+                    tree.write_checked_order(key, value.clone());
+                }
+            } else if is_persisted(position) {
                 for (key, value) in writes.iter() {
                     tree.write(key, value.clone())?;
                 }

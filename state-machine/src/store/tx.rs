@@ -335,8 +335,14 @@ impl<'a> Tx<'a> {
 
     pub fn sku(&mut self, sku: &SkuId) -> Result<Option<Sku>, StoreError> {
         let key = sku.as_str().as_bytes();
-        if !self.keeps_skus_read || self.skus.slots.contains_key(key) {
+        if self.skus.slots.contains_key(key) {
             return self.skus.get(self.trees.skus(), key);
+        }
+        if !self.keeps_skus_read {
+            let stored = self.trees.skus().get(key);
+            return stored
+                .map(|record| wire::decode_sku_of(record, sku))
+                .transpose();
         }
         let entry = self.sku_sales.entry_ref(key).or_default();
         let stored = match &entry.stored {
@@ -346,7 +352,9 @@ impl<'a> Tx<'a> {
                 .insert(self.trees.skus().get(key).cloned())
                 .clone(),
         };
-        stored.map(|record| wire::decode_sku(&record)).transpose()
+        stored
+            .map(|record| wire::decode_sku_of(&record, sku))
+            .transpose()
     }
 
     pub fn put_sku(&mut self, sku: Sku) {

@@ -77,12 +77,14 @@ impl Store {
     }
 }
 
-/// What the commands proposed so far in one call may change.
+/// What the commands proposed so far in one call may change. Hashed with foldhash, seeded
+/// per process: with std's SipHash these sets cost each order of a batch four hashes of its
+/// ids (perf: SipHash was 1 % of the leader's samples under batches on 10,000 SKUs).
 #[derive(Default)]
 struct Ahead<'a> {
     anything: bool,
-    orders: HashSet<&'a OrderId>,
-    skus: HashSet<&'a SkuId>,
+    orders: HashSet<&'a OrderId, foldhash::quality::RandomState>,
+    skus: HashSet<&'a SkuId, foldhash::quality::RandomState>,
 }
 
 /// Whether a refusal judged at `clock` (the clock the entry would carry) may be answered

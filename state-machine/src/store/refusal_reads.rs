@@ -42,7 +42,7 @@ impl Store {
         let applied_clock = read_clock(&mem)?;
         let clock = applied_clock.max(now_ms);
         let mut verdicts = Vec::with_capacity(commands.len());
-        let mut ahead = Ahead::default();
+        let mut ahead = Ahead::with_capacity(commands.len());
         for command in commands {
             let Command::PlaceOrder {
                 order_id, items, ..
@@ -80,11 +80,22 @@ impl Store {
 /// What the commands proposed so far in one call may change. Hashed with foldhash, seeded
 /// per process: with std's SipHash these sets cost each order of a batch four hashes of its
 /// ids (perf: SipHash was 1 % of the leader's samples under batches on 10,000 SKUs).
-#[derive(Default)]
 struct Ahead<'a> {
     anything: bool,
     orders: HashSet<&'a OrderId, foldhash::quality::RandomState>,
     skus: HashSet<&'a SkuId, foldhash::quality::RandomState>,
+}
+
+impl Ahead<'_> {
+    /// Sized for every command of the call: growing them a batch at a time was a sixth of
+    /// judging a batch on 10,000 SKUs (callgrind, `bench judge`).
+    fn with_capacity(commands: usize) -> Self {
+        Self {
+            anything: false,
+            orders: HashSet::with_capacity_and_hasher(commands, Default::default()),
+            skus: HashSet::with_capacity_and_hasher(commands, Default::default()),
+        }
+    }
 }
 
 /// Whether a refusal judged at `clock` (the clock the entry would carry) may be answered

@@ -43,6 +43,9 @@ impl Store {
         let clock = applied_clock.max(now_ms);
         let mut verdicts = Vec::with_capacity(commands.len());
         let mut ahead = Ahead::with_capacity(commands.len());
+        // One for every order: it only reads (`order_refusal` makes none of an order's
+        // writes), and a transaction for checks keeps nothing of what it read.
+        let mut checks = Tx::for_checks(&mem, clock);
         for command in commands {
             let Command::PlaceOrder {
                 order_id, items, ..
@@ -61,8 +64,9 @@ impl Store {
                 // The order's checks alone: what apply would refuse it for, without the
                 // order, event and sales writes that a refusal throws away (perf: judging
                 // every order of a batch that way was a sixth of the leader).
-                let mut tx = Tx::for_checks(&mem, clock);
-                engine::order_refusal(&mut tx, command)?
+                let refusal = engine::order_refusal(&mut checks, command)?;
+                debug_assert!(checks.holds_nothing(), "judging an order wrote to its checks");
+                refusal
                     .filter(|refusal| final_refusal(refusal, applied_clock, clock))
             } else {
                 None

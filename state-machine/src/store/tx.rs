@@ -226,6 +226,17 @@ impl<'a> Tx<'a> {
         }
     }
 
+    /// Whether nothing was written or kept: a transaction for checks may then judge the
+    /// next command too.
+    pub fn holds_nothing(&self) -> bool {
+        self.skus.slots.is_empty()
+            && self.orders.slots.is_empty()
+            && self.holds.slots.is_empty()
+            && self.deadlines.is_empty()
+            && self.events.is_empty()
+            && self.sku_sales.is_empty()
+    }
+
     fn events_head(&mut self) -> Result<u64, StoreError> {
         if let Some(head) = self.events_head {
             return Ok(head);

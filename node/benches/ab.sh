@@ -11,6 +11,11 @@
 # and batches of 1,000 on a hot SKU and on 10,000 SKUs (loadgen sustained), with the CPU each
 # process spent per 1,000 orders in W2 (from /proc, clock ticks). Prints every run, then the
 # median per build. Run it on a quiet machine: no build or test alongside.
+#
+# The builds' order turns around every round (A B, then B A, ...): with a fixed order one
+# build always ran right after the other, and in two sessions its batches came out lower in
+# every round but the first while, run alone, the builds did not differ. Each run's demo
+# data is deleted once it stops, so runs do not pile up gigabytes of logs on the disk.
 set -euo pipefail
 
 if [ "$#" -lt 2 ]; then
@@ -57,7 +62,8 @@ run_build() {
   dir=$(cd "$1" && pwd)
   label=$(basename "$dir")
   stop_demo "$dir"
-  "$dir/invctl" demo >/tmp/ab-demo-"$label".log 2>&1 &
+  local demo_log=/tmp/ab-demo-"$label".log
+  "$dir/invctl" demo >"$demo_log" 2>&1 &
   disown
   wait_for_gateway "$label"
   local lg="$dir/loadgen"
@@ -84,11 +90,24 @@ run_build() {
   record "$label" batch_10k_orders_per_s "$("$lg" sustained --batch 1000 --clients 4 \
     --connections 4 --skus 10000 --seconds "$seconds" 2>/dev/null | figure 'orders/s')"
   stop_demo "$dir"
+  remove_demo_data "$demo_log"
+}
+
+# The data directory the demo named on its first line (`... data in DIR`), killed with -9
+# before it could remove it itself.
+remove_demo_data() {
+  local data
+  data=$(head -1 "$1" | grep -oE 'data in /[^ ]*flashstock-demo-[A-Za-z0-9]+$' | cut -c9-)
+  if [ -n "$data" ]; then rm -rf "$data"; fi
 }
 
 for round in $(seq 1 "$rounds"); do
   echo "== round $round" >&2
-  for dir in "$@"; do
+  if [ $((round % 2)) -eq 1 ]; then order=("$@"); else
+    order=()
+    for ((i = $#; i >= 1; i--)); do order+=("${!i}"); done
+  fi
+  for dir in "${order[@]}"; do
     run_build "$dir"
   done
 done

@@ -65,9 +65,11 @@ impl Store {
                 // order, event and sales writes that a refusal throws away (perf: judging
                 // every order of a batch that way was a sixth of the leader).
                 let refusal = engine::order_refusal(&mut checks, command)?;
-                debug_assert!(checks.holds_nothing(), "judging an order wrote to its checks");
-                refusal
-                    .filter(|refusal| final_refusal(refusal, applied_clock, clock))
+                debug_assert!(
+                    checks.holds_nothing(),
+                    "judging an order wrote to its checks"
+                );
+                refusal.filter(|refusal| final_refusal(refusal, applied_clock, clock))
             } else {
                 None
             };

@@ -7,7 +7,7 @@
 
 mod common;
 
-use state_machine::{Batch, Command, SkuId, Store};
+use state_machine::{Batch, Store};
 use std::time::{Duration, Instant};
 
 // The node's allocator, so the figures are the node's: under glibc's malloc, allocation and
@@ -28,27 +28,7 @@ fn measure(run: &Run) -> (f64, u64) {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let db = sled::Config::new().path(dir.path()).open().unwrap();
     let store = Store::open(&db).unwrap();
-    let setup: Vec<Command> = (0..run.skus)
-        .map(|i| Command::CreateSku {
-            sku: SkuId::new(common::sku_name(i as u64)).unwrap(),
-            stock: 1 << 40,
-            per_user_limit: None,
-            sale_window: None,
-            request_tag: i as u64 + 1,
-        })
-        .collect();
-    store
-        .apply(
-            &[(
-                1,
-                &Batch {
-                    now_ms: 1,
-                    commands: setup,
-                },
-            )],
-            None,
-        )
-        .unwrap();
+    common::create_skus(&store, run.skus as u64, 1 << 40);
     store.checkpoint().unwrap();
 
     // Enough work for a stable figure, bounded in time. Only `apply` (and the checkpoint) is

@@ -12,7 +12,7 @@
 
 mod common;
 
-use state_machine::{Batch, Command, SkuId, Store};
+use state_machine::{Batch, Command, Store};
 use std::time::{Duration, Instant};
 
 // The node's allocator, so the figures are the node's.
@@ -45,20 +45,7 @@ fn measure(skus: u64, rounds: usize) -> Figures {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let db = sled::Config::new().path(dir.path()).open().unwrap();
     let store = Store::open(&db).unwrap().sync_on_flush(dir.path()).unwrap();
-    let setup: Vec<Command> = (0..skus)
-        .map(|i| Command::CreateSku {
-            sku: SkuId::new(common::sku_name(i)).unwrap(),
-            stock: 1 << 40,
-            per_user_limit: None,
-            sale_window: None,
-            request_tag: i + 1,
-        })
-        .collect();
-    let first = Batch {
-        now_ms: 1,
-        commands: setup,
-    };
-    store.apply(&[(1, &first)], None).unwrap();
+    common::create_skus(&store, skus, 1 << 40);
     store.checkpoint().unwrap();
 
     let mut figures = Figures {

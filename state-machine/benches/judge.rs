@@ -11,7 +11,7 @@
 
 mod common;
 
-use state_machine::{Batch, Command, SkuId, Store};
+use state_machine::{Command, Store};
 use std::time::{Duration, Instant};
 
 // The node's allocator, so the figures are the node's.
@@ -31,20 +31,7 @@ fn measure(case: &Case) -> (f64, u64) {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let db = sled::Config::new().path(dir.path()).open().unwrap();
     let store = Store::open(&db).unwrap();
-    let setup: Vec<Command> = (0..case.skus)
-        .map(|i| Command::CreateSku {
-            sku: SkuId::new(common::sku_name(i)).unwrap(),
-            stock: case.stock,
-            per_user_limit: None,
-            sale_window: None,
-            request_tag: i + 1,
-        })
-        .collect();
-    let created = Batch {
-        now_ms: 1,
-        commands: setup,
-    };
-    store.apply(&[(1, &created)], None).unwrap();
+    common::create_skus(&store, case.skus, case.stock);
 
     let fixed: Option<u64> = std::env::var("JUDGE_ORDERS")
         .ok()

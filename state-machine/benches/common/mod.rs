@@ -1,10 +1,29 @@
 //! What the apply and checkpoint benches share: the orders they apply, and the allocator
 //! settings the node runs with, so their figures are the node's.
 
-use state_machine::{Command, Item, Items, OrderId, Qty, SkuId, UserId};
+use state_machine::{Batch, Command, Item, Items, OrderId, Qty, SkuId, Store, UserId};
 
 pub fn sku_name(i: u64) -> String {
     format!("sku-{i:05}")
+}
+
+/// What each bench applies first, as log entry 1: `count` SKUs named by `sku_name`, with
+/// `stock` units each.
+pub fn create_skus(store: &Store, count: u64, stock: u64) {
+    let commands = (0..count)
+        .map(|i| Command::CreateSku {
+            sku: SkuId::new(sku_name(i)).unwrap(),
+            stock,
+            per_user_limit: None,
+            sale_window: None,
+            request_tag: i + 1,
+        })
+        .collect();
+    let created = Batch {
+        now_ms: 1,
+        commands,
+    };
+    store.apply(&[(1, &created)], None).unwrap();
 }
 
 /// The `n`th single-unit order, on one of `skus` SKUs in turn. Its id grows with `n`, as

@@ -310,6 +310,7 @@ impl<'a> Reader<'a> {
 
     /// A varint of an integer of `bits` bits, as postcard reads one: its last possible byte
     /// may hold only the bits left.
+    ///
     /// Stocks of millions are varints of four bytes and more, and reading them byte by byte
     /// was a third of decoding a SKU (callgrind). So where eight bytes remain, a varint that
     /// ends within them and fits the width is read from one word: its bytes found by their

@@ -1374,3 +1374,78 @@ async fn an_order_named_batch_can_still_be_read_and_paid() {
         .await
         .assert_error(405, "method_not_allowed");
 }
+
+#[tokio::test]
+async fn short_outcomes_answer_as_whole_ones_do() {
+    // A node of this release answers short outcomes; one of an earlier release, whole ones.
+    let (short_node, short) = one_node().await;
+    let (whole_node, whole) = one_node().await;
+    whole_node.answer_whole_outcomes();
+    let two_items = |order_id: &str, first: &str, second: &str| {
+        json!({"order_id": order_id, "user_id": "u-9",
+               "items": [{"sku": first, "qty": 1}, {"sku": second, "qty": 2}]})
+    };
+    let calls: Vec<(&str, Value)> = vec![
+        ("/v1/skus", json!({"sku": "A1", "stock": 3})),
+        ("/v1/skus", json!({"sku": "B2", "stock": 5})),
+        ("/v1/orders", two_items("o-1", "A1", "B2")),
+        // A replay listing the items the other way round is shown the order's own.
+        ("/v1/orders", two_items("o-1", "B2", "A1")),
+        ("/v1/orders", order_body("o-2", "u-7", "A1", 1)),
+        ("/v1/orders", order_body("o-3", "u-7", "A1", 9)),
+        ("/v1/orders/o-1/pay", json!({"payment_ref": "pay-1"})),
+        ("/v1/orders/o-1/pay", json!({})),
+        ("/v1/orders/o-1/refund", json!({"restock": true})),
+        ("/v1/orders/o-2/cancel", json!({})),
+        ("/v1/orders/o-404/cancel", json!({})),
+    ];
+    for (path, body) in calls {
+        let a = post_json(&short, path, body.clone()).await;
+        let b = post_json(&whole, path, body).await;
+        assert_eq!(
+            a.status,
+            b.status,
+            "{path}: {} against {}",
+            a.text(),
+            b.text()
+        );
+        assert_eq!(
+            without_request_ids(&a.json()),
+            without_request_ids(&b.json()),
+            "{path}"
+        );
+    }
+    let orders = vec![
+        order_body("o-4", "u-1", "A1", 1),
+        two_items("o-1", "A1", "B2"),
+        order_body("o-5", "u-1", "B2", 99),
+    ];
+    let a = post_batch(&short, orders.clone()).await;
+    let b = post_batch(&whole, orders).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(
+        without_request_ids(&a.json()),
+        without_request_ids(&b.json())
+    );
+    assert!(
+        short_node.short_answers() >= 11,
+        "{}",
+        short_node.short_answers()
+    );
+    assert_eq!(whole_node.short_answers(), 0);
+}
+
+/// A body without the request ids its errors name: they differ from request to request.
+fn without_request_ids(body: &Value) -> Value {
+    match body {
+        Value::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .filter(|(key, _)| key.as_str() != "request_id")
+                .map(|(key, value)| (key.clone(), without_request_ids(value)))
+                .collect(),
+        ),
+        Value::Array(values) => Value::Array(values.iter().map(without_request_ids).collect()),
+        other => other.clone(),
+    }
+}

@@ -10,7 +10,7 @@ use proto::inventory::inventory_client::InventoryClient;
 use proto::inventory::{
     read_reply, submit_reply, GetOrderRequest, GetSkuRequest, ListSkusRequest, SubmitRequest,
 };
-use state_machine::{Command, Order, Outcome, Sku};
+use state_machine::{Command, Order, Outcome, ShortOutcome, Sku};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -127,6 +127,7 @@ impl Client {
         self.with_leader(|channel| {
             let request = SubmitRequest {
                 commands: encoded.clone(),
+                short_outcomes: true,
             };
             async move {
                 let mut client = InventoryClient::new(channel)
@@ -141,12 +142,8 @@ impl Client {
                 };
                 Ok(match reply.result {
                     Some(submit_reply::Result::Outcomes(o)) => {
-                        let outcomes = o
-                            .outcomes
-                            .iter()
-                            .map(|b| decode::<Outcome>(b))
-                            .collect::<Result<Vec<_>, _>>()
-                            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+                        let outcomes = decode_outcomes(&o.outcomes, o.short, commands)
+                            .map_err(ClientError::Invalid)?;
                         Attempt::Done((outcomes, o.log_index))
                     }
                     Some(submit_reply::Result::NotLeader(n)) if !n.leader_addr.is_empty() => {
@@ -249,4 +246,33 @@ pub async fn status_via(
     timeout: Duration,
 ) -> Result<StatusReply, String> {
     cluster_config::launch::probe::status(dialer, addr, timeout).await
+}
+
+/// A `Submit`'s outcomes: each a `ShortOutcome` restored from its command when the node
+/// answered short, else whole (a node of an earlier release).
+fn decode_outcomes(
+    raw: &[Bytes],
+    short: bool,
+    commands: &[Command],
+) -> Result<Vec<Outcome>, String> {
+    if raw.len() != commands.len() {
+        return Err(format!(
+            "the node answered {} outcomes for {} commands",
+            raw.len(),
+            commands.len()
+        ));
+    }
+    raw.iter()
+        .zip(commands)
+        .map(|(bytes, command)| {
+            if short {
+                decode::<ShortOutcome>(bytes)
+                    .map_err(|e| e.to_string())?
+                    .restore(command)
+                    .map_err(|e| e.to_string())
+            } else {
+                decode::<Outcome>(bytes).map_err(|e| e.to_string())
+            }
+        })
+        .collect()
 }

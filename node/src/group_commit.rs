@@ -35,6 +35,36 @@ pub enum ProposeError {
 pub struct Committed {
     pub outcomes: Vec<Outcome>,
     pub log_index: u64,
+    /// The entry's payload, shared with the log: the proposal's commands are its
+    /// `first..first + outcomes.len()`.
+    batch: Arc<Batch>,
+    first: usize,
+}
+
+impl Committed {
+    /// Each outcome with the command it answers, in the proposal's order.
+    pub fn into_answers(self) -> Answers {
+        Answers {
+            outcomes: self.outcomes.into_iter(),
+            batch: self.batch,
+            next: self.first,
+        }
+    }
+}
+
+pub struct Answers {
+    outcomes: std::vec::IntoIter<Outcome>,
+    batch: Arc<Batch>,
+    next: usize,
+}
+
+impl Answers {
+    pub fn next_answer(&mut self) -> Option<(Outcome, &Command)> {
+        let outcome = self.outcomes.next()?;
+        let command = self.batch.commands.get(self.next)?;
+        self.next += 1;
+        Some((outcome, command))
+    }
 }
 
 struct Proposal {
@@ -186,8 +216,8 @@ async fn propose(raft: &Raft, group: Vec<Proposal>, now_ms: u64) {
         in_flight.push((p.in_flight, p.pending));
     }
     let total = commands.len();
-    let batch = Batch { now_ms, commands };
-    let written = raft.client_write(Arc::new(batch)).await;
+    let batch = Arc::new(Batch { now_ms, commands });
+    let written = raft.client_write(batch.clone()).await;
     // Applied, or refused by a leader that lost its term: a read index of any later term
     // waits for this entry to be applied or gone, so the orders are out of flight either way.
     drop(in_flight);
@@ -195,11 +225,15 @@ async fn propose(raft: &Raft, group: Vec<Proposal>, now_ms: u64) {
         Ok(resp) if resp.data.outcomes.len() == total => {
             let log_index = resp.log_id.index;
             let mut outcomes = resp.data.outcomes.into_iter();
+            let mut first = 0;
             for (n, reply) in replies {
                 let _ = reply.send(Ok(Committed {
                     outcomes: outcomes.by_ref().take(n).collect(),
                     log_index,
+                    batch: batch.clone(),
+                    first,
                 }));
+                first += n;
             }
         }
         Ok(resp) => {

@@ -9,6 +9,7 @@
 pub mod command;
 pub mod events;
 pub mod model;
+pub mod short_outcome;
 pub mod validation;
 
 #[cfg(feature = "store")]
@@ -25,6 +26,7 @@ pub use model::{
     Item, Items, Order, OrderStatus, PatchRecord, Payment, RestockRecord, SaleWindow, Sku,
     SkuCreation,
 };
+pub use short_outcome::{MismatchedOutcome, ShortOutcome};
 pub use validation::{
     OrderId, PaymentRef, Qty, RequestId, SkuId, UserId, ValidationError, DEFAULT_TTL_MS, MAX_COUNT,
     MAX_ITEMS, MAX_QTY, MAX_TTL_MS, MIN_TTL_MS,

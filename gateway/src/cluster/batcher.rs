@@ -36,7 +36,9 @@ struct Pending {
     /// The HTTP request's id: the batch's `Submit` carries its commands' ids to the node.
     request_id: Option<String>,
     deadline: Instant,
-    reply: oneshot::Sender<Result<Outcome, ClusterError>>,
+    /// The encoded outcome, and whether it is short (`Submitted::short`): the caller, who
+    /// holds the command, decodes it.
+    reply: oneshot::Sender<Result<(Bytes, bool), ClusterError>>,
 }
 
 /// The callers' handle; cheap to clone.
@@ -79,7 +81,7 @@ impl Batcher {
             Ok(Ok(())) => {}
         }
         match tokio::time::timeout_at(deadline, answer).await {
-            Ok(Ok(result)) => result,
+            Ok(Ok(result)) => result.and_then(|(raw, short)| decode_outcome(&raw, short, command)),
             // The batch task ended without an answer: only at shutdown.
             Ok(Err(_)) => Err(ClusterError::Unavailable(
                 "the gateway is shutting down".into(),
@@ -137,13 +139,13 @@ async fn submit(cluster: Arc<Cluster>, batch: Vec<Pending>, _slot: OwnedSemaphor
     let request_ids = RequestIds::joined(batch.iter().filter_map(|p| p.request_id.as_deref()));
     let result = cluster.submit(commands, request_ids, deadline).await;
     match result {
-        Ok(outcomes) if outcomes.len() == batch.len() => {
-            for (p, raw) in batch.into_iter().zip(outcomes) {
-                let _ = p.reply.send(decode_outcome(&raw));
+        Ok(submitted) if submitted.outcomes.len() == batch.len() => {
+            for (p, raw) in batch.into_iter().zip(submitted.outcomes) {
+                let _ = p.reply.send(Ok((raw, submitted.short)));
             }
         }
-        Ok(outcomes) => {
-            let err = outcome_count_mismatch(outcomes.len(), batch.len());
+        Ok(submitted) => {
+            let err = outcome_count_mismatch(submitted.outcomes.len(), batch.len());
             for p in batch {
                 let _ = p.reply.send(Err(err.clone()));
             }

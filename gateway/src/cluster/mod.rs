@@ -26,7 +26,7 @@ use proto::inventory::{
     ListSkusRequest, ReadEventsRequest, ReadReply, SubmitReply, SubmitRequest,
 };
 use serde::de::DeserializeOwned;
-use state_machine::{Command, Outcome};
+use state_machine::{Command, Outcome, ShortOutcome};
 use tokio::time::Instant;
 use tonic::transport::Channel;
 use tonic::Code;
@@ -305,14 +305,15 @@ impl Cluster {
         }
     }
 
-    /// Proposes encoded commands; returns one encoded outcome per command, in order.
+    /// Proposes encoded commands; returns one encoded outcome per command, in order, short
+    /// of what the commands name when the node could answer so (`Submitted::decode`).
     /// `request_ids` (see [`RequestIds`]) travel as metadata, for the node's log.
     pub async fn submit(
         &self,
         commands: Vec<Bytes>,
         request_ids: RequestIds,
         deadline: Instant,
-    ) -> Result<Vec<Bytes>, ClusterError> {
+    ) -> Result<Submitted, ClusterError> {
         let commands = Arc::new(commands);
         self.call(deadline, |channel, timeout| {
             let commands = commands.clone();
@@ -321,6 +322,7 @@ impl Cluster {
                 let mut client = client(channel);
                 let mut request = tonic::Request::new(SubmitRequest {
                     commands: commands.as_ref().clone(),
+                    short_outcomes: true,
                 });
                 request.set_timeout(timeout);
                 request_ids.attach(&mut request);
@@ -342,13 +344,21 @@ impl Cluster {
             .iter()
             .map(encode_command)
             .collect::<Result<Vec<_>, _>>()?;
-        let outcomes = self
+        let submitted = self
             .submit(encoded, RequestIds::of_this_request(), deadline)
             .await?;
-        if outcomes.len() != commands.len() {
-            return Err(outcome_count_mismatch(outcomes.len(), commands.len()));
+        if submitted.outcomes.len() != commands.len() {
+            return Err(outcome_count_mismatch(
+                submitted.outcomes.len(),
+                commands.len(),
+            ));
         }
-        outcomes.iter().map(|raw| decode_outcome(raw)).collect()
+        submitted
+            .outcomes
+            .iter()
+            .zip(commands)
+            .map(|(raw, command)| decode_outcome(raw, submitted.short, command))
+            .collect()
     }
 
     /// A linearisable read, decoded as `T` (see inventory.proto for each read's type).
@@ -422,10 +432,29 @@ pub(crate) fn encode_command(command: &Command) -> Result<Bytes, ClusterError> {
         .map_err(|e| ClusterError::Internal(format!("encoding a command: {e}")))
 }
 
-/// An outcome as `Submit` answers it.
-pub(crate) fn decode_outcome(raw: &[u8]) -> Result<Outcome, ClusterError> {
-    postcard::from_bytes(raw)
-        .map_err(|e| ClusterError::Internal(format!("undecodable outcome: {e}")))
+/// A `Submit`'s answer: one encoded outcome per command, in order.
+pub struct Submitted {
+    pub outcomes: Vec<Bytes>,
+    /// Each outcome is a `ShortOutcome`, to be restored from its command. A node of an
+    /// earlier release answers whole outcomes.
+    pub short: bool,
+}
+
+/// The outcome of `command` as `Submit` answered it (`Submitted::short`).
+pub(crate) fn decode_outcome(
+    raw: &[u8],
+    short: bool,
+    command: &Command,
+) -> Result<Outcome, ClusterError> {
+    let undecodable =
+        |e: postcard::Error| ClusterError::Internal(format!("undecodable outcome: {e}"));
+    if !short {
+        return postcard::from_bytes(raw).map_err(undecodable);
+    }
+    postcard::from_bytes::<ShortOutcome>(raw)
+        .map_err(undecodable)?
+        .restore(command)
+        .map_err(|e| ClusterError::Internal(e.to_string()))
 }
 
 /// A node that answers a `Submit` with more or fewer outcomes than commands is broken.
@@ -461,9 +490,12 @@ fn retryable(status: &tonic::Status) -> bool {
     )
 }
 
-fn submit_answer(reply: SubmitReply) -> Answer<Vec<Bytes>> {
+fn submit_answer(reply: SubmitReply) -> Answer<Submitted> {
     match reply.result {
-        Some(submit_reply::Result::Outcomes(o)) => Answer::Done(o.outcomes),
+        Some(submit_reply::Result::Outcomes(o)) => Answer::Done(Submitted {
+            outcomes: o.outcomes,
+            short: o.short,
+        }),
         Some(submit_reply::Result::NotLeader(n)) => Answer::NotLeader {
             id: n.leader_id,
             addr: n.leader_addr,

@@ -33,8 +33,8 @@ use proto::inventory::{
 use serde::Serialize;
 use serde_json::Value;
 use state_machine::{
-    Batch, Command, Event, EventPage, EventRead, OrderId, Outcome, SalesBucket, Sku, SkuId, Store,
-    UserId,
+    Batch, Command, Event, EventPage, EventRead, OrderId, Outcome, SalesBucket, ShortOutcome, Sku,
+    SkuId, Store, UserId,
 };
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -95,6 +95,10 @@ struct State {
     follower_of: Option<String>,
     /// Answer every call with `Unavailable`.
     always_unavailable: bool,
+    /// Answer whole outcomes whatever a `Submit` asks, as a node of an earlier release does.
+    whole_outcomes: bool,
+    /// How many `Submit`s were answered with short outcomes.
+    short_answers: usize,
 }
 
 impl State {
@@ -113,6 +117,8 @@ impl State {
             refusals: VecDeque::new(),
             follower_of: None,
             always_unavailable: false,
+            whole_outcomes: false,
+            short_answers: 0,
         }
     }
 
@@ -184,6 +190,16 @@ impl FakeNode {
         self.state().always_unavailable = on;
     }
 
+    /// Answers whole outcomes from now on, as a node of an earlier release.
+    pub fn answer_whole_outcomes(&self) {
+        self.state().whole_outcomes = true;
+    }
+
+    /// How many `Submit`s this node answered with short outcomes.
+    pub fn short_answers(&self) -> usize {
+        self.state().short_answers
+    }
+
     /// Every `Submit` received, in order, decoded.
     pub fn submits(&self) -> Vec<Vec<Command>> {
         self.state().submits.clone()
@@ -225,22 +241,30 @@ impl FakeNode {
         let _permit = self.gate.acquire().await.unwrap();
     }
 
-    /// Applies one Submit's commands as one log entry.
-    fn commit(&self, commands: &[Command]) -> submit_reply::Result {
+    /// Applies one Submit's commands as one log entry, answering short outcomes if asked.
+    fn commit(&self, commands: &[Command], short_asked: bool) -> submit_reply::Result {
         let mut s = self.state();
         s.index += 1;
         let index = s.index;
+        let short = short_asked && !s.whole_outcomes;
+        s.short_answers += usize::from(short);
         let mut outcomes = Vec::new();
         for c in commands {
             let outcome = match s.refusals.pop_front() {
                 Some(o) => o,
                 None => s.apply(index, c),
             };
-            outcomes.push(postcard::to_allocvec(&outcome).unwrap().into());
+            let encoded = if short {
+                postcard::to_allocvec(&ShortOutcome::shorten(outcome, c))
+            } else {
+                postcard::to_allocvec(&outcome)
+            };
+            outcomes.push(encoded.unwrap().into());
         }
         submit_reply::Result::Outcomes(Outcomes {
             outcomes,
             log_index: index,
+            short,
         })
     }
 
@@ -289,8 +313,9 @@ impl Inventory for FakeNode {
         &self,
         request: GrpcRequest<SubmitRequest>,
     ) -> Result<GrpcResponse<SubmitReply>, Status> {
+        let request = request.into_inner();
+        let short = request.short_outcomes;
         let commands: Vec<Command> = request
-            .into_inner()
             .commands
             .iter()
             .map(|b| postcard::from_bytes(b).unwrap())
@@ -306,15 +331,15 @@ impl Inventory for FakeNode {
                 message: "no quorum".into(),
             }),
             Some(Script::AppliedButLost(others)) => {
-                self.commit(&commands);
+                self.commit(&commands, short);
                 if !others.is_empty() {
-                    self.commit(&others);
+                    self.commit(&others, short);
                 }
                 submit_reply::Result::Unavailable(Unavailable {
                     message: "answer lost".into(),
                 })
             }
-            None => self.commit(&commands),
+            None => self.commit(&commands, short),
         };
         Ok(GrpcResponse::new(SubmitReply {
             result: Some(result),

@@ -15,7 +15,9 @@ use proto::inventory::{
     SubmitRequest, Unavailable,
 };
 use serde::Serialize;
-use state_machine::{Command, OrderId, Outcome, SkuId, Store, UserId, MAX_BATCH_COMMANDS};
+use state_machine::{
+    Command, OrderId, Outcome, ShortOutcome, SkuId, Store, UserId, MAX_BATCH_COMMANDS,
+};
 use std::sync::Arc;
 use std::time::Duration;
 use tonic::codegen::Bytes;
@@ -70,6 +72,7 @@ impl InventoryService {
         &self,
         commands: Vec<Command>,
         sizes: Vec<usize>,
+        short: bool,
     ) -> submit_reply::Result {
         let verdicts = match self.refusals.judge(&commands).await {
             Ok(verdicts) => verdicts,
@@ -89,7 +92,7 @@ impl InventoryService {
             }
         }
         let (mut proposed, log_index) = if to_propose.is_empty() {
-            (Vec::new().into_iter(), self.applied_index())
+            (None, self.applied_index())
         } else {
             let submitted =
                 tokio::time::timeout(SUBMIT_TIMEOUT, self.proposer.submit(to_propose, bytes))
@@ -100,7 +103,10 @@ impl InventoryService {
                         )))
                     });
             match submitted {
-                Ok(committed) => (committed.outcomes.into_iter(), committed.log_index),
+                Ok(committed) => {
+                    let log_index = committed.log_index;
+                    (Some(committed.into_answers()), log_index)
+                }
                 Err(ProposeError::NotLeader(hint)) => {
                     return submit_reply::Result::NotLeader(not_leader(hint))
                 }
@@ -112,15 +118,18 @@ impl InventoryService {
         let outcomes = verdicts
             .into_iter()
             .map(|verdict| match verdict {
-                Some(refusal) => Some(Outcome::Refused(refusal)),
-                None => proposed.next(),
+                Some(refusal) => Some(encode_outcome(Outcome::Refused(refusal), None, short)),
+                None => {
+                    let (outcome, command) = proposed.as_mut()?.next_answer()?;
+                    Some(encode_outcome(outcome, Some(command), short))
+                }
             })
-            .map(|outcome| outcome.map(|o| Bytes::from(encode(&o))))
             .collect::<Option<Vec<_>>>();
         match outcomes {
             Some(outcomes) => submit_reply::Result::Outcomes(Outcomes {
                 outcomes,
                 log_index,
+                short,
             }),
             None => submit_reply::Result::Unavailable(Unavailable {
                 message: "fewer outcomes than commands proposed".into(),
@@ -216,6 +225,17 @@ async fn wait_for_event_after(raft: &Raft, store: &Store, after: u64, wait: Dura
             Ok(Err(_)) | Err(_) => return,
         }
     }
+}
+
+/// An outcome as the caller asked for it: whole, or short of what `command` names (a
+/// refusal answered as a read has no command here, and travels whole either way).
+fn encode_outcome(outcome: Outcome, command: Option<&Command>, short: bool) -> Bytes {
+    let encoded = match (short, command) {
+        (true, Some(command)) => encode(&ShortOutcome::shorten(outcome, command)),
+        (true, None) => encode(&ShortOutcome::Whole(outcome)),
+        (false, _) => encode(&outcome),
+    };
+    Bytes::from(encoded)
 }
 
 fn not_leader(hint: LeaderHint) -> NotLeader {
@@ -314,7 +334,9 @@ impl InventoryService {
             .map(|bytes| decode::<Command>(bytes))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| Status::invalid_argument(format!("undecodable command: {e}")))?;
-        let result = self.propose_unrefused(commands, sizes).await;
+        let result = self
+            .propose_unrefused(commands, sizes, req.short_outcomes)
+            .await;
         if let submit_reply::Result::Outcomes(outcomes) = &result {
             // The term is read only when the line is written.
             tracing::info!(

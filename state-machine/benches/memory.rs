@@ -4,7 +4,8 @@
 //! Prints the process's resident memory per order held, the reopen time, and how long an
 //! update that adds a per-user limit takes (it recounts holds from every order); asserts
 //! nothing. With `PAY=1` each order is paid `PAID_BEHIND` orders after it was placed, as a
-//! sale's checkout does: the paid ones close, and leave memory for the archive.
+//! sale's checkout does: the paid ones close (they stay in memory: closed orders are not
+//! evicted; a keyed archive for them was tried and taken back, README).
 //! Run with `cargo bench -p state-machine --bench memory`.
 
 use state_machine::{Batch, Command, Item, Items, OrderId, Qty, SkuId, Store, UserId};

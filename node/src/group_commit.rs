@@ -223,17 +223,10 @@ async fn propose(raft: &Raft, group: Vec<Proposal>, now_ms: u64) {
     drop(in_flight);
     match written {
         Ok(resp) if resp.data.outcomes.len() == total => {
-            let log_index = resp.log_id.index;
-            let mut outcomes = resp.data.outcomes.into_iter();
-            let mut first = 0;
-            for (n, reply) in replies {
-                let _ = reply.send(Ok(Committed {
-                    outcomes: outcomes.by_ref().take(n).collect(),
-                    log_index,
-                    batch: batch.clone(),
-                    first,
-                }));
-                first += n;
+            let sizes: Vec<usize> = replies.iter().map(|(n, _)| *n).collect();
+            let committed = split(resp.data.outcomes, &sizes, &batch, resp.log_id.index);
+            for ((_, reply), committed) in replies.into_iter().zip(committed) {
+                let _ = reply.send(Ok(committed));
             }
         }
         Ok(resp) => {
@@ -260,9 +253,71 @@ async fn propose(raft: &Raft, group: Vec<Proposal>, now_ms: u64) {
     }
 }
 
+/// One entry's outcomes, split among the proposals that made it (`sizes` commands each, in
+/// the entry's order).
+fn split(
+    outcomes: Vec<Outcome>,
+    sizes: &[usize],
+    batch: &Arc<Batch>,
+    log_index: u64,
+) -> Vec<Committed> {
+    let mut outcomes = outcomes.into_iter();
+    let mut first = 0;
+    sizes
+        .iter()
+        .map(|&n| {
+            let committed = Committed {
+                outcomes: outcomes.by_ref().take(n).collect(),
+                log_index,
+                batch: batch.clone(),
+                first,
+            };
+            first += n;
+            committed
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use state_machine::{Refusal, SkuId};
+
+    #[test]
+    fn each_proposal_gets_its_own_commands_beside_its_outcomes() {
+        let cancel = |i: usize| Command::Cancel {
+            order_id: state_machine::OrderId::new(format!("o-{i}")).unwrap(),
+        };
+        let batch = Arc::new(Batch {
+            now_ms: 1,
+            commands: (0..6).map(cancel).collect(),
+        });
+        // The outcome of command i names SKU i, so a pairing shows which is whose.
+        let outcomes = (0..6)
+            .map(|i| {
+                Outcome::Refused(Refusal::SkuNotFound {
+                    sku: SkuId::new(format!("s-{i}")).unwrap(),
+                })
+            })
+            .collect();
+        let committed = split(outcomes, &[1, 3, 2], &batch, 9);
+        let mut seen = 0;
+        for (proposal, size) in committed.into_iter().zip([1, 3, 2]) {
+            assert_eq!(proposal.log_index, 9);
+            let mut answers = proposal.into_answers();
+            for _ in 0..size {
+                let (outcome, command) = answers.next_answer().unwrap();
+                assert_eq!(*command, cancel(seen));
+                let Outcome::Refused(Refusal::SkuNotFound { sku }) = outcome else {
+                    panic!("{outcome:?}");
+                };
+                assert_eq!(sku.as_str(), format!("s-{seen}"));
+                seen += 1;
+            }
+            assert!(answers.next_answer().is_none());
+        }
+        assert_eq!(seen, 6);
+    }
 
     fn proposal(commands: usize, bytes: usize) -> Proposal {
         Proposal {

@@ -10,7 +10,7 @@ use proto::inventory::inventory_client::InventoryClient;
 use proto::inventory::{
     read_reply, submit_reply, GetOrderRequest, GetSkuRequest, ListSkusRequest, SubmitRequest,
 };
-use state_machine::{Command, Order, Outcome, ShortOutcome, Sku};
+use state_machine::{short_outcome, Command, Order, Outcome, Sku};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -248,8 +248,7 @@ pub async fn status_via(
     cluster_config::launch::probe::status(dialer, addr, timeout).await
 }
 
-/// A `Submit`'s outcomes: each a `ShortOutcome` restored from its command when the node
-/// answered short, else whole (a node of an earlier release).
+/// A `Submit`'s outcomes, one per command (`short_outcome::decode`).
 fn decode_outcomes(
     raw: &[Bytes],
     short: bool,
@@ -264,15 +263,6 @@ fn decode_outcomes(
     }
     raw.iter()
         .zip(commands)
-        .map(|(bytes, command)| {
-            if short {
-                decode::<ShortOutcome>(bytes)
-                    .map_err(|e| e.to_string())?
-                    .restore(command)
-                    .map_err(|e| e.to_string())
-            } else {
-                decode::<Outcome>(bytes).map_err(|e| e.to_string())
-            }
-        })
+        .map(|(bytes, command)| short_outcome::decode(bytes, short, command))
         .collect()
 }

@@ -97,6 +97,31 @@ impl ShortOutcome {
     }
 }
 
+/// The bytes of `outcome` as a `Submit` answers it: short of what `command` names when
+/// `short` (a refusal answered as a read has no command, and travels whole either way).
+pub fn encode(outcome: Outcome, command: Option<&Command>, short: bool) -> Vec<u8> {
+    let encoded = match (short, command) {
+        (true, Some(command)) => postcard::to_allocvec(&ShortOutcome::shorten(outcome, command)),
+        (true, None) => postcard::to_allocvec(&ShortOutcome::Whole(outcome)),
+        (false, _) => postcard::to_allocvec(&outcome),
+    };
+    // Encoding our own in-memory values into a Vec cannot fail.
+    encoded.expect("postcard encoding into memory")
+}
+
+/// The outcome of `command` from the bytes a `Submit` answered: short when the node says so,
+/// else whole (a node of an earlier release).
+pub fn decode(bytes: &[u8], short: bool, command: &Command) -> Result<Outcome, String> {
+    let undecodable = |e: postcard::Error| format!("undecodable outcome: {e}");
+    if !short {
+        return postcard::from_bytes(bytes).map_err(undecodable);
+    }
+    postcard::from_bytes::<ShortOutcome>(bytes)
+        .map_err(undecodable)?
+        .restore(command)
+        .map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,10 +187,11 @@ mod tests {
     }
 
     fn round_trip(outcome: &Outcome, command: &Command) -> (Outcome, usize) {
-        let short = ShortOutcome::shorten(outcome.clone(), command);
-        let bytes = postcard::to_allocvec(&short).unwrap();
-        let decoded: ShortOutcome = postcard::from_bytes(&bytes).unwrap();
-        (decoded.restore(command).unwrap(), bytes.len())
+        let bytes = encode(outcome.clone(), Some(command), true);
+        // Asked for whole outcomes, a caller gets them as they are.
+        let whole = encode(outcome.clone(), Some(command), false);
+        assert_eq!(decode(&whole, false, command).unwrap(), *outcome);
+        (decode(&bytes, true, command).unwrap(), bytes.len())
     }
 
     #[test]

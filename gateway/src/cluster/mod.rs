@@ -26,7 +26,7 @@ use proto::inventory::{
     ListSkusRequest, ReadEventsRequest, ReadReply, SubmitReply, SubmitRequest,
 };
 use serde::de::DeserializeOwned;
-use state_machine::{Command, Outcome, ShortOutcome};
+use state_machine::{Command, Outcome};
 use tokio::time::Instant;
 use tonic::transport::Channel;
 use tonic::Code;
@@ -306,7 +306,7 @@ impl Cluster {
     }
 
     /// Proposes encoded commands; returns one encoded outcome per command, in order, short
-    /// of what the commands name when the node could answer so (`Submitted::decode`).
+    /// of what the commands name when the node could answer so (`decode_outcome`).
     /// `request_ids` (see [`RequestIds`]) travel as metadata, for the node's log.
     pub async fn submit(
         &self,
@@ -446,15 +446,7 @@ pub(crate) fn decode_outcome(
     short: bool,
     command: &Command,
 ) -> Result<Outcome, ClusterError> {
-    let undecodable =
-        |e: postcard::Error| ClusterError::Internal(format!("undecodable outcome: {e}"));
-    if !short {
-        return postcard::from_bytes(raw).map_err(undecodable);
-    }
-    postcard::from_bytes::<ShortOutcome>(raw)
-        .map_err(undecodable)?
-        .restore(command)
-        .map_err(|e| ClusterError::Internal(e.to_string()))
+    state_machine::short_outcome::decode(raw, short, command).map_err(ClusterError::Internal)
 }
 
 /// A node that answers a `Submit` with more or fewer outcomes than commands is broken.

@@ -33,7 +33,7 @@ use proto::inventory::{
 use serde::Serialize;
 use serde_json::Value;
 use state_machine::{
-    Batch, Command, Event, EventPage, EventRead, OrderId, Outcome, SalesBucket, ShortOutcome, Sku,
+    short_outcome, Batch, Command, Event, EventPage, EventRead, OrderId, Outcome, SalesBucket, Sku,
     SkuId, Store, UserId,
 };
 use tokio::net::TcpListener;
@@ -254,12 +254,7 @@ impl FakeNode {
                 Some(o) => o,
                 None => s.apply(index, c),
             };
-            let encoded = if short {
-                postcard::to_allocvec(&ShortOutcome::shorten(outcome, c))
-            } else {
-                postcard::to_allocvec(&outcome)
-            };
-            outcomes.push(encoded.unwrap().into());
+            outcomes.push(short_outcome::encode(outcome, Some(c), short).into());
         }
         submit_reply::Result::Outcomes(Outcomes {
             outcomes,

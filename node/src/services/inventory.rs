@@ -16,11 +16,10 @@ use proto::inventory::{
 };
 use serde::Serialize;
 use state_machine::{
-    Command, OrderId, Outcome, ShortOutcome, SkuId, Store, UserId, MAX_BATCH_COMMANDS,
+    short_outcome, Command, OrderId, Outcome, SkuId, Store, UserId, MAX_BATCH_COMMANDS,
 };
 use std::sync::Arc;
 use std::time::Duration;
-use tonic::codegen::Bytes;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
@@ -118,10 +117,12 @@ impl InventoryService {
         let outcomes = verdicts
             .into_iter()
             .map(|verdict| match verdict {
-                Some(refusal) => Some(encode_outcome(Outcome::Refused(refusal), None, short)),
+                Some(refusal) => {
+                    Some(short_outcome::encode(Outcome::Refused(refusal), None, short).into())
+                }
                 None => {
                     let (outcome, command) = proposed.as_mut()?.next_answer()?;
-                    Some(encode_outcome(outcome, Some(command), short))
+                    Some(short_outcome::encode(outcome, Some(command), short).into())
                 }
             })
             .collect::<Option<Vec<_>>>();
@@ -225,17 +226,6 @@ async fn wait_for_event_after(raft: &Raft, store: &Store, after: u64, wait: Dura
             Ok(Err(_)) | Err(_) => return,
         }
     }
-}
-
-/// An outcome as the caller asked for it: whole, or short of what `command` names (a
-/// refusal answered as a read has no command here, and travels whole either way).
-fn encode_outcome(outcome: Outcome, command: Option<&Command>, short: bool) -> Bytes {
-    let encoded = match (short, command) {
-        (true, Some(command)) => encode(&ShortOutcome::shorten(outcome, command)),
-        (true, None) => encode(&ShortOutcome::Whole(outcome)),
-        (false, _) => encode(&outcome),
-    };
-    Bytes::from(encoded)
 }
 
 fn not_leader(hint: LeaderHint) -> NotLeader {

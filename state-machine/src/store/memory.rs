@@ -19,6 +19,7 @@ use super::keys;
 use super::numbered::Numbered;
 use super::order_indexes::{IndexWrites, OrderIndexes};
 use super::sku_sales;
+use super::tree_key::TreeKey;
 use super::trees::{Trees, NAMES};
 use crate::model::OrderStatus;
 use std::collections::{BTreeMap, BTreeSet};
@@ -137,7 +138,7 @@ impl Ord for OrderRecord {
 
 #[derive(Clone)]
 pub(crate) enum MemTree {
-    Keyed(imbl::OrdMap<Box<[u8]>, Value>),
+    Keyed(imbl::OrdMap<TreeKey, Value>),
     /// The orders, each keyed by the id inside its record.
     Orders(imbl::OrdSet<OrderRecord>),
     /// The events, whose keys are their ids (`keys::event`). Only the held ones are
@@ -237,7 +238,17 @@ impl MemTree {
                 }
                 Ok(())
             }
-            tree => tree.write_owned(key.into(), value),
+            MemTree::Keyed(map) => {
+                match value {
+                    Some(v) => {
+                        map.insert(TreeKey::from(key), v);
+                    }
+                    None => {
+                        map.remove(key);
+                    }
+                }
+                Ok(())
+            }
         }
     }
 
@@ -258,14 +269,14 @@ impl MemTree {
         }
     }
 
-    /// As `write`, keeping the key without a copy where the tree stores it.
-    fn write_owned(&mut self, key: Box<[u8]>, value: Option<Value>) -> Result<(), StoreError> {
+    /// As `write`, keeping a long key without a copy where the tree stores it.
+    fn write_owned(&mut self, key: Vec<u8>, value: Option<Value>) -> Result<(), StoreError> {
         match (self, value) {
             (MemTree::Keyed(map), Some(v)) => {
-                map.insert(key, v);
+                map.insert(TreeKey::from(key), v);
             }
             (MemTree::Keyed(map), None) => {
-                map.remove(&key);
+                map.remove(&key[..]);
             }
             (tree @ (MemTree::Numbered(_) | MemTree::Orders(_)), value) => {
                 return tree.write(&key, value)
@@ -354,7 +365,7 @@ impl MemTrees {
         done[EVENTS] = true;
         for (position, records) in preloaded {
             for (key, value) in records {
-                mem.trees[position].write_owned(key.into_boxed_slice(), Some(value))?;
+                mem.trees[position].write_owned(key, Some(value))?;
             }
             done[position] = true;
         }
@@ -405,7 +416,7 @@ impl MemTrees {
         self.trees[HOLDS] = MemTree::Keyed(
             holds
                 .into_iter()
-                .map(|(key, units)| (key.into_boxed_slice(), Value::from(encode(&units))))
+                .map(|(key, units)| (TreeKey::from(key), Value::from(encode(&units))))
                 .collect(),
         );
         indexes.link();
@@ -464,7 +475,7 @@ impl MemTrees {
                 }
             } else {
                 for (key, value) in std::mem::take(writes) {
-                    tree.write_owned(key.into_boxed_slice(), value)?;
+                    tree.write_owned(key, value)?;
                 }
             }
         }

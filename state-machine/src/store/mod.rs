@@ -25,6 +25,7 @@ mod runs;
 mod sku_sales;
 mod sled_files;
 mod snapshot;
+mod tree_key;
 mod trees;
 pub(crate) mod tx;
 mod wire;

@@ -80,14 +80,48 @@ type Records<'a> = Box<dyn Iterator<Item = (Key<'a>, &'a Value)> + 'a>;
 /// An order's record in the working set. Its key is the order id the record begins with
 /// (`wire::order_id_bytes`), so the tree stores no copy of it: a key cost each order a
 /// heap block of its own and half of its entry in the tree's nodes.
+///
+/// Beside the record, the id's first 16 bytes (`head`) sit in the tree's node, and comparisons
+/// look at them first. Ids that come in no order (the gateway's own, UUIDs) are found by a
+/// search from the root, and each comparison that had to read the id from its record was a
+/// cache miss once the orders outgrew the caches: with such ids, that search was a third of
+/// apply's cycles (perf) and apply ran at half the speed of time-ordered ids. The heads settle
+/// nearly every comparison without leaving the node.
 #[derive(Clone)]
-pub(crate) struct OrderRecord(Value);
+pub(crate) struct OrderRecord {
+    head: u128,
+    record: Value,
+}
 
 impl OrderRecord {
     /// The record stored under `key`, which must be the id it begins with.
     fn new(key: &[u8], record: Value) -> Result<Self, StoreError> {
         Self::check(key, &record)?;
-        Ok(Self(record))
+        Ok(Self::checked(record))
+    }
+
+    /// A record whose id was checked (`check`).
+    fn checked(record: Value) -> Self {
+        let head = head(super::wire::order_id_bytes(&record).unwrap_or_default());
+        Self { head, record }
+    }
+
+    /// What a search for `id` compares the records with: a record of the id alone (the
+    /// varint of its length, then the id), which is all `id` reads of it.
+    fn probe(id: &[u8]) -> Self {
+        let mut record = Vec::with_capacity(id.len() + 2);
+        let len = id.len();
+        if len < 0x80 {
+            record.push(len as u8);
+        } else {
+            record.push((len & 0x7f) as u8 | 0x80);
+            record.push((len >> 7) as u8);
+        }
+        record.extend_from_slice(id);
+        Self {
+            head: head(id),
+            record: Value::from(record),
+        }
     }
 
     fn check(key: &[u8], record: &[u8]) -> Result<(), StoreError> {
@@ -102,12 +136,25 @@ impl OrderRecord {
 
     #[inline]
     fn id(&self) -> &[u8] {
-        // Checked by `new`, or before `write_checked_order`.
-        super::wire::order_id_bytes(&self.0).unwrap_or_default()
+        // Checked by `new`, or before `checked`; a probe is made from its id.
+        super::wire::order_id_bytes(&self.record).unwrap_or_default()
     }
 }
 
-// Equality, order and borrowing are the id's alone, as `Borrow` requires.
+/// The first 16 bytes of `id`, zeros after a shorter one, as one big-endian number. If one
+/// id's head is below another's, that id sorts first (at the first byte where the heads
+/// differ, either both ids have their own bytes, or the one with the zero ended there and is
+/// a prefix of the other), so comparing heads first keeps the ids' byte order.
+#[inline]
+fn head(id: &[u8]) -> u128 {
+    let mut bytes = [0u8; 16];
+    let n = id.len().min(16);
+    bytes[..n].copy_from_slice(&id[..n]);
+    u128::from_be_bytes(bytes)
+}
+
+// Equality, order and borrowing are the id's alone, as `Borrow` requires: `head` only
+// settles a comparison early, in the id's own order.
 impl std::borrow::Borrow<[u8]> for OrderRecord {
     #[inline]
     fn borrow(&self) -> &[u8] {
@@ -117,7 +164,7 @@ impl std::borrow::Borrow<[u8]> for OrderRecord {
 
 impl PartialEq for OrderRecord {
     fn eq(&self, other: &Self) -> bool {
-        self.id() == other.id()
+        self.head == other.head && self.id() == other.id()
     }
 }
 
@@ -132,7 +179,9 @@ impl PartialOrd for OrderRecord {
 impl Ord for OrderRecord {
     #[inline]
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.id().cmp(other.id())
+        self.head
+            .cmp(&other.head)
+            .then_with(|| self.id().cmp(other.id()))
     }
 }
 
@@ -159,7 +208,7 @@ impl MemTree {
     pub fn get(&self, key: &[u8]) -> Option<&Value> {
         match self {
             MemTree::Keyed(map) => map.get(key),
-            MemTree::Orders(set) => set.get(key).map(|record| &record.0),
+            MemTree::Orders(set) => set.get(&OrderRecord::probe(key)).map(|found| &found.record),
             MemTree::Numbered(seq) => keys::event_id(key).and_then(|id| seq.held().get(id)),
         }
     }
@@ -192,7 +241,7 @@ impl MemTree {
             ),
             MemTree::Orders(set) => Box::new(
                 set.range::<_, [u8]>(range)
-                    .map(|record| (Key::Stored(record.id()), &record.0)),
+                    .map(|record| (Key::Stored(record.id()), &record.record)),
             ),
             MemTree::Numbered(seq) => {
                 let seq = seq.held();
@@ -261,7 +310,7 @@ impl MemTree {
         };
         match value {
             Some(record) => {
-                set.insert(OrderRecord(record));
+                set.insert(OrderRecord::checked(record));
             }
             None => {
                 set.remove(key);
@@ -607,6 +656,41 @@ mod tests {
             Err(StoreError::Corrupt(_))
         ));
         assert_eq!(orders.len(), 3);
+    }
+
+    proptest::proptest! {
+        /// Comparing the ids' first 16 bytes first keeps the ids' byte order: pairs of ids
+        /// from a tiny alphabet (zero bytes too, the heads' padding) that share long prefixes,
+        /// on both sides of 16 bytes, compare as their bytes do; the tree lists them in that
+        /// order and finds each, and no id it lacks.
+        #[test]
+        fn the_heads_of_ids_keep_their_order(
+            ids in proptest::collection::vec(proptest::collection::vec(0u8..3, 0..20), 1..40),
+            absent in proptest::collection::vec(proptest::collection::vec(0u8..3, 0..20), 0..10),
+        ) {
+            let records: Vec<OrderRecord> =
+                ids.iter().map(|id| OrderRecord::checked(record_of(id))).collect();
+            for (a, x) in ids.iter().zip(&records) {
+                for (b, y) in ids.iter().zip(&records) {
+                    proptest::prop_assert_eq!(x.cmp(y), a.cmp(b), "{:?} against {:?}", a, b);
+                }
+            }
+            let mut orders = MemTree::empty(ORDERS);
+            for id in &ids {
+                orders.write(id, Some(record_of(id))).unwrap();
+            }
+            let mut sorted = ids.clone();
+            sorted.sort();
+            sorted.dedup();
+            let listed: Vec<Vec<u8>> = orders.iter().map(|(key, _)| key.to_vec()).collect();
+            proptest::prop_assert_eq!(&listed, &sorted);
+            for id in &ids {
+                proptest::prop_assert_eq!(orders.get(id), Some(&record_of(id)));
+            }
+            for id in absent.iter().filter(|id| !ids.contains(id)) {
+                proptest::prop_assert_eq!(orders.get(id), None);
+            }
+        }
     }
 
     /// The events tree answers every range as an ordered map of the same records would.

@@ -152,6 +152,10 @@ struct SustainedArgs {
     /// 15 minutes. A soak with `--reservation-ttl-ms 60000` sees its orders expire as it runs.
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1_000..=86_400_000))]
     reservation_ttl_ms: Option<u64>,
+    /// Leave each order's order_id out, so the gateway makes it (random ids, as for a client
+    /// that sends none); without it, order n of the run is <run>-o-<n>.
+    #[arg(long)]
+    gateway_ids: bool,
 }
 
 #[derive(Debug, Args)]
@@ -240,6 +244,7 @@ async fn run(cli: Cli) -> Result<bool, LoadgenError> {
                 progress_every: args.progress,
                 batch: args.batch,
                 reservation_ttl_ms: args.reservation_ttl_ms,
+                gateway_ids: args.gateway_ids,
                 ..Sustained::new(clients, args.seconds, args.skus as usize)
             };
             let per_request = match run.batch {

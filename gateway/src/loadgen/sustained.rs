@@ -42,6 +42,9 @@ pub struct Sustained {
     /// Each order's `reservation_ttl_ms`; `None`: left out, so the API's default (15
     /// minutes). A short one lets a soak's orders expire, and so close, while it runs.
     pub reservation_ttl_ms: Option<u64>,
+    /// Orders leave `order_id` out, so the gateway makes each one (random: `gw-` and 24 hex
+    /// digits), as for a client that sends none, instead of the run's own (`<run>-o-<n>`).
+    pub gateway_ids: bool,
 }
 
 impl Sustained {
@@ -55,6 +58,7 @@ impl Sustained {
             progress_every: None,
             batch: None,
             reservation_ttl_ms: None,
+            gateway_ids: false,
         }
     }
 
@@ -64,7 +68,8 @@ impl Sustained {
     }
 
     /// The path and body of a request whose first order is order `first` of the run: order
-    /// `n` is `<run>-o-<n>`, one unit of SKU `n mod skus` (of `names`), for `user`.
+    /// `n` is `<run>-o-<n>` (no id with `gateway_ids`), one unit of SKU `n mod skus` (of
+    /// `names`), for `user`.
     pub fn request(&self, names: &[String], user: &str, first: u64) -> (&'static str, Value) {
         let order = |n: u64| {
             let mut order = json!({
@@ -74,6 +79,11 @@ impl Sustained {
             });
             if let Some(ttl) = self.reservation_ttl_ms {
                 order["reservation_ttl_ms"] = ttl.into();
+            }
+            if self.gateway_ids {
+                if let Some(fields) = order.as_object_mut() {
+                    fields.remove("order_id");
+                }
             }
             order
         };

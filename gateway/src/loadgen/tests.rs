@@ -483,6 +483,16 @@ fn a_batch_request_carries_consecutive_single_unit_orders_over_the_skus() {
         json!({"order_id": "tb-o-7", "user_id": "tb-u-0",
                 "items": [{"sku": "tb-1", "qty": 1}], "reservation_ttl_ms": 60_000})
     );
+    let anonymous = Sustained {
+        gateway_ids: true,
+        ..expiring
+    };
+    let (_, body) = anonymous.request(&names, "tb-u-0", 7);
+    assert_eq!(
+        body,
+        json!({"user_id": "tb-u-0", "items": [{"sku": "tb-1", "qty": 1}],
+                "reservation_ttl_ms": 60_000})
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -112,13 +112,7 @@ impl OrderRecord {
     /// varint of its length, then the id), which is all `id` reads of it.
     fn probe(id: &[u8]) -> Self {
         let mut record = Vec::with_capacity(id.len() + 2);
-        let len = id.len();
-        if len < 0x80 {
-            record.push(len as u8);
-        } else {
-            record.push((len & 0x7f) as u8 | 0x80);
-            record.push((len >> 7) as u8);
-        }
+        super::wire::put_varint(&mut record, id.len() as u64);
         record.extend_from_slice(id);
         Self {
             head: head(id),

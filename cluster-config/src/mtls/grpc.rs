@@ -4,6 +4,7 @@
 
 use crate::mtls::key_file::read_secret;
 use crate::mtls::role::{Role, RoleKind};
+use crate::mtls::role_cache::RoleCache;
 use anyhow::Context;
 use std::path::Path;
 use std::sync::Arc;
@@ -115,6 +116,8 @@ pub struct RoleGate {
     service: &'static str,
     allowed: &'static [RoleKind],
     enforce: bool,
+    /// Shared by the clones tonic makes of the gate (one per request).
+    roles: Arc<RoleCache>,
 }
 
 impl RoleGate {
@@ -123,6 +126,7 @@ impl RoleGate {
             service,
             allowed,
             enforce,
+            roles: Arc::default(),
         }
     }
 
@@ -136,7 +140,7 @@ impl RoleGate {
         let leaf = certs
             .first()
             .ok_or_else(|| Status::unauthenticated("a client certificate is required"))?;
-        let role = Role::from_cert_der(leaf).map_err(Status::unauthenticated)?;
+        let role = self.roles.role_of(leaf).map_err(Status::unauthenticated)?;
         if !self.allowed.contains(&role.kind()) {
             let needed: Vec<String> = self.allowed.iter().map(|k| k.to_string()).collect();
             return Err(Status::permission_denied(format!(

@@ -6,6 +6,7 @@
 //! caller says about itself.
 //!
 //! - [`role`]: the roles and how they are written in and read from a certificate.
+//! - `role_cache`: the roles of certificates already read, for the role gate.
 //! - [`certs`]: making the CA and the certificates it signs (`invctl certs`).
 //! - [`key_file`]: writing and reading private keys without ever exposing them to others.
 //! - [`grpc`]: tonic glue: server config, a dialer for clients, the per-service role gate.
@@ -17,6 +18,7 @@ pub mod grpc;
 pub mod key_file;
 pub mod provider;
 pub mod role;
+mod role_cache;
 pub mod token;
 
 pub use grpc::{Dialer, PemIdentity, RoleGate, NODE_DNS_NAME};

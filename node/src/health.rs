@@ -4,6 +4,7 @@
 //! to ask for it. The raft and admin services report nothing of their own; they answer
 //! whenever the process does.
 
+use crate::metrics::pace;
 use crate::metrics::readiness::{self, ApplyProgress};
 use crate::types::Raft;
 use proto::inventory::inventory_server::SERVICE_NAME as INVENTORY;
@@ -37,7 +38,7 @@ pub fn start(raft: Raft, progress: Arc<ApplyProgress>, reporter: HealthReporter)
                 reported = Some(status);
             }
             tokio::select! {
-                changed = metrics.changed() => if changed.is_err() { break },
+                changed = pace::next_change(&mut metrics) => if changed.is_err() { break },
                 _ = tokio::time::sleep(RECHECK) => {}
             }
         }

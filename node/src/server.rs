@@ -264,7 +264,10 @@ async fn raft_stopped(raft: Raft) -> String {
         if let Err(fatal) = &metrics.borrow().running_state {
             return fatal.to_string();
         }
-        if metrics.changed().await.is_err() {
+        if crate::metrics::pace::next_change(&mut metrics)
+            .await
+            .is_err()
+        {
             return "its metrics channel closed".into();
         }
     }

@@ -9,6 +9,7 @@
 
 mod histogram;
 pub mod http;
+pub mod pace;
 mod raft_watch;
 pub mod readiness;
 

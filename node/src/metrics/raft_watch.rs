@@ -31,7 +31,7 @@ pub fn start(raft: Raft, gauges: RaftGauges, progress: Arc<ApplyProgress>) {
                 let metrics = rx.borrow_and_update();
                 seen.update(&gauges, &progress, &metrics);
             }
-            if rx.changed().await.is_err() {
+            if super::pace::next_change(&mut rx).await.is_err() {
                 // Raft has shut down.
                 return;
             }

@@ -871,6 +871,46 @@ async fn concurrent_orders_are_batched_and_each_gets_its_own_outcome() {
     );
 }
 
+/// A batch's answers are handed out only once the next batch's `Submit` is on its way: the
+/// answers' tasks (each an HTTP write) would otherwise run first and hold that `Submit` back
+/// while the leader sits idle.
+#[tokio::test]
+async fn the_next_batch_leaves_before_the_last_batchs_callers_are_answered() {
+    let (node, app) = one_node().await;
+    post_json(&app, "/v1/skus", json!({"sku": "A1", "stock": 1000})).await;
+    node.close_gate().await;
+    let order = |i: usize| {
+        let app = app.clone();
+        tokio::spawn(async move {
+            post_json(
+                &app,
+                "/v1/orders",
+                order_body(&format!("o-{i}"), &format!("u-{i}"), "A1", 1),
+            )
+            .await
+        })
+    };
+    let first = order(0);
+    wait_until("the first order's submit is in flight", || {
+        node.submits().len() == 2
+    })
+    .await;
+    let queued: Vec<_> = (1..20).map(order).collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(node.submits().len(), 2, "the others wait for the slot");
+    node.open_gate();
+    let answered = first.await.unwrap();
+    assert_eq!(answered.status, 201, "{}", answered.text());
+    assert_eq!(
+        node.submits().len(),
+        3,
+        "the next batch reached the node before the first caller had its answer"
+    );
+    for task in queued {
+        assert_eq!(task.await.unwrap().status, 201);
+    }
+}
+
 #[tokio::test]
 async fn healthz_readyz_and_metrics() {
     let (_node, app) = one_node().await;

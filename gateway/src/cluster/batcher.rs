@@ -129,7 +129,7 @@ async fn run(cluster: Arc<Cluster>, mut rx: mpsc::Receiver<Pending>) {
     }
 }
 
-async fn submit(cluster: Arc<Cluster>, batch: Vec<Pending>, _slot: OwnedSemaphorePermit) {
+async fn submit(cluster: Arc<Cluster>, batch: Vec<Pending>, slot: OwnedSemaphorePermit) {
     let deadline = batch
         .iter()
         .map(|p| p.deadline)
@@ -138,6 +138,14 @@ async fn submit(cluster: Arc<Cluster>, batch: Vec<Pending>, _slot: OwnedSemaphor
     let commands: Vec<Bytes> = batch.iter().map(|p| p.command.clone()).collect();
     let request_ids = RequestIds::joined(batch.iter().filter_map(|p| p.request_id.as_deref()));
     let result = cluster.submit(commands, request_ids, deadline).await;
+    // The next batch leaves before this one's callers hear back. Each answer wakes a
+    // request's task, which writes its HTTP answer (about 13 µs each); queued first, some
+    // hundred of them held the next `Submit`, started by tasks woken later, for over a
+    // millisecond while the leader sat idle. Freed, the slot wakes the batching task, and
+    // the yield lets it, the new `Submit`'s task and the channel's tasks run (a yield
+    // resumes only once the tasks queued meanwhile have run) before the answers go out.
+    drop(slot);
+    tokio::task::yield_now().await;
     match result {
         Ok(submitted) if submitted.outcomes.len() == batch.len() => {
             for (p, raw) in batch.into_iter().zip(submitted.outcomes) {

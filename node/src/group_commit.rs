@@ -67,6 +67,18 @@ impl Answers {
     }
 }
 
+#[cfg(test)]
+impl Answers {
+    /// The answers to `batch`'s commands, from the first.
+    pub fn of(outcomes: Vec<Outcome>, batch: Batch) -> Self {
+        Self {
+            outcomes: outcomes.into_iter(),
+            batch: Arc::new(batch),
+            next: 0,
+        }
+    }
+}
+
 struct Proposal {
     commands: Vec<Command>,
     /// The commands' size on the wire.

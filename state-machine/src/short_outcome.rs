@@ -100,10 +100,21 @@ impl ShortOutcome {
 /// The bytes of `outcome` as a `Submit` answers it: short of what `command` names when
 /// `short` (a refusal answered as a read has no command, and travels whole either way).
 pub fn encode(outcome: Outcome, command: Option<&Command>, short: bool) -> Vec<u8> {
+    encode_onto(Vec::new(), outcome, command, short)
+}
+
+/// As `encode`, appended to `out`: a `Submit`'s outcomes can share one buffer, not one
+/// growing allocation each.
+pub fn encode_onto(
+    out: Vec<u8>,
+    outcome: Outcome,
+    command: Option<&Command>,
+    short: bool,
+) -> Vec<u8> {
     let encoded = match (short, command) {
-        (true, Some(command)) => postcard::to_allocvec(&ShortOutcome::shorten(outcome, command)),
-        (true, None) => postcard::to_allocvec(&ShortOutcome::Whole(outcome)),
-        (false, _) => postcard::to_allocvec(&outcome),
+        (true, Some(command)) => postcard::to_extend(&ShortOutcome::shorten(outcome, command), out),
+        (true, None) => postcard::to_extend(&ShortOutcome::Whole(outcome), out),
+        (false, _) => postcard::to_extend(&outcome, out),
     };
     // Encoding our own in-memory values into a Vec cannot fail.
     encoded.expect("postcard encoding into memory")

@@ -2,7 +2,7 @@
 //! reads after the read-index barrier. A follower answers "not leader" with the leader hint.
 
 use crate::codec::{decode, encode};
-use crate::group_commit::{GroupCommit, ProposeError};
+use crate::group_commit::{Answers, GroupCommit, ProposeError};
 use crate::leader::LeaderHint;
 use crate::read_index::{ReadError, ReadIndex};
 use crate::refusal_reads::RefusalReads;
@@ -16,10 +16,11 @@ use proto::inventory::{
 };
 use serde::Serialize;
 use state_machine::{
-    short_outcome, Command, OrderId, Outcome, SkuId, Store, UserId, MAX_BATCH_COMMANDS,
+    short_outcome, Command, OrderId, Outcome, Refusal, SkuId, Store, UserId, MAX_BATCH_COMMANDS,
 };
 use std::sync::Arc;
 use std::time::Duration;
+use tonic::codegen::Bytes;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
@@ -114,18 +115,7 @@ impl InventoryService {
                 }
             }
         };
-        let outcomes = verdicts
-            .into_iter()
-            .map(|verdict| match verdict {
-                Some(refusal) => {
-                    Some(short_outcome::encode(Outcome::Refused(refusal), None, short).into())
-                }
-                None => {
-                    let (outcome, command) = proposed.as_mut()?.next_answer()?;
-                    Some(short_outcome::encode(outcome, Some(command), short).into())
-                }
-            })
-            .collect::<Option<Vec<_>>>();
+        let outcomes = encode_outcomes(verdicts, proposed.as_mut(), short);
         match outcomes {
             Some(outcomes) => submit_reply::Result::Outcomes(Outcomes {
                 outcomes,
@@ -226,6 +216,46 @@ async fn wait_for_event_after(raft: &Raft, store: &Store, after: u64, wait: Dura
             Ok(Err(_)) | Err(_) => return,
         }
     }
+}
+
+/// Room per outcome in a `Submit`'s answer buffer: a short outcome of a placed order takes
+/// a few dozen bytes; the buffer grows when they take more.
+const OUTCOME_BYTES_GUESS: usize = 32;
+
+/// Each command's outcome in the callers' order: a refusal found by judging, or the next
+/// committed answer. `None` when the committed answers run out first. The outcomes are
+/// encoded one after another into one buffer and handed out as slices of it: one allocation
+/// per `Submit`, where each outcome used to take its own, grown several times over.
+fn encode_outcomes(
+    verdicts: Vec<Option<Refusal>>,
+    mut proposed: Option<&mut Answers>,
+    short: bool,
+) -> Option<Vec<Bytes>> {
+    let mut buffer = Vec::with_capacity(verdicts.len() * OUTCOME_BYTES_GUESS);
+    let mut ends = Vec::with_capacity(verdicts.len());
+    for verdict in verdicts {
+        buffer = match verdict {
+            Some(refusal) => {
+                short_outcome::encode_onto(buffer, Outcome::Refused(refusal), None, short)
+            }
+            None => {
+                let (outcome, command) = proposed.as_deref_mut()?.next_answer()?;
+                short_outcome::encode_onto(buffer, outcome, Some(command), short)
+            }
+        };
+        ends.push(buffer.len());
+    }
+    let all = Bytes::from(buffer);
+    let mut start = 0;
+    Some(
+        ends.into_iter()
+            .map(|end| {
+                let one = all.slice(start..end);
+                start = end;
+                one
+            })
+            .collect(),
+    )
 }
 
 fn not_leader(hint: LeaderHint) -> NotLeader {
@@ -404,5 +434,77 @@ impl InventoryService {
         };
         self.read(|store| store.sales(&sku, req.from_ms, req.to_ms))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use state_machine::Batch;
+
+    fn cancel(id: &str) -> Command {
+        Command::Cancel {
+            order_id: OrderId::new(id).unwrap(),
+        }
+    }
+
+    fn not_found(id: &str) -> Outcome {
+        Outcome::Refused(Refusal::OrderNotFound {
+            order_id: OrderId::new(id).unwrap(),
+        })
+    }
+
+    fn refused(sku: &str) -> Refusal {
+        Refusal::SkuNotFound {
+            sku: SkuId::new(sku).unwrap(),
+        }
+    }
+
+    /// Judged refusals and committed answers interleave in the callers' order, each slice of
+    /// the shared buffer decoding to its own outcome, short or whole.
+    #[test]
+    fn outcomes_share_one_buffer_and_each_decodes_to_its_own() {
+        for short in [true, false] {
+            let committed = [cancel("o-1"), cancel("o-22")];
+            let mut answers = Answers::of(
+                vec![not_found("o-1"), not_found("o-22")],
+                Batch {
+                    now_ms: 0,
+                    commands: committed.to_vec(),
+                },
+            );
+            let verdicts = vec![Some(refused("A")), None, Some(refused("BB")), None];
+            let encoded = encode_outcomes(verdicts, Some(&mut answers), short).unwrap();
+            assert_eq!(encoded.len(), 4);
+            let expected = [
+                (Outcome::Refused(refused("A")), cancel("x")),
+                (not_found("o-1"), committed[0].clone()),
+                (Outcome::Refused(refused("BB")), cancel("x")),
+                (not_found("o-22"), committed[1].clone()),
+            ];
+            // A refusal judged as a read travels whole (no command to shorten by), so any
+            // command restores it.
+            for (bytes, (outcome, command)) in encoded.iter().zip(&expected) {
+                assert_eq!(
+                    &short_outcome::decode(bytes, short, command).unwrap(),
+                    outcome
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn answers_that_run_out_give_none() {
+        let mut answers = Answers::of(
+            vec![not_found("o-1")],
+            Batch {
+                now_ms: 0,
+                commands: vec![cancel("o-1")],
+            },
+        );
+        assert!(encode_outcomes(vec![None, None], Some(&mut answers), true).is_none());
+        assert!(encode_outcomes(vec![None], None, true).is_none());
+        let judged = encode_outcomes(vec![Some(refused("A"))], None, true).unwrap();
+        assert_eq!(judged.len(), 1);
     }
 }

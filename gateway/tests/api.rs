@@ -825,24 +825,34 @@ async fn empty_token_bucket_answers_429_with_whole_seconds() {
     assert!(secs >= 1);
 }
 
-#[tokio::test]
-async fn concurrent_orders_are_batched_and_each_gets_its_own_outcome() {
+/// One node holding 1,000 units of `A1`, its gate closed: `Submit`s wait until it opens.
+async fn gated_node_with_a1() -> (FakeNode, axum::Router) {
     let (node, app) = one_node().await;
     post_json(&app, "/v1/skus", json!({"sku": "A1", "stock": 1000})).await;
     node.close_gate().await;
-    let spawn_order = |i: usize| {
-        let app = app.clone();
-        tokio::spawn(async move {
-            let id = format!("o-{i}");
-            let a = post_json(
-                &app,
-                "/v1/orders",
-                order_body(&id, &format!("u-{i}"), "A1", 1),
-            )
-            .await;
-            (id, a)
-        })
-    };
+    (node, app)
+}
+
+/// Order `o-{i}` of user `u-{i}`: one unit of `A1`, placed from a task of its own.
+fn spawn_single_unit_order(
+    app: &axum::Router,
+    i: usize,
+) -> tokio::task::JoinHandle<support::Answer> {
+    let app = app.clone();
+    tokio::spawn(async move {
+        post_json(
+            &app,
+            "/v1/orders",
+            order_body(&format!("o-{i}"), &format!("u-{i}"), "A1", 1),
+        )
+        .await
+    })
+}
+
+#[tokio::test]
+async fn concurrent_orders_are_batched_and_each_gets_its_own_outcome() {
+    let (node, app) = gated_node_with_a1().await;
+    let spawn_order = |i: usize| spawn_single_unit_order(&app, i);
     // Fill the batcher's submit slots one by one, then queue more behind them.
     let mut tasks = Vec::new();
     let slots = gateway::MAX_SUBMITS_IN_FLIGHT;
@@ -856,10 +866,14 @@ async fn concurrent_orders_are_batched_and_each_gets_its_own_outcome() {
     tasks.extend((slots..60).map(spawn_order));
     tokio::time::sleep(Duration::from_millis(200)).await;
     node.open_gate();
-    for task in tasks {
-        let (id, a) = task.await.unwrap();
+    for (i, task) in tasks.into_iter().enumerate() {
+        let a = task.await.unwrap();
         assert_eq!(a.status, 201, "{}", a.text());
-        assert_eq!(a.json()["order_id"], id, "each caller gets its own outcome");
+        assert_eq!(
+            a.json()["order_id"],
+            format!("o-{i}"),
+            "each caller gets its own outcome"
+        );
     }
     let submits = node.submits();
     let orders: usize = submits.iter().skip(1).map(Vec::len).sum();
@@ -876,20 +890,8 @@ async fn concurrent_orders_are_batched_and_each_gets_its_own_outcome() {
 /// while the leader sits idle.
 #[tokio::test]
 async fn the_next_batch_leaves_before_the_last_batchs_callers_are_answered() {
-    let (node, app) = one_node().await;
-    post_json(&app, "/v1/skus", json!({"sku": "A1", "stock": 1000})).await;
-    node.close_gate().await;
-    let order = |i: usize| {
-        let app = app.clone();
-        tokio::spawn(async move {
-            post_json(
-                &app,
-                "/v1/orders",
-                order_body(&format!("o-{i}"), &format!("u-{i}"), "A1", 1),
-            )
-            .await
-        })
-    };
+    let (node, app) = gated_node_with_a1().await;
+    let order = |i: usize| spawn_single_unit_order(&app, i);
     let first = order(0);
     wait_until("the first order's submit is in flight", || {
         node.submits().len() == 2

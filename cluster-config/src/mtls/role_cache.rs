@@ -27,11 +27,7 @@ impl RoleCache {
             return Ok(role);
         }
         let role = Role::from_cert_der(der)?;
-        let mut seen = self.entries();
-        if seen.len() == CAPACITY {
-            seen.remove(0);
-        }
-        seen.push((der.into(), role.clone()));
+        keep(&mut self.entries(), der, &role);
         Ok(role)
     }
 
@@ -44,6 +40,18 @@ impl RoleCache {
     fn len(&self) -> usize {
         self.entries().len()
     }
+}
+
+/// Keeps `der`'s role, unless another request kept the same bytes while this one read them
+/// (outside the lock).
+fn keep(seen: &mut Vec<(Box<[u8]>, Role)>, der: &[u8], role: &Role) {
+    if seen.iter().any(|(bytes, _)| **bytes == *der) {
+        return;
+    }
+    if seen.len() == CAPACITY {
+        seen.remove(0);
+    }
+    seen.push((der.into(), role.clone()));
 }
 
 #[cfg(test)]
@@ -90,5 +98,14 @@ mod tests {
         // The first was dropped: read again, it is right and the size holds.
         assert_eq!(cache.role_of(&ders[0]).unwrap(), Role::Node(1));
         assert_eq!(cache.len(), CAPACITY);
+    }
+
+    /// Two requests that read the same certificate at once both come to keep it.
+    #[test]
+    fn bytes_kept_twice_make_one_entry() {
+        let mut seen = Vec::new();
+        keep(&mut seen, b"same bytes", &Role::Gateway);
+        keep(&mut seen, b"same bytes", &Role::Gateway);
+        assert_eq!(seen.len(), 1);
     }
 }

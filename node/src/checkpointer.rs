@@ -8,6 +8,7 @@
 //! proves nothing (fsyncgate). Retrying would only let the dirty set and the unpurgeable log
 //! grow; a restart reopens sled and replays the log from the last good checkpoint.
 
+use crate::low_priority;
 use crate::metrics::HotPath;
 use state_machine::{Store, StoreError};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -81,6 +82,9 @@ impl EntriesDue {
     }
 }
 
+/// The name of the thread checkpoints run on, at a lower CPU priority (`low_priority`).
+pub const THREAD: &str = "checkpoint";
+
 /// Checkpoints every `interval`, or as soon as `due` counts its limit of entries, until one
 /// checkpoint fails; the task's result is that failure. Either cause starts the interval
 /// again.
@@ -90,7 +94,22 @@ pub fn start(
     due: Arc<EntriesDue>,
     hot: HotPath,
 ) -> JoinHandle<StoreError> {
+    start_on(THREAD, store, interval, due, hot)
+}
+
+/// `start`, with the checkpoints' thread named `thread`.
+fn start_on(
+    thread: &'static str,
+    store: Arc<Store>,
+    interval: Duration,
+    due: Arc<EntriesDue>,
+    hot: HotPath,
+) -> JoinHandle<StoreError> {
     tokio::spawn(async move {
+        let worker = match low_priority::Worker::start(thread) {
+            Ok(worker) => worker,
+            Err(e) => return StoreError::Io(e),
+        };
         let first = tokio::time::Instant::now() + interval + random_phase(interval);
         let mut tick = tokio::time::interval_at(first, interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -103,7 +122,7 @@ pub fn start(
             tick.reset();
             let checkpointing = store.clone();
             let started = Instant::now();
-            match tokio::task::spawn_blocking(move || checkpointing.checkpoint()).await {
+            match worker.run(move || checkpointing.checkpoint()).await {
                 Ok(Ok(info)) if info.records > 0 => tracing::debug!(
                     records = info.records,
                     ms = started.elapsed().as_millis() as u64,
@@ -112,7 +131,7 @@ pub fn start(
                 ),
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => return e,
-                Err(e) => return StoreError::Io(std::io::Error::other(e.to_string())),
+                Err(e) => return StoreError::Io(e),
             }
             let (held, on_disk_only) = store.events_in_memory();
             hot.events_in_memory.set(held as i64);
@@ -231,6 +250,59 @@ mod tests {
         );
         apply(&store, &due, 10, 1);
         assert!(wait_until_checkpointed(&store, "10").await);
+        task.abort();
+    }
+
+    /// The nice value and the time on a CPU so far (ns) of this process's thread named
+    /// `name`, if there is one (Linux: `/proc`).
+    #[cfg(target_os = "linux")]
+    fn thread_named(name: &str) -> Option<(i64, u64)> {
+        for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+            let path = task.path();
+            let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+            if comm.trim_end() != name {
+                continue;
+            }
+            let stat = std::fs::read_to_string(path.join("stat")).ok()?;
+            // After the name in brackets: state is the 3rd field, nice the 19th.
+            let after_name = stat.rsplit_once(')')?.1;
+            let nice = after_name.split_whitespace().nth(16)?.parse().ok()?;
+            let schedstat = std::fs::read_to_string(path.join("schedstat")).ok()?;
+            let on_cpu = schedstat.split_whitespace().next()?.parse().ok()?;
+            return Some((nice, on_cpu));
+        }
+        None
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn checkpoints_run_on_a_thread_of_their_own_at_the_lower_priority() {
+        // A name of this test's own: other tests' checkpointers run beside it.
+        const NAME: &str = "checkpoint-test";
+        let store = store();
+        let due = EntriesDue::exactly(1);
+        let task = start_on(
+            NAME,
+            store.clone(),
+            Duration::from_secs(600),
+            due.clone(),
+            HotPath::default(),
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while thread_named(NAME).is_none() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Once started, the thread waits for work and uses no CPU.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let (nice, idle) = thread_named(NAME).expect("the checkpoints' thread");
+        assert!(nice >= i64::from(low_priority::NICE), "nice {nice}");
+        apply(&store, &due, 1, 1);
+        assert!(wait_until_checkpointed(&store, "1").await);
+        let (_, after) = thread_named(NAME).expect("the checkpoints' thread");
+        assert!(
+            after > idle,
+            "the checkpoint ran elsewhere: {idle} → {after} ns"
+        );
         task.abort();
     }
 

@@ -29,16 +29,8 @@ where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
 {
-    let (done, result) = oneshot::channel();
-    std::thread::Builder::new()
-        .name(name.to_owned())
-        .spawn(move || {
-            lower_this_thread();
-            let _ = done.send(work());
-        })?;
-    result
-        .await
-        .map_err(|_| std::io::Error::other(format!("the {name} thread panicked")))
+    // The worker is dropped once the work is done, and its thread ends with it.
+    Worker::start(name)?.run(work).await
 }
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -67,15 +59,15 @@ impl Worker {
         })
     }
 
-    /// Runs `work` on the worker's thread and returns its result; an error once the thread
-    /// has ended (a panic in this or an earlier piece of work).
+    /// Runs `work` on the worker's thread and returns its result; an error naming the thread
+    /// if this or an earlier piece of work panicked.
     pub async fn run<T, F>(&self, work: F) -> std::io::Result<T>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
         let (done, result) = oneshot::channel();
-        let gone = || std::io::Error::other(format!("the {} thread has ended", self.name));
+        let gone = || std::io::Error::other(format!("the {} thread panicked", self.name));
         self.jobs
             .send(Box::new(move || {
                 let _ = done.send(work());

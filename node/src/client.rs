@@ -3,7 +3,7 @@
 //! gives up at its deadline. (The gateway has its own, with HTTP-facing policy.)
 
 use crate::codec::{decode, encode};
-use crate::network::{Channels, MAX_MESSAGE_BYTES};
+use crate::network::{Channels, NodeChannel, MAX_MESSAGE_BYTES};
 use cluster_config::mtls::Dialer;
 use proto::admin::StatusReply;
 use proto::inventory::inventory_client::InventoryClient;
@@ -83,7 +83,7 @@ impl Client {
 
     async fn with_leader<T, F, Fut>(&self, mut attempt: F) -> Result<T, ClientError>
     where
-        F: FnMut(tonic::transport::Channel) -> Fut,
+        F: FnMut(NodeChannel) -> Fut,
         Fut: std::future::Future<Output = Result<Attempt<T>, ClientError>>,
     {
         let started = Instant::now();
@@ -163,7 +163,7 @@ impl Client {
     async fn read<T: serde::de::DeserializeOwned>(
         &self,
         call: impl Fn(
-            InventoryClient<tonic::transport::Channel>,
+            InventoryClient<NodeChannel>,
         ) -> futures::future::BoxFuture<
             'static,
             Result<tonic::Response<proto::inventory::ReadReply>, tonic::Status>,

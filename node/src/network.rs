@@ -19,6 +19,7 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use openraft::{AnyError, BasicNode};
+use proto::eager_end::EagerEnd;
 use proto::raft::raft_client::RaftClient;
 use proto::raft::{raft_reply, RaftRequest};
 use serde::de::DeserializeOwned;
@@ -38,10 +39,13 @@ use tonic::transport::Channel;
 /// one peer or client can make a node buffer (256 MiB did not).
 pub const MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
 
+/// A channel to one node, whose requests end with their last data frame (`eager_end`).
+pub type NodeChannel = EagerEnd<Channel>;
+
 /// Channels to peers, shared by all clients the factory makes.
 #[derive(Clone, Default)]
 pub struct Channels {
-    by_addr: Arc<Mutex<HashMap<String, Channel>>>,
+    by_addr: Arc<Mutex<HashMap<String, NodeChannel>>>,
     dialer: Dialer,
 }
 
@@ -54,7 +58,7 @@ impl Channels {
     }
 
     /// A lazily connected channel to `addr`, created once and reused.
-    pub fn get(&self, addr: &str) -> Result<Channel, tonic::transport::Error> {
+    pub fn get(&self, addr: &str) -> Result<NodeChannel, tonic::transport::Error> {
         let mut map = self.by_addr.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(ch) = map.get(addr) {
             return Ok(ch.clone());
@@ -66,6 +70,7 @@ impl Channels {
             .tcp_nodelay(true)
             .http2_keep_alive_interval(std::time::Duration::from_secs(5))
             .connect_lazy();
+        let ch = EagerEnd::new(ch);
         map.insert(addr.to_string(), ch.clone());
         Ok(ch)
     }
@@ -115,7 +120,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 pub struct PeerClient {
     self_id: NodeId,
     target: NodeId,
-    channel: Result<Channel, String>,
+    channel: Result<NodeChannel, String>,
     identity: ClusterIdentity,
     budget: Arc<AppendBudget>,
 }

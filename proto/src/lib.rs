@@ -1,8 +1,10 @@
 //! The gRPC contracts between nodes (`raft`), gateways and nodes (`inventory`), and the admin
 //! CLI and nodes (`admin`), with their generated tonic/prost code; and [`MemberRole`], the
-//! one reading of the `role` those contracts carry, and the metadata key of request ids.
+//! one reading of the `role` those contracts carry, the metadata key of request ids, and
+//! [`eager_end::EagerEnd`], how clients of these contracts send their request bodies.
 //! Nothing else lives here.
 
+pub mod eager_end;
 pub mod role;
 
 pub use role::MemberRole;

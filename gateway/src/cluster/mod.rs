@@ -28,12 +28,11 @@ use proto::inventory::{
 use serde::de::DeserializeOwned;
 use state_machine::{Command, Outcome};
 use tokio::time::Instant;
-use tonic::transport::Channel;
 use tonic::Code;
 
 pub use batcher::{Batcher, MAX_SUBMITS_IN_FLIGHT};
 use leader::LeaderTracker;
-use pool::ChannelPool;
+use pool::{ChannelPool, NodeChannel};
 pub use request_ids::RequestIds;
 
 use crate::error::ApiError;
@@ -222,7 +221,7 @@ impl Cluster {
         mut attempt: F,
     ) -> Result<T, ClusterError>
     where
-        F: FnMut(Channel, Duration) -> Fut,
+        F: FnMut(NodeChannel, Duration) -> Fut,
         Fut: Future<Output = Result<Answer<T>, tonic::Status>>,
     {
         let mut target = self.first_target();
@@ -456,7 +455,7 @@ pub(crate) fn outcome_count_mismatch(outcomes: usize, commands: usize) -> Cluste
     ))
 }
 
-fn client(channel: Channel) -> InventoryClient<Channel> {
+fn client(channel: NodeChannel) -> InventoryClient<NodeChannel> {
     InventoryClient::new(channel).max_decoding_message_size(MAX_REPLY_BYTES)
 }
 

@@ -1,4 +1,5 @@
-//! One tonic `Channel` per node address, made on first use and reused by every request.
+//! One tonic `Channel` per node address, made on first use and reused by every request, its
+//! requests ending with their last data frame (`proto::eager_end`).
 //!
 //! A channel is one HTTP/2 connection that multiplexes all calls and reconnects on its own;
 //! making one per request would cost a TCP and HTTP/2 handshake each time and exhaust ports
@@ -10,7 +11,11 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use cluster_config::mtls::Dialer;
+use proto::eager_end::EagerEnd;
 use tonic::transport::Channel;
+
+/// A channel to one node.
+pub type NodeChannel = EagerEnd<Channel>;
 
 /// Most channels kept. The configured nodes plus leader hints for nodes added later; bounded
 /// so a stream of bogus hints cannot grow the map without limit.
@@ -27,7 +32,7 @@ const CHANNEL_BUFFER: usize = 4_096;
 
 pub struct ChannelPool {
     configured: Vec<String>,
-    channels: Mutex<HashMap<String, Channel>>,
+    channels: Mutex<HashMap<String, NodeChannel>>,
     dialer: Dialer,
 }
 
@@ -41,7 +46,7 @@ impl ChannelPool {
     }
 
     /// The channel to `addr` (`host:port`), or `None` if the address cannot form a URI.
-    pub fn channel(&self, addr: &str) -> Option<Channel> {
+    pub fn channel(&self, addr: &str) -> Option<NodeChannel> {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(ch) = channels.get(addr) {
             return Some(ch.clone());
@@ -56,7 +61,7 @@ impl ChannelPool {
             .keep_alive_timeout(KEEPALIVE_TIMEOUT)
             .keep_alive_while_idle(true)
             .buffer_size(CHANNEL_BUFFER);
-        let channel = endpoint.connect_lazy();
+        let channel = EagerEnd::new(endpoint.connect_lazy());
         if channels.len() >= MAX_CHANNELS {
             let configured = &self.configured;
             channels.retain(|a, _| configured.contains(a));

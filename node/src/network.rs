@@ -1,5 +1,8 @@
 //! The Raft network over tonic. `new_client` is called per replication stream and per vote
 //! or read-index round, so it only clones a cached, lazily connected channel per address.
+//! AppendEntries travel on one long-lived stream per client (`AppendStream`): a unary call
+//! costs a new HTTP/2 stream, whose headers go out a runtime poll or two before its data,
+//! and headers and trailers both ways. Votes and snapshot chunks stay unary calls.
 //! A connect failure is `Unreachable` (openraft backs off); a peer that answers as another
 //! node id is refused the same way, since its address is wrong, and so is a peer that refuses
 //! this node's cluster id (`FailedPrecondition`): it belongs to another cluster, or has no id
@@ -21,11 +24,13 @@ use openraft::raft::{
 use openraft::{AnyError, BasicNode};
 use proto::eager_end::EagerEnd;
 use proto::raft::raft_client::RaftClient;
-use proto::raft::{raft_reply, RaftRequest};
+use proto::raft::{raft_reply, RaftReply, RaftRequest};
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 /// Largest gRPC message a node sends or accepts, sized from what is legal rather than
@@ -84,6 +89,10 @@ pub struct Network {
     /// One per peer, kept across replication streams: a new term must not start a slow
     /// follower at the full budget again.
     budgets: Arc<Mutex<HashMap<NodeId, Arc<AppendBudget>>>>,
+    /// Per peer and address, shared by every client: openraft makes a client per read-index
+    /// round as well, which sends one AppendEntries, and would otherwise open a stream each
+    /// time.
+    streams: Arc<Mutex<StreamsByPeer>>,
 }
 
 impl Network {
@@ -93,7 +102,55 @@ impl Network {
             channels: Channels::new(dialer),
             identity,
             budgets: Default::default(),
+            streams: Default::default(),
         }
+    }
+}
+
+/// Each peer's append streams, by its id and address.
+type StreamsByPeer = HashMap<(NodeId, String), Arc<PeerStreams>>;
+
+/// Idle append streams most kept per peer: one per replication stream and read-index round
+/// in flight at once.
+const IDLE_STREAMS: usize = 4;
+
+/// How long a peer that did not know `AppendStream` gets calls of their own before the
+/// stream is tried again (it may have been upgraded since).
+const RETRY_STREAM_AFTER: Duration = Duration::from_secs(60);
+
+/// The append streams open to one peer that no call is using, and whether the peer knows
+/// them.
+#[derive(Default)]
+pub struct PeerStreams {
+    idle: Mutex<Vec<AppendStream>>,
+    unsupported_since: Mutex<Option<Instant>>,
+}
+
+impl PeerStreams {
+    fn take(&self) -> Option<AppendStream> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()
+    }
+
+    fn put_back(&self, stream: AppendStream) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < IDLE_STREAMS {
+            idle.push(stream);
+        }
+    }
+
+    fn supported(&self) -> bool {
+        let since = self
+            .unsupported_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        since.is_none_or(|at| at.elapsed() >= RETRY_STREAM_AFTER)
+    }
+
+    fn unsupported(&self) {
+        *self
+            .unsupported_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
     }
 }
 
@@ -106,6 +163,13 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             target,
             channel: self.channels.get(&node.addr).map_err(|e| e.to_string()),
             identity: self.identity.clone(),
+            streams: self
+                .streams
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry((target, node.addr.clone()))
+                .or_default()
+                .clone(),
             budget: self
                 .budgets
                 .lock()
@@ -123,9 +187,16 @@ pub struct PeerClient {
     channel: Result<NodeChannel, String>,
     identity: ClusterIdentity,
     budget: Arc<AppendBudget>,
+    /// The streams AppendEntries travel on (`AppendStream`). A call takes one out and puts
+    /// it back only after a complete exchange: a call that times out, fails or is dropped
+    /// halfway puts none back, so no reply can ever be read as the answer to a later
+    /// request. The replies' `seq` checks that too.
+    streams: Arc<PeerStreams>,
 }
 
 type RpcResult<T, E> = Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
+
+type Client = RaftClient<InterceptedService<NodeChannel, Stamp>>;
 
 #[derive(Clone, Copy)]
 enum Method {
@@ -134,8 +205,60 @@ enum Method {
     Snapshot,
 }
 
+impl Method {
+    fn action(self) -> RPCTypes {
+        match self {
+            Method::Append => RPCTypes::AppendEntries,
+            Method::Vote => RPCTypes::Vote,
+            Method::Snapshot => RPCTypes::InstallSnapshot,
+        }
+    }
+}
+
+/// An open append stream: where requests go, where replies come from, and the next
+/// request's number.
+pub struct AppendStream {
+    requests: mpsc::Sender<RaftRequest>,
+    replies: tonic::Streaming<RaftReply>,
+    next_seq: u64,
+}
+
 impl PeerClient {
-    /// Sends `payload`, the postcard encoding of the request.
+    fn client<E: std::error::Error>(&self) -> RpcResult<Client, E> {
+        let channel = self
+            .channel
+            .clone()
+            .map_err(|e| RPCError::Unreachable(Unreachable::from(AnyError::error(e))))?;
+        Ok(
+            RaftClient::with_interceptor(channel, Stamp(self.identity.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+    }
+
+    fn request(&self, payload: Vec<u8>, seq: u64) -> RaftRequest {
+        RaftRequest {
+            target: self.target,
+            from: self.self_id,
+            payload,
+            seq,
+        }
+    }
+
+    fn timeout<E: std::error::Error>(
+        &self,
+        method: Method,
+        ttl: Duration,
+    ) -> RPCError<NodeId, BasicNode, RaftError<NodeId, E>> {
+        RPCError::Timeout(Timeout {
+            action: method.action(),
+            id: self.self_id,
+            target: self.target,
+            timeout: ttl,
+        })
+    }
+
+    /// Sends `payload`, the postcard encoding of the request, in a call of its own.
     async fn call<Resp, E>(
         &self,
         method: Method,
@@ -146,18 +269,8 @@ impl PeerClient {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
-        let channel = self
-            .channel
-            .clone()
-            .map_err(|e| RPCError::Unreachable(Unreachable::from(AnyError::error(e))))?;
-        let mut client = RaftClient::with_interceptor(channel, Stamp(self.identity.clone()))
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        let request = RaftRequest {
-            target: self.target,
-            from: self.self_id,
-            payload,
-        };
+        let mut client = self.client()?;
+        let request = self.request(payload, 0);
         let ttl = option.hard_ttl();
         let call = async {
             match method {
@@ -166,34 +279,118 @@ impl PeerClient {
                 Method::Snapshot => client.install_snapshot(request).await,
             }
         };
-        let reply = match tokio::time::timeout(ttl, call).await {
-            Err(_) => {
-                let action = match method {
-                    Method::Append => RPCTypes::AppendEntries,
-                    Method::Vote => RPCTypes::Vote,
-                    Method::Snapshot => RPCTypes::InstallSnapshot,
-                };
-                return Err(RPCError::Timeout(Timeout {
-                    action,
-                    id: self.self_id,
-                    target: self.target,
-                    timeout: ttl,
-                }));
+        match tokio::time::timeout(ttl, call).await {
+            Err(_) => Err(self.timeout(method, ttl)),
+            Ok(Err(status)) => Err(self.failed(&status)),
+            Ok(Ok(reply)) => self.answer(reply.into_inner()),
+        }
+    }
+
+    /// Sends an AppendEntries on the append stream, opening one if there is none; falls back
+    /// to a call of its own for a peer that does not know the stream.
+    async fn append<Resp, E>(&self, payload: Vec<u8>, option: RPCOption) -> RpcResult<Resp, E>
+    where
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        if !self.streams.supported() {
+            return self.call(Method::Append, payload, option).await;
+        }
+        let ttl = option.hard_ttl();
+        let stream = self.streams.take();
+        let exchanged = match tokio::time::timeout(ttl, self.exchange(stream, payload)).await {
+            Err(_) => return Err(self.timeout(Method::Append, ttl)),
+            Ok(exchanged) => exchanged,
+        };
+        match exchanged {
+            Ok((reply, stream)) => {
+                self.streams.put_back(stream);
+                self.answer(reply)
             }
-            Ok(Err(status))
-                if matches!(
-                    status.code(),
-                    tonic::Code::Unavailable | tonic::Code::FailedPrecondition
-                ) =>
-            {
+            Err(Exchange::Unsupported(payload)) => {
+                tracing::info!(
+                    target = self.target,
+                    "peer does not take AppendStream (an older version): AppendEntries one call each"
+                );
+                self.streams.unsupported();
+                self.call(Method::Append, payload, option).await
+            }
+            Err(Exchange::Failed(status)) => Err(self.failed(&status)),
+        }
+    }
+
+    async fn exchange(
+        &self,
+        stream: Option<AppendStream>,
+        payload: Vec<u8>,
+    ) -> Result<(RaftReply, AppendStream), Exchange> {
+        let mut stream = match stream {
+            Some(stream) => stream,
+            None => match self.open().await {
+                Ok(stream) => stream,
+                Err(None) => return Err(Exchange::Unsupported(payload)),
+                Err(Some(status)) => return Err(Exchange::Failed(status)),
+            },
+        };
+        let seq = stream.next_seq;
+        stream.next_seq += 1;
+        let gone = || Exchange::Failed(tonic::Status::unavailable("the append stream ended"));
+        stream
+            .requests
+            .send(self.request(payload, seq))
+            .await
+            .map_err(|_| gone())?;
+        match stream.replies.message().await.map_err(Exchange::Failed)? {
+            Some(reply) if reply.seq == seq => Ok((reply, stream)),
+            Some(reply) => Err(Exchange::Failed(tonic::Status::internal(format!(
+                "the append stream answered request {} where {seq} was due",
+                reply.seq
+            )))),
+            None => Err(gone()),
+        }
+    }
+
+    /// A new append stream; `Err(None)` if the peer does not know `AppendStream`.
+    async fn open(&self) -> Result<AppendStream, Option<tonic::Status>> {
+        let mut client = self
+            .client::<openraft::error::Infallible>()
+            .map_err(|e| Some(tonic::Status::unavailable(e.to_string())))?;
+        // One request waits at most: the next is sent only after this one's reply.
+        let (requests, outgoing) = mpsc::channel(1);
+        let outgoing = tonic::codegen::tokio_stream::wrappers::ReceiverStream::new(outgoing);
+        match client.append_stream(outgoing).await {
+            Ok(replies) => Ok(AppendStream {
+                requests,
+                replies: replies.into_inner(),
+                next_seq: 1,
+            }),
+            Err(status) if status.code() == tonic::Code::Unimplemented => Err(None),
+            Err(status) => Err(Some(status)),
+        }
+    }
+
+    /// A call's failure as openraft takes it: a peer that is down, or refuses this node's
+    /// cluster id, is unreachable (openraft backs off); anything else is a network error.
+    fn failed<E: std::error::Error>(
+        &self,
+        status: &tonic::Status,
+    ) -> RPCError<NodeId, BasicNode, RaftError<NodeId, E>> {
+        match status.code() {
+            tonic::Code::Unavailable | tonic::Code::FailedPrecondition => {
                 if status.code() == tonic::Code::FailedPrecondition {
                     tracing::debug!(target = self.target, %status, "peer refused this node's cluster id");
                 }
-                return Err(RPCError::Unreachable(Unreachable::new(&status)));
+                RPCError::Unreachable(Unreachable::new(status))
             }
-            Ok(Err(status)) => return Err(RPCError::Network(NetworkError::new(&status))),
-            Ok(Ok(reply)) => reply.into_inner(),
-        };
+            _ => RPCError::Network(NetworkError::new(status)),
+        }
+    }
+
+    fn answer<Resp, E>(&self, reply: RaftReply) -> RpcResult<Resp, E>
+    where
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
         let bad = |e: postcard::Error| RPCError::Network(NetworkError::new(&e));
         match reply.result {
             Some(raft_reply::Result::Ok(bytes)) => decode(&bytes).map_err(bad),
@@ -219,6 +416,13 @@ impl PeerClient {
             )))),
         }
     }
+}
+
+/// Why an exchange on the append stream failed.
+enum Exchange {
+    /// The peer does not know `AppendStream`; the request was not sent.
+    Unsupported(Vec<u8>),
+    Failed(tonic::Status),
 }
 
 /// An append with entries on its way: when it is dropped before `finish` (openraft's own
@@ -288,7 +492,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
             return Err(RPCError::PayloadTooLarge(too_large));
         }
         if rpc.entries.is_empty() {
-            return self.call(Method::Append, payload, option).await;
+            return self.append(payload, option).await;
         }
         let in_flight = AppendInFlight {
             budget: self.budget.clone(),
@@ -298,7 +502,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
             finished: false,
         };
         let deadline = option.hard_ttl();
-        let result = self.call(Method::Append, payload, option).await;
+        let result = self.append(payload, option).await;
         in_flight.finish(&result, deadline);
         result
     }
@@ -317,5 +521,212 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> RpcResult<VoteResponse<NodeId>, openraft::error::Infallible> {
         self.call(Method::Vote, encode(&rpc), option).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::Vote;
+    use proto::raft::raft_server::{Raft as RaftRpc, RaftServer};
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tonic::codegen::tokio_stream::Stream;
+    use tonic::{Request, Response, Status, Streaming};
+
+    /// A peer that answers every AppendEntries with success, counting how they came.
+    #[derive(Clone, Default)]
+    struct Peer {
+        streams: bool,
+        /// Replies on a stream carry the wrong `seq` from this request on.
+        wrong_seq_from: Option<u64>,
+        unary: Arc<AtomicUsize>,
+        opened: Arc<AtomicUsize>,
+        streamed: Arc<AtomicUsize>,
+    }
+
+    fn success(seq: u64) -> RaftReply {
+        RaftReply {
+            result: Some(raft_reply::Result::Ok(encode(
+                &AppendEntriesResponse::<NodeId>::Success,
+            ))),
+            seq,
+        }
+    }
+
+    type Replies = Pin<Box<dyn Stream<Item = Result<RaftReply, Status>> + Send>>;
+
+    #[tonic::async_trait]
+    impl RaftRpc for Peer {
+        async fn append_entries(
+            &self,
+            _: Request<RaftRequest>,
+        ) -> Result<Response<RaftReply>, Status> {
+            self.unary.fetch_add(1, Ordering::SeqCst);
+            Ok(Response::new(success(0)))
+        }
+
+        type AppendStreamStream = Replies;
+
+        async fn append_stream(
+            &self,
+            req: Request<Streaming<RaftRequest>>,
+        ) -> Result<Response<Replies>, Status> {
+            if !self.streams {
+                return Err(Status::unimplemented("not here"));
+            }
+            self.opened.fetch_add(1, Ordering::SeqCst);
+            let peer = self.clone();
+            let replies = futures::stream::unfold(req.into_inner(), move |mut requests| {
+                let peer = peer.clone();
+                async move {
+                    let request = requests.message().await.ok()??;
+                    peer.streamed.fetch_add(1, Ordering::SeqCst);
+                    let seq = match peer.wrong_seq_from {
+                        Some(from) if request.seq >= from => request.seq + 1,
+                        _ => request.seq,
+                    };
+                    Some((Ok(success(seq)), requests))
+                }
+            });
+            Ok(Response::new(Box::pin(replies)))
+        }
+
+        async fn vote(&self, _: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
+            Err(Status::unimplemented("not here"))
+        }
+
+        async fn install_snapshot(
+            &self,
+            _: Request<RaftRequest>,
+        ) -> Result<Response<RaftReply>, Status> {
+            Err(Status::unimplemented("not here"))
+        }
+    }
+
+    async fn serve(peer: Peer) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(RaftServer::new(peer))
+                .serve_with_incoming(incoming),
+        );
+        addr
+    }
+
+    async fn client_of(addr: String, dir: &std::path::Path) -> PeerClient {
+        let identity = ClusterIdentity::open(dir).unwrap();
+        Network::new(1, Dialer::Plain, identity)
+            .new_client(2, &BasicNode { addr })
+            .await
+    }
+
+    async fn heartbeat(
+        client: &mut PeerClient,
+    ) -> RpcResult<AppendEntriesResponse<NodeId>, openraft::error::Infallible> {
+        let rpc = AppendEntriesRequest::<TypeConfig> {
+            vote: Vote::new_committed(1, 1),
+            prev_log_id: None,
+            entries: vec![],
+            leader_commit: None,
+        };
+        client
+            .append_entries(rpc, RPCOption::new(Duration::from_secs(5)))
+            .await
+    }
+
+    #[tokio::test]
+    async fn appends_share_one_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let peer = Peer {
+            streams: true,
+            ..Peer::default()
+        };
+        let mut client = client_of(serve(peer.clone()).await, dir.path()).await;
+        for _ in 0..3 {
+            assert!(matches!(
+                heartbeat(&mut client).await,
+                Ok(AppendEntriesResponse::Success)
+            ));
+        }
+        assert_eq!(peer.opened.load(Ordering::SeqCst), 1);
+        assert_eq!(peer.streamed.load(Ordering::SeqCst), 3);
+        assert_eq!(peer.unary.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn clients_of_one_network_share_its_streams() {
+        // openraft makes a client per read-index round: each must not open a stream.
+        let dir = tempfile::tempdir().unwrap();
+        let peer = Peer {
+            streams: true,
+            ..Peer::default()
+        };
+        let addr = serve(peer.clone()).await;
+        let mut network =
+            Network::new(1, Dialer::Plain, ClusterIdentity::open(dir.path()).unwrap());
+        for _ in 0..3 {
+            let mut client = network
+                .new_client(2, &BasicNode { addr: addr.clone() })
+                .await;
+            assert!(heartbeat(&mut client).await.is_ok());
+        }
+        assert_eq!(peer.opened.load(Ordering::SeqCst), 1);
+        assert_eq!(peer.streamed.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_peer_without_the_stream_gets_calls_of_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let peer = Peer::default();
+        let mut client = client_of(serve(peer.clone()).await, dir.path()).await;
+        for _ in 0..2 {
+            assert!(matches!(
+                heartbeat(&mut client).await,
+                Ok(AppendEntriesResponse::Success)
+            ));
+        }
+        assert_eq!(peer.unary.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_reply_to_another_request_fails_the_call_and_the_stream_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let peer = Peer {
+            streams: true,
+            wrong_seq_from: Some(2),
+            ..Peer::default()
+        };
+        let mut client = client_of(serve(peer.clone()).await, dir.path()).await;
+        assert!(heartbeat(&mut client).await.is_ok());
+        assert!(matches!(
+            heartbeat(&mut client).await,
+            Err(RPCError::Network(_))
+        ));
+        // A new stream, whose first request is answered as it should be.
+        assert!(heartbeat(&mut client).await.is_ok());
+        assert_eq!(peer.opened.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_call_dropped_halfway_leaves_no_stream_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let peer = Peer {
+            streams: true,
+            ..Peer::default()
+        };
+        let mut client = client_of(serve(peer.clone()).await, dir.path()).await;
+        assert!(heartbeat(&mut client).await.is_ok());
+        // Dropped at its first wait: the stream was taken out and is not put back.
+        {
+            let call = heartbeat(&mut client);
+            futures::pin_mut!(call);
+            assert!(futures::poll!(call.as_mut()).is_pending());
+        }
+        assert!(client.streams.idle.lock().unwrap().is_empty());
+        assert!(heartbeat(&mut client).await.is_ok());
+        assert_eq!(peer.opened.load(Ordering::SeqCst), 2);
     }
 }

@@ -159,6 +159,7 @@ pub async fn run(
     );
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
     let mut builder = tonic::transport::Server::builder()
         .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION));
     if let Some(tls_config) = tls.server_config() {
@@ -171,6 +172,7 @@ pub async fn run(
         config.id,
         identity.clone(),
         config.initial_members.keys().next().copied(),
+        stopping,
     ))
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -235,6 +237,7 @@ pub async fn run(
         None => tracing::info!(id = config.id, "shutting down"),
         Some(reason) => tracing::error!(id = config.id, %reason, "stopping the node"),
     }
+    let _ = stopping_tx.send(true);
     let _ = stop_tx.send(());
     if let Err(e) = raft.shutdown().await {
         tracing::warn!(error = %e, "raft shutdown");

@@ -41,7 +41,7 @@ async fn raft_client(addr: &str) -> RaftClient<tonic::transport::Channel> {
     RaftClient::connect(format!("http://{addr}")).await.unwrap()
 }
 
-fn stamped(request: RaftRequest, cluster_id: &str) -> tonic::Request<RaftRequest> {
+fn stamped<T>(request: T, cluster_id: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(request);
     request.metadata_mut().insert(
         "flashstock-cluster-id",
@@ -60,6 +60,7 @@ fn late_vote(target: u64, from: u64) -> RaftRequest {
         target,
         from,
         payload: encode(&rpc),
+        seq: 0,
     }
 }
 
@@ -130,6 +131,7 @@ async fn another_clusters_node_is_refused_and_a_node_without_id_does_not_vote() 
                 target: 2,
                 from: 4,
                 payload: vec![],
+                seq: 0,
             },
             &b_id,
         ))
@@ -142,6 +144,12 @@ async fn another_clusters_node_is_refused_and_a_node_without_id_does_not_vote() 
     );
     let err = to_a
         .vote(stamped(late_vote(2, 4), &b_id))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err}");
+    // The append stream is refused at its opening, the same way.
+    let err = to_a
+        .append_stream(stamped(futures::stream::pending::<RaftRequest>(), &b_id))
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err}");

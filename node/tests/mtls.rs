@@ -137,6 +137,7 @@ fn vote(target: u64, from: u64, candidate: u64) -> RaftRequest {
         target,
         from,
         payload: encode(&rpc),
+        seq: 0,
     }
 }
 
@@ -151,10 +152,24 @@ fn append(target: u64, from: u64, leader: u64) -> RaftRequest {
         target,
         from,
         payload: encode(&rpc),
+        seq: 0,
     }
 }
 
-/// Every call a rogue process would make: vote, append, status, join as a learner.
+/// One AppendEntries on an append stream of its own: the first reply, or why there is none.
+async fn streamed(raft: &mut RaftClient<Channel>, req: RaftRequest) -> Result<(), tonic::Status> {
+    let mut replies = raft
+        .append_stream(futures::stream::iter([req]))
+        .await?
+        .into_inner();
+    match replies.message().await? {
+        Some(_) => Ok(()),
+        None => Err(tonic::Status::unknown("the stream ended without a reply")),
+    }
+}
+
+/// Every call a rogue process would make: vote, append (alone and on a stream), status,
+/// join as a learner.
 async fn calls(
     dialer: &Dialer,
     addr: &str,
@@ -176,6 +191,10 @@ async fn calls(
         (
             "append",
             raft.append_entries(append(target, 2, 2)).await.map(drop),
+        ),
+        (
+            "append stream",
+            streamed(&mut raft, append(target, 2, 2)).await,
         ),
         ("status", admin.status(StatusRequest {}).await.map(drop)),
         (
@@ -243,7 +262,7 @@ async fn the_certificate_decides_who_may_call_what() {
     let gateway = calls(&pki.dialer(&pki.ca, Role::Gateway), &addr, follower).await;
     for (call, result) in &gateway {
         match *call {
-            "vote" | "append" => denied(result, "needs a node certificate"),
+            "vote" | "append" | "append stream" => denied(result, "needs a node certificate"),
             "join" => denied(result, "needs a admin or node certificate"),
             "read" | "status" => assert!(result.is_ok(), "gateway {call}: {result:?}"),
             other => panic!("unexpected call {other}"),
@@ -279,17 +298,21 @@ async fn the_certificate_decides_who_may_call_what() {
         ("append as 3", append(target, 3, 3)),
         ("append for leader 3", append(target, 2, 3)),
     ] {
-        let result = if what.starts_with("append") {
-            raft.append_entries(req).await.map(drop)
+        let mut results = vec![];
+        if what.starts_with("append") {
+            results.push(raft.append_entries(req.clone()).await.map(drop));
+            results.push(streamed(&mut raft, req).await);
         } else {
-            raft.vote(req).await.map(drop)
-        };
-        let status = result.expect_err(what);
-        assert_eq!(status.code(), Code::PermissionDenied, "{what}: {status:?}");
-        assert!(
-            status.message().contains("node 2 cannot send as node 3"),
-            "{what}: {status:?}"
-        );
+            results.push(raft.vote(req).await.map(drop));
+        }
+        for result in results {
+            let status = result.expect_err(what);
+            assert_eq!(status.code(), Code::PermissionDenied, "{what}: {status:?}");
+            assert!(
+                status.message().contains("node 2 cannot send as node 3"),
+                "{what}: {status:?}"
+            );
+        }
     }
     // Its own (stale) vote is heard: refused by Raft on its merits, not by the gate.
     let own = raft.vote(vote(target, 2, 2)).await;

@@ -2,6 +2,9 @@
 //! Raft, after checking the request is meant for this node and, under mTLS, that the node it
 //! claims to come from (sender, leader or candidate) is the one its certificate names.
 //!
+//! AppendEntries come one at a time (`append_entries`) or as messages on a long-lived stream
+//! (`append_stream`); both go through `append`.
+//!
 //! Calls stamped with another cluster's id never get here (`cluster_id::Check` refuses them).
 //! A node without an id takes the one a leader's AppendEntries or InstallSnapshot carries,
 //! stored before it answers. Until then a node with no Raft state (new or wiped) votes for no
@@ -17,14 +20,22 @@ use openraft::LogId;
 use proto::raft::raft_server;
 use proto::raft::{raft_reply, RaftReply, RaftRequest, WrongNode};
 use serde::Serialize;
-use tonic::{Request, Response, Status};
+use std::pin::Pin;
+use tokio::sync::watch;
+use tonic::codegen::tokio_stream::Stream;
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Response, Status, Streaming};
 
+#[derive(Clone)]
 pub struct RaftService {
     raft: Raft,
     id: NodeId,
     identity: ClusterIdentity,
     /// The lowest id of `initial_members`, when this node's config has them.
     initialiser: Option<NodeId>,
+    /// True once the node is stopping: append streams end then, since a server that stops
+    /// waits for its open streams, and a leader never ends its own.
+    stopping: watch::Receiver<bool>,
 }
 
 impl RaftService {
@@ -33,12 +44,14 @@ impl RaftService {
         id: NodeId,
         identity: ClusterIdentity,
         initialiser: Option<NodeId>,
+        stopping: watch::Receiver<bool>,
     ) -> Self {
         Self {
             raft,
             id,
             identity,
             initialiser,
+            stopping,
         }
     }
 
@@ -95,18 +108,78 @@ impl RaftService {
     fn check(&self, req: &RaftRequest) -> Option<RaftReply> {
         (req.target != self.id).then_some(RaftReply {
             result: Some(raft_reply::Result::WrongNode(WrongNode { actual: self.id })),
+            seq: req.seq,
         })
+    }
+
+    /// One AppendEntries, from a unary call or a message on a stream.
+    async fn append(
+        &self,
+        role: Option<&Role>,
+        metadata: &MetadataMap,
+        req: RaftRequest,
+    ) -> Result<RaftReply, Status> {
+        if let Some(wrong) = self.check(&req) {
+            return Ok(wrong);
+        }
+        let rpc: AppendEntriesRequest<TypeConfig> = decode(&req.payload).map_err(bad)?;
+        check_sender(role, req.from, rpc.vote.leader_id().voted_for())?;
+        self.adopt(metadata).await?;
+        let mut reply = reply(self.raft.append_entries(rpc).await);
+        reply.seq = req.seq;
+        Ok(reply)
     }
 }
 
-fn reply<T: Serialize, E: Serialize>(result: Result<T, E>) -> Response<RaftReply> {
+fn reply<T: Serialize, E: Serialize>(result: Result<T, E>) -> RaftReply {
     let result = match result {
         Ok(ok) => raft_reply::Result::Ok(encode(&ok)),
         Err(e) => raft_reply::Result::RaftError(encode(&e)),
     };
-    Response::new(RaftReply {
+    RaftReply {
         result: Some(result),
-    })
+        seq: 0,
+    }
+}
+
+/// The replies of one append stream, in the order of its requests.
+type Replies = Pin<Box<dyn Stream<Item = Result<RaftReply, Status>> + Send>>;
+
+/// What an append stream's replies are made from: the requests still to come and what each
+/// is checked with. A refused request ends the stream with its status, as a unary call
+/// would have failed; the node stopping ends it too.
+struct AppendStream {
+    service: RaftService,
+    role: Option<Role>,
+    metadata: MetadataMap,
+    requests: Streaming<RaftRequest>,
+    ended: bool,
+}
+
+impl AppendStream {
+    fn replies(self) -> Replies {
+        Box::pin(futures::stream::unfold(self, |mut this| async move {
+            if this.ended {
+                return None;
+            }
+            let mut stopping = this.service.stopping.clone();
+            let next = tokio::select! {
+                next = this.requests.message() => next,
+                _ = stopping.wait_for(|stopping| *stopping) => return None,
+            };
+            let reply = match next {
+                Ok(None) => return None,
+                Ok(Some(req)) => {
+                    this.service
+                        .append(this.role.as_ref(), &this.metadata, req)
+                        .await
+                }
+                Err(status) => Err(status),
+            };
+            this.ended = reply.is_err();
+            Some((reply, this))
+        }))
+    }
 }
 
 /// Under mTLS the gate put the caller's role in the request; a node certificate for one id
@@ -141,13 +214,27 @@ impl raft_server::Raft for RaftService {
     ) -> Result<Response<RaftReply>, Status> {
         let role = req.extensions().get::<Role>().cloned();
         let (metadata, _, req) = req.into_parts();
-        if let Some(wrong) = self.check(&req) {
-            return Ok(Response::new(wrong));
-        }
-        let rpc: AppendEntriesRequest<TypeConfig> = decode(&req.payload).map_err(bad)?;
-        check_sender(role.as_ref(), req.from, rpc.vote.leader_id().voted_for())?;
-        self.adopt(&metadata).await?;
-        Ok(reply(self.raft.append_entries(rpc).await))
+        self.append(role.as_ref(), &metadata, req)
+            .await
+            .map(Response::new)
+    }
+
+    type AppendStreamStream = Replies;
+
+    async fn append_stream(
+        &self,
+        req: Request<Streaming<RaftRequest>>,
+    ) -> Result<Response<Replies>, Status> {
+        let role = req.extensions().get::<Role>().cloned();
+        let (metadata, _, requests) = req.into_parts();
+        let stream = AppendStream {
+            service: self.clone(),
+            role,
+            metadata,
+            requests,
+            ended: false,
+        };
+        Ok(Response::new(stream.replies()))
     }
 
     async fn vote(&self, req: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
@@ -159,7 +246,7 @@ impl raft_server::Raft for RaftService {
         let rpc: VoteRequest<NodeId> = decode(&req.payload).map_err(bad)?;
         check_sender(role.as_ref(), req.from, rpc.vote.leader_id().voted_for())?;
         self.may_vote_without_id(&rpc).await?;
-        Ok(reply(self.raft.vote(rpc).await))
+        Ok(Response::new(reply(self.raft.vote(rpc).await)))
     }
 
     async fn install_snapshot(
@@ -174,6 +261,6 @@ impl raft_server::Raft for RaftService {
         let rpc: InstallSnapshotRequest<TypeConfig> = decode(&req.payload).map_err(bad)?;
         check_sender(role.as_ref(), req.from, rpc.vote.leader_id().voted_for())?;
         self.adopt(&metadata).await?;
-        Ok(reply(self.raft.install_snapshot(rpc).await))
+        Ok(Response::new(reply(self.raft.install_snapshot(rpc).await)))
     }
 }
